@@ -1,0 +1,177 @@
+//! The command line: parse arguments, call one library function, render its result.
+//!
+//! Exit codes: 0 success, 1 failure (including `verify` finding damage), 2 usage errors.
+
+mod output;
+mod store_cmds;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::store::{layout, Store};
+pub use output::Ui;
+
+const ABOUT: &str =
+    "Build clean, reproducible Python bundles as immutable, content-addressed store entries";
+
+const LONG_ABOUT: &str = "\
+pystore builds Python bundles (a CPython interpreter plus pinned wheels) the way Nix builds
+software: every input is pinned by hash, every step is hermetic, and every output is an immutable
+entry in a content-addressed store, so the same inputs give bit-identical bundles on any machine.
+
+The store lives in --store DIR, else $PYSTORE_STORE, else $XDG_DATA_HOME/pystore
+(~/.local/share/pystore). Entries are at <store>/entries/<id>-<name>.";
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(name = "pystore", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
+pub struct Cli {
+    /// Store root directory [default: $XDG_DATA_HOME/pystore]
+    #[arg(long, global = true, env = "PYSTORE_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of text (no progress bars)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only results and errors: no progress, no notices
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Parallel jobs (hashing, verifying, deleting) [default: number of cores]
+    #[arg(short = 'j', long = "jobs", global = true, value_name = "N")]
+    pub jobs: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add local files or directories to the store; prints each store path
+    ///
+    /// A regular file becomes a fixed-output entry identified by its sha256 and name (the same
+    /// entry a download of the same bytes gives); a directory becomes an entry identified by its
+    /// content hash and name. Adding the same content again is a no-op that prints the same path.
+    /// Refused: devices, fifos, sockets, absolute symlinks, symlinks leading outside the tree,
+    /// names that are not UTF-8.
+    Add {
+        /// Files or directories to add
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Entry name [default: the path's file name]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// Show store entries: path, and with --json id, kind, hashes, size, references
+    ///
+    /// PATH is a store path (or any path inside an entry, or a gc root), an id, or <id>-<name>.
+    PathInfo {
+        /// Entries to show
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+        /// Show the closure: the entries and everything they refer to, transitively
+        #[arg(long)]
+        closure: bool,
+        /// Show each entry's size in bytes (with --json also its closure size)
+        #[arg(long, short = 's')]
+        size: bool,
+    },
+    /// Re-hash entries against their recorded manifests; exit 1 naming each damaged file
+    ///
+    /// Without PATH, verifies every entry. Checks each file's type, size, blake3 digest,
+    /// executable bit and read-only mode, each symlink's target, and that nothing was added or
+    /// removed.
+    Verify {
+        /// Entries to verify [default: all]
+        #[arg(value_name = "PATH")]
+        paths: Vec<String>,
+    },
+    /// Manage gc roots: the entries (and their closures) that gc keeps
+    #[command(subcommand)]
+    Root(RootCommand),
+    /// Delete every entry not reachable from a gc root; prints what it frees
+    ///
+    /// Waits until no other pystore process has the store open.
+    Gc {
+        /// Only print what would be deleted
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `pystore root ...`
+#[derive(Debug, Subcommand)]
+pub enum RootCommand {
+    /// Make PATH a gc root called NAME (replacing a root of that name)
+    Add {
+        /// Root name
+        name: String,
+        /// Store path, id or <id>-<name> of the entry to keep
+        path: String,
+    },
+    /// List gc roots
+    List,
+    /// Remove the gc root NAME (the entry stays until the next gc)
+    Remove {
+        /// Root name
+        name: String,
+    },
+}
+
+/// Runs the command line; the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ui = Ui {
+        json: cli.json,
+        quiet: cli.quiet,
+    };
+    output::init_logging(ui);
+    match run(cli, ui) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
+    if let Some(jobs) = cli.jobs {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs.max(1))
+            .build_global()?;
+    }
+    let root = match cli.store {
+        Some(root) => root,
+        None => layout::default_root().ok_or_else(|| {
+            anyhow::anyhow!("cannot tell where the store is: set PYSTORE_STORE or pass --store DIR")
+        })?,
+    };
+    let mut store = Store::open(&root)?;
+    match cli.command {
+        Command::Add { paths, name } => {
+            if name.is_some() && paths.len() > 1 {
+                anyhow::bail!(
+                    "--name applies to one PATH; add the paths one at a time to name them"
+                );
+            }
+            store_cmds::add(&store, ui, &paths, name.as_deref())
+        }
+        Command::PathInfo {
+            paths,
+            closure,
+            size,
+        } => store_cmds::path_info(&store, ui, &paths, closure, size),
+        Command::Verify { paths } => store_cmds::verify(&store, ui, &paths),
+        Command::Root(RootCommand::Add { name, path }) => {
+            store_cmds::root_add(&store, ui, &name, &path)
+        }
+        Command::Root(RootCommand::List) => store_cmds::root_list(&store, ui),
+        Command::Root(RootCommand::Remove { name }) => store_cmds::root_remove(&store, ui, &name),
+        Command::Gc { dry_run } => store_cmds::gc(&mut store, ui, dry_run),
+    }
+}

@@ -1,0 +1,114 @@
+//! Terminal output: the log format, progress bars, byte sizes, JSON printing.
+
+use std::fmt;
+use std::io::IsTerminal;
+
+use serde::Serialize;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// How chatty to be.
+#[derive(Clone, Copy, Debug)]
+pub struct Ui {
+    /// `--json`: stdout carries one JSON document.
+    pub json: bool,
+    /// `-q`: no progress or notices.
+    pub quiet: bool,
+}
+
+impl Ui {
+    /// Progress bars only on a terminal, and never with `-q` or `--json`.
+    pub fn progress_bar(&self, len: u64, message: &'static str) -> indicatif::ProgressBar {
+        if self.quiet || self.json || !std::io::stderr().is_terminal() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(len);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(message);
+        bar
+    }
+}
+
+/// Log lines as a CLI user expects them: `warning: ...`, `error: ...`, notices bare.
+struct PlainFormat;
+
+impl<S, N> FormatEvent<S, N> for PlainFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let prefix = match *event.metadata().level() {
+            Level::ERROR => "error: ",
+            Level::WARN => "warning: ",
+            Level::INFO => "",
+            _ => "debug: ",
+        };
+        write!(writer, "{prefix}")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Sends `tracing` events to stderr: notices and warnings by default, warnings only with `-q` or
+/// `--json`; `RUST_LOG` overrides.
+pub fn init_logging(ui: Ui) {
+    let default = if ui.quiet || ui.json {
+        "pystore=warn"
+    } else {
+        "pystore=info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .event_format(PlainFormat)
+        .try_init();
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `1536` → `1.5 KiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(12_700_000), "12.1 MiB");
+    }
+}

@@ -1,0 +1,5 @@
+//! The `pystore` command.
+
+fn main() -> std::process::ExitCode {
+    pystore::cli::main()
+}

@@ -1,0 +1,156 @@
+//! Making a built tree canonical on disk, syncing it, and removing read-only trees.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use crate::hash::tree::{NodeKind, Tree};
+
+/// The mtime every entry file carries: one second past the epoch, as in Nix (zero means
+/// "unknown" to some tools).
+pub const CANONICAL_MTIME: i64 = 1;
+
+/// Mode of non-executable files.
+pub const FILE_MODE: u32 = 0o444;
+/// Mode of executable files and of directories.
+pub const EXEC_MODE: u32 = 0o555;
+
+/// Sets canonical modes and mtimes on every node of `tree` (read from `root`), children before
+/// parents. The root directory itself stays writable so it can still be renamed into place; see
+/// [`seal_root`].
+pub fn apply(root: &Path, tree: &Tree) -> io::Result<()> {
+    for node in tree.nodes.iter().rev() {
+        let path = if node.path.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&node.path)
+        };
+        match &node.kind {
+            NodeKind::File { executable, .. } => {
+                set_mode(&path, if *executable { EXEC_MODE } else { FILE_MODE })?;
+                set_mtime(&path)?;
+            }
+            NodeKind::Symlink { .. } => set_mtime(&path)?,
+            NodeKind::Directory => {
+                set_mtime(&path)?;
+                if !node.path.is_empty() {
+                    set_mode(&path, EXEC_MODE)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Finishes a directory entry after it has been renamed into place: canonical mtime, mode 0555.
+pub fn seal_root(path: &Path) -> io::Result<()> {
+    if fs::symlink_metadata(path)?.is_dir() {
+        set_mtime(path)?;
+        set_mode(path, EXEC_MODE)?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    let mut perms = fs::metadata(path)?.permissions();
+    perms.set_readonly(mode & 0o200 == 0);
+    fs::set_permissions(path, perms)
+}
+
+#[cfg(unix)]
+fn set_mtime(path: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    let time = libc::timespec {
+        tv_sec: CANONICAL_MTIME as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [time, time];
+    // SAFETY: c_path is a valid NUL-terminated string and times points to two timespecs.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(unix))]
+fn set_mtime(path: &Path) -> io::Result<()> {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(CANONICAL_MTIME as u64);
+    match fs::File::options().write(true).open(path) {
+        Ok(file) => file.set_modified(time),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Makes everything written so far on the store's file system durable. On Linux one `syncfs`
+/// replaces an fsync per file (tens of thousands for a large tree).
+pub fn sync_filesystem(any_path_on_it: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let dir = fs::File::open(any_path_on_it)?;
+        // SAFETY: the fd is valid for the lifetime of `dir`.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[cfg(all(unix, not(target_os = "linux")))]
+    {
+        let _ = any_path_on_it;
+        // SAFETY: sync(2) has no preconditions.
+        unsafe { libc::sync() };
+    }
+    #[cfg(not(unix))]
+    let _ = any_path_on_it;
+    Ok(())
+}
+
+/// Removes a file or a tree whose directories may be read-only. Missing is fine.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    if !meta.is_dir() {
+        return fs::remove_file(path);
+    }
+    make_dirs_writable(path)?;
+    fs::remove_dir_all(path)
+}
+
+fn make_dirs_writable(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    set_mode(dir, 0o755)?;
+    #[cfg(not(unix))]
+    {
+        let mut perms = fs::metadata(dir)?.permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        fs::set_permissions(dir, perms)?;
+    }
+    for child in fs::read_dir(dir)? {
+        let child = child?;
+        if child.file_type()?.is_dir() {
+            make_dirs_writable(&child.path())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! Atomic registration: build in tmp/, canonicalise, sync, rename, then one transaction.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::canonicalise::{self, remove_tree};
+use super::db::NewEntry;
+use super::id::{EntryName, Fingerprint};
+use super::layout::{entry_dir_name, TMP_SEPARATOR};
+use super::lock::{self, LockMode};
+use super::{io_err, EntryInfo, Result, Store, StoreError};
+use crate::hash::tree::Tree;
+use crate::hash::{sha256_file, to_hex};
+
+/// The outcome of asking for an entry.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    /// The valid entry.
+    pub entry: EntryInfo,
+    /// True when this call built it; false when it was valid already (or another process built
+    /// it while we waited).
+    pub built: bool,
+}
+
+/// A builder writes the entry's file or directory at the path it is given (which does not exist
+/// yet), reading only its declared inputs.
+pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Store {
+    /// Returns the entry for `fingerprint`, building it with `builder` unless it is valid already.
+    ///
+    /// One process builds an entry at a time: others wait on its lock (woken the moment it is
+    /// released) and then reuse the result. For a fixed-output fingerprint the output must be a
+    /// single file with the declared sha256; for a source fingerprint it must have the declared
+    /// content hash. Nothing is registered on any error, and nothing is left behind.
+    pub fn build(
+        &self,
+        fingerprint: &Fingerprint,
+        builder: impl FnOnce(&Path) -> std::result::Result<(), BuildError>,
+    ) -> Result<Registration> {
+        let id = fingerprint.id()?;
+        if let Some(entry) = self.query(&id)? {
+            return Ok(Registration {
+                entry,
+                built: false,
+            });
+        }
+        let name = fingerprint.name();
+        let lock_path = self.layout.lock_path(&id);
+        let _lock = lock::acquire(&lock_path, LockMode::Exclusive, || {
+            tracing::info!("waiting for another process that is building {name}")
+        })
+        .map_err(io_err("lock", &lock_path))?;
+        if let Some(entry) = self.query(&id)? {
+            return Ok(Registration {
+                entry,
+                built: false,
+            });
+        }
+        let scratch = tempfile::Builder::new()
+            .prefix(&format!(
+                "{}{TMP_SEPARATOR}",
+                entry_dir_name(&id, name.as_str())
+            ))
+            .rand_bytes(8)
+            .tempdir_in(self.layout.tmp_dir())
+            .map_err(io_err("create build directory in", &self.layout.tmp_dir()))?
+            .keep();
+        let target = self.layout.entry_path(&id, name.as_str());
+        let result = self.build_in(fingerprint, &scratch, &target, builder);
+        if result.is_err() {
+            // No row was written (registration is one transaction), and we hold the lock.
+            let _ = remove_tree(&target);
+        }
+        let _ = remove_tree(&scratch);
+        result?;
+        let entry = self.query(&id)?.ok_or_else(|| StoreError::NotValid {
+            what: target.display().to_string(),
+            store: self.root().to_path_buf(),
+        })?;
+        Ok(Registration { entry, built: true })
+    }
+
+    fn build_in(
+        &self,
+        fingerprint: &Fingerprint,
+        scratch: &Path,
+        target: &Path,
+        builder: impl FnOnce(&Path) -> std::result::Result<(), BuildError>,
+    ) -> Result<()> {
+        let name = fingerprint.name().as_str();
+        let out = scratch.join("out");
+        builder(&out).map_err(|source| StoreError::Build {
+            name: name.to_owned(),
+            source,
+        })?;
+        if let Fingerprint::Fixed { .. } = fingerprint {
+            // A fixed-output entry is data, identified by its bytes alone: never executable.
+            make_plain_file(&out, name)?;
+        }
+        let tree = Tree::read(&out)?;
+        match fingerprint {
+            Fingerprint::Fixed { sha256, .. } => {
+                let actual = sha256_file(&out).map_err(io_err("hash", &out))?;
+                if &actual != sha256 {
+                    return Err(StoreError::HashMismatch {
+                        name: name.to_owned(),
+                        expected: to_hex(sha256),
+                        actual: to_hex(&actual),
+                    });
+                }
+            }
+            Fingerprint::Source { tree: expected, .. } if *expected != tree.content_hash() => {
+                return Err(StoreError::SourceChanged { path: out });
+            }
+            _ => {}
+        }
+        canonicalise::apply(&out, &tree).map_err(io_err("canonicalise", &out))?;
+        self.failpoints.hit("before-rename");
+        // A directory here without a row is a leftover of a crash; we hold the entry's lock.
+        remove_tree(target).map_err(io_err("remove stale", target))?;
+        fs::rename(&out, target).map_err(io_err("move into place", target))?;
+        self.failpoints.hit("after-rename");
+        canonicalise::seal_root(target).map_err(io_err("canonicalise", target))?;
+        canonicalise::sync_filesystem(&self.layout.entries_dir())
+            .map_err(io_err("sync", &self.layout.entries_dir()))?;
+        let canonical = fingerprint.canonical()?;
+        let id = fingerprint.id()?;
+        self.db().insert(&NewEntry {
+            id: &id,
+            name,
+            kind: fingerprint.kind(),
+            fingerprint: &canonical,
+            tree: &tree,
+            references: &fingerprint.references(),
+        })?;
+        self.failpoints.hit("after-commit");
+        Ok(())
+    }
+
+    /// Adds a file or directory from outside the store and returns its entry.
+    ///
+    /// A regular file becomes a fixed-output entry (id from its sha256 and name, so it is the same
+    /// entry a download of the same bytes would give); a directory becomes a source entry (id
+    /// from its content hash and name). The name defaults to the path's file name.
+    pub fn add_path(&self, source: &Path, name: Option<&str>) -> Result<Registration> {
+        let name = match name {
+            Some(name) => EntryName::new(name)?,
+            None => {
+                let file_name = source.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+                    StoreError::InvalidName(super::id::InvalidName {
+                        name: source.display().to_string(),
+                        reason: "the path has no file name",
+                    })
+                })?;
+                EntryName::new(file_name)?
+            }
+        };
+        let tree = Tree::read(source)?;
+        let fingerprint = if tree.is_single_file() {
+            Fingerprint::Fixed {
+                name,
+                sha256: sha256_file(source).map_err(io_err("hash", source))?,
+            }
+        } else {
+            Fingerprint::Source {
+                name,
+                tree: tree.content_hash(),
+            }
+        };
+        let failpoints = self.failpoints.clone();
+        let total = tree.nodes.len();
+        self.build(&fingerprint, |out| {
+            let mut copied = 0usize;
+            copy_tree(source, out, &mut |_| {
+                copied += 1;
+                if copied == total / 2 {
+                    failpoints.hit("mid-copy");
+                }
+            })
+            .map_err(Into::into)
+        })
+        .map_err(|err| match err {
+            StoreError::SourceChanged { .. } => StoreError::SourceChanged {
+                path: source.to_path_buf(),
+            },
+            StoreError::HashMismatch { .. } => StoreError::SourceChanged {
+                path: source.to_path_buf(),
+            },
+            other => other,
+        })
+    }
+}
+
+fn make_plain_file(out: &Path, name: &str) -> Result<()> {
+    let meta = fs::symlink_metadata(out).map_err(io_err("inspect", out))?;
+    if !meta.is_file() {
+        return Err(StoreError::FixedNotAFile {
+            name: name.to_owned(),
+        });
+    }
+    let mut perms = meta.permissions();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        perms.set_mode(0o644);
+    }
+    #[cfg(not(unix))]
+    perms.set_readonly(false);
+    fs::set_permissions(out, perms).map_err(io_err("set permissions of", out))
+}
+
+/// Copies a file, directory or symlink tree; `on_node` is called after each node is copied.
+fn copy_tree(source: &Path, dest: &Path, on_node: &mut dyn FnMut(&Path)) -> std::io::Result<()> {
+    let meta = fs::symlink_metadata(source)?;
+    if meta.is_dir() {
+        fs::create_dir(dest)?;
+        let mut children: Vec<PathBuf> = fs::read_dir(source)?
+            .map(|child| child.map(|c| c.path()))
+            .collect::<std::io::Result<_>>()?;
+        children.sort();
+        on_node(dest);
+        for child in children {
+            // Names were checked to be UTF-8 when the source was hashed.
+            let name = child.file_name().unwrap_or_default();
+            copy_tree(&child, &dest.join(name), on_node)?;
+        }
+    } else if meta.file_type().is_symlink() {
+        let target = fs::read_link(source)?;
+        symlink(&target, dest)?;
+        on_node(dest);
+    } else {
+        fs::copy(source, dest)?;
+        on_node(dest);
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(windows)]
+fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
+    std::os::windows::fs::symlink_file(target, link)
+}

@@ -1,0 +1,296 @@
+//! `verify`: re-hash entries against their recorded manifests and report every damaged file.
+
+use std::fs;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::layout::parse_entry_dir_name;
+use super::{io_err, EntryInfo, Result, Store};
+use crate::hash::to_hex;
+use crate::hash::tree::{Node, NodeKind, Tree};
+
+/// One thing wrong with one entry.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    /// Path inside the entry (`.` for the entry itself).
+    pub file: String,
+    /// A short code: `missing-entry`, `manifest`, `unreadable`, `missing`, `unexpected`, `type`,
+    /// `size`, `content`, `executable`, `target`, `mode`.
+    pub problem: &'static str,
+    /// What was expected and what was found.
+    pub detail: String,
+}
+
+/// The problems of one entry.
+#[derive(Clone, Debug)]
+pub struct EntryReport {
+    /// The entry checked.
+    pub entry: EntryInfo,
+    /// Empty when the entry is intact.
+    pub problems: Vec<Problem>,
+}
+
+/// The result of verifying a set of entries.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyReport {
+    /// How many entries were checked.
+    pub checked: usize,
+    /// Bytes of file contents re-hashed.
+    pub bytes: u64,
+    /// Entries with at least one problem, ordered by path.
+    pub damaged: Vec<EntryReport>,
+    /// Directories under entries/ with no database row (left by an interrupted build or gc;
+    /// not damage: they are not valid entries, and gc removes them).
+    pub unregistered: Vec<PathBuf>,
+}
+
+impl Store {
+    /// Verifies `entries` (all valid entries when `None`), in parallel. `on_entry` is called as
+    /// each entry is finished.
+    pub fn verify(
+        &self,
+        entries: Option<Vec<EntryInfo>>,
+        on_entry: &(dyn Fn(&EntryInfo) + Sync),
+    ) -> Result<VerifyReport> {
+        let everything = entries.is_none();
+        let entries = match entries {
+            Some(entries) => entries,
+            None => self.entries()?,
+        };
+        let manifests: Vec<Tree> = entries
+            .iter()
+            .map(|e| self.manifest(e))
+            .collect::<Result<_>>()?;
+        let mut reports: Vec<EntryReport> = entries
+            .par_iter()
+            .zip(manifests.par_iter())
+            .map(|(entry, manifest)| {
+                let problems = verify_entry(entry, manifest);
+                on_entry(entry);
+                EntryReport {
+                    entry: entry.clone(),
+                    problems,
+                }
+            })
+            .collect();
+        let bytes = entries.iter().map(|e| e.size).sum();
+        reports.retain(|report| !report.problems.is_empty());
+        reports.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
+        let unregistered = if everything {
+            self.unregistered_dirs()?
+        } else {
+            Vec::new()
+        };
+        Ok(VerifyReport {
+            checked: entries.len(),
+            bytes,
+            damaged: reports,
+            unregistered,
+        })
+    }
+
+    /// Directories under entries/ that are not valid entries.
+    pub(crate) fn unregistered_dirs(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.layout().entries_dir();
+        let mut out = Vec::new();
+        for child in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
+            let child = child.map_err(io_err("list", &dir))?;
+            let registered = match child.file_name().to_str().and_then(parse_entry_dir_name) {
+                Some((id, name)) => self
+                    .query(&id)?
+                    .is_some_and(|entry| entry.name == name.as_str()),
+                None => false,
+            };
+            if !registered {
+                out.push(child.path());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn display_path(path: &str) -> String {
+    if path.is_empty() {
+        ".".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
+fn problem(file: &str, problem: &'static str, detail: String) -> Problem {
+    Problem {
+        file: display_path(file),
+        problem,
+        detail,
+    }
+}
+
+fn verify_entry(entry: &EntryInfo, manifest: &Tree) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let recorded = manifest.content_hash();
+    if recorded != entry.content_hash {
+        problems.push(problem(
+            "",
+            "manifest",
+            format!(
+                "the database's manifest hashes to {}, but the entry's content hash is {}",
+                to_hex(&recorded),
+                to_hex(&entry.content_hash)
+            ),
+        ));
+    }
+    if fs::symlink_metadata(&entry.path).is_err() {
+        problems.push(problem(
+            "",
+            "missing-entry",
+            format!("{} does not exist", entry.path.display()),
+        ));
+        return problems;
+    }
+    let disk = match Tree::read(&entry.path) {
+        Ok(tree) => tree,
+        Err(err) => {
+            problems.push(problem("", "unreadable", err.to_string()));
+            return problems;
+        }
+    };
+    compare(&manifest.nodes, &disk.nodes, &mut problems);
+    check_modes(entry, &disk, &mut problems);
+    problems
+}
+
+/// Merge-joins two sorted node lists.
+fn compare(expected: &[Node], found: &[Node], problems: &mut Vec<Problem>) {
+    let (mut i, mut j) = (0, 0);
+    while i < expected.len() || j < found.len() {
+        let order = match (expected.get(i), found.get(j)) {
+            (Some(e), Some(f)) => e.path.as_bytes().cmp(f.path.as_bytes()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                problems.push(problem(
+                    &expected[i].path,
+                    "missing",
+                    "recorded but not on disk".into(),
+                ));
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                problems.push(problem(
+                    &found[j].path,
+                    "unexpected",
+                    "on disk but not recorded".into(),
+                ));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                compare_node(&expected[i], &found[j], problems);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+}
+
+fn compare_node(expected: &Node, found: &Node, problems: &mut Vec<Problem>) {
+    let path = &expected.path;
+    match (&expected.kind, &found.kind) {
+        (NodeKind::Directory, NodeKind::Directory) => {}
+        (
+            NodeKind::File {
+                executable: ex,
+                size: es,
+                blake3: eh,
+            },
+            NodeKind::File {
+                executable: fx,
+                size: fs,
+                blake3: fh,
+            },
+        ) => {
+            if es != fs {
+                problems.push(problem(
+                    path,
+                    "size",
+                    format!("expected {es} bytes, found {fs}"),
+                ));
+            } else if eh != fh {
+                problems.push(problem(
+                    path,
+                    "content",
+                    format!("expected blake3 {}, found {}", to_hex(eh), to_hex(fh)),
+                ));
+            }
+            if ex != fx {
+                problems.push(problem(
+                    path,
+                    "executable",
+                    format!("expected executable={ex}, found {fx}"),
+                ));
+            }
+        }
+        (NodeKind::Symlink { target: et }, NodeKind::Symlink { target: ft }) => {
+            if et != ft {
+                problems.push(problem(
+                    path,
+                    "target",
+                    format!("expected a link to {et:?}, found {ft:?}"),
+                ));
+            }
+        }
+        (e, f) => problems.push(problem(
+            path,
+            "type",
+            format!("expected {}, found {}", kind_word(e), kind_word(f)),
+        )),
+    }
+}
+
+fn kind_word(kind: &NodeKind) -> &'static str {
+    match kind {
+        NodeKind::Directory => "a directory",
+        NodeKind::File { .. } => "a file",
+        NodeKind::Symlink { .. } => "a symlink",
+    }
+}
+
+#[cfg(unix)]
+fn check_modes(entry: &EntryInfo, disk: &Tree, problems: &mut Vec<Problem>) {
+    use super::canonicalise::{EXEC_MODE, FILE_MODE};
+    use std::os::unix::fs::PermissionsExt;
+    for node in &disk.nodes {
+        let expected = match node.kind {
+            NodeKind::Symlink { .. } => continue,
+            NodeKind::Directory
+            | NodeKind::File {
+                executable: true, ..
+            } => EXEC_MODE,
+            NodeKind::File {
+                executable: false, ..
+            } => FILE_MODE,
+        };
+        let path = if node.path.is_empty() {
+            entry.path.clone()
+        } else {
+            entry.path.join(&node.path)
+        };
+        if let Ok(meta) = fs::symlink_metadata(&path) {
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode != expected {
+                problems.push(problem(
+                    &node.path,
+                    "mode",
+                    format!("expected mode {expected:o}, found {mode:o}"),
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn check_modes(_entry: &EntryInfo, _disk: &Tree, _problems: &mut Vec<Problem>) {}
