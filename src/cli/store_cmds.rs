@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
 
-use super::output::{human_bytes, print_json, Ui};
+use super::output::{count, human_bytes, print_json, Ui};
 use crate::hash::to_hex;
 use crate::store::{EntryInfo, Store};
 
@@ -157,8 +157,8 @@ pub fn verify(store: &Store, ui: Ui, paths: &[String]) -> Result<bool> {
         if !ui.quiet {
             let secs = elapsed.as_secs_f64().max(1e-9);
             eprintln!(
-                "verified {} entries, {} in {:.2}s ({:.0} MB/s): {}",
-                report.checked,
+                "verified {}, {} in {:.2}s ({:.0} MB/s): {}",
+                count(report.checked, "entry", "entries"),
                 human_bytes(report.bytes),
                 secs,
                 report.bytes as f64 / 1e6 / secs,
@@ -239,10 +239,11 @@ pub fn gc(store: &mut Store, ui: Ui, dry_run: bool) -> Result<bool> {
         }
         let verb = if dry_run { "would free" } else { "freed" };
         println!(
-            "{verb} {entries} entries, {} bytes ({}); {} entries kept alive by roots",
+            "{verb} {}, {} bytes ({}); {} kept alive by roots",
+            count(entries, "entry", "entries"),
             report.bytes,
             human_bytes(report.bytes),
-            report.kept
+            count(report.kept, "entry", "entries")
         );
     }
     Ok(true)
