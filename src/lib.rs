@@ -3,8 +3,10 @@
 //! Layers, lowest first (a layer never uses one above it):
 //! - [`hash`]: canonical forms and hashes;
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
+//! - [`fetch`]: fixed-output downloads, mirrors, wheelhouses, the package index client;
 //! - [`cli`]: argument parsing and rendering.
 
 pub mod cli;
+pub mod fetch;
 pub mod hash;
 pub mod store;
