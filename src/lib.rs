@@ -4,8 +4,10 @@
 //! - [`hash`]: canonical forms and hashes;
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
 //! - [`fetch`]: fixed-output downloads, mirrors, wheelhouses, the package index client;
+//! - [`archive`]: the deterministic ZIP and its pinned deflate;
 //! - [`cli`]: argument parsing and rendering.
 
+pub mod archive;
 pub mod cli;
 pub mod fetch;
 pub mod hash;
