@@ -5,10 +5,12 @@
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
 //! - [`fetch`]: fixed-output downloads, mirrors, wheelhouses, the package index client;
 //! - [`archive`]: the deterministic ZIP and its pinned deflate;
+//! - [`recipe`]: recipe files;
 //! - [`cli`]: argument parsing and rendering.
 
 pub mod archive;
 pub mod cli;
 pub mod fetch;
 pub mod hash;
+pub mod recipe;
 pub mod store;
