@@ -5,6 +5,7 @@
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
 //! - [`fetch`]: fixed-output downloads, mirrors, wheelhouses, the package index client;
 //! - [`archive`]: the deterministic ZIP and its pinned deflate;
+//! - [`python`]: targets, wheels, interpreters, requirements and locks;
 //! - [`recipe`]: recipe files;
 //! - [`cli`]: argument parsing and rendering.
 
@@ -12,5 +13,6 @@ pub mod archive;
 pub mod cli;
 pub mod fetch;
 pub mod hash;
+pub mod python;
 pub mod recipe;
 pub mod store;

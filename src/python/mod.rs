@@ -1,0 +1,3 @@
+//! The Python layer: targets, tags, markers, interpreters, wheels, requirements and locks.
+
+pub mod requirements;
