@@ -1,3 +1,4 @@
 //! The Python layer: targets, tags, markers, interpreters, wheels, requirements and locks.
 
+pub mod lockfile;
 pub mod requirements;
