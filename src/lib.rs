@@ -4,12 +4,14 @@
 //! - [`hash`]: canonical forms and hashes;
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
 //! - [`fetch`]: fixed-output downloads, mirrors, wheelhouses, the package index client;
+//! - [`build`]: the build graph and the scheduler;
 //! - [`archive`]: the deterministic ZIP and its pinned deflate;
 //! - [`python`]: targets, wheels, interpreters, requirements and locks;
 //! - [`recipe`]: recipe files;
 //! - [`cli`]: argument parsing and rendering.
 
 pub mod archive;
+pub mod build;
 pub mod cli;
 pub mod fetch;
 pub mod hash;
