@@ -5,6 +5,7 @@
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
 //! - [`fetch`]: fixed-output downloads, mirrors, wheelhouses, the package index client;
 //! - [`build`]: the build graph and the scheduler;
+//! - [`bundle`]: assembling bundles and their manifests;
 //! - [`archive`]: the deterministic ZIP and its pinned deflate;
 //! - [`python`]: targets, wheels, interpreters, requirements and locks;
 //! - [`recipe`]: recipe files;
@@ -12,6 +13,7 @@
 
 pub mod archive;
 pub mod build;
+pub mod bundle;
 pub mod cli;
 pub mod fetch;
 pub mod hash;

@@ -230,6 +230,29 @@ fn estimated_input(member: &Member) -> u64 {
     }
 }
 
+/// The members of a file tree (its root excluded), for [`write_zip`]: every directory, file
+/// (read when written) and symlink, by its path from the root.
+pub fn members_of_tree(tree: &crate::hash::tree::Tree, root: &std::path::Path) -> Vec<Member> {
+    use crate::hash::tree::NodeKind;
+    tree.nodes
+        .iter()
+        .filter(|node| !node.path.is_empty())
+        .map(|node| Member {
+            name: node.path.clone(),
+            kind: match &node.kind {
+                NodeKind::Directory => MemberKind::Directory,
+                NodeKind::File { executable, .. } => MemberKind::File {
+                    executable: *executable,
+                    contents: Contents::Path(root.join(&node.path)),
+                },
+                NodeKind::Symlink { target } => MemberKind::Symlink {
+                    target: target.clone(),
+                },
+            },
+        })
+        .collect()
+}
+
 struct CentralRecord {
     name: String,
     method: u16,
