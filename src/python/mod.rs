@@ -7,11 +7,20 @@
 //! here runs Python.
 
 pub mod filename;
+pub mod install;
+pub mod launcher;
+mod launcher_windows;
 pub mod markers;
+pub mod record;
+pub mod scheme;
 pub mod tags;
 pub mod target;
+pub mod unpack;
+pub mod wheel;
 
 pub use filename::{is_compatible, normalize_name, TagPriorities, WheelFilename};
+pub use install::{install_wheel, InstallError, InstallOptions, Installed};
 pub use markers::{evaluate_marker, marker_environment, marker_values};
+pub use scheme::Scheme;
 pub use tags::{platform_tags, target_tags, Tag};
 pub use target::{Arch, Os, Platform, PythonVersion, Target};
