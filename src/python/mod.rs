@@ -6,20 +6,27 @@
 //! `build` layer can run them as store builders. This layer knows nothing of the store; nothing
 //! here runs Python.
 
+pub mod builds;
 pub mod filename;
 pub mod install;
+pub mod interpreter;
 pub mod launcher;
 mod launcher_windows;
 pub mod markers;
 pub mod record;
+pub mod relocate;
 pub mod scheme;
 pub mod tags;
 pub mod target;
 pub mod unpack;
 pub mod wheel;
 
+pub use builds::{known_build, known_build_for, known_builds, KnownBuild};
 pub use filename::{is_compatible, normalize_name, TagPriorities, WheelFilename};
 pub use install::{install_wheel, InstallError, InstallOptions, Installed};
+pub use interpreter::{
+    capture_installed, unpack_embeddable, unpack_pbs, InterpreterError, InterpreterInfo, PbsFormat,
+};
 pub use markers::{evaluate_marker, marker_environment, marker_values};
 pub use scheme::Scheme;
 pub use tags::{platform_tags, target_tags, Tag};

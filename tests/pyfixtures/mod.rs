@@ -238,3 +238,143 @@ pub fn native_wheel() -> WheelBuilder {
         )
         .file(&format!("{data}/platlib/native_aux.py"), b"AUX = 1\n")
 }
+
+/// The machine's Debian CPython 3.11, which is relocatable: `/usr/bin/python3.11` and
+/// `/usr/lib/python3.11`.
+pub const DEBIAN_PYTHON: &str = "/usr/bin/python3.11";
+pub const DEBIAN_STDLIB: &str = "/usr/lib/python3.11";
+
+/// Directories of the Debian stdlib left out of fixtures to keep them small and fast.
+const STDLIB_SKIP: &[&str] = &[
+    "__pycache__",
+    "test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "lib2to3",
+    "pydoc_data",
+    "ensurepip",
+    "EXTERNALLY-MANAGED",
+    "sitecustomize.py",
+    "dist-packages",
+    "site-packages",
+];
+
+/// Adds a host directory tree to a tar under `prefix`, skipping `STDLIB_SKIP`; in `config-*`
+/// directories only the Makefile is kept (the static libraries are 25 MB).
+fn add_tree<W: Write>(tar: &mut tar::Builder<W>, src: &Path, prefix: &str) {
+    let mut entries: Vec<_> = std::fs::read_dir(src)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    let in_config = src
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("config-");
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if STDLIB_SKIP.contains(&name.as_str()) || (in_config && name != "Makefile") {
+            continue;
+        }
+        let path = entry.path();
+        let member = format!("{prefix}/{name}");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            tar_dir(tar, &member);
+            add_tree(tar, &path, &member);
+        } else if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).unwrap();
+            tar_symlink(tar, &member, target.to_str().unwrap());
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            tar_file(
+                tar,
+                &member,
+                &std::fs::read(&path).unwrap(),
+                meta.permissions().mode() & 0o777,
+            );
+        }
+    }
+}
+
+pub fn tar_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    tar.append_data(&mut h, name, std::io::empty()).unwrap();
+}
+
+pub fn tar_file<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &[u8], mode: u32) {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(mode);
+    h.set_size(data.len() as u64);
+    tar.append_data(&mut h, name, data).unwrap();
+}
+
+pub fn tar_symlink<W: Write>(tar: &mut tar::Builder<W>, name: &str, target: &str) {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o777);
+    h.set_size(0);
+    tar.append_link(&mut h, name, target).unwrap();
+}
+
+/// Writes a raw tar member header (for names the tar crate refuses to write, like `../x`).
+pub fn tar_raw<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    kind: tar::EntryType,
+    data: &[u8],
+    link: &str,
+) {
+    let mut h = tar::Header::new_old();
+    {
+        let bytes = h.as_old_mut();
+        bytes.name[..name.len()].copy_from_slice(name.as_bytes());
+        bytes.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    }
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    tar.append(&h, data).unwrap();
+}
+
+/// A gzip tar builder writing to `path`.
+pub fn tar_gz(path: &Path) -> tar::Builder<flate2::write::GzEncoder<std::fs::File>> {
+    let file = std::fs::File::create(path).unwrap();
+    tar::Builder::new(flate2::write::GzEncoder::new(
+        file,
+        flate2::Compression::fast(),
+    ))
+}
+
+/// Finishes a gzip tar.
+pub fn finish_tar_gz(tar: tar::Builder<flate2::write::GzEncoder<std::fs::File>>) {
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+/// A python-build-standalone-style install_only archive of the machine's Debian Python 3.11:
+/// `python/bin/python3.11`, `python/bin/python3` → `python3.11`, `python/lib/python3.11/…`.
+pub fn debian_pbs_archive(dir: &Path) -> PathBuf {
+    let path = dir.join("cpython-3.11.2-x86_64-unknown-linux-gnu-install_only.tar.gz");
+    let mut tar = tar_gz(&path);
+    tar_dir(&mut tar, "python");
+    tar_dir(&mut tar, "python/bin");
+    tar_file(
+        &mut tar,
+        "python/bin/python3.11",
+        &std::fs::read(DEBIAN_PYTHON).unwrap(),
+        0o755,
+    );
+    tar_symlink(&mut tar, "python/bin/python3", "python3.11");
+    tar_dir(&mut tar, "python/lib");
+    tar_dir(&mut tar, "python/lib/python3.11");
+    add_tree(&mut tar, Path::new(DEBIAN_STDLIB), "python/lib/python3.11");
+    finish_tar_gz(tar);
+    path
+}
