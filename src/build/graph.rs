@@ -43,6 +43,8 @@ pub enum Action {
     Fetch(FixedOutput),
     /// Built from its inputs.
     Build(Builder),
+    /// Registered before planning (a captured interpreter): always valid.
+    Present,
 }
 
 /// A node: an entry and how to make it.
@@ -103,6 +105,18 @@ impl Graph {
     /// Adds a file to fetch.
     pub fn fetch(&mut self, item: FixedOutput) -> Result<NodeIndex, BuildError> {
         self.insert(item.fingerprint(), BTreeMap::new(), Action::Fetch(item))
+    }
+
+    /// Adds an entry registered before planning.
+    pub fn present(&mut self, fingerprint: Fingerprint) -> Result<NodeIndex, BuildError> {
+        self.insert(fingerprint, BTreeMap::new(), Action::Present)
+    }
+
+    /// Sets the URLs of a fetch node (found once planning shows the file is needed).
+    pub fn set_urls(&mut self, index: NodeIndex, urls: Vec<reqwest::Url>) {
+        if let Action::Fetch(item) = &mut self.nodes[index].action {
+            item.urls = urls;
+        }
     }
 
     /// Adds a derived entry: `builder` (name and version, both part of the id) run with `params`

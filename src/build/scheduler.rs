@@ -70,6 +70,12 @@ pub fn plan(store: &Store, graph: &Graph, roots: &[NodeIndex]) -> Result<Vec<Sta
         status[index] = match node.action {
             Action::Fetch(_) => Status::Fetch,
             Action::Build(_) => Status::Build,
+            Action::Present => {
+                return Err(StoreError::NotValid {
+                    what: format!("{} (registered before planning)", node.fingerprint.name()),
+                    store: store.root().to_path_buf(),
+                })
+            }
         };
         stack.extend(node.inputs.values());
     }
@@ -113,7 +119,7 @@ pub fn realise(
         .iter()
         .filter_map(|&i| match &graph.node(i).action {
             Action::Fetch(item) => Some(item.clone()),
-            Action::Build(_) => None,
+            Action::Build(_) | Action::Present => None,
         })
         .collect();
     for (index, fetched) in fetches.iter().zip(fetcher.fetch_all(&items)?) {
@@ -193,7 +199,7 @@ pub fn realise(
                             inputs: &inputs,
                         })
                     }),
-                    Action::Fetch(_) => Err(StoreError::Root(
+                    Action::Fetch(_) | Action::Present => Err(StoreError::Root(
                         "a fetch node was scheduled as a build".into(),
                     )),
                 };

@@ -4,6 +4,7 @@
 
 mod fetch_cmds;
 mod output;
+mod realise_cmd;
 mod store_cmds;
 
 use std::path::PathBuf;
@@ -60,6 +61,28 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build a recipe's bundles: one ZIP per target, bit-identical on any machine
+    ///
+    /// RECIPE is a name (./recipes/NAME/recipe.toml), a recipe directory or a recipe.toml. The
+    /// lock (pystore.lock beside the recipe) pins every wheel; realise builds from it only, and
+    /// refuses a lock that no longer matches the requirements. Everything is planned first;
+    /// only what is missing is fetched (from the store, mirrors, wheelhouses, then the index)
+    /// and built, so realising an unchanged recipe again does nothing. Prints each target's ZIP
+    /// and bundle paths and keeps them with a gc root <recipe>-<target>. ZIP times come from
+    /// SOURCE_DATE_EPOCH (default 1980-01-01).
+    Realise {
+        /// Recipe name, directory or recipe.toml
+        recipe: String,
+        /// Realise only this target (repeatable) [default: all]
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+        /// Print the plan (what is valid, what would be fetched or built) and stop
+        #[arg(long)]
+        dry_run: bool,
+        /// Also copy each ZIP into DIR as <recipe>-<version>-<target>.zip
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Add local files or directories to the store; prints each store path
     ///
     /// A regular file becomes a fixed-output entry identified by its sha256 and name (the same
@@ -202,6 +225,23 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
     };
     let open = || Store::open(&root);
     match &cli.command {
+        Command::Realise {
+            recipe,
+            targets,
+            dry_run,
+            out,
+        } => realise_cmd::realise(
+            &open()?,
+            ui,
+            net()?,
+            realise_cmd::RealiseArgs {
+                recipe,
+                targets,
+                dry_run: *dry_run,
+                out: out.clone(),
+                jobs: cli.jobs,
+            },
+        ),
         Command::Add { paths, name } => {
             if name.is_some() && paths.len() > 1 {
                 anyhow::bail!(

@@ -1,0 +1,280 @@
+//! The derivations a bundle is made of, as build-graph nodes: the interpreter unpacked from its
+//! archive, each wheel installed for the target, the assembled bundle, and its ZIP.
+//!
+//! Each builder reads only its declared inputs and parameters; its name and version are part of
+//! the entry id, so changing what a builder writes means bumping its version.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use serde_json::json;
+
+use super::assemble::{assemble, Layer};
+use super::manifest::{
+    BundleManifest, InterpreterRef, PackageRef, RecipeRef, TargetRef, MANIFEST_NAME,
+};
+use crate::archive::deflate;
+use crate::archive::timestamp::DosDateTime;
+use crate::archive::zip::{members_of_tree, write_zip};
+use crate::build::{BuildError, Graph, NodeIndex};
+use crate::hash::tree::Tree;
+use crate::python::interpreter::{unpack_embeddable, unpack_pbs, PbsFormat};
+use crate::python::unpack::Limits;
+use crate::python::{install_wheel, InstallOptions, Scheme, Target};
+use crate::store::EntryName;
+
+/// How an interpreter archive is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchiveKind {
+    /// python-build-standalone `install_only` tar.gz.
+    PbsInstallOnly,
+    /// python-build-standalone full tar.zst.
+    PbsFull,
+    /// Windows embeddable zip.
+    Embeddable,
+}
+
+impl ArchiveKind {
+    /// From the archive's file name.
+    pub fn from_file_name(name: &str) -> Option<ArchiveKind> {
+        if name.ends_with(".zip") {
+            return Some(ArchiveKind::Embeddable);
+        }
+        match PbsFormat::from_file_name(name)? {
+            PbsFormat::InstallOnly => Some(ArchiveKind::PbsInstallOnly),
+            PbsFormat::Full => Some(ArchiveKind::PbsFull),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ArchiveKind::PbsInstallOnly => "pbs-install-only",
+            ArchiveKind::PbsFull => "pbs-full",
+            ArchiveKind::Embeddable => "embeddable",
+        }
+    }
+}
+
+fn name(text: &str) -> Result<EntryName, BuildError> {
+    Ok(EntryName::new(text)?)
+}
+
+fn target_params(target: &Target) -> serde_json::Value {
+    json!({ "platform": target.platform.to_string(), "python": target.python.to_string() })
+}
+
+/// Adds the interpreter unpacked from the archive at node `archive`.
+pub fn interpreter(
+    graph: &mut Graph,
+    archive: NodeIndex,
+    kind: ArchiveKind,
+    target: &Target,
+) -> Result<NodeIndex, BuildError> {
+    let entry_name = name(&format!(
+        "cpython-{}-{}",
+        target.python,
+        target.platform.triple()
+    ))?;
+    let target = *target;
+    graph.derive(
+        entry_name,
+        ("interpreter", "1"),
+        json!({ "archive": kind.as_str(), "target": target_params(&target) }),
+        BTreeMap::from([("archive".to_owned(), archive)]),
+        Box::new(move |ctx| {
+            let archive = &ctx.input("archive")?.path;
+            let limits = Limits::default();
+            match kind {
+                ArchiveKind::PbsInstallOnly => {
+                    unpack_pbs(archive, PbsFormat::InstallOnly, &target, ctx.out, &limits)?
+                }
+                ArchiveKind::PbsFull => {
+                    unpack_pbs(archive, PbsFormat::Full, &target, ctx.out, &limits)?
+                }
+                ArchiveKind::Embeddable => unpack_embeddable(archive, &target, ctx.out, &limits)?,
+            };
+            Ok(())
+        }),
+    )
+}
+
+/// A wheel to install.
+#[derive(Clone, Debug)]
+pub struct WheelInstall {
+    /// Normalised project name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Wheel file name.
+    pub wheel: String,
+    /// Wheel sha256 (hex).
+    pub sha256: String,
+    /// A top-level requirement (gets `REQUESTED`).
+    pub requested: bool,
+}
+
+/// Adds the installation of the wheel at node `wheel_file` for `target`.
+pub fn install(
+    graph: &mut Graph,
+    wheel_file: NodeIndex,
+    wheel: &WheelInstall,
+    target: &Target,
+) -> Result<NodeIndex, BuildError> {
+    let entry_name = name(&format!(
+        "{}-{}-py{}-{}",
+        wheel.name,
+        wheel.version,
+        target.python.nodot(),
+        target.platform.triple()
+    ))?;
+    let target = *target;
+    let requested = wheel.requested;
+    let file_name = wheel.wheel.clone();
+    graph.derive(
+        entry_name,
+        ("install-wheel", "1"),
+        json!({ "target": target_params(&target), "requested": requested }),
+        BTreeMap::from([("wheel".to_owned(), wheel_file)]),
+        Box::new(move |ctx| {
+            // The installer reads the wheel's tags from its file name, which the store keeps
+            // after the id; link it under its own name beside the output, inside this build's
+            // directory in the store (same file system, removed with it).
+            let wheel_path = &ctx.input("wheel")?.path;
+            let scratch = ctx.out.with_file_name("wheel");
+            fs::create_dir(&scratch)?;
+            let named = scratch.join(&file_name);
+            if fs::hard_link(wheel_path, &named).is_err() {
+                fs::copy(wheel_path, &named)?;
+            }
+            let options = InstallOptions {
+                requested,
+                ..Default::default()
+            };
+            install_wheel(
+                &named,
+                &target,
+                &Scheme::for_target(&target),
+                ctx.out,
+                &options,
+            )?;
+            Ok(())
+        }),
+    )
+}
+
+/// What the bundle is, for its manifest.
+#[derive(Clone, Debug)]
+pub struct BundleSpec {
+    /// Recipe name.
+    pub recipe: String,
+    /// Recipe version.
+    pub version: String,
+    /// Target name.
+    pub target_name: String,
+    /// The target.
+    pub target: Target,
+    /// sha256 of the interpreter's archive, when it came from one.
+    pub interpreter_archive_sha256: Option<String>,
+}
+
+/// Adds the bundle: the interpreter at `interpreter` plus every installed package.
+pub fn bundle(
+    graph: &mut Graph,
+    spec: &BundleSpec,
+    interpreter: NodeIndex,
+    packages: &[(WheelInstall, NodeIndex)],
+) -> Result<NodeIndex, BuildError> {
+    let entry_name = name(&format!(
+        "{}-{}-{}",
+        spec.recipe, spec.version, spec.target_name
+    ))?;
+    let mut inputs = BTreeMap::from([("interpreter".to_owned(), interpreter)]);
+    let mut package_refs = Vec::new();
+    for (wheel, node) in packages {
+        inputs.insert(format!("pkg:{}", wheel.name), *node);
+        package_refs.push(PackageRef {
+            name: wheel.name.clone(),
+            version: wheel.version.clone(),
+            wheel: wheel.wheel.clone(),
+            sha256: wheel.sha256.clone(),
+            entry: graph.node(*node).id.to_string(),
+        });
+    }
+    let manifest = BundleManifest {
+        format: super::manifest::MANIFEST_FORMAT,
+        recipe: RecipeRef {
+            name: spec.recipe.clone(),
+            version: spec.version.clone(),
+        },
+        target: TargetRef {
+            name: spec.target_name.clone(),
+            platform: spec.target.platform.triple().to_owned(),
+            python: spec.target.python.to_string(),
+        },
+        interpreter: InterpreterRef {
+            name: graph.node(interpreter).fingerprint.name().to_string(),
+            entry: graph.node(interpreter).id.to_string(),
+            archive_sha256: spec.interpreter_archive_sha256.clone(),
+        },
+        packages: package_refs,
+        files: Vec::new(),
+    };
+    let params = serde_json::to_value(&manifest)?;
+    let python_label = format!("CPython {}", spec.target.python);
+    graph.derive(
+        entry_name,
+        ("bundle", "1"),
+        params,
+        inputs,
+        Box::new(move |ctx| {
+            let mut layers = vec![Layer {
+                label: python_label.clone(),
+                root: ctx.input("interpreter")?.path.clone(),
+            }];
+            let mut labels = vec![None];
+            for package in &manifest.packages {
+                layers.push(Layer {
+                    label: format!("{} {}", package.name, package.version),
+                    root: ctx.input(&format!("pkg:{}", package.name))?.path.clone(),
+                });
+                labels.push(Some(package.name.clone()));
+            }
+            let owners = assemble(ctx.out, &layers)?;
+            let owners: BTreeMap<String, String> = owners
+                .into_iter()
+                .filter_map(|(path, layer)| Some((path, labels[layer].clone()?)))
+                .collect();
+            let tree = Tree::read(ctx.out)?;
+            let mut manifest = manifest.clone();
+            manifest.set_files(&tree, &owners);
+            fs::write(ctx.out.join(MANIFEST_NAME), manifest.to_canonical())?;
+            Ok(())
+        }),
+    )
+}
+
+/// Adds the ZIP of the bundle at `bundle`, every member stamped with `time`.
+pub fn zip(
+    graph: &mut Graph,
+    spec: &BundleSpec,
+    bundle: NodeIndex,
+    time: DosDateTime,
+) -> Result<NodeIndex, BuildError> {
+    let entry_name = name(&format!(
+        "{}-{}-{}.zip",
+        spec.recipe, spec.version, spec.target_name
+    ))?;
+    graph.derive(
+        entry_name,
+        ("zip", "1"),
+        json!({ "dos_date": time.date, "dos_time": time.time, "deflate": deflate::IMPLEMENTATION, "level": deflate::LEVEL }),
+        BTreeMap::from([("bundle".to_owned(), bundle)]),
+        Box::new(move |ctx| {
+            let root = &ctx.input("bundle")?.path;
+            let tree = Tree::read(root)?;
+            let file = fs::File::create(ctx.out)?;
+            write_zip(file, members_of_tree(&tree, root), time)?;
+            Ok(())
+        }),
+    )
+}

@@ -1,0 +1,111 @@
+//! `pystore realise`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use super::fetch_cmds::NetSettings;
+use super::output::{print_json, Ui};
+use crate::build::Status;
+use crate::fetch::Fetcher;
+use crate::recipe::realise::{realise as realise_recipe, Outcome, RealiseOptions};
+use crate::recipe::{find, load};
+use crate::store::Store;
+
+/// Arguments of `pystore realise` beyond the global ones.
+pub struct RealiseArgs<'a> {
+    /// Recipe name, directory or file.
+    pub recipe: &'a str,
+    /// `--target`.
+    pub targets: &'a [String],
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--out`.
+    pub out: Option<PathBuf>,
+    /// `-j`.
+    pub jobs: Option<usize>,
+}
+
+/// `pystore realise RECIPE`
+pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -> Result<bool> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let recipe = load(&find(args.recipe, &cwd)?)?;
+    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(value) if !value.trim().is_empty() => {
+            Some(value.trim().parse::<i64>().with_context(|| {
+                format!("SOURCE_DATE_EPOCH={value:?} is not a number of seconds")
+            })?)
+        }
+        _ => None,
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let options = RealiseOptions {
+        targets: args.targets.to_vec(),
+        jobs,
+        progress: net.fetch.progress,
+        dry_run: args.dry_run,
+        source_date_epoch,
+        out_dir: args.out,
+        indexes: net.indexes.urls.clone(),
+    };
+    let find_links = net.fetch.find_links.clone();
+    let fetcher = Fetcher::new(store, net.fetch, net.credentials);
+    match realise_recipe(store, &fetcher, &find_links, &recipe, &options)? {
+        Outcome::Planned(entries) => {
+            let word = |s: Status| match s {
+                Status::Valid => "valid",
+                Status::Fetch => "fetch",
+                Status::Build => "build",
+                Status::Unneeded => "unneeded",
+            };
+            if ui.json {
+                let list: Vec<_> = entries
+                    .iter()
+                    .map(|e| json!({"name": e.name, "path": e.path, "status": word(e.status)}))
+                    .collect();
+                print_json(&list)?;
+            } else {
+                for entry in &entries {
+                    println!("{:5}  {}", word(entry.status), entry.path.display());
+                }
+                let count = |s| entries.iter().filter(|e| e.status == s).count();
+                eprintln!(
+                    "{} to fetch, {} to build, {} valid",
+                    count(Status::Fetch),
+                    count(Status::Build),
+                    count(Status::Valid)
+                );
+            }
+        }
+        Outcome::Realised(targets) => {
+            if ui.json {
+                let list: Vec<_> = targets
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "target": t.target,
+                            "bundle": t.bundle.path,
+                            "zip": t.zip.path,
+                            "zip_size": t.zip.size,
+                            "root": t.root,
+                            "copied_to": t.copied_to,
+                        })
+                    })
+                    .collect();
+                print_json(&list)?;
+            } else {
+                for t in &targets {
+                    println!("{}: {}", t.target, t.zip.path.display());
+                    println!("  bundle: {}", t.bundle.path.display());
+                    if let Some(copy) = &t.copied_to {
+                        println!("  copied to: {}", copy.display());
+                    }
+                }
+            }
+        }
+    }
+    Ok(true)
+}

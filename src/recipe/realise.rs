@@ -1,0 +1,530 @@
+//! `pystore realise`: from a recipe and its lock to one bundle and one ZIP per target.
+//!
+//! Everything is planned first (every entry id computed without touching the network), then
+//! only what is missing is fetched and built. Wheels are found by hash in the store, mirrors and
+//! wheelhouses first; the index is asked for a wheel's URL only when nothing local has it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use reqwest::Url;
+
+use super::{Recipe, RecipeTarget};
+use crate::archive::timestamp::DosDateTime;
+use crate::build::{
+    plan, realise as realise_graph, BuildError, Graph, NodeIndex, RealiseError, Status,
+};
+use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, WheelInstall};
+use crate::fetch::credentials::redact;
+use crate::fetch::index::IndexClient;
+use crate::fetch::{FetchError, Fetcher, FixedOutput};
+use crate::python::lockfile::{inputs_hash, Lock, TargetInput};
+use crate::python::{known_build_for, normalize_name, requirements, Target};
+use crate::store::{EntryInfo, EntryName, Fingerprint, Store, StoreError};
+
+/// Why a recipe could not be realised.
+#[derive(Debug, thiserror::Error)]
+pub enum RealiseRecipeError {
+    /// The requirements file.
+    #[error(transparent)]
+    Requirements(#[from] requirements::RequirementsError),
+    /// The lock file.
+    #[error(transparent)]
+    Lock(#[from] crate::python::lockfile::LockError),
+    /// No lock.
+    #[error("{recipe} has no lock at {}; run `pystore lock {recipe}` to create it", path.display())]
+    NoLock { recipe: String, path: PathBuf },
+    /// A lock for other inputs.
+    #[error("the lock {} does not match {}'s requirements, Python version or targets (they changed since it was written); run `pystore lock {recipe}`", path.display(), recipe)]
+    StaleLock { recipe: String, path: PathBuf },
+    /// A target missing from the lock.
+    #[error("the lock {} has no target {target:?}; run `pystore lock {recipe}`", path.display())]
+    TargetNotLocked {
+        recipe: String,
+        target: String,
+        path: PathBuf,
+    },
+    /// `--target` names no target.
+    #[error("{recipe} has no target {name:?} (it has: {})", available.join(", "))]
+    UnknownTarget {
+        recipe: String,
+        name: String,
+        available: Vec<String>,
+    },
+    /// A target the python layer refuses.
+    #[error("target {target}: {message}")]
+    Target { target: String, message: String },
+    /// No interpreter known for the target.
+    #[error("target {target}: no built-in interpreter for CPython {python} on {triple}; set `interpreter = {{ url = \"...\", sha256 = \"...\" }}` in the target")]
+    NoInterpreter {
+        target: String,
+        python: String,
+        triple: String,
+    },
+    /// An interpreter archive of unknown kind.
+    #[error("target {target}: cannot tell what kind of interpreter archive {name} is (expected .tar.gz, .tar.zst or an embeddable .zip)")]
+    UnknownArchive { target: String, name: String },
+    /// A wheel that no index lists.
+    #[error("{wheel} (sha256 {sha256}) is in the lock but not in the store, a mirror, a wheelhouse or the index's page for {project}; check the index configuration, or put the file in a wheelhouse (--find-links)")]
+    WheelNotFound {
+        wheel: String,
+        sha256: String,
+        project: String,
+    },
+    /// Capturing an installed interpreter.
+    #[error("target {target}: capturing the interpreter at {}: {message}", path.display())]
+    Capture {
+        target: String,
+        path: PathBuf,
+        message: String,
+    },
+    /// Planning failed.
+    #[error("planning {recipe}: {message}")]
+    Plan { recipe: String, message: String },
+    /// Fetching failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// Building failed.
+    #[error(transparent)]
+    Realise(#[from] RealiseError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Options of a realisation.
+#[derive(Clone, Debug, Default)]
+pub struct RealiseOptions {
+    /// Targets to realise; all when empty.
+    pub targets: Vec<String>,
+    /// Builds at once.
+    pub jobs: usize,
+    /// Progress bars.
+    pub progress: bool,
+    /// Only plan.
+    pub dry_run: bool,
+    /// `SOURCE_DATE_EPOCH`: the ZIP members' time.
+    pub source_date_epoch: Option<i64>,
+    /// Also copy each ZIP here as `<recipe>-<version>-<target>.zip`.
+    pub out_dir: Option<PathBuf>,
+    /// The indexes to ask for wheel URLs.
+    pub indexes: Vec<Url>,
+}
+
+/// One planned entry.
+#[derive(Clone, Debug)]
+pub struct PlannedEntry {
+    /// Entry name.
+    pub name: String,
+    /// Its path in the store (valid or to be).
+    pub path: PathBuf,
+    /// What realising does to it.
+    pub status: Status,
+}
+
+/// A realised target.
+#[derive(Clone, Debug)]
+pub struct TargetOutcome {
+    /// Target name.
+    pub target: String,
+    /// The bundle entry.
+    pub bundle: EntryInfo,
+    /// The ZIP entry.
+    pub zip: EntryInfo,
+    /// The gc root keeping them.
+    pub root: PathBuf,
+    /// Where `--out` copied the ZIP.
+    pub copied_to: Option<PathBuf>,
+}
+
+/// What `realise` did.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// `--dry-run`: the plan.
+    Planned(Vec<PlannedEntry>),
+    /// The targets realised.
+    Realised(Vec<TargetOutcome>),
+}
+
+struct Planned {
+    graph: Graph,
+    roots: Vec<(String, NodeIndex, NodeIndex)>,
+    wheels: BTreeMap<NodeIndex, String>,
+}
+
+fn plan_error(recipe: &Recipe) -> impl Fn(BuildError) -> RealiseRecipeError + '_ {
+    move |err| RealiseRecipeError::Plan {
+        recipe: recipe.name.clone(),
+        message: err.to_string(),
+    }
+}
+
+fn selected<'r>(
+    recipe: &'r Recipe,
+    names: &[String],
+) -> Result<Vec<&'r RecipeTarget>, RealiseRecipeError> {
+    if names.is_empty() {
+        return Ok(recipe.targets.iter().collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            recipe
+                .targets
+                .iter()
+                .find(|t| &t.name == name)
+                .ok_or_else(|| RealiseRecipeError::UnknownTarget {
+                    recipe: recipe.name.clone(),
+                    name: name.clone(),
+                    available: recipe.targets.iter().map(|t| t.name.clone()).collect(),
+                })
+        })
+        .collect()
+}
+
+/// Reads the lock and checks it is for this recipe's requirements and targets.
+pub fn checked_lock(
+    recipe: &Recipe,
+) -> Result<(Lock, requirements::RequirementsFile), RealiseRecipeError> {
+    let requirements = requirements::read(&recipe.requirements)?;
+    if !recipe.lock.is_file() {
+        return Err(RealiseRecipeError::NoLock {
+            recipe: recipe.name.clone(),
+            path: recipe.lock.clone(),
+        });
+    }
+    let lock = Lock::read(&recipe.lock)?;
+    let targets: Vec<TargetInput<'_>> = recipe
+        .targets
+        .iter()
+        .map(|t| TargetInput {
+            name: &t.name,
+            platform: &t.platform,
+            glibc: t.glibc.as_deref(),
+        })
+        .collect();
+    if lock.inputs != inputs_hash(&requirements, &recipe.python, &targets)
+        || lock.python != recipe.python
+    {
+        return Err(RealiseRecipeError::StaleLock {
+            recipe: recipe.name.clone(),
+            path: recipe.lock.clone(),
+        });
+    }
+    Ok((lock, requirements))
+}
+
+fn plan_recipe(
+    store: &Store,
+    recipe: &Recipe,
+    options: &RealiseOptions,
+) -> Result<Planned, RealiseRecipeError> {
+    let (lock, requirements) = checked_lock(recipe)?;
+    let requested: BTreeSet<String> = requirements
+        .requirements
+        .iter()
+        .map(|r| normalize_name(r.requirement.name.as_ref()))
+        .collect();
+    let time = options
+        .source_date_epoch
+        .map_or(DosDateTime::DEFAULT, DosDateTime::from_unix);
+    let mut graph = Graph::new();
+    let mut roots = Vec::new();
+    let mut wheels = BTreeMap::new();
+    let perr = plan_error(recipe);
+    for recipe_target in selected(recipe, &options.targets)? {
+        let tname = recipe_target.name.clone();
+        let target = Target::new(
+            &recipe_target.platform,
+            recipe_target.glibc.as_deref(),
+            &recipe.python,
+        )
+        .map_err(|e| RealiseRecipeError::Target {
+            target: tname.clone(),
+            message: e.to_string(),
+        })?;
+        let locked = lock
+            .target(&tname)
+            .ok_or_else(|| RealiseRecipeError::TargetNotLocked {
+                recipe: recipe.name.clone(),
+                target: tname.clone(),
+                path: recipe.lock.clone(),
+            })?;
+        let (interpreter, archive_sha256) =
+            interpreter_node(store, &mut graph, recipe_target, &target, &perr)?;
+        let mut packages = Vec::new();
+        for package in &locked.packages {
+            let sha256 = hex::decode(&package.sha256)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok());
+            let sha256 = sha256
+                .ok_or_else(|| perr(format!("{}: bad sha256 in the lock", package.wheel).into()))?;
+            let file = graph
+                .fetch(FixedOutput {
+                    name: EntryName::new(&package.wheel).map_err(|e| perr(e.into()))?,
+                    sha256,
+                    size: Some(package.size),
+                    urls: Vec::new(),
+                })
+                .map_err(&perr)?;
+            wheels.insert(file, package.name.clone());
+            let wheel = WheelInstall {
+                name: package.name.clone(),
+                version: package.version.clone(),
+                wheel: package.wheel.clone(),
+                sha256: package.sha256.clone(),
+                requested: requested.contains(&package.name),
+            };
+            let installed =
+                derivations::install(&mut graph, file, &wheel, &target).map_err(&perr)?;
+            packages.push((wheel, installed));
+        }
+        let spec = BundleSpec {
+            recipe: recipe.name.clone(),
+            version: recipe.version.clone(),
+            target_name: tname.clone(),
+            target,
+            interpreter_archive_sha256: archive_sha256,
+        };
+        let bundle =
+            derivations::bundle(&mut graph, &spec, interpreter, &packages).map_err(&perr)?;
+        let zip = derivations::zip(&mut graph, &spec, bundle, time).map_err(&perr)?;
+        roots.push((tname, bundle, zip));
+    }
+    Ok(Planned {
+        graph,
+        roots,
+        wheels,
+    })
+}
+
+fn interpreter_node(
+    store: &Store,
+    graph: &mut Graph,
+    recipe_target: &RecipeTarget,
+    target: &Target,
+    perr: &impl Fn(BuildError) -> RealiseRecipeError,
+) -> Result<(NodeIndex, Option<String>), RealiseRecipeError> {
+    let tname = &recipe_target.name;
+    let (url, sha256) = match &recipe_target.interpreter {
+        Some(super::InterpreterSource::Path(prefix)) => {
+            return capture(store, graph, tname, prefix, target, perr)
+        }
+        Some(super::InterpreterSource::Archive { url, sha256 }) => (url.clone(), *sha256),
+        None => {
+            let known =
+                known_build_for(target).ok_or_else(|| RealiseRecipeError::NoInterpreter {
+                    target: tname.clone(),
+                    python: target.python.to_string(),
+                    triple: target.platform.triple().to_owned(),
+                })?;
+            let sha256 = hex::decode(&known.sha256)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok());
+            (
+                known.url,
+                sha256.ok_or_else(|| {
+                    perr("the built-in interpreter table has a bad sha256".into())
+                })?,
+            )
+        }
+    };
+    let url = crate::fetch::config::parse_location("interpreter url", &url)?;
+    let file_name = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .unwrap_or_default()
+        .replace("%2B", "+");
+    let kind = ArchiveKind::from_file_name(&file_name).ok_or_else(|| {
+        RealiseRecipeError::UnknownArchive {
+            target: tname.clone(),
+            name: file_name.clone(),
+        }
+    })?;
+    let archive = graph
+        .fetch(FixedOutput {
+            name: EntryName::new(&file_name).map_err(|e| perr(e.into()))?,
+            sha256,
+            size: None,
+            urls: vec![url],
+        })
+        .map_err(perr)?;
+    let node = derivations::interpreter(graph, archive, kind, target).map_err(perr)?;
+    Ok((node, Some(crate::hash::to_hex(&sha256))))
+}
+
+/// Captures an installed interpreter into the store (content-addressed, so an unchanged prefix
+/// is the same entry) and adds it to the graph as present.
+fn capture(
+    store: &Store,
+    graph: &mut Graph,
+    tname: &str,
+    prefix: &Path,
+    target: &Target,
+    perr: &impl Fn(BuildError) -> RealiseRecipeError,
+) -> Result<(NodeIndex, Option<String>), RealiseRecipeError> {
+    let failed = |message: String| RealiseRecipeError::Capture {
+        target: tname.to_owned(),
+        path: prefix.to_path_buf(),
+        message,
+    };
+    let scratch = tempfile::tempdir().map_err(|e| failed(e.to_string()))?;
+    let out = scratch.path().join("python");
+    crate::python::capture_installed(prefix, target, &out, &Default::default())
+        .map_err(|e| failed(e.to_string()))?;
+    let name = format!(
+        "cpython-{}-{}-captured",
+        target.python,
+        target.platform.triple()
+    );
+    let registration = store.add_path(&out, Some(&name))?;
+    let fingerprint = Fingerprint::Source {
+        name: EntryName::new(&name).map_err(|e| perr(e.into()))?,
+        tree: registration.entry.content_hash,
+    };
+    Ok((graph.present(fingerprint).map_err(perr)?, None))
+}
+
+/// Finds index URLs for the wheels that must be downloaded and that no local source has.
+fn find_wheel_urls(
+    fetcher: &Fetcher<'_>,
+    planned: &mut Planned,
+    statuses: &[Status],
+    options: &RealiseOptions,
+    find_links: &[PathBuf],
+) -> Result<(), RealiseRecipeError> {
+    let needed: Vec<NodeIndex> = planned
+        .wheels
+        .keys()
+        .copied()
+        .filter(|&i| statuses[i] == Status::Fetch)
+        .filter(|&i| {
+            let name = planned.graph.node(i).fingerprint.name().to_string();
+            !find_links.iter().any(|dir| dir.join(&name).is_file())
+        })
+        .collect();
+    if needed.is_empty() || options.indexes.is_empty() {
+        return Ok(());
+    }
+    let client = IndexClient::new(fetcher.http()?, options.indexes.clone())?;
+    let mut pages = BTreeMap::new();
+    for index in needed {
+        let project = planned.wheels[&index].clone();
+        if !pages.contains_key(&project) {
+            pages.insert(project.clone(), client.project(&project)?);
+        }
+        let node = planned.graph.node(index);
+        let wheel = node.fingerprint.name().to_string();
+        let sha256 = match &node.fingerprint {
+            Fingerprint::Fixed { sha256, .. } => crate::hash::to_hex(sha256),
+            _ => String::new(),
+        };
+        let urls: Vec<Url> = pages[&project]
+            .files
+            .iter()
+            .filter(|f| f.filename == wheel)
+            .map(|f| f.url.clone())
+            .collect();
+        if urls.is_empty() {
+            return Err(RealiseRecipeError::WheelNotFound {
+                wheel,
+                sha256,
+                project,
+            });
+        }
+        tracing::debug!(
+            "{wheel}: {}",
+            urls.iter().map(redact).collect::<Vec<_>>().join(", ")
+        );
+        planned.graph.set_urls(index, urls);
+    }
+    Ok(())
+}
+
+/// Realises `recipe` (or plans it, with `dry_run`).
+pub fn realise(
+    store: &Store,
+    fetcher: &Fetcher<'_>,
+    find_links: &[PathBuf],
+    recipe: &Recipe,
+    options: &RealiseOptions,
+) -> Result<Outcome, RealiseRecipeError> {
+    let mut planned = plan_recipe(store, recipe, options)?;
+    let roots: Vec<NodeIndex> = planned.roots.iter().map(|(_, _, zip)| *zip).collect();
+    let statuses = plan(store, &planned.graph, &roots)?;
+    if options.dry_run {
+        let entries = planned
+            .graph
+            .nodes()
+            .iter()
+            .zip(&statuses)
+            .filter(|(_, status)| **status != Status::Unneeded)
+            .map(|(node, status)| PlannedEntry {
+                name: node.fingerprint.name().to_string(),
+                path: store
+                    .layout()
+                    .entry_path(&node.id, node.fingerprint.name().as_str()),
+                status: *status,
+            })
+            .collect();
+        return Ok(Outcome::Planned(entries));
+    }
+    find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
+    let mut wanted = roots.clone();
+    wanted.extend(planned.roots.iter().map(|(_, bundle, _)| *bundle));
+    let entries = realise_graph(
+        store,
+        fetcher,
+        &planned.graph,
+        &wanted,
+        options.jobs.max(1),
+        options.progress,
+    )?;
+    let mut outcomes = Vec::new();
+    for (target, bundle, zip) in &planned.roots {
+        let (bundle, zip) = match (entries.get(bundle), entries.get(zip)) {
+            (Some(b), Some(z)) => (b.clone(), z.clone()),
+            _ => {
+                return Err(RealiseRecipeError::Plan {
+                    recipe: recipe.name.clone(),
+                    message: format!("target {target} was not realised"),
+                })
+            }
+        };
+        let root = store.add_root(&format!("{}-{}", recipe.name, target), &zip)?;
+        let copied_to = match &options.out_dir {
+            Some(dir) => {
+                let dest = dir.join(format!("{}-{}-{}.zip", recipe.name, recipe.version, target));
+                copy_out(&zip.path, &dest).map_err(|source| StoreError::Io {
+                    what: "copy the ZIP to",
+                    path: dest.clone(),
+                    source,
+                })?;
+                Some(dest)
+            }
+            None => None,
+        };
+        outcomes.push(TargetOutcome {
+            target: target.clone(),
+            bundle,
+            zip,
+            root,
+            copied_to,
+        });
+    }
+    Ok(Outcome::Realised(outcomes))
+}
+
+/// Copies a ZIP out of the store, writable, replacing what is there atomically.
+fn copy_out(from: &Path, to: &Path) -> std::io::Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::copy(from, temp.path())?;
+    let mut perms = std::fs::metadata(temp.path())?.permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(temp.path(), perms)?;
+    temp.persist(to).map_err(|e| e.error)?;
+    Ok(())
+}
