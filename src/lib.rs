@@ -3,10 +3,21 @@
 //! Layers, lowest first (a layer never uses one above it):
 //! - [`hash`]: canonical forms and hashes;
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
-//! - [`python`]: targets, tags, markers, interpreters and wheel installation (no store internals);
+//! - [`fetch`]: fixed-output downloads, mirrors, wheelhouses, the package index client;
+//! - [`build`]: the build graph and the scheduler;
+//! - [`bundle`]: assembling bundles and their manifests;
+//! - [`archive`]: the deterministic ZIP and its pinned deflate;
+//! - [`python`]: targets, tags, markers, interpreters, wheel installation, requirements and
+//!   locks (no store internals);
+//! - [`recipe`]: recipe files;
 //! - [`cli`]: argument parsing and rendering.
 
+pub mod archive;
+pub mod build;
+pub mod bundle;
 pub mod cli;
+pub mod fetch;
 pub mod hash;
 pub mod python;
+pub mod recipe;
 pub mod store;

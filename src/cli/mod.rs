@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 failure (including `verify` finding damage), 2 usage errors.
 
+mod fetch_cmds;
 mod output;
 mod store_cmds;
 
@@ -40,6 +41,18 @@ pub struct Cli {
     /// Parallel jobs (hashing, verifying, deleting) [default: number of cores]
     #[arg(short = 'j', long = "jobs", global = true, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Touch no network: use only the store, file:// mirrors and local wheelhouses
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// Package index (simple API) [default: $PYSTORE_INDEX_URL, $PIP_INDEX_URL, pip.conf]
+    #[arg(long, global = true, value_name = "URL")]
+    pub index_url: Option<String>,
+    /// Another index to consult after the primary one (repeatable; also $PIP_EXTRA_INDEX_URL)
+    #[arg(long, global = true, value_name = "URL")]
+    pub extra_index_url: Vec<String>,
+    /// A local wheelhouse: a directory of files by name (repeatable; also $PYSTORE_FIND_LINKS)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub find_links: Vec<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -85,6 +98,32 @@ pub enum Command {
         /// Entries to verify [default: all]
         #[arg(value_name = "PATH")]
         paths: Vec<String>,
+    },
+    /// Download files into the store as fixed-output entries; prints "<sha256> <store path>"
+    ///
+    /// With --sha256 (or a URL ending in #sha256=HEX) the bytes must have that hash, and a file
+    /// already in the store is not downloaded again; mirrors ($PYSTORE_MIRRORS) and wheelhouses
+    /// (--find-links) are tried before the URL. Without a hash the file is downloaded and
+    /// registered under the hash it has, like nix-prefetch-url. Several URLs are fetched in
+    /// parallel (-j, default 8).
+    Prefetch {
+        /// http(s):// or file:// URLs, or absolute paths; each may end in #sha256=HEX
+        #[arg(required = true, value_name = "URL")]
+        urls: Vec<String>,
+        /// Expected sha256 (hex) of the one URL
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+        /// Entry name [default: the URL's last path segment]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// List the files a package index offers for PROJECT (to check index configuration)
+    ///
+    /// Shows each file's sha256, Requires-Python, whether core metadata (PEP 658) is offered and
+    /// whether it is yanked; --json for everything.
+    Index {
+        /// Project name (any spelling; normalised as PEP 503 says)
+        project: String,
     },
     /// Manage gc roots: the entries (and their closures) that gc keeps
     #[command(subcommand)]
@@ -151,27 +190,47 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             anyhow::anyhow!("cannot tell where the store is: set PYSTORE_STORE or pass --store DIR")
         })?,
     };
-    let mut store = Store::open(&root)?;
-    match cli.command {
+    let net = || {
+        fetch_cmds::net_settings(
+            ui,
+            cli.jobs,
+            cli.offline,
+            cli.index_url.as_deref(),
+            &cli.extra_index_url,
+            &cli.find_links,
+        )
+    };
+    let open = || Store::open(&root);
+    match &cli.command {
         Command::Add { paths, name } => {
             if name.is_some() && paths.len() > 1 {
                 anyhow::bail!(
                     "--name applies to one PATH; add the paths one at a time to name them"
                 );
             }
-            store_cmds::add(&store, ui, &paths, name.as_deref())
+            store_cmds::add(&open()?, ui, paths, name.as_deref())
         }
         Command::PathInfo {
             paths,
             closure,
             size,
-        } => store_cmds::path_info(&store, ui, &paths, closure, size),
-        Command::Verify { paths } => store_cmds::verify(&store, ui, &paths),
+        } => store_cmds::path_info(&open()?, ui, paths, *closure, *size),
+        Command::Verify { paths } => store_cmds::verify(&open()?, ui, paths),
+        Command::Prefetch { urls, sha256, name } => fetch_cmds::prefetch(
+            &open()?,
+            ui,
+            net()?,
+            urls,
+            sha256.as_deref(),
+            name.as_deref(),
+        ),
+        // Asks the index only: no store needed.
+        Command::Index { project } => fetch_cmds::index(ui, net()?, project),
         Command::Root(RootCommand::Add { name, path }) => {
-            store_cmds::root_add(&store, ui, &name, &path)
+            store_cmds::root_add(&open()?, ui, name, path)
         }
-        Command::Root(RootCommand::List) => store_cmds::root_list(&store, ui),
-        Command::Root(RootCommand::Remove { name }) => store_cmds::root_remove(&store, ui, &name),
-        Command::Gc { dry_run } => store_cmds::gc(&mut store, ui, dry_run),
+        Command::Root(RootCommand::List) => store_cmds::root_list(&open()?, ui),
+        Command::Root(RootCommand::Remove { name }) => store_cmds::root_remove(&open()?, ui, name),
+        Command::Gc { dry_run } => store_cmds::gc(&mut open()?, ui, *dry_run),
     }
 }

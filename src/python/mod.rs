@@ -1,5 +1,5 @@
 //! The Python layer: targets and their wheel tags and marker environments, wheel file names,
-//! interpreter trees and wheel installation.
+//! interpreter trees, wheel installation, requirements files and lock files.
 //!
 //! Everything here is a pure function over local files and directories. Functions that produce
 //! an output take a path that does not exist yet and create it (a file or a directory), so the
@@ -12,9 +12,11 @@ pub mod install;
 pub mod interpreter;
 pub mod launcher;
 pub mod launcher_windows;
+pub mod lockfile;
 pub mod markers;
 pub mod record;
 pub mod relocate;
+pub mod requirements;
 pub mod scheme;
 pub mod tags;
 pub mod target;

@@ -6,13 +6,14 @@
 //! transaction, then their files (in parallel). A crash after the commit leaves unregistered
 //! directories, which the next gc removes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
 
 use super::canonicalise::remove_tree;
+use super::layout::entry_dir_name;
 use super::lock::LockMode;
 use super::{io_err, Result, Store, StoreError};
 
@@ -95,7 +96,11 @@ impl Store {
             })
             .collect();
         removed.sort();
-        let unregistered = self.unregistered_dirs()?;
+        let registered: HashSet<String> = rows
+            .iter()
+            .map(|row| entry_dir_name(&row.id, &row.name))
+            .collect();
+        let unregistered = self.unregistered_dirs_given(&registered)?;
         let unregistered_bytes: u64 = unregistered.iter().map(|p| tree_bytes(p)).sum();
         let report = GcReport {
             dry_run,

@@ -1,12 +1,13 @@
 //! `verify`: re-hash entries against their recorded manifests and report every damaged file.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::layout::parse_entry_dir_name;
+use super::layout::entry_dir_name;
 use super::{io_err, EntryInfo, Result, Store};
 use crate::hash::to_hex;
 use crate::hash::tree::{Node, NodeKind, Tree};
@@ -93,17 +94,29 @@ impl Store {
 
     /// Directories under entries/ that are not valid entries.
     pub(crate) fn unregistered_dirs(&self) -> Result<Vec<PathBuf>> {
+        let registered: HashSet<String> = self
+            .db()
+            .all_entries()?
+            .into_iter()
+            .map(|row| entry_dir_name(&row.id, &row.name))
+            .collect();
+        self.unregistered_dirs_given(&registered)
+    }
+
+    /// Directories under entries/ whose names are not in `registered`.
+    pub(crate) fn unregistered_dirs_given(
+        &self,
+        registered: &HashSet<String>,
+    ) -> Result<Vec<PathBuf>> {
         let dir = self.layout().entries_dir();
         let mut out = Vec::new();
         for child in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
             let child = child.map_err(io_err("list", &dir))?;
-            let registered = match child.file_name().to_str().and_then(parse_entry_dir_name) {
-                Some((id, name)) => self
-                    .query(&id)?
-                    .is_some_and(|entry| entry.name == name.as_str()),
-                None => false,
-            };
-            if !registered {
+            let known = child
+                .file_name()
+                .to_str()
+                .is_some_and(|name| registered.contains(name));
+            if !known {
                 out.push(child.path());
             }
         }

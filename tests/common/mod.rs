@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary against temporary stores.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -15,8 +17,16 @@ pub fn bin() -> &'static str {
 pub fn pystore(store: &Path) -> Command {
     let mut cmd = Command::new(bin());
     cmd.arg("--store").arg(store);
+    // No pip.conf or netrc of the machine's: tests configure what they use.
+    cmd.env("PIP_CONFIG_FILE", "/dev/null")
+        .env("NETRC", "/dev/null");
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PYSTORE_") || key == "RUST_LOG" {
+        let name = key.to_string_lossy();
+        if name.starts_with("PYSTORE_")
+            || name.starts_with("PIP_")
+            || name == "RUST_LOG"
+            || name == "NETRC"
+        {
             cmd.env_remove(key);
         }
     }

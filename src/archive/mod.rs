@@ -1,0 +1,5 @@
+//! Archives: the deterministic bundle ZIP and the pinned deflate it uses.
+
+pub mod deflate;
+pub mod timestamp;
+pub mod zip;

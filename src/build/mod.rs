@@ -1,0 +1,8 @@
+//! Building: the build graph (derivations with ids known up front) and the scheduler that
+//! realises it.
+
+pub mod graph;
+pub mod scheduler;
+
+pub use graph::{BuildContext, BuildError, Graph, NodeIndex};
+pub use scheduler::{plan, realise, RealiseError, Status};

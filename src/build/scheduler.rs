@@ -1,0 +1,229 @@
+//! Realising a graph: only what is needed, fetches in parallel, builds `jobs` at a time in
+//! dependency order.
+//!
+//! A node is *needed* when a needed node (or a requested root) depends on it and its entry is
+//! not valid yet. So an unchanged realisation costs one store lookup per root and touches
+//! nothing else, not even the network.
+
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::graph::{Action, BuildContext, Graph, NodeIndex};
+use crate::fetch::{FetchError, Fetcher};
+use crate::store::{EntryInfo, Store, StoreError};
+
+/// What realising would do to a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Valid already.
+    Valid,
+    /// To be fetched.
+    Fetch,
+    /// To be built.
+    Build,
+    /// Not needed (everything that depends on it is valid).
+    Unneeded,
+}
+
+/// Why a realisation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RealiseError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Fetching failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// Builds failed.
+    #[error("{}", .0.iter().map(with_causes).collect::<Vec<_>>().join("\n"))]
+    Builds(Vec<StoreError>),
+}
+
+/// An error and its causes on one line: `building x failed: cannot read ...`.
+fn with_causes(err: &StoreError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The status of every node when realising `roots`.
+pub fn plan(store: &Store, graph: &Graph, roots: &[NodeIndex]) -> Result<Vec<Status>, StoreError> {
+    let mut status = vec![Status::Unneeded; graph.nodes().len()];
+    let mut visited = vec![false; graph.nodes().len()];
+    let mut stack: Vec<NodeIndex> = roots.to_vec();
+    while let Some(index) = stack.pop() {
+        if std::mem::replace(&mut visited[index], true) {
+            continue;
+        }
+        let node = graph.node(index);
+        if store.query(&node.id)?.is_some() {
+            status[index] = Status::Valid;
+            continue;
+        }
+        status[index] = match node.action {
+            Action::Fetch(_) => Status::Fetch,
+            Action::Build(_) => Status::Build,
+        };
+        stack.extend(node.inputs.values());
+    }
+    Ok(status)
+}
+
+fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    queue.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Queue {
+    ready: Vec<NodeIndex>,
+    waiting_on: Vec<usize>,
+    running: usize,
+    remaining: usize,
+    errors: Vec<StoreError>,
+}
+
+/// Realises `roots`, returning every needed or valid node's entry (by node index).
+pub fn realise(
+    store: &Store,
+    fetcher: &Fetcher<'_>,
+    graph: &Graph,
+    roots: &[NodeIndex],
+    jobs: usize,
+    progress: bool,
+) -> Result<BTreeMap<NodeIndex, EntryInfo>, RealiseError> {
+    let status = plan(store, graph, roots)?;
+    let mut done: BTreeMap<NodeIndex, EntryInfo> = BTreeMap::new();
+    for (index, s) in status.iter().enumerate() {
+        if *s == Status::Valid {
+            if let Some(entry) = store.query(&graph.node(index).id)? {
+                done.insert(index, entry);
+            }
+        }
+    }
+    let fetches: Vec<NodeIndex> = (0..status.len())
+        .filter(|&i| status[i] == Status::Fetch)
+        .collect();
+    let items: Vec<_> = fetches
+        .iter()
+        .filter_map(|&i| match &graph.node(i).action {
+            Action::Fetch(item) => Some(item.clone()),
+            Action::Build(_) => None,
+        })
+        .collect();
+    for (index, fetched) in fetches.iter().zip(fetcher.fetch_all(&items)?) {
+        done.insert(*index, fetched.entry);
+    }
+
+    let builds: Vec<NodeIndex> = (0..status.len())
+        .filter(|&i| status[i] == Status::Build)
+        .collect();
+    if builds.is_empty() {
+        return Ok(done);
+    }
+    let mut waiting_on = vec![0usize; status.len()];
+    let mut dependents: Vec<Vec<NodeIndex>> = vec![Vec::new(); status.len()];
+    for &index in &builds {
+        for &input in graph.node(index).inputs.values() {
+            if status[input] == Status::Build {
+                waiting_on[index] += 1;
+                dependents[input].push(index);
+            }
+        }
+    }
+    let ready: Vec<NodeIndex> = builds
+        .iter()
+        .copied()
+        .filter(|&i| waiting_on[i] == 0)
+        .collect();
+    let queue = Mutex::new(Queue {
+        ready,
+        waiting_on,
+        running: 0,
+        remaining: builds.len(),
+        errors: Vec::new(),
+    });
+    let wake = Condvar::new();
+    let results = Mutex::new(done);
+    let bar = if progress {
+        ProgressBar::new(builds.len() as u64)
+    } else {
+        ProgressBar::with_draw_target(Some(builds.len() as u64), ProgressDrawTarget::hidden())
+    };
+    if let Ok(style) = ProgressStyle::with_template("building [{bar:30}] {pos}/{len} {wide_msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, builds.len()) {
+            scope.spawn(|| loop {
+                let index = {
+                    let mut q = lock(&queue);
+                    loop {
+                        if !q.errors.is_empty() || q.remaining == 0 {
+                            return;
+                        }
+                        if let Some(index) = q.ready.pop() {
+                            q.running += 1;
+                            break index;
+                        }
+                        if q.running == 0 {
+                            return; // nothing runs and nothing is ready: cannot happen in a DAG
+                        }
+                        q = wake.wait(q).unwrap_or_else(|p| p.into_inner());
+                    }
+                };
+                let node = graph.node(index);
+                bar.set_message(node.fingerprint.name().to_string());
+                let inputs: BTreeMap<String, EntryInfo> = {
+                    let results = results.lock().unwrap_or_else(|p| p.into_inner());
+                    node.inputs
+                        .iter()
+                        .filter_map(|(label, i)| Some((label.clone(), results.get(i)?.clone())))
+                        .collect()
+                };
+                let outcome = match &node.action {
+                    Action::Build(builder) => store.build(&node.fingerprint, |out| {
+                        builder(&BuildContext {
+                            out,
+                            inputs: &inputs,
+                        })
+                    }),
+                    Action::Fetch(_) => Err(StoreError::Root(
+                        "a fetch node was scheduled as a build".into(),
+                    )),
+                };
+                bar.inc(1);
+                let mut q = lock(&queue);
+                q.running -= 1;
+                q.remaining -= 1;
+                match outcome {
+                    Ok(registration) => {
+                        results
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(index, registration.entry);
+                        for &dependent in &dependents[index] {
+                            q.waiting_on[dependent] -= 1;
+                            if q.waiting_on[dependent] == 0 {
+                                q.ready.push(dependent);
+                            }
+                        }
+                    }
+                    Err(err) => q.errors.push(err),
+                }
+                wake.notify_all();
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let queue = queue.into_inner().unwrap_or_else(|p| p.into_inner());
+    if !queue.errors.is_empty() {
+        return Err(RealiseError::Builds(queue.errors));
+    }
+    Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()))
+}

@@ -1,0 +1,154 @@
+//! Where fetching is configured: command-line flags, environment variables, pip's configuration
+//! and netrc. Read once by the CLI; the fetch code below it sees only the result.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use super::credentials::Credentials;
+use super::fixed::FetchConfig;
+use super::http::HttpConfig;
+use super::FetchError;
+
+/// Looks up an environment variable (a closure, so tests can supply their own).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The indexes to use, primary first, with credentials taken out.
+#[derive(Clone, Debug, Default)]
+pub struct IndexUrls {
+    /// Primary then extra indexes, without credentials.
+    pub urls: Vec<Url>,
+    /// Where the primary came from (a flag, a variable or a file), for messages.
+    pub origin: Option<String>,
+}
+
+/// Parses a URL or an absolute path (as a `file://` URL).
+pub fn parse_location(what: &str, value: &str) -> Result<Url, FetchError> {
+    if value.starts_with('/') {
+        return Url::from_file_path(value).map_err(|_| FetchError::BadUrl {
+            value: format!("{what} {value}"),
+            reason: "not a usable path".into(),
+        });
+    }
+    Url::parse(value).map_err(|e| FetchError::BadUrl {
+        value: format!("{what} {}", value.split('@').next_back().unwrap_or(value)),
+        reason: e.to_string(),
+    })
+}
+
+/// Index settings, highest precedence first: `--index-url`, `PYSTORE_INDEX_URL`,
+/// `PIP_INDEX_URL`, pip.conf `index-url`; extras from `--extra-index-url`, `PIP_EXTRA_INDEX_URL`
+/// and pip.conf `extra-index-url`. Credentials in the URLs go into `credentials`.
+pub fn index_urls(
+    flag_index: Option<&str>,
+    flag_extra: &[String],
+    env: Env<'_>,
+    credentials: &mut Credentials,
+) -> Result<IndexUrls, FetchError> {
+    let pip = super::pipconf::PipConfig::load(env);
+    let primary = flag_index
+        .map(|v| ("--index-url".to_owned(), v.to_owned()))
+        .or_else(|| {
+            env("PYSTORE_INDEX_URL")
+                .filter(|v| !v.is_empty())
+                .map(|v| ("PYSTORE_INDEX_URL".into(), v))
+        })
+        .or_else(|| {
+            env("PIP_INDEX_URL")
+                .filter(|v| !v.is_empty())
+                .map(|v| ("PIP_INDEX_URL".into(), v))
+        })
+        .or_else(|| {
+            pip.index_url
+                .clone()
+                .map(|(file, v)| (format!("index-url in {file}"), v))
+        });
+    let mut extras: Vec<(String, String)> = flag_extra
+        .iter()
+        .map(|v| ("--extra-index-url".into(), v.clone()))
+        .collect();
+    if let Some(value) = env("PIP_EXTRA_INDEX_URL") {
+        extras.extend(
+            value
+                .split_whitespace()
+                .map(|v| ("PIP_EXTRA_INDEX_URL".into(), v.to_owned())),
+        );
+    }
+    extras.extend(
+        pip.extra_index_urls
+            .iter()
+            .map(|(file, v)| (format!("extra-index-url in {file}"), v.clone())),
+    );
+    let mut urls = Vec::new();
+    let origin = primary.as_ref().map(|(origin, _)| origin.clone());
+    for (origin, value) in primary.into_iter().chain(extras) {
+        let url = parse_location(&origin, &value)?;
+        let clean = credentials.absorb(&url);
+        if !urls.contains(&clean) {
+            urls.push(clean);
+        }
+    }
+    Ok(IndexUrls { urls, origin })
+}
+
+/// Loads netrc logins from `$NETRC`, else `~/.netrc`.
+pub fn load_netrc(env: Env<'_>, credentials: &mut Credentials) {
+    let path = env("NETRC")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".netrc")));
+    if let Some(path) = path {
+        credentials.load_netrc(&path);
+    }
+}
+
+/// Fetch settings from the environment: `PYSTORE_MIRRORS` (whitespace-separated URLs or absolute
+/// paths), `PYSTORE_FIND_LINKS` (whitespace-separated directories) plus `--find-links`,
+/// `PYSTORE_HTTP_RETRIES`, `PYSTORE_HTTP_TIMEOUT` (seconds), `PYSTORE_HTTP_BACKOFF_MS`.
+pub fn fetch_config(
+    env: Env<'_>,
+    flag_find_links: &[PathBuf],
+    offline: bool,
+    jobs: usize,
+    progress: bool,
+    credentials: &mut Credentials,
+) -> Result<FetchConfig, FetchError> {
+    let mut mirrors = Vec::new();
+    for value in env("PYSTORE_MIRRORS")
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        mirrors.push(credentials.absorb(&parse_location("PYSTORE_MIRRORS", value)?));
+    }
+    let mut find_links: Vec<PathBuf> = flag_find_links.to_vec();
+    find_links.extend(
+        env("PYSTORE_FIND_LINKS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(PathBuf::from),
+    );
+    let number = |name: &str| -> Result<Option<u64>, FetchError> {
+        env(name)
+            .map(|v| {
+                v.trim().parse::<u64>().map_err(|e| FetchError::BadUrl {
+                    value: format!("{name}={v}"),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    };
+    let defaults = HttpConfig::default();
+    let http = HttpConfig {
+        retries: number("PYSTORE_HTTP_RETRIES")?.map_or(defaults.retries, |n| n.min(100) as u32),
+        timeout: number("PYSTORE_HTTP_TIMEOUT")?.map_or(defaults.timeout, Duration::from_secs),
+        backoff: number("PYSTORE_HTTP_BACKOFF_MS")?.map_or(defaults.backoff, Duration::from_millis),
+    };
+    Ok(FetchConfig {
+        mirrors,
+        find_links,
+        offline,
+        jobs,
+        progress,
+        http,
+    })
+}

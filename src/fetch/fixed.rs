@@ -1,0 +1,373 @@
+//! Fixed-output entries: files known by name and sha256, fetched from wherever has the bytes.
+//!
+//! Sources, in order: the store itself (no request at all), content-addressed mirrors
+//! (`<mirror>/sha256/<hex>`), local wheelhouses (`<dir>/<name>`), then the file's own URLs. A
+//! source that fails (missing, unreachable, wrong bytes) is skipped for the next; the entry is
+//! registered only when the sha256 matches, so a mirror cannot change what a build sees.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use reqwest::Url;
+use sha2::Digest;
+
+use super::credentials::{redact, Credentials};
+use super::http::{HttpClient, HttpConfig};
+use super::FetchError;
+use crate::hash::to_hex;
+use crate::store::{EntryInfo, EntryName, Fingerprint, Store, StoreError};
+
+/// A file to fetch: its identity (name and sha256) and where it may be found.
+#[derive(Clone, Debug)]
+pub struct FixedOutput {
+    /// Entry name (for wheels, the wheel's file name).
+    pub name: EntryName,
+    /// Declared sha256: the entry's identity.
+    pub sha256: [u8; 32],
+    /// Declared size, when known (checked before downloading the whole file).
+    pub size: Option<u64>,
+    /// URLs of the file itself (tried after mirrors and wheelhouses).
+    pub urls: Vec<Url>,
+}
+
+impl FixedOutput {
+    /// The fingerprint, and so the entry id: name and sha256 only, never a URL.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::Fixed {
+            name: self.name.clone(),
+            sha256: self.sha256,
+        }
+    }
+}
+
+/// Where fetched bytes may come from besides the files' own URLs.
+#[derive(Clone, Debug, Default)]
+pub struct FetchConfig {
+    /// Content-addressed mirrors: `file://` or `http(s)://` bases serving `sha256/<hex>`.
+    pub mirrors: Vec<Url>,
+    /// Local wheelhouses: directories holding files by name.
+    pub find_links: Vec<PathBuf>,
+    /// Touch no network: only the store, `file://` mirrors, wheelhouses and `file://` URLs.
+    pub offline: bool,
+    /// Downloads at once.
+    pub jobs: usize,
+    /// Draw progress bars on stderr.
+    pub progress: bool,
+    /// Retries, backoff, timeouts.
+    pub http: HttpConfig,
+}
+
+/// A fetched (or already present) file.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// The valid entry.
+    pub entry: EntryInfo,
+    /// Where the bytes came from (`store` when nothing was fetched); never holds credentials.
+    pub source: String,
+}
+
+/// Fetches fixed-output entries into a store.
+pub struct Fetcher<'a> {
+    store: &'a Store,
+    config: FetchConfig,
+    credentials: Credentials,
+    http: OnceLock<Result<HttpClient, String>>,
+    bars: MultiProgress,
+}
+
+/// One place to try.
+enum Source {
+    Local(PathBuf),
+    Remote(Url),
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Local(path) => path.display().to_string(),
+            Source::Remote(url) => redact(url),
+        }
+    }
+}
+
+impl<'a> Fetcher<'a> {
+    /// A fetcher over `store`. `credentials` supply logins for hosts (URL userinfo is also
+    /// honoured, and stripped).
+    pub fn new(store: &'a Store, config: FetchConfig, credentials: Credentials) -> Fetcher<'a> {
+        let target = if config.progress {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Fetcher {
+            store,
+            config,
+            credentials,
+            http: OnceLock::new(),
+            bars: MultiProgress::with_draw_target(target),
+        }
+    }
+
+    /// The HTTP client, created on first use (so a store hit costs no TLS set-up).
+    pub fn http(&self) -> Result<&HttpClient, FetchError> {
+        self.http
+            .get_or_init(|| {
+                HttpClient::new(self.config.http.clone(), self.credentials.clone())
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|message| FetchError::Client(message.clone()))
+    }
+
+    fn sources(&self, item: &FixedOutput) -> Vec<Source> {
+        let hex = to_hex(&item.sha256);
+        let mut sources = Vec::new();
+        for mirror in &self.config.mirrors {
+            let base = if mirror.path().ends_with('/') {
+                mirror.clone()
+            } else {
+                with_trailing_slash(mirror)
+            };
+            if let Ok(url) = base.join(&format!("sha256/{hex}")) {
+                sources.push(to_source(url));
+            }
+        }
+        for dir in &self.config.find_links {
+            sources.push(Source::Local(dir.join(item.name.as_str())));
+        }
+        sources.extend(item.urls.iter().cloned().map(to_source));
+        if self.config.offline {
+            sources.retain(|s| matches!(s, Source::Local(_)));
+        }
+        sources
+    }
+
+    /// Whether `item` is in the store or in a local source (what `--offline` can get).
+    fn locally_available(&self, item: &FixedOutput) -> Result<bool, FetchError> {
+        if self.store.query(&item.fingerprint().id()?)?.is_some() {
+            return Ok(true);
+        }
+        Ok(self
+            .sources(item)
+            .iter()
+            .any(|s| matches!(s, Source::Local(p) if p.is_file())))
+    }
+
+    /// Fetches one file (or finds it in the store).
+    pub fn fetch(&self, item: &FixedOutput) -> Result<Fetched, FetchError> {
+        let fingerprint = item.fingerprint();
+        if let Some(entry) = self.store.query(&fingerprint.id()?)? {
+            return Ok(Fetched {
+                entry,
+                source: "store".into(),
+            });
+        }
+        let sources = self.sources(item);
+        if sources.is_empty() {
+            return Err(if self.config.offline {
+                FetchError::Offline {
+                    missing: vec![describe_item(item)],
+                }
+            } else {
+                FetchError::NoSource {
+                    name: item.name.to_string(),
+                }
+            });
+        }
+        let used = Mutex::new(String::new());
+        let result = self.store.build(&fingerprint, |out| {
+            let mut failures = Vec::new();
+            for source in &sources {
+                match self.try_source(item, source, out) {
+                    Ok(()) => {
+                        *used.lock().unwrap_or_else(|p| p.into_inner()) = source.describe();
+                        return Ok(());
+                    }
+                    Err(err) => {
+                        tracing::debug!("{}: {err}", source.describe());
+                        failures.push((source.describe(), err.to_string()));
+                        let _ = fs::remove_file(out);
+                    }
+                }
+            }
+            Err(Box::new(FetchError::AllSourcesFailed {
+                name: item.name.to_string(),
+                sha256: to_hex(&item.sha256),
+                failures,
+            }))
+        });
+        match result {
+            Ok(registration) => {
+                let source = used.into_inner().unwrap_or_else(|p| p.into_inner());
+                let source = if registration.built {
+                    source
+                } else {
+                    "store".into()
+                };
+                Ok(Fetched {
+                    entry: registration.entry,
+                    source,
+                })
+            }
+            Err(StoreError::Build { source, .. }) => match source.downcast::<FetchError>() {
+                Ok(fetch_error) => Err(*fetch_error),
+                Err(other) => Err(FetchError::Other(other.to_string())),
+            },
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Fetches every item, `jobs` at a time, returning results in the items' order. Offline,
+    /// everything missing is reported in one error before anything is fetched. Failures are
+    /// collected and reported together.
+    pub fn fetch_all(&self, items: &[FixedOutput]) -> Result<Vec<Fetched>, FetchError> {
+        if self.config.offline {
+            let mut missing = Vec::new();
+            for item in items {
+                if !self.locally_available(item)? {
+                    missing.push(describe_item(item));
+                }
+            }
+            if !missing.is_empty() {
+                return Err(FetchError::Offline { missing });
+            }
+        }
+        let total = self.bars.add(ProgressBar::new(items.len() as u64));
+        if let Ok(style) =
+            ProgressStyle::with_template("fetching [{bar:30}] {pos}/{len} files {elapsed}")
+        {
+            total.set_style(style.progress_chars("=> "));
+        }
+        let next = AtomicUsize::new(0);
+        let results: Vec<Mutex<Option<Result<Fetched, FetchError>>>> =
+            items.iter().map(|_| Mutex::new(None)).collect();
+        let workers = self.config.jobs.clamp(1, items.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(index) else { break };
+                    let result = self.fetch(item);
+                    *results[index].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                    total.inc(1);
+                });
+            }
+        });
+        total.finish_and_clear();
+        let mut fetched = Vec::with_capacity(items.len());
+        let mut errors = Vec::new();
+        for slot in results {
+            match slot.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                Some(Ok(ok)) => fetched.push(ok),
+                Some(Err(err)) => errors.push(err),
+                None => errors.push(FetchError::Other("a download worker stopped early".into())),
+            }
+        }
+        match errors.len() {
+            0 => Ok(fetched),
+            1 => Err(errors.remove(0)),
+            _ => Err(FetchError::Many(errors)),
+        }
+    }
+
+    fn try_source(
+        &self,
+        item: &FixedOutput,
+        source: &Source,
+        out: &Path,
+    ) -> Result<(), FetchError> {
+        let (size, sha256) = match source {
+            Source::Local(path) => copy_hashing(path, out)?,
+            Source::Remote(url) => {
+                let bar = self.bars.add(ProgressBar::new(item.size.unwrap_or(0)));
+                if let Ok(style) = ProgressStyle::with_template(
+                    "{msg:40!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                ) {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+                bar.set_message(item.name.to_string());
+                let result = self
+                    .http()?
+                    .download(url, out, item.size, &|position| bar.set_position(position));
+                bar.finish_and_clear();
+                self.bars.remove(&bar);
+                let downloaded = result?;
+                (downloaded.size, downloaded.sha256)
+            }
+        };
+        if sha256 != item.sha256 {
+            return Err(FetchError::HashMismatch {
+                name: item.name.to_string(),
+                from: source.describe(),
+                expected: to_hex(&item.sha256),
+                actual: to_hex(&sha256),
+            });
+        }
+        if let Some(expected) = item.size {
+            if expected != size {
+                return Err(FetchError::SizeMismatch {
+                    url: source.describe(),
+                    expected,
+                    actual: size,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe_item(item: &FixedOutput) -> String {
+    format!("{} (sha256 {})", item.name, to_hex(&item.sha256))
+}
+
+fn with_trailing_slash(url: &Url) -> Url {
+    let mut url = url.clone();
+    let path = format!("{}/", url.path());
+    url.set_path(&path);
+    url
+}
+
+fn to_source(url: Url) -> Source {
+    if url.scheme() == "file" {
+        if let Ok(path) = url.to_file_path() {
+            return Source::Local(path);
+        }
+    }
+    Source::Remote(url)
+}
+
+/// Copies a local file to `out`, hashing it; a missing file is an error like a 404.
+fn copy_hashing(from: &Path, out: &Path) -> Result<(u64, [u8; 32]), FetchError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |err: std::io::Error| FetchError::Io {
+            path,
+            message: err.to_string(),
+        }
+    };
+    let mut input = fs::File::open(from).map_err(io(from))?;
+    if !input.metadata().map_err(io(from))?.is_file() {
+        return Err(FetchError::Io {
+            path: from.to_path_buf(),
+            message: "not a regular file".into(),
+        });
+    }
+    let mut output = fs::File::create(out).map_err(io(out))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut size = 0u64;
+    loop {
+        let n = input.read(&mut buf).map_err(io(from))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        output.write_all(&buf[..n]).map_err(io(out))?;
+        size += n as u64;
+    }
+    Ok((size, hasher.finalize().into()))
+}

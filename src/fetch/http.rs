@@ -1,0 +1,364 @@
+//! HTTP with bounded retries, backoff, `Retry-After`, and resumable streaming downloads.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::header::{
+    HeaderMap, ACCEPT, ACCEPT_RANGES, CONTENT_RANGE, CONTENT_TYPE, RANGE, RETRY_AFTER,
+};
+use reqwest::{StatusCode, Url};
+use sha2::Digest;
+
+use super::credentials::{redact, Credentials};
+use super::FetchError;
+
+/// Longest we honour a server's `Retry-After`; longer requests are cut to this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Longest exponential backoff step.
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
+
+/// HTTP settings.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Retries after the first attempt, for connection errors, timeouts, truncated bodies, 5xx
+    /// and 429.
+    pub retries: u32,
+    /// First backoff step; doubled on each retry, with jitter.
+    pub backoff: Duration,
+    /// Connect timeout, and the longest wait for any single read.
+    pub timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            retries: 4,
+            backoff: Duration::from_millis(500),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A small document fetched whole (an index page, a metadata file).
+#[derive(Clone, Debug)]
+pub struct Document {
+    /// The final URL (after redirects), without credentials.
+    pub url: Url,
+    /// `Content-Type`, lower-cased, without parameters.
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// What a download produced.
+#[derive(Clone, Copy, Debug)]
+pub struct Downloaded {
+    /// Bytes written.
+    pub size: u64,
+    /// sha256 of the bytes.
+    pub sha256: [u8; 32],
+}
+
+/// A blocking HTTP client that never shows or stores credentials.
+pub struct HttpClient {
+    client: Client,
+    config: HttpConfig,
+    credentials: Credentials,
+}
+
+enum Attempt<T> {
+    Done(T),
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+}
+
+impl HttpClient {
+    /// Creates a client.
+    pub fn new(config: HttpConfig, credentials: Credentials) -> Result<HttpClient, FetchError> {
+        let client = Client::builder()
+            .user_agent(concat!("pystore/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.timeout)
+            .timeout(config.timeout)
+            .build()
+            .map_err(|err| FetchError::Client(err.to_string()))?;
+        Ok(HttpClient {
+            client,
+            config,
+            credentials,
+        })
+    }
+
+    /// The credentials in use.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    fn request(&self, url: &Url) -> RequestBuilder {
+        let request = self.client.get(url.clone());
+        match self.credentials.login_for(url) {
+            Some(login) => request.basic_auth(&login.user, Some(&login.password)),
+            None => request,
+        }
+    }
+
+    fn backoff(&self, attempt: u32, after: Option<Duration>) -> Duration {
+        if let Some(after) = after {
+            return after.min(MAX_RETRY_AFTER);
+        }
+        let step = self
+            .config
+            .backoff
+            .saturating_mul(1 << attempt.min(16))
+            .min(MAX_BACKOFF);
+        // Full jitter between half and the whole step, so parallel clients spread out.
+        step.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+
+    /// Runs `once` until it succeeds, fails for good, or retries run out.
+    fn with_retries<T>(
+        &self,
+        url: &Url,
+        mut once: impl FnMut() -> Result<Attempt<T>, FetchError>,
+    ) -> Result<T, FetchError> {
+        let mut attempt = 0;
+        loop {
+            match once()? {
+                Attempt::Done(value) => return Ok(value),
+                Attempt::Retry { reason, after } => {
+                    if attempt >= self.config.retries {
+                        return Err(FetchError::GaveUp {
+                            url: redact(url),
+                            attempts: attempt + 1,
+                            last: self.scrub(&reason),
+                        });
+                    }
+                    let delay = self.backoff(attempt, after);
+                    tracing::debug!("{}: {reason}; retrying in {delay:?}", redact(url));
+                    std::thread::sleep(delay);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Removes any known password from `text` (error texts of lower layers may quote requests).
+    fn scrub(&self, text: &str) -> String {
+        self.credentials
+            .secrets()
+            .fold(text.to_owned(), |acc, secret| acc.replace(secret, "****"))
+    }
+
+    fn classify(&self, url: &Url, response: Response) -> Result<Attempt<Response>, FetchError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(Attempt::Done(response));
+        }
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Ok(Attempt::Retry {
+                reason: format!("HTTP {status}"),
+                after: retry_after(response.headers()),
+            });
+        }
+        Err(FetchError::Status {
+            url: redact(url),
+            status: status.as_u16(),
+        })
+    }
+
+    fn send(&self, url: &Url, request: RequestBuilder) -> Result<Attempt<Response>, FetchError> {
+        match request.send() {
+            Ok(response) => self.classify(url, response),
+            Err(err)
+                if err.is_connect() || err.is_timeout() || err.is_request() || err.is_body() =>
+            {
+                Ok(Attempt::Retry {
+                    reason: error_chain(&err),
+                    after: None,
+                })
+            }
+            Err(err) => Err(FetchError::Transport {
+                url: redact(url),
+                message: self.scrub(&error_chain(&err)),
+            }),
+        }
+    }
+
+    /// GETs a small document, with `accept` as the `Accept` header.
+    pub fn get(&self, url: &Url, accept: &str) -> Result<Document, FetchError> {
+        self.with_retries(url, || {
+            let response = match self.send(url, self.request(url).header(ACCEPT, accept))? {
+                Attempt::Done(response) => response,
+                Attempt::Retry { reason, after } => return Ok(Attempt::Retry { reason, after }),
+            };
+            let final_url = super::credentials::strip(response.url());
+            let content_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            match response.bytes() {
+                Ok(body) => Ok(Attempt::Done(Document {
+                    url: final_url,
+                    content_type,
+                    body: body.to_vec(),
+                })),
+                Err(err) => Ok(Attempt::Retry {
+                    reason: error_chain(&err),
+                    after: None,
+                }),
+            }
+        })
+    }
+
+    /// Streams `url` into `dest` (created or truncated), hashing as it goes. An interrupted or
+    /// truncated transfer is resumed with `Range` when the server honours it, else restarted.
+    /// `expected_size`, when known, is checked before and after. `on_position` is told how many
+    /// bytes are in `dest` so far.
+    pub fn download(
+        &self,
+        url: &Url,
+        dest: &Path,
+        expected_size: Option<u64>,
+        on_position: &(dyn Fn(u64) + Sync),
+    ) -> Result<Downloaded, FetchError> {
+        let io = |err: std::io::Error| FetchError::Io {
+            path: dest.to_path_buf(),
+            message: err.to_string(),
+        };
+        let mut file = File::create(dest).map_err(io)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut received: u64 = 0;
+        self.with_retries(url, || {
+            let mut request = self.request(url);
+            if received > 0 {
+                request = request.header(RANGE, format!("bytes={received}-"));
+            }
+            let mut response = match self.send(url, request)? {
+                Attempt::Done(response) => response,
+                Attempt::Retry { reason, after } => return Ok(Attempt::Retry { reason, after }),
+            };
+            let resumed = received > 0
+                && response.status() == StatusCode::PARTIAL_CONTENT
+                && content_range_start(response.headers()) == Some(received);
+            if !resumed && received > 0 {
+                // The server ignored or mangled the range: start over.
+                file.set_len(0).map_err(io)?;
+                file.rewind().map_err(io)?;
+                hasher = sha2::Sha256::new();
+                received = 0;
+                on_position(0);
+            }
+            let remaining = response.content_length();
+            if let (Some(expected), Some(remaining), false) = (expected_size, remaining, resumed) {
+                if remaining != expected {
+                    return Err(FetchError::SizeMismatch { url: redact(url), expected, actual: remaining });
+                }
+            }
+            let mut buf = vec![0u8; 256 << 10];
+            let mut this_response = 0u64;
+            loop {
+                match response.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        file.write_all(&buf[..n]).map_err(io)?;
+                        hasher.update(&buf[..n]);
+                        received += n as u64;
+                        this_response += n as u64;
+                        on_position(received);
+                        if let Some(expected) = expected_size {
+                            if received > expected {
+                                return Err(FetchError::SizeMismatch { url: redact(url), expected, actual: received });
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        let can_resume = response.headers().get(ACCEPT_RANGES).is_some_and(|v| v == "bytes");
+                        tracing::debug!("{}: transfer interrupted after {received} bytes (resumable: {can_resume})", redact(url));
+                        return Ok(Attempt::Retry { reason: format!("transfer interrupted: {err}"), after: None });
+                    }
+                }
+            }
+            if let Some(remaining) = remaining {
+                if this_response < remaining {
+                    return Ok(Attempt::Retry {
+                        reason: format!("body ended after {this_response} of {remaining} bytes"),
+                        after: None,
+                    });
+                }
+            }
+            Ok(Attempt::Done(()))
+        })?;
+        file.sync_all().map_err(io)?;
+        Ok(Downloaded {
+            size: received,
+            sha256: hasher.finalize().into(),
+        })
+    }
+}
+
+fn content_range_start(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
+    let range = value.strip_prefix("bytes ")?;
+    range.split('-').next()?.trim().parse().ok()
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(
+            retry_after(&headers),
+            Some(Duration::ZERO),
+            "a past date means now"
+        );
+    }
+
+    #[test]
+    fn content_range_is_parsed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_RANGE, HeaderValue::from_static("bytes 100-199/200"));
+        assert_eq!(content_range_start(&headers), Some(100));
+    }
+}

@@ -1,0 +1,105 @@
+//! Fetching: fixed-output downloads (HTTP, `file://`, mirrors, wheelhouses) with retries and
+//! resume, and the package index client. Knows nothing of what the files contain.
+
+pub mod config;
+pub mod credentials;
+pub mod fixed;
+pub mod http;
+pub mod index;
+pub mod pipconf;
+
+pub use fixed::{FetchConfig, Fetched, Fetcher, FixedOutput};
+
+/// A fetch error, naming the file, URL (never with credentials) and hash involved.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A fingerprint had no canonical form.
+    #[error(transparent)]
+    Fingerprint(#[from] crate::hash::canonical_json::CanonicalJsonError),
+    /// The HTTP client could not be created.
+    #[error("cannot set up HTTP: {0}")]
+    Client(String),
+    /// A server answered with an error status that retrying will not fix.
+    #[error("GET {url}: HTTP {status}")]
+    Status { url: String, status: u16 },
+    /// A request failed in a way retrying will not fix.
+    #[error("GET {url}: {message}")]
+    Transport { url: String, message: String },
+    /// Retries ran out.
+    #[error("GET {url} failed after {attempts} attempts; last error: {last}")]
+    GaveUp {
+        url: String,
+        attempts: u32,
+        last: String,
+    },
+    /// A file of the wrong size.
+    #[error("{url}: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        url: String,
+        expected: u64,
+        actual: u64,
+    },
+    /// A file with the wrong bytes.
+    #[error("hash mismatch for {name} from {from}: expected sha256 {expected}, got {actual}")]
+    HashMismatch {
+        name: String,
+        from: String,
+        expected: String,
+        actual: String,
+    },
+    /// Every source failed.
+    #[error("cannot fetch {name} (sha256 {sha256}): {}", render_failures(failures))]
+    AllSourcesFailed {
+        name: String,
+        sha256: String,
+        failures: Vec<(String, String)>,
+    },
+    /// Nothing offers the file.
+    #[error("cannot fetch {name}: it is not in the store and no mirror (PYSTORE_MIRRORS), wheelhouse (--find-links, PYSTORE_FIND_LINKS) or URL offers it")]
+    NoSource { name: String },
+    /// Offline, and files are missing.
+    #[error("--offline, and {} not in the store or in a local mirror or wheelhouse:\n{}\nrun again without --offline, or put them in a wheelhouse (--find-links)", count_files(missing.len()), missing.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n"))]
+    Offline { missing: Vec<String> },
+    /// A local file problem.
+    #[error("{}: {message}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    /// No index configured but one is needed.
+    #[error("no package index is configured: set PYSTORE_INDEX_URL to your index's simple-API URL (or PIP_INDEX_URL, or index-url in pip.conf), or pass --index-url")]
+    NoIndex,
+    /// A URL that cannot be used.
+    #[error("bad URL {value}: {reason}")]
+    BadUrl { value: String, reason: String },
+    /// No index knows the project.
+    #[error("no index has a project named {name:?} (asked: {})", indexes.join(", "))]
+    ProjectNotFound { name: String, indexes: Vec<String> },
+    /// An index page that cannot be read.
+    #[error("cannot read the index page {url}: {reason}")]
+    BadIndexPage { url: String, reason: String },
+    /// Several fetches failed.
+    #[error("{} fetches failed:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<FetchError>),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn render_failures(failures: &[(String, String)]) -> String {
+    failures
+        .iter()
+        .map(|(source, err)| format!("\n  from {source}: {err}"))
+        .collect()
+}
+
+fn count_files(n: usize) -> String {
+    if n == 1 {
+        "1 file is".into()
+    } else {
+        format!("{n} files are")
+    }
+}

@@ -1,0 +1,314 @@
+//! `pystore.lock`: every wheel of every target pinned by file name, size and sha256.
+//!
+//! TOML, written in one stable order (targets by name, packages by normalised name), with no
+//! URLs: any index, mirror or wheelhouse can serve the pinned bytes. `inputs` is a hash of what
+//! the lock was resolved from (the parsed requirements, the Python version and the targets), so
+//! realise can refuse a lock that no longer matches the recipe.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::requirements::RequirementsFile;
+use crate::hash::{canonical_json, to_hex};
+
+/// The format version written and read.
+pub const LOCK_VERSION: u32 = 1;
+
+/// blake3 derive-key context of the inputs hash.
+const INPUTS_CONTEXT: &str = "pystore 2026-11 lock inputs v1";
+
+const HEADER: &str = "# Written by `pystore lock`; edit the requirements and run it again instead of editing this.\n";
+
+/// A whole lock file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Lock {
+    /// Format version.
+    pub version: u32,
+    /// The CPython version every target was resolved for.
+    pub python: String,
+    /// Hash of the inputs (see [`inputs_hash`]).
+    pub inputs: String,
+    /// One table per target, sorted by name.
+    #[serde(default)]
+    pub targets: Vec<LockedTarget>,
+}
+
+/// The pins of one target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedTarget {
+    /// Target name, as in the recipe.
+    pub name: String,
+    /// Platform triple.
+    pub platform: String,
+    /// glibc floor, for Linux targets that set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glibc: Option<String>,
+    /// Packages, sorted by normalised name.
+    #[serde(default)]
+    pub packages: Vec<LockedPackage>,
+}
+
+/// One pinned wheel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedPackage {
+    /// Normalised project name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// The wheel's file name.
+    pub wheel: String,
+    /// The wheel's size in bytes.
+    pub size: u64,
+    /// The wheel's sha256, hex.
+    pub sha256: String,
+    /// What pulled it in: requirement lines (`requirements.txt:3`) or package names, sorted.
+    #[serde(default)]
+    pub required_by: Vec<String>,
+}
+
+/// Why a lock cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The file cannot be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not a valid lock.
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+}
+
+/// A target as the inputs hash sees it.
+#[derive(Clone, Debug)]
+pub struct TargetInput<'a> {
+    /// Target name.
+    pub name: &'a str,
+    /// Platform triple.
+    pub platform: &'a str,
+    /// glibc floor.
+    pub glibc: Option<&'a str>,
+}
+
+/// Hash of what a lock is resolved from: the requirements and constraints as parsed (so
+/// comments and formatting do not matter), `--pre`, the Python version and the targets.
+pub fn inputs_hash(
+    requirements: &RequirementsFile,
+    python: &str,
+    targets: &[TargetInput<'_>],
+) -> String {
+    let lines = |list: &[super::requirements::RequirementLine]| -> Vec<String> {
+        let mut out: Vec<String> = list.iter().map(|r| r.requirement.to_string()).collect();
+        out.sort();
+        out
+    };
+    let mut targets: Vec<_> = targets
+        .iter()
+        .map(|t| json!({"name": t.name, "platform": t.platform, "glibc": t.glibc}))
+        .collect();
+    targets.sort_by_key(|t| t["name"].as_str().unwrap_or_default().to_owned());
+    let value = json!({
+        "requirements": lines(&requirements.requirements),
+        "constraints": lines(&requirements.constraints),
+        "pre": requirements.pre,
+        "python": python,
+        "targets": targets,
+    });
+    let canonical = canonical_json::to_vec(&value).expect("only strings and booleans");
+    format!(
+        "blake3:{}",
+        to_hex(blake3::derive_key(INPUTS_CONTEXT, &canonical).as_slice())
+    )
+}
+
+impl Lock {
+    /// Reads a lock file.
+    pub fn read(path: &Path) -> Result<Lock, LockError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Lock::parse(path, &text)
+    }
+
+    /// Parses lock text (`path` names the file in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Lock, LockError> {
+        let parse_error = |message: String| LockError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let lock: Lock =
+            toml::from_str(text).map_err(|e| parse_error(e.to_string().trim_end().to_owned()))?;
+        if lock.version != LOCK_VERSION {
+            return Err(parse_error(format!(
+                "lock format version {} is not {LOCK_VERSION}; run `pystore lock` to rewrite it",
+                lock.version
+            )));
+        }
+        for target in &lock.targets {
+            for package in &target.packages {
+                if hex::decode(&package.sha256).map(|b| b.len()) != Ok(32) {
+                    return Err(parse_error(format!(
+                        "{} in target {}: sha256 {:?} is not 64 hex digits",
+                        package.name, target.name, package.sha256
+                    )));
+                }
+            }
+        }
+        Ok(lock)
+    }
+
+    /// The canonical text: sorted, stable, ending in a newline.
+    pub fn to_toml(&self) -> String {
+        let mut sorted = self.clone();
+        sorted.targets.sort_by(|a, b| a.name.cmp(&b.name));
+        for target in &mut sorted.targets {
+            target
+                .packages
+                .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+            for package in &mut target.packages {
+                package.required_by.sort();
+                package.required_by.dedup();
+            }
+        }
+        // Serialising plain strings, numbers and tables cannot fail.
+        let body = toml::to_string(&sorted).expect("a lock serialises");
+        format!("{HEADER}{body}")
+    }
+
+    /// Writes the lock atomically (a temporary file renamed over the old one).
+    pub fn write(&self, path: &Path) -> Result<(), LockError> {
+        let io = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        std::io::Write::write_all(&mut temp, self.to_toml().as_bytes()).map_err(io)?;
+        temp.persist(path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+
+    /// The pins of target `name`.
+    pub fn target(&self, name: &str) -> Option<&LockedTarget> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// Packages by name for a target (for diffs and checks).
+    pub fn packages_of(&self, name: &str) -> BTreeMap<&str, &LockedPackage> {
+        self.target(name)
+            .map(|t| t.packages.iter().map(|p| (p.name.as_str(), p)).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Lock {
+        Lock {
+            version: LOCK_VERSION,
+            python: "3.12.7".into(),
+            inputs: "blake3:00".into(),
+            targets: vec![
+                LockedTarget {
+                    name: "windows-x86_64".into(),
+                    platform: "x86_64-pc-windows-msvc".into(),
+                    glibc: None,
+                    packages: vec![LockedPackage {
+                        name: "lxml".into(),
+                        version: "6.1.3".into(),
+                        wheel: "lxml-6.1.3-cp312-cp312-win_amd64.whl".into(),
+                        size: 3_900_000,
+                        sha256: "ab".repeat(32),
+                        required_by: vec!["requirements.txt:2".into()],
+                    }],
+                },
+                LockedTarget {
+                    name: "linux-x86_64".into(),
+                    platform: "x86_64-unknown-linux-gnu".into(),
+                    glibc: Some("2.28".into()),
+                    packages: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips_in_a_stable_order() {
+        let text = sample().to_toml();
+        assert!(text.starts_with(HEADER));
+        assert!(
+            text.find("linux-x86_64").unwrap() < text.find("windows-x86_64").unwrap(),
+            "targets sorted"
+        );
+        assert!(!text.contains("http"), "no URLs");
+        let back = Lock::parse(Path::new("pystore.lock"), &text).unwrap();
+        assert_eq!(back.to_toml(), text);
+    }
+
+    #[test]
+    fn bad_locks_are_refused_with_the_file_name() {
+        let text = sample().to_toml().replace(&"ab".repeat(32), "xyz");
+        let err = Lock::parse(Path::new("/r/pystore.lock"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/r/pystore.lock: lxml in target windows-x86_64: sha256 \"xyz\""),
+            "{err}"
+        );
+        let err = Lock::parse(
+            Path::new("p.lock"),
+            "version = 9\npython = \"3\"\ninputs = \"x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("run `pystore lock`"), "{err}");
+    }
+
+    #[test]
+    fn inputs_hash_ignores_formatting_but_not_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.txt");
+        let b = dir.path().join("b.txt");
+        std::fs::write(&a, "lxml>=5\nopenai # the API\n").unwrap();
+        std::fs::write(&b, "# reordered, reformatted\nopenai\nlxml >= 5\n").unwrap();
+        let targets = [TargetInput {
+            name: "t",
+            platform: "x86_64-unknown-linux-gnu",
+            glibc: None,
+        }];
+        let ha = inputs_hash(
+            &super::super::requirements::read(&a).unwrap(),
+            "3.12.7",
+            &targets,
+        );
+        let hb = inputs_hash(
+            &super::super::requirements::read(&b).unwrap(),
+            "3.12.7",
+            &targets,
+        );
+        assert_eq!(ha, hb);
+        std::fs::write(&b, "openai\nlxml >= 6\n").unwrap();
+        let hc = inputs_hash(
+            &super::super::requirements::read(&b).unwrap(),
+            "3.12.7",
+            &targets,
+        );
+        assert_ne!(ha, hc);
+        let hd = inputs_hash(
+            &super::super::requirements::read(&a).unwrap(),
+            "3.13.0",
+            &targets,
+        );
+        assert_ne!(ha, hd);
+    }
+}

@@ -1,0 +1,379 @@
+//! Recipes: `recipes/NAME/recipe.toml`, the user's description of a bundle.
+//!
+//! Parsing is strict: an unknown key or a bad value is an error naming the key and the file.
+//! Paths in a recipe are relative to the recipe's directory.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::store::EntryName;
+
+/// Why a recipe cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    /// No recipe where the user pointed.
+    #[error("no recipe {what:?}: looked for {}; create it, or pass the path of a recipe.toml or its directory", looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and "))]
+    NotFound { what: String, looked: Vec<PathBuf> },
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, or a value of the wrong type.
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    /// A value that parses but cannot be used.
+    #[error("{}: `{key}`: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// A parsed recipe, with its paths made absolute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipe {
+    /// The recipe file.
+    pub path: PathBuf,
+    /// Bundle name.
+    pub name: String,
+    /// Bundle version.
+    pub version: String,
+    /// CPython version, e.g. `3.12.7`.
+    pub python: String,
+    /// The loose requirements file.
+    pub requirements: PathBuf,
+    /// The lock file.
+    pub lock: PathBuf,
+    /// Modules whose import is validated.
+    pub validate: Vec<String>,
+    /// Targets, in the recipe's order.
+    pub targets: Vec<RecipeTarget>,
+}
+
+/// One `[[targets]]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecipeTarget {
+    /// Target name, e.g. `windows-x86_64`.
+    pub name: String,
+    /// Platform triple, e.g. `x86_64-pc-windows-msvc`.
+    pub platform: String,
+    /// glibc floor for Linux targets, e.g. `2.28`.
+    pub glibc: Option<String>,
+    /// An explicit interpreter instead of the built-in table's.
+    pub interpreter: Option<InterpreterSource>,
+}
+
+/// Where a target's interpreter comes from, when the recipe says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InterpreterSource {
+    /// An archive (python-build-standalone tarball or Windows embeddable zip).
+    Archive { url: String, sha256: [u8; 32] },
+    /// An installed interpreter tree to capture.
+    Path(PathBuf),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecipe {
+    name: String,
+    version: String,
+    python: String,
+    #[serde(default = "default_requirements")]
+    requirements: String,
+    #[serde(default = "default_lock")]
+    lock: String,
+    #[serde(default)]
+    validate: Vec<String>,
+    targets: Vec<RawTarget>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: String,
+    platform: String,
+    glibc: Option<String>,
+    interpreter: Option<RawInterpreter>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterpreter {
+    url: Option<String>,
+    sha256: Option<String>,
+    path: Option<PathBuf>,
+}
+
+fn default_requirements() -> String {
+    "requirements.txt".into()
+}
+
+fn default_lock() -> String {
+    "pystore.lock".into()
+}
+
+/// Finds the recipe a user means: a name (`./recipes/NAME/recipe.toml`), a directory holding
+/// `recipe.toml`, or a recipe file.
+pub fn find(what: &str, cwd: &Path) -> Result<PathBuf, RecipeError> {
+    let given = cwd.join(what);
+    let mut looked = Vec::new();
+    if given.is_file() {
+        return Ok(given);
+    }
+    let in_dir = given.join("recipe.toml");
+    if given.is_dir() {
+        if in_dir.is_file() {
+            return Ok(in_dir);
+        }
+        looked.push(in_dir);
+    }
+    if !what.contains('/') && !what.contains(std::path::MAIN_SEPARATOR) {
+        let named = cwd.join("recipes").join(what).join("recipe.toml");
+        if named.is_file() {
+            return Ok(named);
+        }
+        looked.push(named);
+    }
+    if looked.is_empty() {
+        looked.push(given);
+    }
+    Err(RecipeError::NotFound {
+        what: what.to_owned(),
+        looked,
+    })
+}
+
+/// Reads and checks the recipe at `path`.
+pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses recipe text; `path` names the file in errors and anchors relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
+    let raw: RawRecipe = toml::from_str(text).map_err(|e| RecipeError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
+    let invalid = |key: &str, message: String| RecipeError::Invalid {
+        path: path.to_path_buf(),
+        key: key.to_owned(),
+        message,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for (key, value) in [("name", &raw.name), ("version", &raw.version)] {
+        EntryName::new(value).map_err(|e| invalid(key, format!("{:?} {}", e.name, e.reason)))?;
+    }
+    if !is_python_version(&raw.python) {
+        return Err(invalid(
+            "python",
+            format!("{:?} is not a CPython version like \"3.12.7\"", raw.python),
+        ));
+    }
+    for (i, module) in raw.validate.iter().enumerate() {
+        if !is_module_name(module) {
+            return Err(invalid(
+                &format!("validate[{i}]"),
+                format!("{module:?} is not a module name like \"lxml.etree\""),
+            ));
+        }
+    }
+    if raw.targets.is_empty() {
+        return Err(invalid(
+            "targets",
+            "at least one [[targets]] table is needed".into(),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    let mut targets = Vec::new();
+    for (i, target) in raw.targets.into_iter().enumerate() {
+        let key = |field: &str| format!("targets[{i}].{field}");
+        EntryName::new(&target.name)
+            .map_err(|e| invalid(&key("name"), format!("{:?} {}", e.name, e.reason)))?;
+        if !names.insert(target.name.clone()) {
+            return Err(invalid(
+                &key("name"),
+                format!("{:?} names two targets", target.name),
+            ));
+        }
+        if let Some(glibc) = &target.glibc {
+            if !target.platform.contains("linux-gnu") {
+                return Err(invalid(
+                    &key("glibc"),
+                    format!(
+                        "only Linux (gnu) targets have a glibc floor, not {}",
+                        target.platform
+                    ),
+                ));
+            }
+            if !glibc
+                .split_once('.')
+                .is_some_and(|(a, b)| a.parse::<u16>().is_ok() && b.parse::<u16>().is_ok())
+            {
+                return Err(invalid(
+                    &key("glibc"),
+                    format!("{glibc:?} is not a version like \"2.28\""),
+                ));
+            }
+        }
+        let interpreter = match target.interpreter {
+            None => None,
+            Some(RawInterpreter {
+                url: Some(url),
+                sha256: Some(sha256),
+                path: None,
+            }) => {
+                let bytes = hex::decode(&sha256)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
+                let sha256 = bytes.ok_or_else(|| {
+                    invalid(
+                        &key("interpreter.sha256"),
+                        format!("{sha256:?} is not 64 hex digits"),
+                    )
+                })?;
+                Some(InterpreterSource::Archive { url, sha256 })
+            }
+            Some(RawInterpreter {
+                url: None,
+                sha256: None,
+                path: Some(p),
+            }) => Some(InterpreterSource::Path(dir.join(p))),
+            Some(_) => {
+                return Err(invalid(
+                    &key("interpreter"),
+                    "give either { url = \"...\", sha256 = \"...\" } or { path = \"...\" }".into(),
+                ))
+            }
+        };
+        targets.push(RecipeTarget {
+            name: target.name,
+            platform: target.platform,
+            glibc: target.glibc,
+            interpreter,
+        });
+    }
+    Ok(Recipe {
+        path: path.to_path_buf(),
+        name: raw.name,
+        version: raw.version,
+        python: raw.python,
+        requirements: dir.join(raw.requirements),
+        lock: dir.join(raw.lock),
+        validate: raw.validate,
+        targets,
+    })
+}
+
+fn is_python_version(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() == 3
+        && parts[0] == "3"
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_module_name(text: &str) -> bool {
+    text.split('.').all(|part| {
+        let mut chars = part.chars();
+        chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+            && chars.all(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMAI: &str = r#"
+name = "samai"
+version = "1.0.0"
+python = "3.12.7"
+validate = ["psycopg2", "lxml", "anthropic", "openai"]
+
+[[targets]]
+name = "windows-x86_64"
+platform = "x86_64-pc-windows-msvc"
+
+[[targets]]
+name = "linux-x86_64"
+platform = "x86_64-unknown-linux-gnu"
+glibc = "2.28"
+interpreter = { path = "../py" }
+"#;
+
+    #[test]
+    fn parses_with_defaults_and_relative_paths() {
+        let recipe = parse(Path::new("/r/samai/recipe.toml"), SAMAI).unwrap();
+        assert_eq!(recipe.requirements, Path::new("/r/samai/requirements.txt"));
+        assert_eq!(recipe.lock, Path::new("/r/samai/pystore.lock"));
+        assert_eq!(recipe.targets.len(), 2);
+        assert_eq!(
+            recipe.targets[1].interpreter,
+            Some(InterpreterSource::Path("/r/samai/../py".into()))
+        );
+        assert_eq!(recipe.targets[1].glibc.as_deref(), Some("2.28"));
+    }
+
+    fn error(text: &str) -> String {
+        parse(Path::new("/r/x/recipe.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key_and_the_file() {
+        let err = error(&SAMAI.replace("version =", "colour = \"red\"\nversion ="));
+        assert!(
+            err.starts_with("/r/x/recipe.toml: ") && err.contains("unknown field `colour`"),
+            "{err}"
+        );
+        let err = error(&SAMAI.replace("glibc = \"2.28\"", "glibc = \"2.28\"\nabi = 3"));
+        assert!(err.contains("unknown field `abi`"), "{err}");
+        let err = error(&SAMAI.replace("3.12.7", "3.12"));
+        assert_eq!(
+            err,
+            "/r/x/recipe.toml: `python`: \"3.12\" is not a CPython version like \"3.12.7\""
+        );
+        let err = error(&SAMAI.replace("\"lxml\"", "\"lxml-etree\""));
+        assert!(err.contains("`validate[1]`"), "{err}");
+        let err = error(&SAMAI.replace("linux-x86_64\"\nplatform", "windows-x86_64\"\nplatform"));
+        assert!(
+            err.contains("`targets[1].name`: \"windows-x86_64\" names two targets"),
+            "{err}"
+        );
+        let err = error(&SAMAI.replace("{ path = \"../py\" }", "{ url = \"https://x/y.tgz\" }"));
+        assert!(err.contains("`targets[1].interpreter`"), "{err}");
+        let err = error(&SAMAI.replace(
+            "x86_64-pc-windows-msvc\"",
+            "x86_64-pc-windows-msvc\"\nglibc = \"2.17\"",
+        ));
+        assert!(err.contains("`targets[0].glibc`: only Linux"), "{err}");
+    }
+
+    #[test]
+    fn finds_recipes_by_name_directory_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let recipe_dir = dir.path().join("recipes/samai");
+        std::fs::create_dir_all(&recipe_dir).unwrap();
+        std::fs::write(recipe_dir.join("recipe.toml"), SAMAI).unwrap();
+        let expected = recipe_dir.join("recipe.toml");
+        assert_eq!(find("samai", dir.path()).unwrap(), expected);
+        assert_eq!(find("recipes/samai", dir.path()).unwrap(), expected);
+        assert_eq!(
+            find("recipes/samai/recipe.toml", dir.path()).unwrap(),
+            expected
+        );
+        let err = find("nope", dir.path()).unwrap_err().to_string();
+        assert!(err.contains("recipes/nope/recipe.toml"), "{err}");
+    }
+}

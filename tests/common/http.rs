@@ -1,0 +1,208 @@
+//! A loopback HTTP/1.1 server for tests: one thread per connection, `Connection: close`, every
+//! request logged, responses from a handler closure.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// Header names lower-cased.
+    pub headers: HashMap<String, String>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// What to answer.
+#[derive(Clone, Debug, Default)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Send only this many body bytes (while declaring the full length), then close.
+    pub truncate_at: Option<usize>,
+}
+
+impl Response {
+    pub fn ok(body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status: 200,
+            body: body.into(),
+            ..Default::default()
+        }
+    }
+    pub fn status(status: u16) -> Response {
+        Response {
+            status,
+            body: format!("status {status}\n").into_bytes(),
+            ..Default::default()
+        }
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+type Handler = dyn Fn(&Request) -> Response + Send + Sync;
+
+/// A running server; stops accepting when dropped.
+pub struct Server {
+    port: u16,
+    log: Arc<Mutex<Vec<Request>>>,
+    stop: Arc<AtomicBool>,
+    active: Arc<AtomicUsize>,
+    max_active: Arc<AtomicUsize>,
+}
+
+impl Server {
+    pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicUsize::new(0));
+        let max_active = Arc::new(AtomicUsize::new(0));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let (log2, stop2, active2, max2) = (
+            log.clone(),
+            stop.clone(),
+            active.clone(),
+            max_active.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (handler, log, active, max_active) =
+                    (handler.clone(), log2.clone(), active2.clone(), max2.clone());
+                std::thread::spawn(move || {
+                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    max_active.fetch_max(now, Ordering::SeqCst);
+                    let _ = serve(stream, &*handler, &log);
+                    active.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Server {
+            port,
+            log,
+            stop,
+            active,
+            max_active,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, path: &str) -> usize {
+        self.requests().iter().filter(|r| r.path == path).count()
+    }
+
+    /// Most connections handled at the same time.
+    pub fn max_concurrency(&self) -> usize {
+        self.max_active.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let mut headers = HashMap::new();
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+        }
+    }
+    let request = Request {
+        method,
+        path,
+        headers,
+    };
+    log.lock().unwrap().push(request.clone());
+    let response = handler(&request);
+    let mut out = stream;
+    let mut head = format!(
+        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        response.status,
+        response.body.len()
+    );
+    for (name, value) in &response.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    let body = match response.truncate_at {
+        Some(n) => &response.body[..n.min(response.body.len())],
+        None => &response.body[..],
+    };
+    out.write_all(body)?;
+    out.flush()?;
+    // Drain anything left so the client sees a clean close.
+    let _ = out.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 64];
+    let _ = reader.get_mut().read(&mut sink);
+    Ok(())
+}
+
+/// Serves `body` honouring a `Range: bytes=N-` header, as a static file server would.
+pub fn ranged(request: &Request, body: &[u8]) -> Response {
+    if let Some(start) = request
+        .header("range")
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        if start < body.len() {
+            return Response {
+                status: 206,
+                body: body[start..].to_vec(),
+                ..Default::default()
+            }
+            .header(
+                "Content-Range",
+                &format!("bytes {start}-{}/{}", body.len() - 1, body.len()),
+            )
+            .header("Accept-Ranges", "bytes");
+        }
+        return Response::status(416);
+    }
+    Response::ok(body.to_vec()).header("Accept-Ranges", "bytes")
+}
