@@ -4,11 +4,10 @@
 //! - [`hash`]: canonical forms and hashes;
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
 //! - [`fetch`]: fixed-output downloads, mirrors, wheelhouses, the package index client;
-//! - [`build`]: the build graph and the scheduler;
-//! - [`bundle`]: assembling bundles and their manifests;
-//! - [`archive`]: the deterministic ZIP and its pinned deflate;
 //! - [`python`]: targets, tags, markers, interpreters, wheel installation, requirements and
 //!   locks (no store internals);
+//! - [`build`]: the build graph and the scheduler;
+//! - [`bundle`], [`archive`]: assembling bundles and their manifests; the deterministic ZIP;
 //! - [`recipe`]: recipe files;
 //! - [`cli`]: argument parsing and rendering.
 

@@ -1,5 +1,5 @@
 //! The Python layer: targets and their wheel tags and marker environments, wheel file names,
-//! interpreter trees, wheel installation, requirements files and lock files.
+//! interpreter trees, wheel installation, requirements files and locks.
 //!
 //! Everything here is a pure function over local files and directories. Functions that produce
 //! an output take a path that does not exist yet and create it (a file or a directory), so the
