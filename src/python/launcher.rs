@@ -7,6 +7,8 @@
 //! it, so a symlink to the script still finds the bundle); Python reads that same line as the
 //! start of a string literal and ignores it. No absolute path is written, so a bundle works
 //! wherever it is unpacked.
+//!
+//! On Windows a launcher is an `.exe` (see [`super::launcher_windows`]).
 
 use super::scheme::{relative, Scheme};
 

@@ -11,7 +11,7 @@ pub mod filename;
 pub mod install;
 pub mod interpreter;
 pub mod launcher;
-mod launcher_windows;
+pub mod launcher_windows;
 pub mod lockfile;
 pub mod markers;
 pub mod record;

@@ -22,6 +22,8 @@ pub struct Scheme {
     pub pythonw: String,
     /// True for Windows (launchers are `.exe`).
     pub windows: bool,
+    /// True for 32-bit Windows (32-bit launcher stubs).
+    pub windows_32bit: bool,
 }
 
 impl Scheme {
@@ -38,6 +40,7 @@ impl Scheme {
                 python: "python.exe".into(),
                 pythonw: "pythonw.exe".into(),
                 windows: true,
+                windows_32bit: target.platform.arch == super::target::Arch::X86,
             }
         } else {
             let site = format!("lib/python{version}/site-packages");
@@ -50,6 +53,7 @@ impl Scheme {
                 python: format!("bin/python{version}"),
                 pythonw: format!("bin/python{version}"),
                 windows: false,
+                windows_32bit: false,
             }
         }
     }
