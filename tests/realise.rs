@@ -85,33 +85,53 @@ fn index(wheels: &[PathBuf]) -> Server {
     })
 }
 
+/// What a test recipe targets.
+struct Spec<'a> {
+    python: &'a str,
+    platform: &'a str,
+    archive: &'a Path,
+}
+
+fn linux() -> Spec<'static> {
+    Spec {
+        python: "3.11.2",
+        platform: "x86_64-unknown-linux-gnu",
+        archive: interpreter_archive(),
+    }
+}
+
 /// A recipe directory with requirements and a matching lock.
 fn recipe(dir: &Path, wheels: &[PathBuf], validate: &[&str]) -> PathBuf {
+    recipe_for(dir, &linux(), wheels, validate)
+}
+
+fn recipe_for(dir: &Path, spec: &Spec<'_>, wheels: &[PathBuf], validate: &[&str]) -> PathBuf {
     let root = dir.join("recipes/demo");
     fs::create_dir_all(&root).unwrap();
-    let archive = interpreter_archive();
-    let archive_sha = sha256_hex(&fs::read(archive).unwrap());
+    let archive_sha = sha256_hex(&fs::read(spec.archive).unwrap());
     let validate: Vec<String> = validate.iter().map(|m| format!("{m:?}")).collect();
     fs::write(
         root.join("recipe.toml"),
         format!(
-            "name = \"demo\"\nversion = \"1.0.0\"\npython = \"3.11.2\"\nvalidate = [{}]\n\n[[targets]]\nname = \"linux-x86_64\"\n\
-             platform = \"x86_64-unknown-linux-gnu\"\ninterpreter = {{ url = \"file://{}\", sha256 = \"{archive_sha}\" }}\n",
+            "name = \"demo\"\nversion = \"1.0.0\"\npython = \"{}\"\nvalidate = [{}]\n\n[[targets]]\nname = \"t\"\n\
+             platform = \"{}\"\ninterpreter = {{ url = \"file://{}\", sha256 = \"{archive_sha}\" }}\n",
+            spec.python,
             validate.join(", "),
-            archive.display()
+            spec.platform,
+            spec.archive.display()
         ),
     )
     .unwrap();
     fs::write(root.join("requirements.txt"), "app-core\n").unwrap();
-    write_lock(&root, wheels);
+    write_lock(&root, spec, wheels);
     root
 }
 
-fn write_lock(root: &Path, wheels: &[PathBuf]) {
+fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
     let requirements = requirements::read(&root.join("requirements.txt")).unwrap();
     let targets = [TargetInput {
-        name: "linux-x86_64",
-        platform: "x86_64-unknown-linux-gnu",
+        name: "t",
+        platform: spec.platform,
         glibc: None,
     }];
     let packages = wheels
@@ -132,11 +152,11 @@ fn write_lock(root: &Path, wheels: &[PathBuf]) {
         .collect();
     Lock {
         version: 1,
-        python: "3.11.2".into(),
-        inputs: inputs_hash(&requirements, "3.11.2", &targets),
+        python: spec.python.into(),
+        inputs: inputs_hash(&requirements, spec.python, &targets),
         targets: vec![LockedTarget {
-            name: "linux-x86_64".into(),
-            platform: "x86_64-unknown-linux-gnu".into(),
+            name: "t".into(),
+            platform: spec.platform.into(),
             glibc: None,
             packages,
         }],
@@ -177,11 +197,11 @@ fn realises_a_zip_that_works_unzipped_anywhere_and_then_does_nothing() {
         .unwrap()
         .to_str()
         .unwrap()
-        .ends_with("-demo-1.0.0-linux-x86_64.zip"));
-    let copied = out_dir.join("demo-1.0.0-linux-x86_64.zip");
+        .ends_with("-demo-1.0.0-t.zip"));
+    let copied = out_dir.join("demo-1.0.0-t.zip");
     assert_eq!(fs::read(&copied).unwrap(), fs::read(&zip).unwrap());
     assert!(
-        store.path().join("roots/demo-linux-x86_64").exists(),
+        store.path().join("roots/demo-t").exists(),
         "a gc root keeps it"
     );
 
@@ -294,4 +314,267 @@ fn a_stale_or_missing_lock_is_refused_with_what_to_do() {
     let err = run_fails(pystore(store.path()).args(["realise", "no-such-recipe"]), 1);
     assert!(err.contains("no recipe \"no-such-recipe\""), "{err}");
     assert!(list(&store.path().join("entries")).is_empty());
+}
+
+fn zip_sha256(path: &Path) -> String {
+    sha256_hex(&fs::read(path).unwrap())
+}
+
+const ZIP_ORACLE: &str = r#"
+import json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+infos = z.infolist()
+print(json.dumps({
+    "names": [i.filename for i in infos],
+    "times": sorted({str(i.date_time) for i in infos}),
+    "extras": sum(len(i.extra) for i in infos),
+    "descriptors": sum(i.flag_bits & 8 for i in infos),
+    "bad": z.testzip(),
+}))
+"#;
+
+fn zip_report(path: &Path) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(ZIP_ORACLE)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_same_recipe_gives_the_same_zip_whatever_the_environment() {
+    let work = tempfile::tempdir().unwrap();
+    let wheel_dir = work.path().join("wheels");
+    fs::create_dir(&wheel_dir).unwrap();
+    let wheels = wheels(&wheel_dir);
+    let server = index(&wheels);
+    let recipe = recipe(work.path(), &wheels, &["app_core"]);
+
+    // A contaminated host Python: a module named like a bundled one on PYTHONPATH, a user-site
+    // sitecustomize that raises, and a PYTHONHOME pointing nowhere.
+    let poison = work.path().join("poison");
+    fs::create_dir_all(poison.join("app_core")).unwrap();
+    fs::write(
+        poison.join("app_core/__init__.py"),
+        "raise SystemExit('host module leaked in')\n",
+    )
+    .unwrap();
+    let home_b = work.path().join("home-b");
+    let user_site = home_b.join(".local/lib/python3.11/site-packages");
+    fs::create_dir_all(&user_site).unwrap();
+    fs::write(
+        user_site.join("sitecustomize.py"),
+        "raise RuntimeError('user site leaked in')\n",
+    )
+    .unwrap();
+
+    let variants: [(&str, &str, &str, &str, &str, bool); 2] = [
+        ("GMT+12", "022", "C", "1", "home-a", false),
+        ("GMT-14", "077", "C.UTF-8", "4", "home-b", true),
+    ];
+    let mut shas = Vec::new();
+    for (i, (tz, umask, lang, jobs, home, contaminate)) in variants.iter().enumerate() {
+        let store = work.path().join(format!("store-{i}"));
+        let cwd = work.path().join(format!("cwd-{i}"));
+        fs::create_dir_all(&cwd).unwrap();
+        fs::create_dir_all(work.path().join(home)).unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "umask {umask} && cd \"$1\" && shift && exec \"$@\""
+            ))
+            .arg("sh")
+            .arg(&cwd)
+            .arg(bin())
+            .arg("--store")
+            .arg(&store)
+            .args(["-j", jobs, "--json", "realise"])
+            .arg(&recipe)
+            .env("TZ", tz)
+            .env("LANG", lang)
+            .env("LC_ALL", lang)
+            .env("HOME", work.path().join(home))
+            .env("PYSTORE_INDEX_URL", server.url("/simple/"))
+            .env("PIP_CONFIG_FILE", "/dev/null");
+        if *contaminate {
+            cmd.env("PYTHONPATH", &poison)
+                .env("PYTHONHOME", "/nonexistent")
+                .env("PYTHONUSERBASE", home_b.join(".local"));
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        shas.push(zip_sha256(Path::new(value[0]["zip"].as_str().unwrap())));
+        make_writable(&store);
+    }
+    assert_eq!(shas[0], shas[1], "bit-identical ZIPs");
+
+    // And the ZIP is in canonical form, as an independent reader sees it.
+    let store = work.path().join("store-0");
+    let zip = fs::read_dir(store.join("entries"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_str().unwrap().ends_with("-demo-1.0.0-t.zip"))
+        .unwrap();
+    let report = zip_report(&zip);
+    assert_eq!(report["bad"], serde_json::Value::Null);
+    assert_eq!(
+        report["times"],
+        serde_json::json!(["(1980, 1, 1, 0, 0, 0)"]),
+        "one timestamp"
+    );
+    assert_eq!(report["extras"], 0, "no extra fields");
+    assert_eq!(report["descriptors"], 0, "no data descriptors");
+    let names: Vec<&str> = report["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    assert_eq!(names, sorted, "names in byte order");
+    assert!(names.contains(&"pystore-manifest.json"));
+
+    // SOURCE_DATE_EPOCH sets the one timestamp.
+    let mut cmd = pystore(&store);
+    let out = run_ok(
+        cmd.args(["--json", "realise"])
+            .arg(&recipe)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("PYSTORE_INDEX_URL", server.url("/simple/")),
+    );
+    let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report = zip_report(Path::new(value[0]["zip"].as_str().unwrap()));
+    assert_eq!(
+        report["times"],
+        serde_json::json!(["(2023, 11, 14, 22, 13, 20)"])
+    );
+}
+
+/// A python-build-standalone-style Windows archive (the binaries are stand-ins: nothing runs).
+fn windows_archive(dir: &Path) -> PathBuf {
+    let path = dir.join("cpython-3.12.7-x86_64-pc-windows-msvc-install_only.tar.gz");
+    let mut tar = pyfixtures::tar_gz(&path);
+    pyfixtures::tar_dir(&mut tar, "python");
+    for (name, data) in [
+        ("python/python.exe", &b"MZ stand-in"[..]),
+        ("python/pythonw.exe", b"MZ stand-in"),
+        ("python/python312.dll", b"MZ stand-in"),
+        ("python/DLLs/_ssl.pyd", b"MZ stand-in"),
+        ("python/Lib/os.py", b"# os\n"),
+        (
+            "python/Lib/importlib/_bootstrap_external.py",
+            b"MAGIC_NUMBER = (3531).to_bytes(2, 'little') + b'\\r\\n'\n",
+        ),
+        (
+            "python/include/patchlevel.h",
+            b"#define PY_MINOR_VERSION 12\n#define PY_VERSION \"3.12.7\"\n",
+        ),
+    ] {
+        pyfixtures::tar_file(&mut tar, name, data, 0o644);
+    }
+    pyfixtures::finish_tar_gz(tar);
+    path
+}
+
+#[test]
+fn a_windows_bundle_is_assembled_on_linux() {
+    let work = tempfile::tempdir().unwrap();
+    let wheel_dir = work.path().join("wheels");
+    fs::create_dir(&wheel_dir).unwrap();
+    let native = WheelBuilder::new("fast_ext", "1.2", "cp312-cp312-win_amd64");
+    let info = native.dist_info();
+    let native = native
+        .file("fast_ext/__init__.py", b"from ._speed import go\n")
+        .file(
+            "fast_ext/_speed.cp312-win_amd64.pyd",
+            b"MZ stand-in extension",
+        )
+        .file(
+            &format!("{info}/entry_points.txt"),
+            b"[console_scripts]\nfast = fast_ext:go\n",
+        );
+    let app = WheelBuilder::new("app_core", "0.3", "py3-none-any")
+        .file("app_core/__init__.py", b"import fast_ext\n");
+    let wheels = vec![native.build(&wheel_dir), app.build(&wheel_dir)];
+    let archive = windows_archive(work.path());
+    let spec = Spec {
+        python: "3.12.7",
+        platform: "x86_64-pc-windows-msvc",
+        archive: &archive,
+    };
+    let recipe = recipe_for(work.path(), &spec, &wheels, &["app_core"]);
+    let store = TempStore::new();
+    let out = run_ok(
+        pystore(store.path())
+            .args(["--json", "--find-links"])
+            .arg(&wheel_dir)
+            .arg("realise")
+            .arg(&recipe),
+    );
+    let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report = zip_report(Path::new(value[0]["zip"].as_str().unwrap()));
+    let names: Vec<&str> = report["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    for expected in [
+        "python.exe",
+        "Lib/os.py",
+        "Lib/site-packages/fast_ext/_speed.cp312-win_amd64.pyd",
+        "Lib/site-packages/app_core/__init__.py",
+        "Lib/site-packages/fast_ext-1.2.dist-info/RECORD",
+        "Scripts/fast.exe",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("lib/python") || n.starts_with("bin/")),
+        "no Unix layout"
+    );
+}
+
+#[test]
+fn two_packages_writing_one_path_differently_fail_naming_both() {
+    let work = tempfile::tempdir().unwrap();
+    let wheel_dir = work.path().join("wheels");
+    fs::create_dir(&wheel_dir).unwrap();
+    let one =
+        WheelBuilder::new("app_core", "0.3", "py3-none-any").file("shared/util.py", b"ONE = 1\n");
+    let two =
+        WheelBuilder::new("other_pkg", "5.0", "py3-none-any").file("shared/util.py", b"TWO = 2\n");
+    let wheels = vec![one.build(&wheel_dir), two.build(&wheel_dir)];
+    let recipe = recipe(work.path(), &wheels, &[]);
+    let store = TempStore::new();
+    let err = run_fails(
+        pystore(store.path())
+            .arg("--find-links")
+            .arg(&wheel_dir)
+            .arg("realise")
+            .arg(&recipe),
+        1,
+    );
+    assert!(
+        err.contains("lib/python3.11/site-packages/shared/util.py: app-core 0.3 and other-pkg 5.0 both install it, with different contents"),
+        "{err}"
+    );
 }
