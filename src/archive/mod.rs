@@ -1,5 +1,6 @@
 //! Archives: the deterministic bundle ZIP and the pinned deflate it uses.
 
 pub mod deflate;
+pub mod reuse;
 pub mod timestamp;
 pub mod zip;

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
+use rayon::prelude::*;
 use serde_json::json;
 
 use super::assemble::{assemble, Layer};
@@ -14,10 +15,11 @@ use super::manifest::{
     BundleManifest, InterpreterRef, PackageRef, RecipeRef, TargetRef, MANIFEST_NAME,
 };
 use crate::archive::deflate;
+use crate::archive::reuse::WheelMembers;
 use crate::archive::timestamp::DosDateTime;
-use crate::archive::zip::{members_of_tree, write_zip};
+use crate::archive::zip::{members_of_tree, write_zip, Contents, MemberKind};
 use crate::build::{BuildError, Graph, NodeIndex};
-use crate::hash::tree::Tree;
+use crate::hash::tree::{NodeKind, Tree};
 use crate::python::interpreter::{unpack_embeddable, unpack_pbs, PbsFormat};
 use crate::python::unpack::Limits;
 use crate::python::{install_wheel, InstallOptions, Scheme, Target};
@@ -253,27 +255,65 @@ pub fn bundle(
     )
 }
 
-/// Adds the ZIP of the bundle at `bundle`, every member stamped with `time`.
+/// Adds the ZIP of the bundle at `bundle`, every member stamped with `time`. The wheels at
+/// `wheels` are inputs too: members whose bytes a wheel already holds deflated are copied from
+/// it instead of being compressed again (see [`crate::archive::reuse`]).
 pub fn zip(
     graph: &mut Graph,
     spec: &BundleSpec,
     bundle: NodeIndex,
+    wheels: &[NodeIndex],
     time: DosDateTime,
 ) -> Result<NodeIndex, BuildError> {
     let entry_name = name(&format!(
         "{}-{}-{}.zip",
         spec.recipe, spec.version, spec.target_name
     ))?;
+    let mut inputs = BTreeMap::from([("bundle".to_owned(), bundle)]);
+    for &wheel in wheels {
+        inputs.insert(
+            format!("wheel:{}", graph.node(wheel).fingerprint.name()),
+            wheel,
+        );
+    }
     graph.derive(
         entry_name,
-        ("zip", "1"),
+        ("zip", "2"),
         json!({ "dos_date": time.date, "dos_time": time.time, "deflate": deflate::IMPLEMENTATION, "level": deflate::LEVEL }),
-        BTreeMap::from([("bundle".to_owned(), bundle)]),
+        inputs,
         Box::new(move |ctx| {
             let root = &ctx.input("bundle")?.path;
+            let wheels: Vec<std::path::PathBuf> =
+                ctx.inputs.iter().filter(|(label, _)| label.starts_with("wheel:")).map(|(_, e)| e.path.clone()).collect();
+            let reusable = WheelMembers::index(&wheels);
             let tree = Tree::read(root)?;
+            let digests: std::collections::HashMap<&str, (u64, [u8; 32])> = tree
+                .nodes
+                .iter()
+                .filter_map(|node| match node.kind {
+                    NodeKind::File { size, blake3, .. } => Some((node.path.as_str(), (size, blake3))),
+                    _ => None,
+                })
+                .collect();
+            let mut members = members_of_tree(&tree, root);
+            members.par_iter_mut().for_each(|member| {
+                let digest = digests.get(member.name.as_str());
+                if let (MemberKind::File { contents, .. }, Some((size, digest))) = (&mut member.kind, digest) {
+                    if let Contents::Path(path) = contents {
+                        *contents = reusable.contents_for(path, *size, digest);
+                    }
+                }
+            });
             let file = fs::File::create(ctx.out)?;
-            write_zip(file, members_of_tree(&tree, root), time)?;
+            let summary = write_zip(file, members, time)?;
+            tracing::debug!(
+                "{}: {} members, {} copied from wheels, {} deflated, {} stored",
+                root.display(),
+                summary.members,
+                summary.copied,
+                summary.deflated,
+                summary.stored
+            );
             Ok(())
         }),
     )

@@ -253,6 +253,7 @@ fn plan_recipe(
         let (interpreter, archive_sha256) =
             interpreter_node(store, &mut graph, recipe_target, &target, &perr)?;
         let mut packages = Vec::new();
+        let mut wheel_files = Vec::new();
         for package in &locked.packages {
             let sha256 = hex::decode(&package.sha256)
                 .ok()
@@ -268,6 +269,7 @@ fn plan_recipe(
                 })
                 .map_err(&perr)?;
             wheels.insert(file, package.name.clone());
+            wheel_files.push(file);
             let wheel = WheelInstall {
                 name: package.name.clone(),
                 version: package.version.clone(),
@@ -288,7 +290,7 @@ fn plan_recipe(
         };
         let bundle =
             derivations::bundle(&mut graph, &spec, interpreter, &packages).map_err(&perr)?;
-        let zip = derivations::zip(&mut graph, &spec, bundle, time).map_err(&perr)?;
+        let zip = derivations::zip(&mut graph, &spec, bundle, &wheel_files, time).map_err(&perr)?;
         roots.push((tname, bundle, zip));
     }
     Ok(Planned {

@@ -1,0 +1,116 @@
+//! Reusing compressed bytes from wheels: most of a bundle's files arrive deflated inside wheels,
+//! and recompressing them is the slowest part of making a ZIP.
+//!
+//! The wheels' deflated members are indexed by (size, CRC-32). A bundle file whose size and
+//! CRC-32 match a member reuses that member's compressed bytes, but only after they are inflated
+//! and found to hash (blake3) to the file's own digest: a CRC collision can never put wrong bytes
+//! into a ZIP. The result is deterministic: wheels are pinned inputs, and when several members
+//! match, the first wheel (by file name) and member (by name) wins.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::deflate;
+use super::zip::Contents;
+
+/// Files smaller than this are compressed anew: reuse would save almost nothing.
+pub const MIN_REUSE_SIZE: u64 = 256;
+
+/// Deflated wheel members, by (uncompressed size, CRC-32).
+#[derive(Default)]
+pub struct WheelMembers {
+    wheels: Vec<PathBuf>,
+    /// (wheel, offset of the member's data, compressed length).
+    index: HashMap<(u64, u32), (usize, u64, u64)>,
+}
+
+impl WheelMembers {
+    /// Indexes the deflated members of `wheels` (unreadable wheels are skipped: reuse is only
+    /// an optimisation).
+    pub fn index(wheels: &[PathBuf]) -> WheelMembers {
+        let mut sorted: Vec<PathBuf> = wheels.to_vec();
+        sorted.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        let mut members = WheelMembers {
+            wheels: sorted,
+            index: HashMap::new(),
+        };
+        for (w, path) in members.wheels.iter().enumerate() {
+            let Ok(mut archive) = File::open(path)
+                .map_err(|_| ())
+                .and_then(|f| zip::ZipArchive::new(f).map_err(|_| ()))
+            else {
+                continue;
+            };
+            let mut entries: Vec<(String, usize)> = (0..archive.len())
+                .filter_map(|i| Some((archive.name_for_index(i)?.to_owned(), i)))
+                .collect();
+            entries.sort();
+            for (_, i) in entries {
+                let Ok(file) = archive.by_index_raw(i) else {
+                    continue;
+                };
+                if file.is_file()
+                    && file.compression() == zip::CompressionMethod::Deflated
+                    && file.size() >= MIN_REUSE_SIZE
+                {
+                    let location = (w, file.data_start(), file.compressed_size());
+                    members
+                        .index
+                        .entry((file.size(), file.crc32()))
+                        .or_insert(location);
+                }
+            }
+        }
+        members
+    }
+
+    /// How many members are indexed.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when nothing can be reused.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The contents to write for the file at `path` (size `size`, blake3 `digest`): a wheel's
+    /// compressed bytes when some member provably holds these bytes, else the file to compress.
+    pub fn contents_for(&self, path: &Path, size: u64, digest: &[u8; 32]) -> Contents {
+        let fallback = || Contents::Path(path.to_path_buf());
+        if size < MIN_REUSE_SIZE || self.index.is_empty() {
+            return fallback();
+        }
+        let Ok(bytes) = std::fs::read(path) else {
+            return fallback();
+        };
+        let crc = crc32fast::hash(&bytes);
+        let Some(&(w, start, len)) = self.index.get(&(size, crc)) else {
+            return Contents::Bytes(bytes);
+        };
+        match self.raw_member(w, start, len) {
+            Some(raw)
+                if deflate::inflate(&raw, size as usize)
+                    .is_ok_and(|inflated| blake3::hash(&inflated).as_bytes() == digest) =>
+            {
+                Contents::Deflated {
+                    data: raw,
+                    crc32: crc,
+                    size,
+                }
+            }
+            _ => Contents::Bytes(bytes),
+        }
+    }
+
+    fn raw_member(&self, wheel: usize, start: u64, len: u64) -> Option<Vec<u8>> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = File::open(&self.wheels[wheel]).ok()?;
+        file.seek(SeekFrom::Start(start)).ok()?;
+        let mut data = vec![0u8; usize::try_from(len).ok()?];
+        file.read_exact(&mut data).ok()?;
+        Some(data)
+    }
+}
