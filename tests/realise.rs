@@ -15,11 +15,6 @@ use common::*;
 use pyfixtures::{upstream_like_pbs_archive, WheelBuilder};
 use pystore::python::lockfile::{inputs_hash, Lock, LockedPackage, LockedTarget, TargetInput};
 use pystore::python::requirements;
-use sha2::Digest;
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
 
 /// The interpreter archive, made once for all tests (it takes a few seconds).
 fn interpreter_archive() -> &'static Path {
@@ -83,6 +78,14 @@ fn index(wheels: &[PathBuf]) -> Server {
         }
         Response::status(404)
     })
+}
+
+/// A scratch directory with an empty `wheels/` directory in it.
+fn workspace() -> (tempfile::TempDir, PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let wheel_dir = work.path().join("wheels");
+    fs::create_dir(&wheel_dir).unwrap();
+    (work, wheel_dir)
 }
 
 /// What a test recipe targets.
@@ -167,9 +170,7 @@ fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
 
 #[test]
 fn realises_a_zip_that_works_unzipped_anywhere_and_then_does_nothing() {
-    let work = tempfile::tempdir().unwrap();
-    let wheel_dir = work.path().join("wheels");
-    fs::create_dir(&wheel_dir).unwrap();
+    let (work, wheel_dir) = workspace();
     let wheels = wheels(&wheel_dir);
     let server = index(&wheels);
     let recipe = recipe(work.path(), &wheels, &["app_core", "greet_lib"]);
@@ -292,9 +293,7 @@ fn realises_a_zip_that_works_unzipped_anywhere_and_then_does_nothing() {
 
 #[test]
 fn a_stale_or_missing_lock_is_refused_with_what_to_do() {
-    let work = tempfile::tempdir().unwrap();
-    let wheel_dir = work.path().join("wheels");
-    fs::create_dir(&wheel_dir).unwrap();
+    let (work, wheel_dir) = workspace();
     let wheels = wheels(&wheel_dir);
     let recipe = recipe(work.path(), &wheels, &[]);
     let store = TempStore::new();
@@ -350,9 +349,7 @@ fn zip_report(path: &Path) -> serde_json::Value {
 
 #[test]
 fn the_same_recipe_gives_the_same_zip_whatever_the_environment() {
-    let work = tempfile::tempdir().unwrap();
-    let wheel_dir = work.path().join("wheels");
-    fs::create_dir(&wheel_dir).unwrap();
+    let (work, wheel_dir) = workspace();
     let wheels = wheels(&wheel_dir);
     let server = index(&wheels);
     let recipe = recipe(work.path(), &wheels, &["app_core"]);
@@ -491,9 +488,7 @@ fn windows_archive(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_windows_bundle_is_assembled_on_linux() {
-    let work = tempfile::tempdir().unwrap();
-    let wheel_dir = work.path().join("wheels");
-    fs::create_dir(&wheel_dir).unwrap();
+    let (work, wheel_dir) = workspace();
     let native = WheelBuilder::new("fast_ext", "1.2", "cp312-cp312-win_amd64");
     let info = native.dist_info();
     let native = native
@@ -555,9 +550,7 @@ fn a_windows_bundle_is_assembled_on_linux() {
 
 #[test]
 fn two_packages_writing_one_path_differently_fail_naming_both() {
-    let work = tempfile::tempdir().unwrap();
-    let wheel_dir = work.path().join("wheels");
-    fs::create_dir(&wheel_dir).unwrap();
+    let (work, wheel_dir) = workspace();
     let one =
         WheelBuilder::new("app_core", "0.3", "py3-none-any").file("shared/util.py", b"ONE = 1\n");
     let two =
@@ -576,5 +569,44 @@ fn two_packages_writing_one_path_differently_fail_naming_both() {
     assert!(
         err.contains("lib/python3.11/site-packages/shared/util.py: app-core 0.3 and other-pkg 5.0 both install it, with different contents"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_samai_recipe_and_its_lock_plan_offline() {
+    let store = TempStore::new();
+    let out = run_ok(
+        pystore(store.path())
+            .args(["--offline", "--json", "realise", "samai", "--dry-run"])
+            .current_dir(env!("CARGO_MANIFEST_DIR")),
+    );
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let entries = plan.as_array().unwrap();
+    let count = |status: &str| entries.iter().filter(|e| e["status"] == status).count();
+    // 2 interpreter archives + 19 Windows wheels + the 4 Linux-only binary wheels (15 pure
+    // wheels serve both targets); per target: interpreter, 19 installs, bundle, ZIP.
+    assert_eq!(
+        (count("fetch"), count("build"), count("valid")),
+        (25, 44, 0)
+    );
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "samai-1.0.0-windows-x86_64.zip",
+        "samai-1.0.0-linux-x86_64.zip",
+        "psycopg2-2.9.13-cp312-cp312-win_amd64.whl",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} not planned: {names:?}"
+        );
+    }
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("psycopg2_binary-") && n.contains("manylinux")),
+        "{names:?}"
     );
 }
