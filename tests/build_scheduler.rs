@@ -76,6 +76,19 @@ fn diamond(
         .unwrap()
 }
 
+/// A server for the diamond's source, a fresh store, and a build counter.
+fn setup() -> (Vec<u8>, Server, TempStore, Arc<AtomicUsize>) {
+    let body = b"base-".to_vec();
+    let served = body.clone();
+    let server = Server::start(move |_| Response::ok(served.clone()));
+    (
+        body,
+        server,
+        TempStore::new(),
+        Arc::new(AtomicUsize::new(0)),
+    )
+}
+
 fn fetcher(store: &Store) -> Fetcher<'_> {
     Fetcher::new(
         store,
@@ -89,12 +102,8 @@ fn fetcher(store: &Store) -> Fetcher<'_> {
 
 #[test]
 fn builds_in_order_once_and_then_does_nothing() {
-    let body = b"base-".to_vec();
-    let served = body.clone();
-    let server = Server::start(move |_| Response::ok(served.clone()));
-    let dir = TempStore::new();
+    let (body, server, dir, builds) = setup();
     let store = Store::open(dir.path()).unwrap();
-    let builds = Arc::new(AtomicUsize::new(0));
     let mut graph = Graph::new();
     let top = diamond(
         &mut graph,
@@ -148,12 +157,8 @@ fn builds_in_order_once_and_then_does_nothing() {
 
 #[test]
 fn a_valid_root_needs_no_inputs_even_when_they_cannot_be_fetched() {
-    let body = b"base-".to_vec();
-    let served = body.clone();
-    let server = Server::start(move |_| Response::ok(served.clone()));
-    let dir = TempStore::new();
+    let (body, server, dir, builds) = setup();
     let store = Store::open(dir.path()).unwrap();
-    let builds = Arc::new(AtomicUsize::new(0));
     let mut graph = Graph::new();
     let top = diamond(
         &mut graph,
@@ -190,12 +195,8 @@ fn a_valid_root_needs_no_inputs_even_when_they_cannot_be_fetched() {
 
 #[test]
 fn a_failing_builder_is_reported_and_nothing_depending_on_it_is_built() {
-    let body = b"base-".to_vec();
-    let served = body.clone();
-    let server = Server::start(move |_| Response::ok(served.clone()));
-    let dir = TempStore::new();
+    let (body, server, dir, builds) = setup();
     let store = Store::open(dir.path()).unwrap();
-    let builds = Arc::new(AtomicUsize::new(0));
     let mut graph = Graph::new();
     let top = diamond(&mut graph, &server.url("/source.txt"), &body, &builds, true);
     let err = realise(&store, &fetcher(&store), &graph, &[top], 1, false).unwrap_err();

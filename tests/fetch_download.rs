@@ -12,11 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::http::{ranged, Response, Server};
 use common::*;
-use sha2::Digest;
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
 
 fn payload(seed: usize, len: usize) -> Vec<u8> {
     (0..len)

@@ -11,15 +11,10 @@ use pystore::fetch::credentials::Credentials;
 use pystore::fetch::http::{HttpClient, HttpConfig};
 use pystore::fetch::index::{CoreMetadata, IndexClient};
 use reqwest::Url;
-use sha2::Digest;
 
 const WHEEL: &[u8] = b"not really a wheel, but bytes with a hash";
 const METADATA: &[u8] =
     b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Dist: other>=2\n";
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
 
 fn json_page() -> String {
     format!(
@@ -28,8 +23,8 @@ fn json_page() -> String {
           "requires-python":">=3.8","core-metadata":{{"sha256":"{m}"}}}},
         {{"filename":"demo-0.9-py3-none-any.whl","url":"/files/demo-0.9-py3-none-any.whl","hashes":{{"sha256":"{w}"}},
           "yanked":"broken build"}}]}}"#,
-        w = hex_sha256(WHEEL),
-        m = hex_sha256(METADATA),
+        w = sha256_hex(WHEEL),
+        m = sha256_hex(METADATA),
     )
 }
 
@@ -39,8 +34,8 @@ fn html_page() -> String {
         <a href="/files/demo-1.0-py3-none-any.whl#sha256={w}" data-requires-python="&gt;=3.8" data-core-metadata="sha256={m}">demo-1.0-py3-none-any.whl</a><br/>
         <a href="/files/demo-0.9-py3-none-any.whl#sha256={w}" data-yanked="broken build">demo-0.9-py3-none-any.whl</a><br/>
         </body></html>"#,
-        w = hex_sha256(WHEEL),
-        m = hex_sha256(METADATA)
+        w = sha256_hex(WHEEL),
+        m = sha256_hex(METADATA)
     )
 }
 
@@ -80,7 +75,7 @@ fn json_and_html_forms_read_identically() {
     assert_eq!(files[0]["filename"], "demo-1.0-py3-none-any.whl");
     assert_eq!(files[0]["requires_python"], ">=3.8");
     assert_eq!(files[0]["core_metadata"], true);
-    assert_eq!(files[0]["hashes"]["sha256"], hex_sha256(WHEEL));
+    assert_eq!(files[0]["hashes"]["sha256"], sha256_hex(WHEEL));
     assert_eq!(files[1]["yanked"], "broken build");
     // Content negotiation: JSON preferred, HTML accepted.
     let accept = server.requests()[0].headers["accept"].clone();
@@ -99,7 +94,7 @@ fn json_and_html_forms_read_identically() {
         text,
         format!(
             "demo-1.0-py3-none-any.whl  sha256={w}  requires-python >=3.8  +metadata\ndemo-0.9-py3-none-any.whl  sha256={w}  yanked (broken build)\n",
-            w = hex_sha256(WHEEL)
+            w = sha256_hex(WHEEL)
         )
     );
 }
@@ -123,7 +118,7 @@ fn yanked_files_are_skipped_unless_pinned_and_pep658_metadata_is_used() {
         assert_eq!(
             file.core_metadata,
             CoreMetadata::Present {
-                hashes: BTreeMap::from([("sha256".into(), hex_sha256(METADATA))])
+                hashes: BTreeMap::from([("sha256".into(), sha256_hex(METADATA))])
             }
         );
         assert_eq!(
@@ -166,7 +161,7 @@ fn metadata_with_the_wrong_hash_is_refused() {
         "{err}"
     );
     assert!(
-        err.contains(&hex_sha256(METADATA)) && err.contains(&hex_sha256(b"tampered")),
+        err.contains(&sha256_hex(METADATA)) && err.contains(&sha256_hex(b"tampered")),
         "{err}"
     );
 }

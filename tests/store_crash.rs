@@ -8,17 +8,18 @@ use std::process::Stdio;
 
 use common::*;
 
-fn kill_at(point: &str) {
-    let store = TempStore::new();
-    let src = tempfile::tempdir().unwrap();
-    let tree = src.path().join("victim");
-    make_tree(&tree, 60);
-
-    let mut child = pystore(store.path())
+/// Starts `pystore add TREE` with a failpoint and waits until it reports reaching it.
+fn add_until_failpoint(
+    store: &std::path::Path,
+    tree: &std::path::Path,
+    failpoint: &str,
+) -> std::process::Child {
+    let point = failpoint.split(':').next().unwrap();
+    let mut child = pystore(store)
         .arg("add")
-        .arg(&tree)
-        .env("PYSTORE_FAILPOINT", point)
-        .stdout(Stdio::null())
+        .arg(tree)
+        .env("PYSTORE_FAILPOINT", failpoint)
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -26,6 +27,16 @@ fn kill_at(point: &str) {
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), format!("pystore: failpoint {point} reached"));
+    child
+}
+
+fn kill_at(point: &str) {
+    let store = TempStore::new();
+    let src = tempfile::tempdir().unwrap();
+    let tree = src.path().join("victim");
+    make_tree(&tree, 60);
+
+    let mut child = add_until_failpoint(store.path(), &tree, point);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
@@ -89,18 +100,7 @@ fn a_live_build_is_not_cleaned_up_by_another_process() {
     let src = tempfile::tempdir().unwrap();
     let tree = src.path().join("slow");
     make_tree(&tree, 20);
-    let mut child = pystore(store.path())
-        .arg("add")
-        .arg(&tree)
-        .env("PYSTORE_FAILPOINT", "after-rename:sleep=1500")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "pystore: failpoint after-rename reached");
+    let child = add_until_failpoint(store.path(), &tree, "after-rename:sleep=1500");
     // Another process opens the store while the build is between rename and commit.
     run_ok(pystore(store.path()).args(["root", "list"]));
     let (entries, tmp) = entries_and_tmp(store.path());

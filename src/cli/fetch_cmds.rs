@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::output::{print_json, Ui};
 use crate::fetch::config::{self, IndexUrls};
-use crate::fetch::credentials::{redact, Credentials};
+use crate::fetch::credentials::{percent_decode, redact, Credentials};
 use crate::fetch::http::HttpClient;
 use crate::fetch::index::{CoreMetadata, IndexClient};
 use crate::fetch::{FetchConfig, Fetcher, FixedOutput};
@@ -96,25 +96,6 @@ fn name_from_url(url: &Url) -> Result<EntryName> {
     let decoded = percent_decode(last);
     EntryName::new(&decoded)
         .with_context(|| format!("cannot name the entry after {}: pass --name", redact(url)))
-}
-
-fn percent_decode(text: &str) -> String {
-    let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `pystore prefetch URL... [--sha256 HEX] [--name N]`

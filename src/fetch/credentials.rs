@@ -144,7 +144,8 @@ impl Credentials {
     }
 }
 
-fn percent_decode(text: &str) -> String {
+/// Decodes `%XX` escapes (as in URL userinfo and path segments); invalid escapes stay as they are.
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -72,19 +72,20 @@ impl ProjectPage {
     }
 }
 
-/// PEP 503 name normalisation: lower case, runs of `-`, `_`, `.` become one `-`.
+/// PEP 503 name normalisation: lower case, and every run of `-`, `_`, `.` becomes one `-`
+/// (`re.sub(r"[-_.]+", "-", name).lower()`).
 pub fn normalize_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
-    let mut separator = false;
+    let mut in_separator = false;
     for c in name.chars() {
         if matches!(c, '-' | '_' | '.') {
-            separator = true;
-        } else {
-            if separator && !out.is_empty() {
+            if !in_separator {
                 out.push('-');
             }
-            separator = false;
-            out.push(c.to_ascii_lowercase());
+            in_separator = true;
+        } else {
+            out.extend(c.to_lowercase());
+            in_separator = false;
         }
     }
     out
@@ -387,7 +388,7 @@ mod tests {
 
     #[test]
     fn names_normalise() {
-        assert_eq!(normalize_name("Foo.Bar__baz-"), "foo-bar-baz");
+        assert_eq!(normalize_name("Foo.Bar__baz-"), "foo-bar-baz-");
         assert_eq!(normalize_name("psycopg2_binary"), "psycopg2-binary");
     }
 

@@ -37,23 +37,7 @@ pub struct WheelFilename {
     pub platform_tags: Vec<String>,
 }
 
-/// A distribution name normalised per PEP 503: lower case, runs of `-`, `_`, `.` as one `-`.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_separator = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !in_separator {
-                out.push('-');
-            }
-            in_separator = true;
-        } else {
-            out.extend(c.to_lowercase());
-            in_separator = false;
-        }
-    }
-    out
-}
+pub use crate::fetch::index::normalize_name;
 
 impl WheelFilename {
     /// Parses `pkg-1.0-py3-none-any.whl` (a bare file name, not a path).

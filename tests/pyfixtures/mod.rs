@@ -361,22 +361,7 @@ pub fn finish_tar_gz(tar: tar::Builder<flate2::write::GzEncoder<std::fs::File>>)
 /// A python-build-standalone-style install_only archive of the machine's Debian Python 3.11:
 /// `python/bin/python3.11`, `python/bin/python3` → `python3.11`, `python/lib/python3.11/…`.
 pub fn debian_pbs_archive(dir: &Path) -> PathBuf {
-    let path = dir.join("cpython-3.11.2-x86_64-unknown-linux-gnu-install_only.tar.gz");
-    let mut tar = tar_gz(&path);
-    tar_dir(&mut tar, "python");
-    tar_dir(&mut tar, "python/bin");
-    tar_file(
-        &mut tar,
-        "python/bin/python3.11",
-        &std::fs::read(DEBIAN_PYTHON).unwrap(),
-        0o755,
-    );
-    tar_symlink(&mut tar, "python/bin/python3", "python3.11");
-    tar_dir(&mut tar, "python/lib");
-    tar_dir(&mut tar, "python/lib/python3.11");
-    add_tree(&mut tar, Path::new(DEBIAN_STDLIB), "python/lib/python3.11");
-    finish_tar_gz(tar);
-    path
+    pbs_archive_with(dir, &[])
 }
 
 /// Debian's `site.py` ignores `lib/python3.X/site-packages` (Debian installs into
@@ -386,8 +371,17 @@ pub const UPSTREAM_SITE_SHIM: &[u8] = b"import os, site, sys\n\
 site.addsitedir(os.path.join(sys.prefix, 'lib', 'python%d.%d' % sys.version_info[:2], 'site-packages'))\n";
 
 /// Like [`debian_pbs_archive`], but whose python finds `lib/python3.11/site-packages` as an
-/// upstream build does (see [`UPSTREAM_SITE_SHIM`]).
+/// upstream build does (see [`UPSTREAM_SITE_SHIM`]). Debian's own sitecustomize.py (an absolute
+/// symlink into /etc) is skipped by `add_tree`, so this one takes its place.
 pub fn upstream_like_pbs_archive(dir: &Path) -> PathBuf {
+    pbs_archive_with(
+        dir,
+        &[("python/lib/python3.11/sitecustomize.py", UPSTREAM_SITE_SHIM)],
+    )
+}
+
+/// The Debian Python 3.11 archive, plus `extra` files.
+fn pbs_archive_with(dir: &Path, extra: &[(&str, &[u8])]) -> PathBuf {
     let path = dir.join("cpython-3.11.2-x86_64-unknown-linux-gnu-install_only.tar.gz");
     let mut tar = tar_gz(&path);
     tar_dir(&mut tar, "python");
@@ -402,13 +396,9 @@ pub fn upstream_like_pbs_archive(dir: &Path) -> PathBuf {
     tar_dir(&mut tar, "python/lib");
     tar_dir(&mut tar, "python/lib/python3.11");
     add_tree(&mut tar, Path::new(DEBIAN_STDLIB), "python/lib/python3.11");
-    // Debian's own sitecustomize.py (an absolute symlink into /etc) is skipped by add_tree.
-    tar_file(
-        &mut tar,
-        "python/lib/python3.11/sitecustomize.py",
-        UPSTREAM_SITE_SHIM,
-        0o644,
-    );
+    for (name, data) in extra {
+        tar_file(&mut tar, name, data, 0o644);
+    }
     finish_tar_gz(tar);
     path
 }
