@@ -39,7 +39,8 @@ pub struct Cli {
     /// Print only results and errors: no progress, no notices
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Parallel jobs (hashing, verifying, deleting) [default: number of cores]
+    /// Parallel jobs: builds, hashing and verifying [default: number of cores]; downloads at
+    /// once [default: 8]
     #[arg(short = 'j', long = "jobs", global = true, value_name = "N")]
     pub jobs: Option<usize>,
     /// Touch no network: use only the store, file:// mirrors and local wheelhouses
