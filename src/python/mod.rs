@@ -14,6 +14,7 @@ pub mod launcher;
 pub mod launcher_windows;
 pub mod lockfile;
 pub mod markers;
+pub mod metadata;
 pub mod record;
 pub mod relocate;
 pub mod requirements;
