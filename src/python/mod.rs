@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod record;
 pub mod relocate;
 pub mod requirements;
+pub mod resolve;
 pub mod scheme;
 pub mod tags;
 pub mod target;
