@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 failure (including `verify` finding damage), 2 usage errors.
 
 mod fetch_cmds;
+mod lock_cmd;
 mod output;
 mod realise_cmd;
 mod store_cmds;
@@ -82,6 +83,26 @@ pub enum Command {
         /// Also copy each ZIP into DIR as <recipe>-<version>-<target>.zip
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+    /// Resolve a recipe's requirements for each target and write its lock (pystore.lock)
+    ///
+    /// Each target is resolved for its own platform, wheel tags and Python version, never the
+    /// host's: markers, Requires-Python, yanked files and wheel availability are all judged for
+    /// the target. Versions already in the lock are kept while they still fit, unless --upgrade
+    /// (everything) or --upgrade-package NAME (just NAME). Locking unchanged inputs against an
+    /// unchanged index gives a byte-identical file.
+    Lock {
+        /// Recipe name, directory or recipe.toml
+        recipe: String,
+        /// Resolve only this target again (repeatable) [default: all]; others keep their pins
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+        /// Ignore the versions in the existing lock: take the newest that fit
+        #[arg(long)]
+        upgrade: bool,
+        /// Ignore the existing lock's version of NAME only (repeatable)
+        #[arg(long = "upgrade-package", value_name = "NAME")]
+        upgrade_packages: Vec<String>,
     },
     /// Add local files or directories to the store; prints each store path
     ///
@@ -240,6 +261,22 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                 dry_run: *dry_run,
                 out: out.clone(),
                 jobs: cli.jobs,
+            },
+        ),
+        Command::Lock {
+            recipe,
+            targets,
+            upgrade,
+            upgrade_packages,
+        } => lock_cmd::lock(
+            &open()?,
+            ui,
+            net()?,
+            lock_cmd::LockArgs {
+                recipe,
+                targets,
+                upgrade: *upgrade,
+                upgrade_packages,
             },
         ),
         Command::Add { paths, name } => {
