@@ -93,3 +93,103 @@ pub fn resolve(
 ) -> Result<Vec<ResolvedPackage>, ResolveError> {
     provider::Provider::new(source, input)?.solve()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::str::FromStr;
+
+    use reqwest::Url;
+
+    use super::*;
+    use crate::fetch::index::CoreMetadata as IndexMetadata;
+
+    /// An in-memory index: file name → METADATA text.
+    struct Memory(BTreeMap<&'static str, &'static str>);
+
+    impl PackageSource for Memory {
+        fn project(&self, name: &str) -> Result<ProjectPage, SourceError> {
+            let files = self
+                .0
+                .keys()
+                .filter(|f| crate::python::normalize_name(f.split('-').next().unwrap()) == name)
+                .map(|f| IndexFile {
+                    filename: (*f).to_owned(),
+                    url: Url::parse(&format!("http://127.0.0.1:1/{f}")).unwrap(),
+                    hashes: BTreeMap::new(),
+                    requires_python: None,
+                    yanked: None,
+                    core_metadata: IndexMetadata::Absent,
+                    size: None,
+                })
+                .collect();
+            Ok(ProjectPage {
+                name: name.to_owned(),
+                files,
+            })
+        }
+        fn metadata(&self, file: &IndexFile) -> Result<CoreMetadata, SourceError> {
+            Ok(CoreMetadata::parse(
+                self.0[file.filename.as_str()].as_bytes(),
+                &file.filename,
+            )?)
+        }
+    }
+
+    fn index() -> Memory {
+        Memory(BTreeMap::from([
+            ("lib-1.0-py3-none-any.whl", "Name: lib\nVersion: 1.0\n"),
+            ("lib-2.0-py3-none-any.whl", "Name: lib\nVersion: 2.0\n"),
+            ("lib-3.0b1-py3-none-any.whl", "Name: lib\nVersion: 3.0b1\n"),
+            ("src_only-1.0.tar.gz", ""),
+        ]))
+    }
+
+    fn run(requirements: &str, preferences: &[(&str, &str)]) -> Result<Vec<String>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requirements.txt");
+        std::fs::write(&path, requirements).unwrap();
+        let requirements = crate::python::requirements::read(&path).unwrap();
+        let target = Target::new("x86_64-unknown-linux-gnu", None, "3.12.7").unwrap();
+        let input = ResolveInput {
+            target: &target,
+            requirements: &requirements,
+            preferences: preferences
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), Version::from_str(v).unwrap()))
+                .collect(),
+        };
+        resolve(&index(), &input)
+            .map(|packages| {
+                packages
+                    .iter()
+                    .map(|p| format!("{} {}", p.name, p.version))
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn prereleases_only_when_asked_for() {
+        assert_eq!(run("lib\n", &[]).unwrap(), ["lib 2.0"]);
+        assert_eq!(run("--pre\nlib\n", &[]).unwrap(), ["lib 3.0b1"]);
+        assert_eq!(run("lib>=3.0a1\n", &[]).unwrap(), ["lib 3.0b1"]);
+    }
+
+    #[test]
+    fn locked_versions_are_kept_while_they_fit() {
+        assert_eq!(run("lib\n", &[("lib", "1.0")]).unwrap(), ["lib 1.0"]);
+        assert_eq!(run("lib>1\n", &[("lib", "1.0")]).unwrap(), ["lib 2.0"]);
+    }
+
+    #[test]
+    fn a_project_with_only_sdists_says_so() {
+        let err = run("src-only\n", &[]).unwrap_err();
+        assert!(
+            err.contains("1.0: only a source distribution (pystore installs wheels only"),
+            "{err}"
+        );
+        let err = run("lib>=4\n", &[]).unwrap_err();
+        assert!(err.contains("lib >=4"), "{err}");
+    }
+}
