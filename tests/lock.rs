@@ -280,7 +280,12 @@ fn markers_pick_a_package_per_target_and_extras_pull_only_when_asked() {
          web[fast]\n",
     );
     let store = TempStore::new();
-    run_ok(&mut lock_cmd(store.path(), &server, &recipe));
+    let exports = w.join("exports");
+    run_ok(
+        lock_cmd(store.path(), &server, &recipe)
+            .arg("--export-requirements")
+            .arg(&exports),
+    );
     assert_eq!(
         versions(&recipe, "windows-x86_64"),
         pairs(&[
@@ -312,6 +317,20 @@ fn markers_pick_a_package_per_target_and_extras_pull_only_when_asked() {
         .iter()
         .any(|w| w.starts_with("ujson-5.10.0-cp312-cp312-manylinux")));
     assert_eq!(pins(&recipe, "linux-x86_64")["ujson"].1, ["web[fast]"]);
+    // The hashed export pins the same wheel per target.
+    let exported = fs::read_to_string(exports.join("requirements-windows-x86_64.txt")).unwrap();
+    let psycopg2 = &lock.target("windows-x86_64").unwrap().packages[1];
+    assert_eq!(psycopg2.name, "psycopg2");
+    assert!(
+        exported.contains(&format!(
+            "psycopg2==2.9.10 \\\n    --hash=sha256:{}\n",
+            psycopg2.sha256
+        )),
+        "{exported}"
+    );
+    let exported = fs::read_to_string(exports.join("requirements-linux-x86_64.txt")).unwrap();
+    assert!(exported.contains("psycopg2-binary==2.9.10"), "{exported}");
+    assert!(!exported.contains("psycopg2=="), "{exported}");
     assert_eq!(
         pins(&recipe, "linux-x86_64")["web"].1,
         ["requirements.txt:3"]

@@ -21,6 +21,8 @@ pub struct LockArgs<'a> {
     pub upgrade: bool,
     /// `--upgrade-package`.
     pub upgrade_packages: &'a [String],
+    /// `--export-requirements`.
+    pub export_requirements: Option<std::path::PathBuf>,
 }
 
 /// `pystore lock RECIPE`
@@ -35,6 +37,7 @@ pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Resu
         upgrade: args.upgrade,
         upgrade_packages: args.upgrade_packages.to_vec(),
         progress: net.fetch.progress,
+        export_requirements: args.export_requirements,
     };
     let indexes = net.indexes.urls.clone();
     let fetcher = Fetcher::new(store, net.fetch, net.credentials);
@@ -57,6 +60,7 @@ pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Resu
         print_json(&json!({
             "lock": outcome.path,
             "changed": outcome.changed,
+            "exported": outcome.exported,
             "targets": targets,
         }))?;
     } else {
@@ -73,6 +77,9 @@ pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Resu
                 "unchanged:"
             };
             eprintln!("{verb} {}", outcome.path.display());
+            for path in &outcome.exported {
+                eprintln!("wrote {}", path.display());
+            }
         }
     }
     Ok(true)

@@ -103,6 +103,10 @@ pub enum Command {
         /// Ignore the existing lock's version of NAME only (repeatable)
         #[arg(long = "upgrade-package", value_name = "NAME")]
         upgrade_packages: Vec<String>,
+        /// Also write each target's pins to DIR/requirements-<target>.txt, hashed (pip
+        /// --require-hashes format), for tools that read requirements files
+        #[arg(long, value_name = "DIR")]
+        export_requirements: Option<PathBuf>,
     },
     /// Add local files or directories to the store; prints each store path
     ///
@@ -268,6 +272,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             targets,
             upgrade,
             upgrade_packages,
+            export_requirements,
         } => lock_cmd::lock(
             &open()?,
             ui,
@@ -277,6 +282,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                 targets,
                 upgrade: *upgrade,
                 upgrade_packages,
+                export_requirements: export_requirements.clone(),
             },
         ),
         Command::Add { paths, name } => {

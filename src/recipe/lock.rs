@@ -54,6 +54,12 @@ pub enum LockRecipeError {
     /// The index cannot be used.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// An exported requirements file cannot be written.
+    #[error("cannot write {}: {error}", path.display())]
+    Export {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 /// Options of `pystore lock`.
@@ -67,6 +73,8 @@ pub struct LockOptions {
     pub upgrade_packages: Vec<String>,
     /// Say on stderr which target is being resolved.
     pub progress: bool,
+    /// Also write each target's pins as `requirements-<target>.txt` (hashed) in this directory.
+    pub export_requirements: Option<PathBuf>,
 }
 
 /// What `lock` wrote.
@@ -78,6 +86,8 @@ pub struct LockOutcome {
     pub lock: Lock,
     /// Whether the file changed.
     pub changed: bool,
+    /// Hashed requirements files written (`--export-requirements`).
+    pub exported: Vec<PathBuf>,
 }
 
 /// Resolves `recipe` for its targets and writes its lock.
@@ -163,10 +173,25 @@ pub fn lock(
     if changed {
         lock.write(&recipe.lock)?;
     }
+    let mut exported = Vec::new();
+    if let Some(dir) = &options.export_requirements {
+        for target in &lock.targets {
+            let path = dir.join(format!("requirements-{}.txt", target.name));
+            let text = lock.hashed_requirements(&target.name).unwrap_or_default();
+            std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&path, text))
+                .map_err(|error| LockRecipeError::Export {
+                    path: path.clone(),
+                    error,
+                })?;
+            exported.push(path);
+        }
+    }
     Ok(LockOutcome {
         path: recipe.lock.clone(),
         lock,
         changed,
+        exported,
     })
 }
 
