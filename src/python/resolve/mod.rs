@@ -149,6 +149,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("requirements.txt");
         std::fs::write(&path, requirements).unwrap();
+        std::fs::write(dir.path().join("constraints.txt"), "lib<2\nunused>=1\n").unwrap();
         let requirements = crate::python::requirements::read(&path).unwrap();
         let target = Target::new("x86_64-unknown-linux-gnu", None, "3.12.7").unwrap();
         let input = ResolveInput {
@@ -180,6 +181,13 @@ mod tests {
     fn locked_versions_are_kept_while_they_fit() {
         assert_eq!(run("lib\n", &[("lib", "1.0")]).unwrap(), ["lib 1.0"]);
         assert_eq!(run("lib>1\n", &[("lib", "1.0")]).unwrap(), ["lib 2.0"]);
+    }
+
+    #[test]
+    fn constraints_limit_versions_but_add_nothing() {
+        assert_eq!(run("-c constraints.txt\nlib\n", &[]).unwrap(), ["lib 1.0"]);
+        let err = run("-c constraints.txt\nlib>=2\n", &[]).unwrap_err();
+        assert!(err.contains("lib"), "{err}");
     }
 
     #[test]
