@@ -317,6 +317,10 @@ fn markers_pick_a_package_per_target_and_extras_pull_only_when_asked() {
         .iter()
         .any(|w| w.starts_with("ujson-5.10.0-cp312-cp312-manylinux")));
     assert_eq!(pins(&recipe, "linux-x86_64")["ujson"].1, ["web[fast]"]);
+    assert_eq!(
+        pins(&recipe, "linux-x86_64")["web"].1,
+        ["requirements.txt:3"]
+    );
     // The hashed export pins the same wheel per target.
     let exported = fs::read_to_string(exports.join("requirements-windows-x86_64.txt")).unwrap();
     let psycopg2 = &lock.target("windows-x86_64").unwrap().packages[1];
@@ -331,9 +335,23 @@ fn markers_pick_a_package_per_target_and_extras_pull_only_when_asked() {
     let exported = fs::read_to_string(exports.join("requirements-linux-x86_64.txt")).unwrap();
     assert!(exported.contains("psycopg2-binary==2.9.10"), "{exported}");
     assert!(!exported.contains("psycopg2=="), "{exported}");
+
+    // Once the requirements change, re-resolving one target cannot keep the other's pins.
+    fs::write(recipe.join("requirements.txt"), "web\n").unwrap();
+    let before = fs::read(recipe.join("pystore.lock")).unwrap();
+    let err = run_fails(
+        lock_cmd(store.path(), &server, &recipe).args(["--target", "linux-x86_64"]),
+        1,
+    );
+    assert!(
+        err.contains("the pins of windows-x86_64 are stale"),
+        "{err}"
+    );
+    assert_eq!(fs::read(recipe.join("pystore.lock")).unwrap(), before);
+    run_ok(&mut lock_cmd(store.path(), &server, &recipe));
     assert_eq!(
-        pins(&recipe, "linux-x86_64")["web"].1,
-        ["requirements.txt:3"]
+        versions(&recipe, "windows-x86_64"),
+        pairs(&[("colorama", "0.4.6"), ("web", "1.0")])
     );
 }
 

@@ -45,6 +45,12 @@ pub enum LockRecipeError {
         name: String,
         available: Vec<String>,
     },
+    /// `--target` would keep pins of other targets that were resolved from other inputs.
+    #[error("{recipe}'s requirements, Python version or targets changed since the lock was written, so the pins of {} are stale too; run `pystore lock {recipe}` without --target (or name every target)", targets.join(", "))]
+    StaleTargets {
+        recipe: String,
+        targets: Vec<String>,
+    },
     /// A target the python layer refuses.
     #[error("target {target}: {message}")]
     Target { target: String, message: String },
@@ -118,6 +124,40 @@ pub fn lock(
         .iter()
         .map(|n| normalize_name(n))
         .collect();
+    let target_inputs: Vec<TargetInput<'_>> = recipe
+        .targets
+        .iter()
+        .map(|t| TargetInput {
+            name: &t.name,
+            platform: &t.platform,
+            glibc: t.glibc.as_deref(),
+        })
+        .collect();
+    let inputs = inputs_hash(&requirements, &recipe.python, &target_inputs);
+    // Pins of targets not resolved now are kept only if they were resolved from these very
+    // inputs: the new lock's inputs hash vouches for every target in it.
+    let unchanged = existing
+        .as_ref()
+        .is_some_and(|l| l.inputs == inputs && l.python == recipe.python);
+    if !options.targets.is_empty() && !unchanged {
+        let stale: Vec<String> = recipe
+            .targets
+            .iter()
+            .filter(|t| !options.targets.contains(&t.name))
+            .filter(|t| {
+                existing
+                    .as_ref()
+                    .is_some_and(|l| l.target(&t.name).is_some())
+            })
+            .map(|t| t.name.clone())
+            .collect();
+        if !stale.is_empty() {
+            return Err(LockRecipeError::StaleTargets {
+                recipe: recipe.name.clone(),
+                targets: stale,
+            });
+        }
+    }
     let recipe_dir = recipe.path.parent().unwrap_or(Path::new("."));
     let source = IndexSource::new(fetcher, index);
     let mut targets = Vec::new();
@@ -153,19 +193,10 @@ pub fn lock(
             recipe_dir,
         )?);
     }
-    let inputs: Vec<TargetInput<'_>> = recipe
-        .targets
-        .iter()
-        .map(|t| TargetInput {
-            name: &t.name,
-            platform: &t.platform,
-            glibc: t.glibc.as_deref(),
-        })
-        .collect();
     let lock = Lock {
         version: LOCK_VERSION,
         python: recipe.python.clone(),
-        inputs: inputs_hash(&requirements, &recipe.python, &inputs),
+        inputs,
         targets,
     };
     let text = lock.to_toml();
