@@ -27,7 +27,7 @@ pub struct CoreMetadata {
     pub provides_extra: Vec<ExtraName>,
 }
 
-/// Why metadata cannot be read; `source` names the wheel or metadata file.
+/// Why metadata cannot be read, naming the metadata file or the wheel.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
     /// A field is missing or malformed.

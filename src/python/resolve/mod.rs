@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pep440_rs::Version;
 
-use super::metadata::{CoreMetadata, MetadataError};
+use super::metadata::CoreMetadata;
 use super::requirements::{Origin, RequirementsFile};
 use super::target::Target;
 use crate::fetch::index::{IndexFile, ProjectPage};
@@ -68,9 +68,6 @@ pub enum ResolveError {
     /// The index or a download failed.
     #[error("{package}: {error}")]
     Source { package: String, error: SourceError },
-    /// A wheel's metadata is unusable.
-    #[error(transparent)]
-    Metadata(#[from] MetadataError),
     /// A wheel whose metadata names another project or version than the index said.
     #[error("{wheel}: its metadata says {found}, not {expected}; the index or the file is wrong")]
     MetadataMismatch {
