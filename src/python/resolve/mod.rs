@@ -113,7 +113,8 @@ mod tests {
                 .map(|f| IndexFile {
                     filename: (*f).to_owned(),
                     url: Url::parse(&format!("http://127.0.0.1:1/{f}")).unwrap(),
-                    hashes: BTreeMap::new(),
+                    // A stand-in hash: the file name's, so tests can name it.
+                    hashes: BTreeMap::from([("sha256".to_owned(), fake_sha256(f))]),
                     requires_python: None,
                     yanked: None,
                     core_metadata: IndexMetadata::Absent,
@@ -131,6 +132,11 @@ mod tests {
                 &file.filename,
             )?)
         }
+    }
+
+    fn fake_sha256(filename: &str) -> String {
+        use sha2::Digest;
+        crate::hash::to_hex(&sha2::Sha256::digest(filename.as_bytes()))
     }
 
     fn index() -> Memory {
@@ -185,6 +191,26 @@ mod tests {
         assert_eq!(run("-c constraints.txt\nlib\n", &[]).unwrap(), ["lib 1.0"]);
         let err = run("-c constraints.txt\nlib>=2\n", &[]).unwrap_err();
         assert!(err.contains("lib"), "{err}");
+    }
+
+    #[test]
+    fn hashes_in_requirements_limit_the_files() {
+        let line = |hashes: &[&str]| {
+            let mut line = "lib".to_owned();
+            for file in hashes {
+                line.push_str(&format!(" --hash=sha256:{}", fake_sha256(file)));
+            }
+            line + "\n"
+        };
+        let one = line(&["lib-1.0-py3-none-any.whl"]);
+        assert_eq!(run(&one, &[]).unwrap(), ["lib 1.0"]);
+        let both = line(&["lib-1.0-py3-none-any.whl", "lib-2.0-py3-none-any.whl"]);
+        assert_eq!(run(&both, &[]).unwrap(), ["lib 2.0"]);
+        let err = run(&line(&["other.whl"]), &[]).unwrap_err();
+        assert!(
+            err.contains("not among the requirement's --hash values"),
+            "{err}"
+        );
     }
 
     #[test]

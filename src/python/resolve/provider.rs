@@ -81,6 +81,9 @@ pub(super) struct Provider<'a> {
     pre: RefCell<BTreeSet<String>>,
     /// Exact pins from requirements and constraints: a yanked file of that version is usable.
     pins: BTreeMap<String, BTreeSet<Version>>,
+    /// `--hash=sha256:` values of requirement lines: only those files may be used (as pip's
+    /// hash-checking mode).
+    hashes: BTreeMap<String, BTreeSet<String>>,
     constraints: BTreeMap<String, Ranges<Version>>,
     root: Deps,
     root_origins: BTreeMap<String, Vec<Origin>>,
@@ -115,6 +118,7 @@ impl<'a> Provider<'a> {
             pre_everywhere: input.requirements.pre,
             pre: RefCell::default(),
             pins: BTreeMap::new(),
+            hashes: BTreeMap::new(),
             constraints: BTreeMap::new(),
             root: Vec::new(),
             root_origins: BTreeMap::new(),
@@ -145,6 +149,18 @@ impl<'a> Provider<'a> {
             }
             let name = normalize_name(req.name.as_ref());
             provider.note_specifiers(&name, req);
+            let sha256s = line
+                .hashes
+                .iter()
+                .filter(|(algo, _)| algo == "sha256")
+                .map(|(_, hex)| hex.clone());
+            if !line.hashes.is_empty() {
+                provider
+                    .hashes
+                    .entry(name.clone())
+                    .or_default()
+                    .extend(sha256s);
+            }
             provider
                 .root_origins
                 .entry(name)
@@ -228,6 +244,7 @@ impl<'a> Provider<'a> {
             ..Project::default()
         };
         let pins = self.pins.get(name);
+        let allowed_hashes = self.hashes.get(name);
         let mut best: BTreeMap<Version, (usize, IndexFile)> = BTreeMap::new();
         for file in &page.files {
             let Ok(wheel) = WheelFilename::parse(&file.filename) else {
@@ -251,6 +268,22 @@ impl<'a> Provider<'a> {
                     .or_default()
                     .insert(reason);
             };
+            if let Some(allowed) = allowed_hashes {
+                if !file
+                    .hashes
+                    .get("sha256")
+                    .is_some_and(|h| allowed.contains(h))
+                {
+                    reject(
+                        &mut project,
+                        format!(
+                            "{}: its sha256 is not among the requirement's --hash values",
+                            file.filename
+                        ),
+                    );
+                    continue;
+                }
+            }
             if file.yanked.is_some() && !pins.is_some_and(|p| p.contains(&version)) {
                 reject(&mut project, "yanked".into());
                 continue;
