@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 failure (including `verify` finding damage), 2 usage errors.
 
 mod fetch_cmds;
+mod lock_cmd;
 mod output;
 mod realise_cmd;
 mod store_cmds;
@@ -83,6 +84,30 @@ pub enum Command {
         /// Also copy each ZIP into DIR as <recipe>-<version>-<target>.zip
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+    /// Resolve a recipe's requirements for each target and write its lock (pystore.lock)
+    ///
+    /// Each target is resolved for its own platform, wheel tags and Python version, never the
+    /// host's: markers, Requires-Python, yanked files and wheel availability are all judged for
+    /// the target. Versions already in the lock are kept while they still fit, unless --upgrade
+    /// (everything) or --upgrade-package NAME (just NAME). Locking unchanged inputs against an
+    /// unchanged index gives a byte-identical file.
+    Lock {
+        /// Recipe name, directory or recipe.toml
+        recipe: String,
+        /// Resolve only this target again (repeatable) [default: all]; others keep their pins
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+        /// Ignore the versions in the existing lock: take the newest that fit
+        #[arg(long)]
+        upgrade: bool,
+        /// Ignore the existing lock's version of NAME only (repeatable)
+        #[arg(long = "upgrade-package", value_name = "NAME")]
+        upgrade_packages: Vec<String>,
+        /// Also write each target's pins to DIR/requirements-<target>.txt, hashed (pip
+        /// --require-hashes format), for tools that read requirements files
+        #[arg(long, value_name = "DIR")]
+        export_requirements: Option<PathBuf>,
     },
     /// Add local files or directories to the store; prints each store path
     ///
@@ -241,6 +266,24 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                 dry_run: *dry_run,
                 out: out.clone(),
                 jobs: cli.jobs,
+            },
+        ),
+        Command::Lock {
+            recipe,
+            targets,
+            upgrade,
+            upgrade_packages,
+            export_requirements,
+        } => lock_cmd::lock(
+            &open()?,
+            ui,
+            net()?,
+            lock_cmd::LockArgs {
+                recipe,
+                targets,
+                upgrade: *upgrade,
+                upgrade_packages,
+                export_requirements: export_requirements.clone(),
             },
         ),
         Command::Add { paths, name } => {

@@ -196,6 +196,27 @@ impl Lock {
         Ok(())
     }
 
+    /// Target `name`'s pins as a hashed requirements file (pip's `--require-hashes` format, as
+    /// pip-compile writes it): `name==version --hash=sha256:HEX`, one wheel per package, so
+    /// other tools install exactly the bytes the lock names. `None` without that target.
+    pub fn hashed_requirements(&self, name: &str) -> Option<String> {
+        let target = self.target(name)?;
+        let mut packages: Vec<&LockedPackage> = target.packages.iter().collect();
+        packages.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out = format!(
+            "# Written by `pystore lock` for target {} (CPython {} on {}); do not edit.\n\
+             # Install with: pip install --no-deps --only-binary :all: --require-hashes -r THIS_FILE\n",
+            target.name, self.python, target.platform
+        );
+        for package in packages {
+            out.push_str(&format!(
+                "{}=={} \\\n    --hash=sha256:{}\n",
+                package.name, package.version, package.sha256
+            ));
+        }
+        Some(out)
+    }
+
     /// The pins of target `name`.
     pub fn target(&self, name: &str) -> Option<&LockedTarget> {
         self.targets.iter().find(|t| t.name == name)
@@ -272,6 +293,24 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("run `pystore lock`"), "{err}");
+    }
+
+    #[test]
+    fn exports_hashed_requirements_that_read_back() {
+        let lock = sample();
+        assert!(lock.hashed_requirements("nope").is_none());
+        let text = lock.hashed_requirements("windows-x86_64").unwrap();
+        assert!(text.contains("target windows-x86_64 (CPython 3.12.7 on x86_64-pc-windows-msvc)"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requirements.txt");
+        std::fs::write(&path, &text).unwrap();
+        let back = super::super::requirements::read(&path).unwrap();
+        assert_eq!(back.requirements.len(), 1);
+        assert_eq!(back.requirements[0].requirement.to_string(), "lxml==6.1.3");
+        assert_eq!(
+            back.requirements[0].hashes,
+            [("sha256".to_owned(), "ab".repeat(32))]
+        );
     }
 
     #[test]

@@ -118,6 +118,8 @@ pub struct WheelBuilder {
     pub members: Vec<ZipMember>,
     /// Replace the RECORD hash of these members with a wrong one.
     pub corrupt_record_for: Vec<String>,
+    /// More METADATA header lines (`Requires-Dist: idna>=2`), in order.
+    pub metadata_lines: Vec<String>,
 }
 
 impl WheelBuilder {
@@ -129,7 +131,27 @@ impl WheelBuilder {
             root_is_purelib: true,
             members: Vec::new(),
             corrupt_record_for: Vec::new(),
+            metadata_lines: Vec::new(),
         }
+    }
+
+    /// Adds a METADATA header line, e.g. `Requires-Dist: idna>=2; extra == "idna"`.
+    pub fn metadata(mut self, line: &str) -> Self {
+        self.metadata_lines.push(line.to_owned());
+        self
+    }
+
+    /// The METADATA file's text (what an index serves as the PEP 658 file).
+    pub fn metadata_text(&self) -> String {
+        let mut text = format!(
+            "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
+            self.name, self.version
+        );
+        for line in &self.metadata_lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
     }
 
     pub fn dist_info(&self) -> String {
@@ -165,11 +187,7 @@ impl WheelBuilder {
         let mut members = self.members.clone();
         members.push(ZipMember::file(
             &format!("{info}/METADATA"),
-            format!(
-                "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
-                self.name, self.version
-            )
-            .as_bytes(),
+            self.metadata_text().as_bytes(),
         ));
         members.push(ZipMember::file(
             &format!("{info}/WHEEL"),

@@ -1,0 +1,86 @@
+//! `pystore lock`.
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use super::fetch_cmds::NetSettings;
+use super::output::{print_json, Ui};
+use crate::fetch::index::IndexClient;
+use crate::fetch::Fetcher;
+use crate::recipe::lock::{lock as lock_recipe, LockOptions};
+use crate::recipe::{find, load};
+use crate::store::Store;
+
+/// Arguments of `pystore lock` beyond the global ones.
+pub struct LockArgs<'a> {
+    /// Recipe name, directory or file.
+    pub recipe: &'a str,
+    /// `--target`.
+    pub targets: &'a [String],
+    /// `--upgrade`.
+    pub upgrade: bool,
+    /// `--upgrade-package`.
+    pub upgrade_packages: &'a [String],
+    /// `--export-requirements`.
+    pub export_requirements: Option<std::path::PathBuf>,
+}
+
+/// `pystore lock RECIPE`
+pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Result<bool> {
+    if net.fetch.offline {
+        bail!("--offline: `pystore lock` has to ask the index which versions exist");
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let recipe = load(&find(args.recipe, &cwd)?)?;
+    let options = LockOptions {
+        targets: args.targets.to_vec(),
+        upgrade: args.upgrade,
+        upgrade_packages: args.upgrade_packages.to_vec(),
+        progress: net.fetch.progress,
+        export_requirements: args.export_requirements,
+    };
+    let indexes = net.indexes.urls.clone();
+    let fetcher = Fetcher::new(store, net.fetch, net.credentials);
+    let index = IndexClient::new(fetcher.http()?, indexes)?;
+    let outcome = lock_recipe(&fetcher, &index, &recipe, &options)?;
+    if ui.json {
+        let targets: Vec<_> = outcome
+            .lock
+            .targets
+            .iter()
+            .map(|t| {
+                let packages: Vec<_> = t
+                    .packages
+                    .iter()
+                    .map(|p| json!({"name": p.name, "version": p.version, "wheel": p.wheel}))
+                    .collect();
+                json!({"name": t.name, "packages": packages})
+            })
+            .collect();
+        print_json(&json!({
+            "lock": outcome.path,
+            "changed": outcome.changed,
+            "exported": outcome.exported,
+            "targets": targets,
+        }))?;
+    } else {
+        for target in &outcome.lock.targets {
+            println!("{}: {} packages", target.name, target.packages.len());
+            for p in &target.packages {
+                println!("  {} {}", p.name, p.version);
+            }
+        }
+        if !ui.quiet {
+            let verb = if outcome.changed {
+                "wrote"
+            } else {
+                "unchanged:"
+            };
+            eprintln!("{verb} {}", outcome.path.display());
+            for path in &outcome.exported {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,425 @@
+//! `pystore lock`: resolve a recipe's loose requirements for each of its targets and write the
+//! lock beside the recipe.
+//!
+//! Metadata comes from the index's PEP 658 files where offered; otherwise the wheel itself is
+//! downloaded — through the store, as the fixed-output entry realise will want later, so locking
+//! then realising downloads each wheel once.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use pep440_rs::Version;
+use sha2::Digest;
+
+use super::{Recipe, RecipeTarget};
+use crate::fetch::index::{IndexClient, IndexFile, ProjectPage};
+use crate::fetch::{FetchError, Fetcher, FixedOutput};
+use crate::hash::to_hex;
+use crate::python::lockfile::{
+    inputs_hash, Lock, LockError, LockedPackage, LockedTarget, TargetInput, LOCK_VERSION,
+};
+use crate::python::metadata::CoreMetadata;
+use crate::python::requirements::{self, Origin, RequirementsError};
+use crate::python::resolve::{
+    resolve, PackageSource, ResolveError, ResolveInput, ResolvedPackage, SourceError,
+};
+use crate::python::{normalize_name, Target};
+use crate::store::EntryName;
+
+/// Why a recipe could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockRecipeError {
+    /// The requirements file.
+    #[error(transparent)]
+    Requirements(#[from] RequirementsError),
+    /// Writing the lock.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// `--target` names no target.
+    #[error("{recipe} has no target {name:?} (it has: {})", available.join(", "))]
+    UnknownTarget {
+        recipe: String,
+        name: String,
+        available: Vec<String>,
+    },
+    /// `--target` would keep pins of other targets that were resolved from other inputs.
+    #[error("{recipe}'s requirements, Python version or targets changed since the lock was written, so the pins of {} are stale too; run `pystore lock {recipe}` without --target (or name every target)", targets.join(", "))]
+    StaleTargets {
+        recipe: String,
+        targets: Vec<String>,
+    },
+    /// A target the python layer refuses.
+    #[error("target {target}: {message}")]
+    Target { target: String, message: String },
+    /// Resolution failed for a target.
+    #[error("target {target}: {error}")]
+    Resolve { target: String, error: ResolveError },
+    /// The index cannot be used.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// An exported requirements file cannot be written.
+    #[error("cannot write {}: {error}", path.display())]
+    Export {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// Options of `pystore lock`.
+#[derive(Clone, Debug, Default)]
+pub struct LockOptions {
+    /// Targets to resolve again; all when empty (the others keep their pins).
+    pub targets: Vec<String>,
+    /// Ignore the existing lock's versions.
+    pub upgrade: bool,
+    /// Ignore the existing lock's versions of these projects only.
+    pub upgrade_packages: Vec<String>,
+    /// Say on stderr which target is being resolved.
+    pub progress: bool,
+    /// Also write each target's pins as `requirements-<target>.txt` (hashed) in this directory.
+    pub export_requirements: Option<PathBuf>,
+}
+
+/// What `lock` wrote.
+#[derive(Clone, Debug)]
+pub struct LockOutcome {
+    /// The lock file.
+    pub path: PathBuf,
+    /// Its content.
+    pub lock: Lock,
+    /// Whether the file changed.
+    pub changed: bool,
+    /// Hashed requirements files written (`--export-requirements`).
+    pub exported: Vec<PathBuf>,
+}
+
+/// Resolves `recipe` for its targets and writes its lock.
+pub fn lock(
+    fetcher: &Fetcher<'_>,
+    index: &IndexClient<'_>,
+    recipe: &Recipe,
+    options: &LockOptions,
+) -> Result<LockOutcome, LockRecipeError> {
+    let requirements = requirements::read(&recipe.requirements)?;
+    for name in &options.targets {
+        if !recipe.targets.iter().any(|t| &t.name == name) {
+            return Err(LockRecipeError::UnknownTarget {
+                recipe: recipe.name.clone(),
+                name: name.clone(),
+                available: recipe.targets.iter().map(|t| t.name.clone()).collect(),
+            });
+        }
+    }
+    // An unreadable old lock is only a source of preferences: resolve without it.
+    let existing = recipe
+        .lock
+        .is_file()
+        .then(|| Lock::read(&recipe.lock).ok())
+        .flatten();
+    let upgrade: Vec<String> = options
+        .upgrade_packages
+        .iter()
+        .map(|n| normalize_name(n))
+        .collect();
+    let target_inputs: Vec<TargetInput<'_>> = recipe
+        .targets
+        .iter()
+        .map(|t| TargetInput {
+            name: &t.name,
+            platform: &t.platform,
+            glibc: t.glibc.as_deref(),
+        })
+        .collect();
+    let inputs = inputs_hash(&requirements, &recipe.python, &target_inputs);
+    // Pins of targets not resolved now are kept only if they were resolved from these very
+    // inputs: the new lock's inputs hash vouches for every target in it.
+    let unchanged = existing
+        .as_ref()
+        .is_some_and(|l| l.inputs == inputs && l.python == recipe.python);
+    if !options.targets.is_empty() && !unchanged {
+        let stale: Vec<String> = recipe
+            .targets
+            .iter()
+            .filter(|t| !options.targets.contains(&t.name))
+            .filter(|t| {
+                existing
+                    .as_ref()
+                    .is_some_and(|l| l.target(&t.name).is_some())
+            })
+            .map(|t| t.name.clone())
+            .collect();
+        if !stale.is_empty() {
+            return Err(LockRecipeError::StaleTargets {
+                recipe: recipe.name.clone(),
+                targets: stale,
+            });
+        }
+    }
+    let recipe_dir = recipe.path.parent().unwrap_or(Path::new("."));
+    let source = IndexSource::new(fetcher, index);
+    let mut targets = Vec::new();
+    for recipe_target in &recipe.targets {
+        let wanted = options.targets.is_empty() || options.targets.contains(&recipe_target.name);
+        let old = existing
+            .as_ref()
+            .and_then(|l| l.target(&recipe_target.name));
+        if !wanted {
+            if let Some(old) = old {
+                targets.push(old.clone());
+            }
+            continue;
+        }
+        if options.progress {
+            eprintln!("resolving {} for {}", recipe.name, recipe_target.name);
+        }
+        let preferences = match old {
+            Some(old) if !options.upgrade => old
+                .packages
+                .iter()
+                .filter(|p| !upgrade.contains(&p.name))
+                .filter_map(|p| Some((p.name.clone(), Version::from_str(&p.version).ok()?)))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        targets.push(lock_target(
+            &source,
+            recipe,
+            recipe_target,
+            &requirements,
+            preferences,
+            recipe_dir,
+        )?);
+    }
+    let lock = Lock {
+        version: LOCK_VERSION,
+        python: recipe.python.clone(),
+        inputs,
+        targets,
+    };
+    let text = lock.to_toml();
+    let changed = std::fs::read_to_string(&recipe.lock).ok().as_deref() != Some(text.as_str());
+    if changed {
+        lock.write(&recipe.lock)?;
+    }
+    let mut exported = Vec::new();
+    if let Some(dir) = &options.export_requirements {
+        for target in &lock.targets {
+            let path = dir.join(format!("requirements-{}.txt", target.name));
+            let text = lock.hashed_requirements(&target.name).unwrap_or_default();
+            std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&path, text))
+                .map_err(|error| LockRecipeError::Export {
+                    path: path.clone(),
+                    error,
+                })?;
+            exported.push(path);
+        }
+    }
+    Ok(LockOutcome {
+        path: recipe.lock.clone(),
+        lock,
+        changed,
+        exported,
+    })
+}
+
+fn lock_target(
+    source: &IndexSource<'_, '_>,
+    recipe: &Recipe,
+    recipe_target: &RecipeTarget,
+    requirements: &requirements::RequirementsFile,
+    preferences: BTreeMap<String, Version>,
+    recipe_dir: &Path,
+) -> Result<LockedTarget, LockRecipeError> {
+    let tname = &recipe_target.name;
+    let target = Target::new(
+        &recipe_target.platform,
+        recipe_target.glibc.as_deref(),
+        &recipe.python,
+    )
+    .map_err(|e| LockRecipeError::Target {
+        target: tname.clone(),
+        message: e.to_string(),
+    })?;
+    let resolve_error = |error| LockRecipeError::Resolve {
+        target: tname.clone(),
+        error,
+    };
+    let input = ResolveInput {
+        target: &target,
+        requirements,
+        preferences,
+    };
+    let resolved = resolve(source, &input).map_err(resolve_error)?;
+    let mut packages = Vec::new();
+    for package in resolved {
+        let (size, sha256) = source.facts(&package.file).map_err(|source| {
+            resolve_error(ResolveError::Source {
+                package: package.file.filename.clone(),
+                error: source,
+            })
+        })?;
+        packages.push(locked_package(package, size, sha256, recipe_dir));
+    }
+    Ok(LockedTarget {
+        name: tname.clone(),
+        platform: recipe_target.platform.clone(),
+        glibc: recipe_target.glibc.clone(),
+        packages,
+    })
+}
+
+fn locked_package(
+    package: ResolvedPackage,
+    size: u64,
+    sha256: String,
+    recipe_dir: &Path,
+) -> LockedPackage {
+    let mut required_by: Vec<String> = package
+        .requested_at
+        .iter()
+        .map(|origin| relative_origin(origin, recipe_dir))
+        .collect();
+    required_by.extend(package.required_by);
+    LockedPackage {
+        name: package.name,
+        version: package.version.to_string(),
+        wheel: package.file.filename,
+        size,
+        sha256,
+        required_by,
+    }
+}
+
+/// `requirements.txt:3`, relative to the recipe (a lock holds no absolute paths).
+fn relative_origin(origin: &Origin, recipe_dir: &Path) -> String {
+    let file = origin
+        .file
+        .strip_prefix(recipe_dir)
+        .ok()
+        .or_else(|| origin.file.file_name().map(Path::new))
+        .unwrap_or(&origin.file);
+    let file = file.to_string_lossy().replace('\\', "/");
+    format!("{file}:{}", origin.line)
+}
+
+/// The index and the store as a [`PackageSource`], with what it learnt about files kept for
+/// the lock (sizes and hashes of downloaded wheels).
+struct IndexSource<'f, 'i> {
+    fetcher: &'f Fetcher<'f>,
+    index: &'i IndexClient<'i>,
+    pages: RefCell<BTreeMap<String, ProjectPage>>,
+    metadata: RefCell<BTreeMap<String, CoreMetadata>>,
+    /// `(size, sha256 hex)` of wheels downloaded, by file name.
+    facts: RefCell<BTreeMap<String, (u64, String)>>,
+    /// Wheels the index gives no sha256 for are downloaded here to be read.
+    scratch: RefCell<Option<tempfile::TempDir>>,
+}
+
+impl<'f, 'i> IndexSource<'f, 'i> {
+    fn new(fetcher: &'f Fetcher<'f>, index: &'i IndexClient<'i>) -> Self {
+        IndexSource {
+            fetcher,
+            index,
+            pages: RefCell::default(),
+            metadata: RefCell::default(),
+            facts: RefCell::default(),
+            scratch: RefCell::default(),
+        }
+    }
+
+    /// Downloads `file` (into the store when its sha256 is known); reads `with` on its path.
+    fn with_wheel<T>(
+        &self,
+        file: &IndexFile,
+        with: impl FnOnce(&Path) -> Result<T, SourceError>,
+    ) -> Result<T, SourceError> {
+        if let Some(sha256) = file.sha256() {
+            let fetched = self.fetcher.fetch(&FixedOutput {
+                name: EntryName::new(&file.filename)?,
+                sha256,
+                size: file.size,
+                urls: vec![file.url.clone()],
+            })?;
+            let path = fetched.entry.path;
+            let size = std::fs::metadata(&path)?.len();
+            self.facts
+                .borrow_mut()
+                .insert(file.filename.clone(), (size, to_hex(&sha256)));
+            return with(&path);
+        }
+        // No hash to name a store entry by: download, hash, and read it from a scratch directory.
+        let mut scratch = self.scratch.borrow_mut();
+        if scratch.is_none() {
+            *scratch = Some(tempfile::tempdir()?);
+        }
+        let dir = scratch
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_default();
+        let path = dir.join(EntryName::new(&file.filename)?.as_str());
+        if !path.is_file() {
+            let document = self.fetcher.http()?.get(&file.url, "*/*")?;
+            std::fs::File::create(&path)?.write_all(&document.body)?;
+            let sha256 = to_hex(&sha2::Sha256::digest(&document.body));
+            self.facts
+                .borrow_mut()
+                .insert(file.filename.clone(), (document.body.len() as u64, sha256));
+        }
+        with(&path)
+    }
+
+    /// The size and sha256 of a chosen wheel: from the index when it gives both, else from the
+    /// downloaded file.
+    fn facts(&self, file: &IndexFile) -> Result<(u64, String), SourceError> {
+        if let (Some(size), Some(sha256)) = (file.size, file.sha256()) {
+            return Ok((size, to_hex(&sha256)));
+        }
+        if let Some(known) = self.facts.borrow().get(&file.filename) {
+            return Ok(known.clone());
+        }
+        self.with_wheel(file, |_| Ok(()))?;
+        self.facts
+            .borrow()
+            .get(&file.filename)
+            .cloned()
+            .ok_or_else(|| format!("{}: downloaded but not measured (a bug)", file.filename).into())
+    }
+}
+
+impl PackageSource for IndexSource<'_, '_> {
+    fn project(&self, name: &str) -> Result<ProjectPage, SourceError> {
+        if let Some(page) = self.pages.borrow().get(name) {
+            return Ok(page.clone());
+        }
+        let page = match self.index.project(name) {
+            Ok(page) => page,
+            Err(FetchError::ProjectNotFound { .. }) => ProjectPage {
+                name: name.to_owned(),
+                files: Vec::new(),
+            },
+            Err(err) => return Err(err.into()),
+        };
+        self.pages
+            .borrow_mut()
+            .insert(name.to_owned(), page.clone());
+        Ok(page)
+    }
+
+    fn metadata(&self, file: &IndexFile) -> Result<CoreMetadata, SourceError> {
+        if let Some(meta) = self.metadata.borrow().get(&file.filename) {
+            return Ok(meta.clone());
+        }
+        let meta = match self.index.core_metadata(file)? {
+            Some(bytes) => CoreMetadata::parse(&bytes, &format!("{}.metadata", file.filename))?,
+            None => self.with_wheel(file, |path| Ok(CoreMetadata::from_wheel(path)?))?,
+        };
+        self.metadata
+            .borrow_mut()
+            .insert(file.filename.clone(), meta.clone());
+        Ok(meta)
+    }
+}

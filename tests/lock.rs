@@ -1,0 +1,496 @@
+//! `pystore lock` end to end: wheels built by the tests, served by a loopback simple index (some
+//! projects with PEP 658 metadata files, some without, so their wheels are downloaded and read),
+//! recipes with Windows and Linux targets resolved on this Linux machine.
+
+mod common;
+mod pyfixtures;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use common::http::{Response, Server};
+use common::*;
+use pyfixtures::WheelBuilder;
+use pystore::python::lockfile::Lock;
+
+/// One file the test index offers.
+#[derive(Clone)]
+struct Dist {
+    filename: String,
+    bytes: Vec<u8>,
+    metadata: String,
+    yanked: bool,
+    requires_python: Option<String>,
+    /// Offer the PEP 658 metadata file (else the wheel must be read).
+    pep658: bool,
+}
+
+/// A wheel `name-version-tag.whl` with extra METADATA lines.
+fn wheel(dir: &Path, name: &str, version: &str, tag: &str, metadata: &[&str]) -> Dist {
+    let mut builder = WheelBuilder::new(name, version, tag).file(
+        &format!("{name}/__init__.py"),
+        format!("VERSION = {version:?}\n").as_bytes(),
+    );
+    for line in metadata {
+        builder = builder.metadata(line);
+    }
+    let path = builder.build(dir);
+    Dist {
+        filename: builder.file_name(),
+        bytes: fs::read(path).unwrap(),
+        metadata: builder.metadata_text(),
+        yanked: false,
+        requires_python: None,
+        pep658: false,
+    }
+}
+
+/// A pure-Python wheel.
+fn pure(dir: &Path, name: &str, version: &str, metadata: &[&str]) -> Dist {
+    wheel(dir, name, version, "py3-none-any", metadata)
+}
+
+type Dists = Arc<Mutex<Vec<Dist>>>;
+
+/// A loopback PEP 691 index over `dists`, which the test may change while it runs. PEP 658
+/// files also give the size (PEP 700); the others do not, so their size comes from the download.
+fn index(dists: Dists) -> Server {
+    Server::start(move |req| {
+        let dists = dists.lock().unwrap();
+        if let Some(project) = req
+            .path
+            .strip_prefix("/simple/")
+            .and_then(|p| p.strip_suffix('/'))
+        {
+            let files: Vec<serde_json::Value> = dists
+                .iter()
+                .filter(|d| {
+                    d.filename
+                        .split('-')
+                        .next()
+                        .unwrap()
+                        .to_lowercase()
+                        .replace('_', "-")
+                        == project
+                })
+                .map(|d| {
+                    let mut file = serde_json::json!({
+                        "filename": d.filename,
+                        "url": format!("/files/{}", d.filename),
+                        "hashes": {"sha256": sha256_hex(&d.bytes)},
+                        "yanked": d.yanked,
+                    });
+                    if let Some(rp) = &d.requires_python {
+                        file["requires-python"] = rp.clone().into();
+                    }
+                    if d.pep658 {
+                        file["core-metadata"] =
+                            serde_json::json!({"sha256": sha256_hex(d.metadata.as_bytes())});
+                        file["size"] = d.bytes.len().into();
+                    }
+                    file
+                })
+                .collect();
+            if files.is_empty() {
+                return Response::status(404);
+            }
+            let page = serde_json::json!({"meta": {"api-version": "1.1"}, "name": project, "files": files});
+            return Response::ok(page.to_string())
+                .header("Content-Type", "application/vnd.pypi.simple.v1+json");
+        }
+        for d in dists.iter() {
+            if req.path == format!("/files/{}", d.filename) {
+                return Response::ok(d.bytes.clone());
+            }
+            if d.pep658 && req.path == format!("/files/{}.metadata", d.filename) {
+                return Response::ok(d.metadata.clone());
+            }
+        }
+        Response::status(404)
+    })
+}
+
+const LINUX: (&str, &str) = ("linux-x86_64", "x86_64-unknown-linux-gnu");
+const WINDOWS: (&str, &str) = ("windows-x86_64", "x86_64-pc-windows-msvc");
+
+/// A recipe `demo` under `dir` with `requirements` and targets; interpreters are named by an
+/// explicit archive that is never fetched (locking and planning need only its hash).
+fn recipe(dir: &Path, python: &str, targets: &[(&str, &str)], requirements: &str) -> PathBuf {
+    let root = dir.join("recipes/demo");
+    fs::create_dir_all(&root).unwrap();
+    let mut text = format!("name = \"demo\"\nversion = \"1.0.0\"\npython = \"{python}\"\n");
+    for (name, platform) in targets {
+        text.push_str(&format!(
+            "\n[[targets]]\nname = \"{name}\"\nplatform = \"{platform}\"\n\
+             interpreter = {{ url = \"file:///nonexistent/cpython-{python}-{platform}-install_only.tar.gz\", sha256 = \"{}\" }}\n",
+            "0".repeat(64)
+        ));
+    }
+    fs::write(root.join("recipe.toml"), text).unwrap();
+    fs::write(root.join("requirements.txt"), requirements).unwrap();
+    root
+}
+
+fn lock_cmd(store: &Path, server: &Server, recipe: &Path) -> std::process::Command {
+    let mut cmd = pystore(store);
+    cmd.arg("lock")
+        .arg(recipe)
+        .env("PYSTORE_INDEX_URL", server.url("/simple/"));
+    cmd
+}
+
+/// `name -> (version, required_by)` of one target of the recipe's lock.
+fn pins(recipe: &Path, target: &str) -> BTreeMap<String, (String, Vec<String>)> {
+    let lock = Lock::read(&recipe.join("pystore.lock")).unwrap();
+    lock.target(target)
+        .unwrap_or_else(|| panic!("no target {target} in the lock"))
+        .packages
+        .iter()
+        .map(|p| (p.name.clone(), (p.version.clone(), p.required_by.clone())))
+        .collect()
+}
+
+fn versions(recipe: &Path, target: &str) -> Vec<(String, String)> {
+    pins(recipe, target)
+        .into_iter()
+        .map(|(name, (version, _))| (name, version))
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn backtracks_to_the_older_version_that_fits_the_other_constraint() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut dists = vec![
+        // The newest A wants shared>=2, B wants shared<2: only A 1.0 fits with B.
+        pure(w, "alpha", "2.0", &["Requires-Dist: shared>=2"]),
+        pure(w, "alpha", "1.5", &["Requires-Dist: shared (>=2.0)"]),
+        pure(w, "alpha", "1.0", &["Requires-Dist: shared>=1,<2"]),
+        pure(w, "beta", "1.0", &["Requires-Dist: shared<2"]),
+        pure(w, "shared", "2.1", &[]),
+        pure(w, "shared", "1.4", &[]),
+        pure(w, "shared", "1.3", &[]),
+    ];
+    for d in dists.iter_mut().filter(|d| d.filename.starts_with("alpha")) {
+        d.pep658 = true;
+    }
+    let server = index(Arc::new(Mutex::new(dists)));
+    let recipe = recipe(w, "3.12.7", &[LINUX], "alpha\nbeta\n");
+    let store = TempStore::new();
+    let summary = json(&mut lock_cmd(store.path(), &server, &recipe));
+    assert_eq!(summary["changed"], true);
+    let pins = pins(&recipe, "linux-x86_64");
+    assert_eq!(pins["alpha"].0, "1.0");
+    assert_eq!(pins["beta"].0, "1.0");
+    assert_eq!(pins["shared"].0, "1.4");
+    assert_eq!(pins["alpha"].1, ["requirements.txt:1"]);
+    assert_eq!(pins["shared"].1, ["alpha", "beta"]);
+    // alpha has PEP 658 files: only the chosen wheel is needed for its size... which the index
+    // gave, so no alpha wheel is downloaded at all; beta's wheel was read for its metadata.
+    let downloads: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .filter(|p| p.starts_with("/files/") && p.ends_with(".whl"))
+        .collect();
+    assert!(
+        !downloads.iter().any(|p| p.contains("alpha")),
+        "{downloads:?}"
+    );
+    assert!(
+        downloads.contains(&"/files/beta-1.0-py3-none-any.whl".to_string()),
+        "{downloads:?}"
+    );
+}
+
+#[test]
+fn an_unsatisfiable_conflict_explains_the_chain() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let dists = vec![
+        pure(w, "app", "1.0", &["Requires-Dist: shared>=2"]),
+        pure(w, "shared", "1.0", &[]),
+        pure(w, "shared", "2.0", &[]),
+    ];
+    let server = index(Arc::new(Mutex::new(dists)));
+    let recipe = recipe(w, "3.12.7", &[LINUX], "app\nshared==1.0\n");
+    let store = TempStore::new();
+    let err = run_fails(&mut lock_cmd(store.path(), &server, &recipe), 1);
+    assert!(err.contains("target linux-x86_64"), "{err}");
+    assert!(err.contains("cannot resolve the requirements"), "{err}");
+    assert!(err.contains("app"), "{err}");
+    assert!(err.contains("shared >=2"), "{err}");
+    assert!(!recipe.join("pystore.lock").exists(), "no lock on failure");
+}
+
+#[test]
+fn markers_pick_a_package_per_target_and_extras_pull_only_when_asked() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut dists = vec![
+        wheel(w, "psycopg2", "2.9.10", "cp312-cp312-win_amd64", &[]),
+        wheel(
+            w,
+            "psycopg2_binary",
+            "2.9.10",
+            "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64",
+            &[],
+        ),
+        pure(
+            w,
+            "web",
+            "1.0",
+            &[
+                "Provides-Extra: fast",
+                "Provides-Extra: docs",
+                "Requires-Dist: ujson>=5; extra == \"fast\"",
+                "Requires-Dist: sphinx; extra == \"docs\"",
+                "Requires-Dist: colorama; sys_platform == \"win32\"",
+            ],
+        ),
+        wheel(w, "ujson", "5.10.0", "cp312-cp312-win_amd64", &[]),
+        wheel(
+            w,
+            "ujson",
+            "5.10.0",
+            "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64",
+            &[],
+        ),
+        pure(w, "colorama", "0.4.6", &[]),
+        pure(w, "sphinx", "8.0", &[]),
+    ];
+    for d in dists.iter_mut().filter(|d| d.filename.starts_with("web")) {
+        d.pep658 = true;
+    }
+    let server = index(Arc::new(Mutex::new(dists)));
+    let recipe = recipe(
+        w,
+        "3.12.7",
+        &[WINDOWS, LINUX],
+        "psycopg2; sys_platform == \"win32\"\n\
+         psycopg2-binary ; sys_platform == \"linux\"\n\
+         web[fast]\n",
+    );
+    let store = TempStore::new();
+    let exports = w.join("exports");
+    run_ok(
+        lock_cmd(store.path(), &server, &recipe)
+            .arg("--export-requirements")
+            .arg(&exports),
+    );
+    assert_eq!(
+        versions(&recipe, "windows-x86_64"),
+        pairs(&[
+            ("colorama", "0.4.6"),
+            ("psycopg2", "2.9.10"),
+            ("ujson", "5.10.0"),
+            ("web", "1.0")
+        ])
+    );
+    assert_eq!(
+        versions(&recipe, "linux-x86_64"),
+        pairs(&[
+            ("psycopg2-binary", "2.9.10"),
+            ("ujson", "5.10.0"),
+            ("web", "1.0")
+        ])
+    );
+    let lock = Lock::read(&recipe.join("pystore.lock")).unwrap();
+    let wheels = |t: &str| -> Vec<String> {
+        lock.target(t)
+            .unwrap()
+            .packages
+            .iter()
+            .map(|p| p.wheel.clone())
+            .collect()
+    };
+    assert!(wheels("windows-x86_64").contains(&"ujson-5.10.0-cp312-cp312-win_amd64.whl".into()));
+    assert!(wheels("linux-x86_64")
+        .iter()
+        .any(|w| w.starts_with("ujson-5.10.0-cp312-cp312-manylinux")));
+    assert_eq!(pins(&recipe, "linux-x86_64")["ujson"].1, ["web[fast]"]);
+    assert_eq!(
+        pins(&recipe, "linux-x86_64")["web"].1,
+        ["requirements.txt:3"]
+    );
+    // The hashed export pins the same wheel per target.
+    let exported = fs::read_to_string(exports.join("requirements-windows-x86_64.txt")).unwrap();
+    let psycopg2 = &lock.target("windows-x86_64").unwrap().packages[1];
+    assert_eq!(psycopg2.name, "psycopg2");
+    assert!(
+        exported.contains(&format!(
+            "psycopg2==2.9.10 \\\n    --hash=sha256:{}\n",
+            psycopg2.sha256
+        )),
+        "{exported}"
+    );
+    let exported = fs::read_to_string(exports.join("requirements-linux-x86_64.txt")).unwrap();
+    assert!(exported.contains("psycopg2-binary==2.9.10"), "{exported}");
+    assert!(!exported.contains("psycopg2=="), "{exported}");
+
+    // Once the requirements change, re-resolving one target cannot keep the other's pins.
+    fs::write(recipe.join("requirements.txt"), "web\n").unwrap();
+    let before = fs::read(recipe.join("pystore.lock")).unwrap();
+    let err = run_fails(
+        lock_cmd(store.path(), &server, &recipe).args(["--target", "linux-x86_64"]),
+        1,
+    );
+    assert!(
+        err.contains("the pins of windows-x86_64 are stale"),
+        "{err}"
+    );
+    assert_eq!(fs::read(recipe.join("pystore.lock")).unwrap(), before);
+    run_ok(&mut lock_cmd(store.path(), &server, &recipe));
+    assert_eq!(
+        versions(&recipe, "windows-x86_64"),
+        pairs(&[("colorama", "0.4.6"), ("web", "1.0")])
+    );
+}
+
+#[test]
+fn a_package_with_only_linux_wheels_fails_for_windows_naming_versions_and_tags() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let linux_tag = "cp312-cp312-manylinux_2_17_x86_64";
+    let dists = vec![
+        wheel(w, "linuxonly", "1.0", linux_tag, &[]),
+        wheel(w, "linuxonly", "2.0", linux_tag, &[]),
+    ];
+    let server = index(Arc::new(Mutex::new(dists)));
+    let recipe = recipe(w, "3.12.7", &[WINDOWS, LINUX], "linuxonly\n");
+    let store = TempStore::new();
+    let err = run_fails(&mut lock_cmd(store.path(), &server, &recipe), 1);
+    assert!(err.contains("target windows-x86_64"), "{err}");
+    assert!(err.contains("no wheel of linuxonly fits"), "{err}");
+    assert!(
+        err.contains(
+            "2.0: no wheel for the target (linuxonly-2.0-cp312-cp312-manylinux_2_17_x86_64.whl)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("1.0: no wheel"), "{err}");
+    assert!(err.contains("cp312-cp312-win_amd64"), "{err}");
+    assert!(err.contains("sdists are not built"), "{err}");
+    // The Linux target alone locks.
+    run_ok(lock_cmd(store.path(), &server, &recipe).args(["--target", "linux-x86_64"]));
+    assert_eq!(
+        versions(&recipe, "linux-x86_64"),
+        pairs(&[("linuxonly", "2.0")])
+    );
+}
+
+#[test]
+fn yanked_versions_and_requires_python_are_skipped_for_the_target() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut newer = pure(w, "modern", "3.0", &[]);
+    newer.requires_python = Some(">=3.9".into());
+    let mut yanked = pure(w, "modern", "2.5", &[]);
+    yanked.yanked = true;
+    let mut pinned_yanked = pure(w, "pinned", "1.1", &[]);
+    pinned_yanked.yanked = true;
+    let dists = vec![
+        newer,
+        yanked,
+        pure(w, "modern", "2.0", &[]),
+        // Requires-Python only in the metadata, not on the index page.
+        pure(w, "metaonly", "2.0", &["Requires-Python: >=3.10"]),
+        pure(w, "metaonly", "1.0", &["Requires-Python: >=3.7"]),
+        pinned_yanked,
+        pure(w, "pinned", "1.2", &[]),
+    ];
+    let server = index(Arc::new(Mutex::new(dists)));
+    let recipe = recipe(w, "3.8.20", &[LINUX], "modern\nmetaonly\npinned==1.1\n");
+    let store = TempStore::new();
+    run_ok(&mut lock_cmd(store.path(), &server, &recipe));
+    assert_eq!(
+        versions(&recipe, "linux-x86_64"),
+        pairs(&[("metaonly", "1.0"), ("modern", "2.0"), ("pinned", "1.1")])
+    );
+}
+
+#[test]
+fn locking_twice_is_byte_identical_and_realise_refuses_a_stale_lock() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let dists = vec![
+        pure(
+            w,
+            "app",
+            "1.0",
+            &["Requires-Dist: lib>=1", "Requires-Dist: util"],
+        ),
+        pure(w, "lib", "1.0", &[]),
+        pure(w, "util", "0.1", &[]),
+    ];
+    let dists = Arc::new(Mutex::new(dists));
+    let server = index(dists.clone());
+    let recipe = recipe(w, "3.12.7", &[LINUX], "app\n");
+    let store = TempStore::new();
+    run_ok(&mut lock_cmd(store.path(), &server, &recipe));
+    let lock_path = recipe.join("pystore.lock");
+    let first = fs::read(&lock_path).unwrap();
+    let again = json(&mut lock_cmd(store.path(), &server, &recipe));
+    assert_eq!(again["changed"], false);
+    assert_eq!(fs::read(&lock_path).unwrap(), first);
+    // From another store (nothing cached), the same bytes.
+    let other = TempStore::new();
+    run_ok(&mut lock_cmd(other.path(), &server, &recipe));
+    assert_eq!(fs::read(&lock_path).unwrap(), first);
+
+    // A newer lib appears: the lock keeps 1.0 until asked to upgrade it.
+    dists.lock().unwrap().push(pure(w, "lib", "2.0", &[]));
+    dists.lock().unwrap().push(pure(w, "util", "0.2", &[]));
+    run_ok(&mut lock_cmd(store.path(), &server, &recipe));
+    assert_eq!(fs::read(&lock_path).unwrap(), first);
+    run_ok(lock_cmd(store.path(), &server, &recipe).args(["--upgrade-package", "LIB"]));
+    assert_eq!(
+        versions(&recipe, "linux-x86_64"),
+        pairs(&[("app", "1.0"), ("lib", "2.0"), ("util", "0.1")])
+    );
+    run_ok(lock_cmd(store.path(), &server, &recipe).arg("--upgrade"));
+    assert_eq!(
+        versions(&recipe, "linux-x86_64"),
+        pairs(&[("app", "1.0"), ("lib", "2.0"), ("util", "0.2")])
+    );
+
+    // The fresh lock plans; the wheels read while locking are already in the store.
+    let plan = json(
+        pystore(store.path())
+            .args(["realise", "--dry-run"])
+            .arg(&recipe)
+            .env("PYSTORE_INDEX_URL", server.url("/simple/")),
+    );
+    let status = |name: &str| -> String {
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"].as_str().unwrap().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {plan}"))["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(status("lib-2.0-py3-none-any.whl"), "valid");
+    assert_eq!(status("app-1.0-py3-none-any.whl"), "valid");
+
+    // Changing the requirements makes the lock stale: realise refuses it.
+    fs::write(recipe.join("requirements.txt"), "app\nutil<0.2\n").unwrap();
+    let err = run_fails(
+        pystore(store.path())
+            .args(["realise", "--dry-run"])
+            .arg(&recipe)
+            .env("PYSTORE_INDEX_URL", server.url("/simple/")),
+        1,
+    );
+    assert!(err.contains("does not match"), "{err}");
+    assert!(err.contains("run `pystore lock"), "{err}");
+}
