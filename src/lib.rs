@@ -8,6 +8,7 @@
 //!   locks (no store internals);
 //! - [`build`]: the build graph and the scheduler;
 //! - [`bundle`], [`archive`]: assembling bundles and their manifests; the deterministic ZIP;
+//! - [`diff`]: comparing two bundles by their manifests;
 //! - [`recipe`]: recipe files;
 //! - [`cli`]: argument parsing and rendering.
 
@@ -15,6 +16,7 @@ pub mod archive;
 pub mod build;
 pub mod bundle;
 pub mod cli;
+pub mod diff;
 pub mod fetch;
 pub mod hash;
 pub mod python;

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 failure (including `verify` finding damage), 2 usage errors.
 
+mod diff_cmd;
 mod fetch_cmds;
 mod output;
 mod realise_cmd;
@@ -159,6 +160,21 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Show what changed between two bundles: packages, versions, sizes, files
+    ///
+    /// A and B are bundle store paths, bundle ZIPs (in the store or anywhere) or
+    /// pystore-manifest.json files. One line per change, as `nix store diff-closures` prints:
+    /// `lxml: 6.1.2 → 6.1.3, +12.4 KiB` (∅ for a package only one side has). Exit 0 when the
+    /// bundles are the same, 1 when they differ.
+    Diff {
+        /// The old bundle
+        a: PathBuf,
+        /// The new bundle
+        b: PathBuf,
+        /// Also list every added (+), removed (-) and changed (~) file with size and blake3
+        #[arg(long)]
+        files: bool,
+    },
 }
 
 /// `pystore root ...`
@@ -206,6 +222,10 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
         rayon::ThreadPoolBuilder::new()
             .num_threads(jobs.max(1))
             .build_global()?;
+    }
+    // Commands that need no store.
+    if let Command::Diff { a, b, files } = &cli.command {
+        return diff_cmd::diff(ui, a, b, *files);
     }
     let root = match cli.store {
         Some(root) => root,
@@ -272,5 +292,6 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
         Command::Root(RootCommand::List) => store_cmds::root_list(&open()?, ui),
         Command::Root(RootCommand::Remove { name }) => store_cmds::root_remove(&open()?, ui, name),
         Command::Gc { dry_run } => store_cmds::gc(&mut open()?, ui, *dry_run),
+        Command::Diff { .. } => unreachable!("handled above"),
     }
 }
