@@ -2,6 +2,7 @@
 //!
 //! Layers, lowest first (a layer never uses one above it):
 //! - [`hash`]: canonical forms and hashes;
+//! - [`sign`]: ed25519 keys and DSSE envelopes (provenance signatures);
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
 //! - [`fetch`]: fixed-output downloads, mirrors, wheelhouses, the package index client;
 //! - [`python`]: targets, tags, markers, interpreters, wheel installation, requirements and
@@ -21,4 +22,5 @@ pub mod fetch;
 pub mod hash;
 pub mod python;
 pub mod recipe;
+pub mod sign;
 pub mod store;

@@ -4,6 +4,7 @@
 
 mod diff_cmd;
 mod fetch_cmds;
+mod key_cmd;
 mod output;
 mod realise_cmd;
 mod store_cmds;
@@ -175,6 +176,26 @@ pub enum Command {
         #[arg(long)]
         files: bool,
     },
+    /// Manage signing keys for provenance
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `pystore key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Make an ed25519 key pair: NAME.secret (mode 0600) and NAME.public
+    ///
+    /// Prints the public key as its last line, NAME:BASE64, ready for PYSTORE_TRUSTED_KEYS. The
+    /// secret key is only ever written to its file; sign with --sign-key FILE or
+    /// PYSTORE_SIGNING_KEY=FILE.
+    Generate {
+        /// Key name (letters, digits, '.', '_', '-'), e.g. ci-2026
+        name: String,
+        /// Directory to write the key files into
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 /// `pystore root ...`
@@ -224,8 +245,12 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             .build_global()?;
     }
     // Commands that need no store.
-    if let Command::Diff { a, b, files } = &cli.command {
-        return diff_cmd::diff(ui, a, b, *files);
+    match &cli.command {
+        Command::Diff { a, b, files } => return diff_cmd::diff(ui, a, b, *files),
+        Command::Key(KeyCommand::Generate { name, out }) => {
+            return key_cmd::generate(ui, name, out)
+        }
+        _ => {}
     }
     let root = match cli.store {
         Some(root) => root,
@@ -292,6 +317,6 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
         Command::Root(RootCommand::List) => store_cmds::root_list(&open()?, ui),
         Command::Root(RootCommand::Remove { name }) => store_cmds::root_remove(&open()?, ui, name),
         Command::Gc { dry_run } => store_cmds::gc(&mut open()?, ui, *dry_run),
-        Command::Diff { .. } => unreachable!("handled above"),
+        Command::Diff { .. } | Command::Key(_) => unreachable!("handled above"),
     }
 }
