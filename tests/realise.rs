@@ -486,10 +486,11 @@ fn the_samai_recipe_and_its_lock_plan_offline() {
     let entries = plan.as_array().unwrap();
     let count = |status: &str| entries.iter().filter(|e| e["status"] == status).count();
     // 2 interpreter archives + 19 Windows wheels + the 4 Linux-only binary wheels (15 pure
-    // wheels serve both targets); per target: interpreter, 19 installs, bundle, ZIP.
+    // wheels serve both targets); per target: interpreter, 19 installs, bundle, ZIP, the ZIP's
+    // provenance and SBOM.
     assert_eq!(
         (count("fetch"), count("build"), count("valid")),
-        (25, 44, 0)
+        (25, 48, 0)
     );
     let names: Vec<&str> = entries
         .iter()

@@ -69,8 +69,9 @@ pub enum Command {
     /// lock (pystore.lock beside the recipe) pins every wheel; realise builds from it only, and
     /// refuses a lock that no longer matches the requirements. Everything is planned first;
     /// only what is missing is fetched (from the store, mirrors, wheelhouses, then the index)
-    /// and built, so realising an unchanged recipe again does nothing. Prints each target's ZIP
-    /// and bundle paths and keeps them with a gc root <recipe>-<target>. ZIP times come from
+    /// and built, so realising an unchanged recipe again does nothing. Prints each target's ZIP,
+    /// bundle, provenance (SLSA v1, signed with --sign-key) and SBOM (CycloneDX 1.5) paths and
+    /// keeps them with gc roots <recipe>-<target>[.provenance|.sbom]. ZIP times come from
     /// SOURCE_DATE_EPOCH (default 1980-01-01).
     Realise {
         /// Recipe name, directory or recipe.toml
@@ -81,9 +82,14 @@ pub enum Command {
         /// Print the plan (what is valid, what would be fetched or built) and stop
         #[arg(long)]
         dry_run: bool,
-        /// Also copy each ZIP into DIR as <recipe>-<version>-<target>.zip
+        /// Also copy each ZIP into DIR as <recipe>-<version>-<target>.zip, with its provenance
+        /// and SBOM beside it (<zip>.provenance.json or, signed, <zip>.intoto.jsonl; <zip>.cdx.json)
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Sign each ZIP's provenance (a DSSE envelope) with this secret key file, made by
+        /// `pystore key generate`
+        #[arg(long, env = "PYSTORE_SIGNING_KEY", value_name = "FILE")]
+        sign_key: Option<PathBuf>,
     },
     /// Add local files or directories to the store; prints each store path
     ///
@@ -275,6 +281,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             targets,
             dry_run,
             out,
+            sign_key,
         } => realise_cmd::realise(
             &open()?,
             ui,
@@ -284,6 +291,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                 targets,
                 dry_run: *dry_run,
                 out: out.clone(),
+                sign_key: sign_key.clone(),
                 jobs: cli.jobs,
             },
         ),
