@@ -318,3 +318,153 @@ fn the_sbom_validates_against_the_cyclonedx_1_5_schema() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("SHA-257"));
 }
+
+#[test]
+fn signed_provenance_verifies_only_against_its_key() {
+    let (work, recipe, wheels, _) = demo();
+    let keys = work.path().join("keys");
+    let (secret, public) = key(&keys.join("a"), "release");
+    // Same name, another key: the signature must not match; another name: not trusted.
+    let (_, impostor) = key(&keys.join("b"), "release");
+    let (_, stranger) = key(&keys.join("c"), "other");
+    let store = TempStore::new();
+    let out = work.path().join("out");
+    let value = realise(
+        store.path(),
+        &recipe,
+        &wheels,
+        &["--out", out.to_str().unwrap()],
+        &[("PYSTORE_SIGNING_KEY", &secret)],
+    );
+    let provenance = path_of(&value["provenance"]);
+    assert!(provenance
+        .to_str()
+        .unwrap()
+        .ends_with("-demo-1.0.0-t.zip.intoto.jsonl"));
+    let text = fs::read_to_string(&provenance).unwrap();
+    assert_eq!(text.lines().count(), 1, "one envelope per line");
+    let envelope: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(envelope["payloadType"], "application/vnd.in-toto+json");
+    assert_eq!(envelope["signatures"][0]["keyid"], "release");
+    // Signing again (same key, same inputs) gives the same entry: ed25519 is deterministic.
+    let again = realise(
+        store.path(),
+        &recipe,
+        &wheels,
+        &[],
+        &[("PYSTORE_SIGNING_KEY", &secret)],
+    );
+    assert_eq!(again["provenance"], value["provenance"]);
+
+    let zip = out.join("demo-1.0.0-t.zip");
+    let copied = out.join("demo-1.0.0-t.zip.intoto.jsonl");
+    let verify = |trusted: &str| {
+        run(pystore(store.path())
+            .arg("verify")
+            .arg(&zip)
+            .arg("--provenance")
+            .arg(&copied)
+            .env("PYSTORE_TRUSTED_KEYS", trusted))
+    };
+    let ok = verify(&public);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("signed by release"));
+    for (other, why) in [
+        (&impostor, "does not match"),
+        (&stranger, "none of these is a trusted key"),
+    ] {
+        let bad = verify(other);
+        let stdout = String::from_utf8_lossy(&bad.stdout);
+        assert_eq!(bad.status.code(), Some(1), "{stdout}");
+        assert!(stdout.contains(why), "{stdout}");
+    }
+    // Trusting several keys, one of them the signer's, is fine.
+    assert_eq!(
+        verify(&format!("{stranger} {public}")).status.code(),
+        Some(0)
+    );
+}
+
+/// Rewrites the ZIP with one member's contents replaced (the manifest kept as it was).
+const TAMPER: &str = r##"
+import sys, zipfile
+src, dst, name = sys.argv[1:4]
+with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+    for info in zin.infolist():
+        data = zin.read(info)
+        if info.filename == name:
+            data += b"# injected\n"
+        zout.writestr(info, data)
+"##;
+
+#[test]
+fn a_tampered_zip_fails_verify() {
+    let (work, recipe, wheels, _) = demo();
+    let store = TempStore::new();
+    let out = work.path().join("out");
+    realise(
+        store.path(),
+        &recipe,
+        &wheels,
+        &["--out", out.to_str().unwrap()],
+        &[],
+    );
+    let zip = out.join("demo-1.0.0-t.zip");
+    let provenance = out.join("demo-1.0.0-t.zip.provenance.json");
+    let verify = |zip: &Path, provenance: Option<&Path>| {
+        let mut cmd = pystore(store.path());
+        cmd.arg("verify").arg(zip);
+        if let Some(p) = provenance {
+            cmd.arg("--provenance").arg(p);
+        }
+        run(&mut cmd)
+    };
+    let ok = verify(&zip, Some(&provenance));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    let member = "lib/python3.11/site-packages/app_core/__init__.py";
+    let tampered = work.path().join("tampered.zip");
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(TAMPER)
+        .arg(&zip)
+        .arg(&tampered)
+        .arg(member)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bad = verify(&tampered, None);
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains(&format!("{member}: size")), "{stdout}");
+    assert!(stdout.contains(&format!("{member}: blake3")), "{stdout}");
+    let lines = stdout.lines().filter(|l| l.starts_with("  ")).count();
+    assert_eq!(lines, 2, "only the tampered member is named: {stdout}");
+    // Its provenance no longer matches either.
+    let bad = verify(&tampered, Some(&provenance));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("subject: the ZIP's sha256 is"));
+
+    // Flipped bytes in compressed data: the member is named as unreadable or wrong.
+    let mut bytes = fs::read(&zip).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0xff;
+    let flipped = work.path().join("flipped.zip");
+    fs::write(&flipped, &bytes).unwrap();
+    let bad = verify(&flipped, None);
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
+}

@@ -2,6 +2,7 @@
 //! what describes a bundle ZIP: its provenance and its SBOM.
 
 pub mod assemble;
+pub mod check;
 pub mod derivations;
 pub mod manifest;
 pub mod provenance;

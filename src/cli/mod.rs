@@ -8,6 +8,7 @@ mod key_cmd;
 mod output;
 mod realise_cmd;
 mod store_cmds;
+mod verify_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,10 +126,26 @@ pub enum Command {
     /// Without PATH, verifies every entry. Checks each file's type, size, blake3 digest,
     /// executable bit and read-only mode, each symlink's target, and that nothing was added or
     /// removed.
+    ///
+    /// A bundle ZIP outside the store (FILE.zip) is checked against the manifest it embeds: every
+    /// file's size, blake3, executable bit and link target, and nothing else in the ZIP. With
+    /// --provenance, the provenance must name the ZIP's sha256 as its subject, and with
+    /// PYSTORE_TRUSTED_KEYS set it must be signed by one of those keys.
     Verify {
-        /// Entries to verify [default: all]
+        /// Entries to verify [default: all], or bundle ZIP files
         #[arg(value_name = "PATH")]
         paths: Vec<String>,
+        /// The ZIP's provenance (<zip>.provenance.json or <zip>.intoto.jsonl); one ZIP only
+        #[arg(long, value_name = "FILE")]
+        provenance: Option<PathBuf>,
+        /// Public keys (NAME:BASE64, space-separated) a provenance signature must be from
+        #[arg(
+            long,
+            env = "PYSTORE_TRUSTED_KEYS",
+            value_name = "KEYS",
+            hide_env_values = true
+        )]
+        trusted_keys: Option<String>,
     },
     /// Download files into the store as fixed-output entries; prints "<sha256> <store path>"
     ///
@@ -308,7 +325,23 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             closure,
             size,
         } => store_cmds::path_info(&open()?, ui, paths, *closure, *size),
-        Command::Verify { paths } => store_cmds::verify(&open()?, ui, paths),
+        Command::Verify {
+            paths,
+            provenance,
+            trusted_keys,
+        } => {
+            let entries_dir = root.join("entries");
+            let zip_files = !paths.is_empty()
+                && paths.iter().all(|p| {
+                    let path = std::path::Path::new(p);
+                    p.ends_with(".zip") && path.is_file() && !path.starts_with(&entries_dir)
+                });
+            if zip_files || provenance.is_some() {
+                verify_cmd::verify_zips(ui, paths, provenance.as_deref(), trusted_keys.as_deref())
+            } else {
+                store_cmds::verify(&open()?, ui, paths)
+            }
+        }
         Command::Prefetch { urls, sha256, name } => fetch_cmds::prefetch(
             &open()?,
             ui,
