@@ -161,8 +161,8 @@ impl SecretKey {
         Ok(SecretKey { name, key })
     }
 
-    /// Writes `NAME.secret` (mode 0600, never replacing a file) and `NAME.public` into `dir`;
-    /// returns their paths.
+    /// Writes `NAME.secret` (mode 0600, never replacing a file) and `NAME.public` into `dir`
+    /// (created if missing); returns their paths.
     pub fn write(&self, dir: &Path) -> Result<(PathBuf, PathBuf), KeyError> {
         let secret = dir.join(format!("{}.secret", self.name));
         let public = dir.join(format!("{}.public", self.name));
@@ -170,6 +170,7 @@ impl SecretKey {
             let path = path.to_path_buf();
             move |source| KeyError::Io { what, path, source }
         };
+        fs::create_dir_all(dir).map_err(io("create the directory", dir))?;
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -217,7 +218,8 @@ mod tests {
     fn keys_round_trip_through_files_and_text() {
         let dir = tempfile::tempdir().unwrap();
         let key = SecretKey::generate("ci-1").unwrap();
-        let (secret, public) = key.write(dir.path()).unwrap();
+        let keys = dir.path().join("not/yet");
+        let (secret, public) = key.write(&keys).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -228,7 +230,7 @@ mod tests {
         assert_eq!(again.public(), key.public());
         let text = fs::read_to_string(&public).unwrap();
         assert_eq!(PublicKey::parse(&text).unwrap(), key.public());
-        assert!(key.write(dir.path()).is_err(), "never replaces a key");
+        assert!(key.write(&keys).is_err(), "never replaces a key");
     }
 
     #[test]
