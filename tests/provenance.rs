@@ -450,6 +450,23 @@ fn a_tampered_zip_fails_verify() {
     assert!(stdout.contains(&format!("{member}: blake3")), "{stdout}");
     let lines = stdout.lines().filter(|l| l.starts_with("  ")).count();
     assert_eq!(lines, 2, "only the tampered member is named: {stdout}");
+    // A member the manifest does not list is named too.
+    let added = work.path().join("added.zip");
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg("import shutil, sys, zipfile; shutil.copy(sys.argv[1], sys.argv[2]); zipfile.ZipFile(sys.argv[2], 'a').writestr('lib/extra.py', 'x = 1')")
+        .arg(&zip)
+        .arg(&added)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bad = verify(&added, None);
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("lib/extra.py: in the ZIP but not in its manifest"),
+        "{stdout}"
+    );
     // Its provenance no longer matches either.
     let bad = verify(&tampered, Some(&provenance));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("subject: the ZIP's sha256 is"));

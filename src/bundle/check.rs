@@ -148,12 +148,11 @@ pub fn check_zip(path: &Path) -> Result<Vec<Problem>, CheckError> {
         }
     }
     for name in archive.file_names() {
-        let name = name.trim_end_matches('/');
-        let is_dir_of_listed = listed
-            .range(format!("{name}/").as_str()..)
-            .next()
-            .is_some_and(|p| p.starts_with(&format!("{name}/")));
-        if name != MANIFEST_NAME && !listed.contains(name) && !is_dir_of_listed {
+        // Directories carry no content (and the manifest lists none, not even empty ones).
+        if name.ends_with('/') {
+            continue;
+        }
+        if name != MANIFEST_NAME && !listed.contains(name) {
             problems.push(problem(name, "in the ZIP but not in its manifest"));
         }
     }
