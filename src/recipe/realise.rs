@@ -16,7 +16,7 @@ use crate::build::{
     plan, realise as realise_graph, BuildError, Graph, NodeIndex, RealiseError, Status,
 };
 use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, WheelInstall};
-use crate::bundle::provenance::ProvenanceInputs;
+use crate::bundle::provenance::{with_run_times, ProvenanceInputs};
 use crate::fetch::credentials::redact;
 use crate::fetch::index::IndexClient;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
@@ -148,7 +148,8 @@ pub struct TargetOutcome {
     pub sbom: EntryInfo,
     /// The gc root keeping the ZIP and the bundle.
     pub root: PathBuf,
-    /// Where `--out` copied the ZIP, its provenance and its SBOM.
+    /// Where `--out` copied the ZIP, its provenance (with this run's times added in
+    /// `runDetails.metadata`, and signed again when signed) and its SBOM.
     pub copied_to: Option<PathBuf>,
     /// See `copied_to`.
     pub provenance_copied_to: Option<PathBuf>,
@@ -536,6 +537,8 @@ pub fn realise(
             .collect();
         return Ok(Outcome::Planned(entries));
     }
+    // This run's times go into the provenance copies --out writes, never into the store.
+    let started = std::time::SystemTime::now();
     find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
     let mut wanted = roots.clone();
     wanted.extend(planned.roots.iter().map(|t| t.bundle));
@@ -547,6 +550,7 @@ pub fn realise(
         options.jobs.max(1),
         options.progress,
     )?;
+    let finished = std::time::SystemTime::now();
     let mut outcomes = Vec::new();
     for planned_target in &planned.roots {
         let target = &planned_target.name;
@@ -582,10 +586,19 @@ pub fn realise(
                 Ok::<_, StoreError>(dest)
             };
             copied_to = Some(copy(&zip, zip_name.clone())?);
-            provenance_copied_to = Some(copy(
-                &provenance,
-                derivations::provenance_name(&zip_name, signed),
-            )?);
+            let dest = dir.join(derivations::provenance_name(&zip_name, signed));
+            let io = |what| {
+                let path = dest.clone();
+                move |source| StoreError::Io { what, path, source }
+            };
+            let entry = std::fs::read(&provenance.path).map_err(io("read the provenance for"))?;
+            let stamped = with_run_times(&entry, started, finished, options.signing_key.as_deref())
+                .map_err(|e| RealiseRecipeError::Plan {
+                    recipe: recipe.name.clone(),
+                    message: e.to_string(),
+                })?;
+            write_out(&stamped, &dest).map_err(io("write the provenance to"))?;
+            provenance_copied_to = Some(dest);
             sbom_copied_to = Some(copy(&sbom, format!("{zip_name}.cdx.json"))?);
         }
         outcomes.push(TargetOutcome {
@@ -601,6 +614,16 @@ pub fn realise(
         });
     }
     Ok(Outcome::Realised(outcomes))
+}
+
+/// Writes `bytes` to `to`, replacing what is there atomically.
+fn write_out(bytes: &[u8], to: &Path) -> std::io::Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::write(temp.path(), bytes)?;
+    temp.persist(to).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Copies a ZIP out of the store, writable, replacing what is there atomically.
