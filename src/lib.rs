@@ -2,12 +2,14 @@
 //!
 //! Layers, lowest first (a layer never uses one above it):
 //! - [`hash`]: canonical forms and hashes;
+//! - [`sign`]: ed25519 keys and DSSE envelopes (provenance signatures);
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
 //! - [`fetch`]: fixed-output downloads, mirrors, wheelhouses, the package index client;
 //! - [`python`]: targets, tags, markers, interpreters, wheel installation, requirements and
 //!   locks (no store internals);
 //! - [`build`]: the build graph and the scheduler;
 //! - [`bundle`], [`archive`]: assembling bundles and their manifests; the deterministic ZIP;
+//! - [`diff`]: comparing two bundles by their manifests;
 //! - [`recipe`]: recipe files;
 //! - [`cli`]: argument parsing and rendering.
 
@@ -15,8 +17,10 @@ pub mod archive;
 pub mod build;
 pub mod bundle;
 pub mod cli;
+pub mod diff;
 pub mod fetch;
 pub mod hash;
 pub mod python;
 pub mod recipe;
+pub mod sign;
 pub mod store;

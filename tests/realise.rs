@@ -4,26 +4,16 @@
 
 mod common;
 mod pyfixtures;
+mod recipe_fixtures;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use common::http::{Response, Server};
 use common::*;
-use pyfixtures::{upstream_like_pbs_archive, WheelBuilder};
-use pystore::python::lockfile::{inputs_hash, Lock, LockedPackage, LockedTarget, TargetInput};
-use pystore::python::requirements;
-
-/// The interpreter archive, made once for all tests (it takes a few seconds).
-fn interpreter_archive() -> &'static Path {
-    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
-    ARCHIVE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        upstream_like_pbs_archive(&dir)
-    })
-}
+use pyfixtures::WheelBuilder;
+use recipe_fixtures::{recipe, recipe_for, workspace, Spec};
 
 fn wheels(dir: &Path) -> Vec<PathBuf> {
     let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any")
@@ -78,94 +68,6 @@ fn index(wheels: &[PathBuf]) -> Server {
         }
         Response::status(404)
     })
-}
-
-/// A scratch directory with an empty `wheels/` directory in it.
-fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let work = tempfile::tempdir().unwrap();
-    let wheel_dir = work.path().join("wheels");
-    fs::create_dir(&wheel_dir).unwrap();
-    (work, wheel_dir)
-}
-
-/// What a test recipe targets.
-struct Spec<'a> {
-    python: &'a str,
-    platform: &'a str,
-    archive: &'a Path,
-}
-
-fn linux() -> Spec<'static> {
-    Spec {
-        python: "3.11.2",
-        platform: "x86_64-unknown-linux-gnu",
-        archive: interpreter_archive(),
-    }
-}
-
-/// A recipe directory with requirements and a matching lock.
-fn recipe(dir: &Path, wheels: &[PathBuf], validate: &[&str]) -> PathBuf {
-    recipe_for(dir, &linux(), wheels, validate)
-}
-
-fn recipe_for(dir: &Path, spec: &Spec<'_>, wheels: &[PathBuf], validate: &[&str]) -> PathBuf {
-    let root = dir.join("recipes/demo");
-    fs::create_dir_all(&root).unwrap();
-    let archive_sha = sha256_hex(&fs::read(spec.archive).unwrap());
-    let validate: Vec<String> = validate.iter().map(|m| format!("{m:?}")).collect();
-    fs::write(
-        root.join("recipe.toml"),
-        format!(
-            "name = \"demo\"\nversion = \"1.0.0\"\npython = \"{}\"\nvalidate = [{}]\n\n[[targets]]\nname = \"t\"\n\
-             platform = \"{}\"\ninterpreter = {{ url = \"file://{}\", sha256 = \"{archive_sha}\" }}\n",
-            spec.python,
-            validate.join(", "),
-            spec.platform,
-            spec.archive.display()
-        ),
-    )
-    .unwrap();
-    fs::write(root.join("requirements.txt"), "app-core\n").unwrap();
-    write_lock(&root, spec, wheels);
-    root
-}
-
-fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
-    let requirements = requirements::read(&root.join("requirements.txt")).unwrap();
-    let targets = [TargetInput {
-        name: "t",
-        platform: spec.platform,
-        glibc: None,
-    }];
-    let packages = wheels
-        .iter()
-        .map(|path| {
-            let file = path.file_name().unwrap().to_str().unwrap().to_owned();
-            let mut parts = file.split('-');
-            let bytes = fs::read(path).unwrap();
-            LockedPackage {
-                name: parts.next().unwrap().replace('_', "-"),
-                version: parts.next().unwrap().to_owned(),
-                wheel: file,
-                size: bytes.len() as u64,
-                sha256: sha256_hex(&bytes),
-                required_by: vec![],
-            }
-        })
-        .collect();
-    Lock {
-        version: 1,
-        python: spec.python.into(),
-        inputs: inputs_hash(&requirements, spec.python, &targets),
-        targets: vec![LockedTarget {
-            name: "t".into(),
-            platform: spec.platform.into(),
-            glibc: None,
-            packages,
-        }],
-    }
-    .write(&root.join("pystore.lock"))
-    .unwrap();
 }
 
 #[test]
@@ -584,10 +486,11 @@ fn the_samai_recipe_and_its_lock_plan_offline() {
     let entries = plan.as_array().unwrap();
     let count = |status: &str| entries.iter().filter(|e| e["status"] == status).count();
     // 2 interpreter archives + 19 Windows wheels + the 4 Linux-only binary wheels (15 pure
-    // wheels serve both targets); per target: interpreter, 19 installs, bundle, ZIP.
+    // wheels serve both targets); per target: interpreter, 19 installs, bundle, ZIP, the ZIP's
+    // provenance and SBOM.
     assert_eq!(
         (count("fetch"), count("build"), count("valid")),
-        (25, 44, 0)
+        (25, 48, 0)
     );
     let names: Vec<&str> = entries
         .iter()

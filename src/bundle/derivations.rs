@@ -1,11 +1,13 @@
 //! The derivations a bundle is made of, as build-graph nodes: the interpreter unpacked from its
-//! archive, each wheel installed for the target, the assembled bundle, and its ZIP.
+//! archive, each wheel installed for the target, the assembled bundle, its ZIP, and the ZIP's
+//! provenance and SBOM.
 //!
 //! Each builder reads only its declared inputs and parameters; its name and version are part of
 //! the entry id, so changing what a builder writes means bumping its version.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde_json::json;
@@ -14,15 +16,20 @@ use super::assemble::{assemble, Layer};
 use super::manifest::{
     BundleManifest, InterpreterRef, PackageRef, RecipeRef, TargetRef, MANIFEST_NAME,
 };
+use super::provenance::{self, ProvenanceInputs};
+use super::sbom;
 use crate::archive::deflate;
 use crate::archive::reuse::WheelMembers;
 use crate::archive::timestamp::DosDateTime;
 use crate::archive::zip::{members_of_tree, write_zip, Contents, MemberKind};
 use crate::build::{BuildError, Graph, NodeIndex};
 use crate::hash::tree::{NodeKind, Tree};
+use crate::hash::{canonical_json, sha256_file, to_hex};
 use crate::python::interpreter::{unpack_embeddable, unpack_pbs, PbsFormat};
 use crate::python::unpack::Limits;
 use crate::python::{install_wheel, InstallOptions, Scheme, Target};
+use crate::sign::dsse::IN_TOTO_PAYLOAD_TYPE;
+use crate::sign::{Envelope, SecretKey};
 use crate::store::EntryName;
 
 /// How an interpreter archive is laid out.
@@ -314,6 +321,84 @@ pub fn zip(
                 summary.deflated,
                 summary.stored
             );
+            Ok(())
+        }),
+    )
+}
+
+/// Reads the bundle's manifest and the ZIP's sha256: what provenance and SBOM describe.
+fn described(ctx: &crate::build::BuildContext<'_>) -> Result<(BundleManifest, String), BuildError> {
+    let manifest_path = ctx.input("bundle")?.path.join(MANIFEST_NAME);
+    let manifest = BundleManifest::parse(&fs::read(&manifest_path)?)?;
+    let zip_sha256 = to_hex(&sha256_file(&ctx.input("zip")?.path)?);
+    Ok((manifest, zip_sha256))
+}
+
+/// The file name of the provenance entry of `zip_name`: a DSSE envelope (`.intoto.jsonl`, the
+/// SLSA convention) when signed, the bare statement otherwise.
+pub fn provenance_name(zip_name: &str, signed: bool) -> String {
+    if signed {
+        format!("{zip_name}.intoto.jsonl")
+    } else {
+        format!("{zip_name}.provenance.json")
+    }
+}
+
+/// Adds the SLSA provenance of the ZIP at `zip` (of the bundle at `bundle`), signed with
+/// `signer` when there is one. The signer's public key is a parameter (a signed and an unsigned
+/// provenance are different entries); its secret key is not, and never enters the store.
+pub fn provenance(
+    graph: &mut Graph,
+    zip: NodeIndex,
+    bundle: NodeIndex,
+    inputs: &ProvenanceInputs,
+    signer: Option<Arc<SecretKey>>,
+) -> Result<NodeIndex, BuildError> {
+    let zip_name = graph.node(zip).fingerprint.name().to_string();
+    let entry_name = name(&provenance_name(&zip_name, signer.is_some()))?;
+    let inputs = inputs.clone();
+    let params = json!({
+        "inputs": serde_json::to_value(&inputs)?,
+        "signer": signer.as_ref().map(|key| key.public().to_string()),
+        "deflate": deflate::IMPLEMENTATION,
+        "level": deflate::LEVEL,
+    });
+    graph.derive(
+        entry_name,
+        ("provenance", "1"),
+        params,
+        BTreeMap::from([("zip".to_owned(), zip), ("bundle".to_owned(), bundle)]),
+        Box::new(move |ctx| {
+            let (manifest, zip_sha256) = described(ctx)?;
+            let statement = provenance::statement(&manifest, &zip_name, &zip_sha256, &inputs);
+            let mut bytes = canonical_json::to_vec(&statement)?;
+            if let Some(key) = &signer {
+                let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &bytes, key);
+                bytes = canonical_json::to_vec(&serde_json::to_value(&envelope)?)?;
+            }
+            bytes.push(b'\n');
+            fs::write(ctx.out, bytes)?;
+            Ok(())
+        }),
+    )
+}
+
+/// Adds the CycloneDX SBOM of the ZIP at `zip` (of the bundle at `bundle`).
+pub fn sbom(graph: &mut Graph, zip: NodeIndex, bundle: NodeIndex) -> Result<NodeIndex, BuildError> {
+    let zip_name = graph.node(zip).fingerprint.name().to_string();
+    let entry_name = name(&format!("{zip_name}.cdx.json"))?;
+    let version = env!("CARGO_PKG_VERSION");
+    graph.derive(
+        entry_name,
+        ("sbom-cyclonedx", "1"),
+        json!({ "spec": "1.5", "pystore": version }),
+        BTreeMap::from([("zip".to_owned(), zip), ("bundle".to_owned(), bundle)]),
+        Box::new(move |ctx| {
+            let (manifest, zip_sha256) = described(ctx)?;
+            let bom = sbom::cyclonedx(&manifest, &zip_name, &zip_sha256, version);
+            let mut bytes = canonical_json::to_vec(&bom)?;
+            bytes.push(b'\n');
+            fs::write(ctx.out, bytes)?;
             Ok(())
         }),
     )

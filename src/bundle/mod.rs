@@ -1,5 +1,9 @@
-//! Bundles: assembling the interpreter and installed wheels into one tree, and its manifest.
+//! Bundles: assembling the interpreter and installed wheels into one tree, its manifest, and
+//! what describes a bundle ZIP: its provenance and its SBOM.
 
 pub mod assemble;
+pub mod check;
 pub mod derivations;
 pub mod manifest;
+pub mod provenance;
+pub mod sbom;

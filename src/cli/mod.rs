@@ -2,11 +2,14 @@
 //!
 //! Exit codes: 0 success, 1 failure (including `verify` finding damage), 2 usage errors.
 
+mod diff_cmd;
 mod fetch_cmds;
+mod key_cmd;
 mod lock_cmd;
 mod output;
 mod realise_cmd;
 mod store_cmds;
+mod verify_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,8 +72,9 @@ pub enum Command {
     /// lock (pystore.lock beside the recipe) pins every wheel; realise builds from it only, and
     /// refuses a lock that no longer matches the requirements. Everything is planned first;
     /// only what is missing is fetched (from the store, mirrors, wheelhouses, then the index)
-    /// and built, so realising an unchanged recipe again does nothing. Prints each target's ZIP
-    /// and bundle paths and keeps them with a gc root <recipe>-<target>. ZIP times come from
+    /// and built, so realising an unchanged recipe again does nothing. Prints each target's ZIP,
+    /// bundle, provenance (SLSA v1, signed with --sign-key) and SBOM (CycloneDX 1.5) paths and
+    /// keeps them with gc roots <recipe>-<target>[.provenance|.sbom]. ZIP times come from
     /// SOURCE_DATE_EPOCH (default 1980-01-01).
     Realise {
         /// Recipe name, directory or recipe.toml
@@ -81,9 +85,14 @@ pub enum Command {
         /// Print the plan (what is valid, what would be fetched or built) and stop
         #[arg(long)]
         dry_run: bool,
-        /// Also copy each ZIP into DIR as <recipe>-<version>-<target>.zip
+        /// Also copy each ZIP into DIR as <recipe>-<version>-<target>.zip, with its provenance
+        /// and SBOM beside it (<zip>.provenance.json or, signed, <zip>.intoto.jsonl; <zip>.cdx.json)
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Sign each ZIP's provenance (a DSSE envelope) with this secret key file, made by
+        /// `pystore key generate`
+        #[arg(long, env = "PYSTORE_SIGNING_KEY", value_name = "FILE")]
+        sign_key: Option<PathBuf>,
     },
     /// Resolve a recipe's requirements for each target and write its lock (pystore.lock)
     ///
@@ -143,10 +152,26 @@ pub enum Command {
     /// Without PATH, verifies every entry. Checks each file's type, size, blake3 digest,
     /// executable bit and read-only mode, each symlink's target, and that nothing was added or
     /// removed.
+    ///
+    /// A bundle ZIP outside the store (FILE.zip) is checked against the manifest it embeds: every
+    /// file's size, blake3, executable bit and link target, and nothing else in the ZIP. With
+    /// --provenance, the provenance must name the ZIP's sha256 as its subject, and with
+    /// PYSTORE_TRUSTED_KEYS set it must be signed by one of those keys.
     Verify {
-        /// Entries to verify [default: all]
+        /// Entries to verify [default: all], or bundle ZIP files
         #[arg(value_name = "PATH")]
         paths: Vec<String>,
+        /// The ZIP's provenance (<zip>.provenance.json or <zip>.intoto.jsonl); one ZIP only
+        #[arg(long, value_name = "FILE")]
+        provenance: Option<PathBuf>,
+        /// Public keys (NAME:BASE64, space-separated) a provenance signature must be from
+        #[arg(
+            long,
+            env = "PYSTORE_TRUSTED_KEYS",
+            value_name = "KEYS",
+            hide_env_values = true
+        )]
+        trusted_keys: Option<String>,
     },
     /// Download files into the store as fixed-output entries; prints "<sha256> <store path>"
     ///
@@ -184,6 +209,41 @@ pub enum Command {
         /// Only print what would be deleted
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Show what changed between two bundles: packages, versions, sizes, files
+    ///
+    /// A and B are bundle store paths, bundle ZIPs (in the store or anywhere) or
+    /// pystore-manifest.json files. One line per change, as `nix store diff-closures` prints:
+    /// `lxml: 6.1.2 → 6.1.3, +12.4 KiB` (∅ for a package only one side has). Exit 0 when the
+    /// bundles are the same, 1 when they differ.
+    Diff {
+        /// The old bundle
+        a: PathBuf,
+        /// The new bundle
+        b: PathBuf,
+        /// Also list every added (+), removed (-) and changed (~) file with size and blake3
+        #[arg(long)]
+        files: bool,
+    },
+    /// Manage signing keys for provenance
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `pystore key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Make an ed25519 key pair: NAME.secret (mode 0600) and NAME.public
+    ///
+    /// Prints the public key as its last line, NAME:BASE64, ready for PYSTORE_TRUSTED_KEYS. The
+    /// secret key is only ever written to its file; sign with --sign-key FILE or
+    /// PYSTORE_SIGNING_KEY=FILE.
+    Generate {
+        /// Key name (letters, digits, '.', '_', '-'), e.g. ci-2026
+        name: String,
+        /// Directory to write the key files into
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
     },
 }
 
@@ -233,6 +293,14 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             .num_threads(jobs.max(1))
             .build_global()?;
     }
+    // Commands that need no store.
+    match &cli.command {
+        Command::Diff { a, b, files } => return diff_cmd::diff(ui, a, b, *files),
+        Command::Key(KeyCommand::Generate { name, out }) => {
+            return key_cmd::generate(ui, name, out)
+        }
+        _ => {}
+    }
     let root = match cli.store {
         Some(root) => root,
         None => layout::default_root().ok_or_else(|| {
@@ -256,6 +324,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             targets,
             dry_run,
             out,
+            sign_key,
         } => realise_cmd::realise(
             &open()?,
             ui,
@@ -265,6 +334,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                 targets,
                 dry_run: *dry_run,
                 out: out.clone(),
+                sign_key: sign_key.clone(),
                 jobs: cli.jobs,
             },
         ),
@@ -299,7 +369,23 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             closure,
             size,
         } => store_cmds::path_info(&open()?, ui, paths, *closure, *size),
-        Command::Verify { paths } => store_cmds::verify(&open()?, ui, paths),
+        Command::Verify {
+            paths,
+            provenance,
+            trusted_keys,
+        } => {
+            let entries_dir = root.join("entries");
+            let zip_files = !paths.is_empty()
+                && paths.iter().all(|p| {
+                    let path = std::path::Path::new(p);
+                    p.ends_with(".zip") && path.is_file() && !path.starts_with(&entries_dir)
+                });
+            if zip_files || provenance.is_some() {
+                verify_cmd::verify_zips(ui, paths, provenance.as_deref(), trusted_keys.as_deref())
+            } else {
+                store_cmds::verify(&open()?, ui, paths)
+            }
+        }
         Command::Prefetch { urls, sha256, name } => fetch_cmds::prefetch(
             &open()?,
             ui,
@@ -316,5 +402,6 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
         Command::Root(RootCommand::List) => store_cmds::root_list(&open()?, ui),
         Command::Root(RootCommand::Remove { name }) => store_cmds::root_remove(&open()?, ui, name),
         Command::Gc { dry_run } => store_cmds::gc(&mut open()?, ui, *dry_run),
+        Command::Diff { .. } | Command::Key(_) => unreachable!("handled above"),
     }
 }

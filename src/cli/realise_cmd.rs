@@ -11,6 +11,7 @@ use crate::build::Status;
 use crate::fetch::Fetcher;
 use crate::recipe::realise::{realise as realise_recipe, Outcome, RealiseOptions};
 use crate::recipe::{find, load};
+use crate::sign::SecretKey;
 use crate::store::Store;
 
 /// Arguments of `pystore realise` beyond the global ones.
@@ -23,6 +24,8 @@ pub struct RealiseArgs<'a> {
     pub dry_run: bool,
     /// `--out`.
     pub out: Option<PathBuf>,
+    /// `--sign-key` / `PYSTORE_SIGNING_KEY`.
+    pub sign_key: Option<PathBuf>,
     /// `-j`.
     pub jobs: Option<usize>,
 }
@@ -42,6 +45,10 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let signing_key = match &args.sign_key {
+        Some(path) => Some(std::sync::Arc::new(SecretKey::read(path)?)),
+        None => None,
+    };
     let options = RealiseOptions {
         targets: args.targets.to_vec(),
         jobs,
@@ -50,6 +57,7 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
         source_date_epoch,
         out_dir: args.out,
         indexes: net.indexes.urls.clone(),
+        signing_key,
     };
     let find_links = net.fetch.find_links.clone();
     let fetcher = Fetcher::new(store, net.fetch, net.credentials);
@@ -90,8 +98,12 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
                             "bundle": t.bundle.path,
                             "zip": t.zip.path,
                             "zip_size": t.zip.size,
+                            "provenance": t.provenance.path,
+                            "sbom": t.sbom.path,
                             "root": t.root,
                             "copied_to": t.copied_to,
+                            "provenance_copied_to": t.provenance_copied_to,
+                            "sbom_copied_to": t.sbom_copied_to,
                         })
                     })
                     .collect();
@@ -100,6 +112,8 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
                 for t in &targets {
                     println!("{}: {}", t.target, t.zip.path.display());
                     println!("  bundle: {}", t.bundle.path.display());
+                    println!("  provenance: {}", t.provenance.path.display());
+                    println!("  sbom: {}", t.sbom.path.display());
                     if let Some(copy) = &t.copied_to {
                         println!("  copied to: {}", copy.display());
                     }

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use reqwest::Url;
 
@@ -15,11 +16,13 @@ use crate::build::{
     plan, realise as realise_graph, BuildError, Graph, NodeIndex, RealiseError, Status,
 };
 use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, WheelInstall};
+use crate::bundle::provenance::{with_run_times, ProvenanceInputs};
 use crate::fetch::credentials::redact;
 use crate::fetch::index::IndexClient;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
 use crate::python::lockfile::{inputs_hash, Lock, TargetInput};
 use crate::python::{known_build_for, normalize_name, requirements, Target};
+use crate::sign::SecretKey;
 use crate::store::{EntryInfo, EntryName, Fingerprint, Store, StoreError};
 
 /// Why a recipe could not be realised.
@@ -90,6 +93,12 @@ pub enum RealiseRecipeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Reading a recipe input to record its digest.
+    #[error("cannot read {} to record its digest in provenance: {source}", path.display())]
+    Digest {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Options of a realisation.
@@ -109,6 +118,8 @@ pub struct RealiseOptions {
     pub out_dir: Option<PathBuf>,
     /// The indexes to ask for wheel URLs.
     pub indexes: Vec<Url>,
+    /// Sign each ZIP's provenance with this key (a DSSE envelope instead of a bare statement).
+    pub signing_key: Option<Arc<SecretKey>>,
 }
 
 /// One planned entry.
@@ -131,10 +142,19 @@ pub struct TargetOutcome {
     pub bundle: EntryInfo,
     /// The ZIP entry.
     pub zip: EntryInfo,
-    /// The gc root keeping them.
+    /// The ZIP's provenance entry (an in-toto statement, or its DSSE envelope when signed).
+    pub provenance: EntryInfo,
+    /// The ZIP's CycloneDX SBOM entry.
+    pub sbom: EntryInfo,
+    /// The gc root keeping the ZIP and the bundle.
     pub root: PathBuf,
-    /// Where `--out` copied the ZIP.
+    /// Where `--out` copied the ZIP, its provenance (with this run's times added in
+    /// `runDetails.metadata`, and signed again when signed) and its SBOM.
     pub copied_to: Option<PathBuf>,
+    /// See `copied_to`.
+    pub provenance_copied_to: Option<PathBuf>,
+    /// See `copied_to`.
+    pub sbom_copied_to: Option<PathBuf>,
 }
 
 /// What `realise` did.
@@ -146,10 +166,28 @@ pub enum Outcome {
     Realised(Vec<TargetOutcome>),
 }
 
+/// The nodes realised for one target.
+struct PlannedTarget {
+    name: String,
+    bundle: NodeIndex,
+    zip: NodeIndex,
+    provenance: NodeIndex,
+    sbom: NodeIndex,
+}
+
 struct Planned {
     graph: Graph,
-    roots: Vec<(String, NodeIndex, NodeIndex)>,
+    roots: Vec<PlannedTarget>,
     wheels: BTreeMap<NodeIndex, String>,
+}
+
+fn sha256_of(path: &Path) -> Result<String, RealiseRecipeError> {
+    crate::hash::sha256_file(path)
+        .map(|digest| crate::hash::to_hex(&digest))
+        .map_err(|source| RealiseRecipeError::Digest {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn plan_error(recipe: &Recipe) -> impl Fn(BuildError) -> RealiseRecipeError + '_ {
@@ -228,6 +266,15 @@ fn plan_recipe(
     let time = options
         .source_date_epoch
         .map_or(DosDateTime::DEFAULT, DosDateTime::from_unix);
+    // What provenance records of the user's inputs: their digests, never their paths.
+    let provenance_inputs = ProvenanceInputs {
+        recipe_sha256: sha256_of(&recipe.path)?,
+        requirements_sha256: sha256_of(&recipe.requirements)?,
+        lock_sha256: sha256_of(&recipe.lock)?,
+        dos_date: time.date,
+        dos_time: time.time,
+        pystore_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
     let mut graph = Graph::new();
     let mut roots = Vec::new();
     let mut wheels = BTreeMap::new();
@@ -291,7 +338,22 @@ fn plan_recipe(
         let bundle =
             derivations::bundle(&mut graph, &spec, interpreter, &packages).map_err(&perr)?;
         let zip = derivations::zip(&mut graph, &spec, bundle, &wheel_files, time).map_err(&perr)?;
-        roots.push((tname, bundle, zip));
+        let provenance = derivations::provenance(
+            &mut graph,
+            zip,
+            bundle,
+            &provenance_inputs,
+            options.signing_key.clone(),
+        )
+        .map_err(&perr)?;
+        let sbom = derivations::sbom(&mut graph, zip, bundle).map_err(&perr)?;
+        roots.push(PlannedTarget {
+            name: tname,
+            bundle,
+            zip,
+            provenance,
+            sbom,
+        });
     }
     Ok(Planned {
         graph,
@@ -452,7 +514,11 @@ pub fn realise(
     options: &RealiseOptions,
 ) -> Result<Outcome, RealiseRecipeError> {
     let mut planned = plan_recipe(store, recipe, options)?;
-    let roots: Vec<NodeIndex> = planned.roots.iter().map(|(_, _, zip)| *zip).collect();
+    let roots: Vec<NodeIndex> = planned
+        .roots
+        .iter()
+        .flat_map(|t| [t.zip, t.provenance, t.sbom])
+        .collect();
     let statuses = plan(store, &planned.graph, &roots)?;
     if options.dry_run {
         let entries = planned
@@ -471,9 +537,11 @@ pub fn realise(
             .collect();
         return Ok(Outcome::Planned(entries));
     }
+    // This run's times go into the provenance copies --out writes, never into the store.
+    let started = std::time::SystemTime::now();
     find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
     let mut wanted = roots.clone();
-    wanted.extend(planned.roots.iter().map(|(_, bundle, _)| *bundle));
+    wanted.extend(planned.roots.iter().map(|t| t.bundle));
     let entries = realise_graph(
         store,
         fetcher,
@@ -482,39 +550,80 @@ pub fn realise(
         options.jobs.max(1),
         options.progress,
     )?;
+    let finished = std::time::SystemTime::now();
     let mut outcomes = Vec::new();
-    for (target, bundle, zip) in &planned.roots {
-        let (bundle, zip) = match (entries.get(bundle), entries.get(zip)) {
-            (Some(b), Some(z)) => (b.clone(), z.clone()),
-            _ => {
-                return Err(RealiseRecipeError::Plan {
+    for planned_target in &planned.roots {
+        let target = &planned_target.name;
+        let get = |node: NodeIndex| {
+            entries
+                .get(&node)
+                .cloned()
+                .ok_or_else(|| RealiseRecipeError::Plan {
                     recipe: recipe.name.clone(),
                     message: format!("target {target} was not realised"),
                 })
-            }
         };
-        let root = store.add_root(&format!("{}-{}", recipe.name, target), &zip)?;
-        let copied_to = match &options.out_dir {
-            Some(dir) => {
-                let dest = dir.join(format!("{}-{}-{}.zip", recipe.name, recipe.version, target));
-                copy_out(&zip.path, &dest).map_err(|source| StoreError::Io {
-                    what: "copy the ZIP to",
+        let bundle = get(planned_target.bundle)?;
+        let zip = get(planned_target.zip)?;
+        let provenance = get(planned_target.provenance)?;
+        let sbom = get(planned_target.sbom)?;
+        let root_name = format!("{}-{}", recipe.name, target);
+        let root = store.add_root(&root_name, &zip)?;
+        // Provenance and SBOM refer to the ZIP, not the other way round: they need roots too.
+        store.add_root(&format!("{root_name}.provenance"), &provenance)?;
+        store.add_root(&format!("{root_name}.sbom"), &sbom)?;
+        let (mut copied_to, mut provenance_copied_to, mut sbom_copied_to) = (None, None, None);
+        if let Some(dir) = &options.out_dir {
+            let zip_name = format!("{}-{}-{}.zip", recipe.name, recipe.version, target);
+            let signed = options.signing_key.is_some();
+            let copy = |from: &EntryInfo, name: String| {
+                let dest = dir.join(name);
+                copy_out(&from.path, &dest).map_err(|source| StoreError::Io {
+                    what: "copy out of the store to",
                     path: dest.clone(),
                     source,
                 })?;
-                Some(dest)
-            }
-            None => None,
-        };
+                Ok::<_, StoreError>(dest)
+            };
+            copied_to = Some(copy(&zip, zip_name.clone())?);
+            let dest = dir.join(derivations::provenance_name(&zip_name, signed));
+            let io = |what| {
+                let path = dest.clone();
+                move |source| StoreError::Io { what, path, source }
+            };
+            let entry = std::fs::read(&provenance.path).map_err(io("read the provenance for"))?;
+            let stamped = with_run_times(&entry, started, finished, options.signing_key.as_deref())
+                .map_err(|e| RealiseRecipeError::Plan {
+                    recipe: recipe.name.clone(),
+                    message: e.to_string(),
+                })?;
+            write_out(&stamped, &dest).map_err(io("write the provenance to"))?;
+            provenance_copied_to = Some(dest);
+            sbom_copied_to = Some(copy(&sbom, format!("{zip_name}.cdx.json"))?);
+        }
         outcomes.push(TargetOutcome {
             target: target.clone(),
             bundle,
             zip,
+            provenance,
+            sbom,
             root,
             copied_to,
+            provenance_copied_to,
+            sbom_copied_to,
         });
     }
     Ok(Outcome::Realised(outcomes))
+}
+
+/// Writes `bytes` to `to`, replacing what is there atomically.
+fn write_out(bytes: &[u8], to: &Path) -> std::io::Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::write(temp.path(), bytes)?;
+    temp.persist(to).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Copies a ZIP out of the store, writable, replacing what is there atomically.

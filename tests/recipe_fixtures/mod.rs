@@ -1,0 +1,109 @@
+//! Recipes for the integration tests that realise bundles: an interpreter archive made from the
+//! machine's Debian python3.11, recipe directories, and locks pinning the wheels a test built.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::common::sha256_hex;
+use crate::pyfixtures::upstream_like_pbs_archive;
+use pystore::python::lockfile::{inputs_hash, Lock, LockedPackage, LockedTarget, TargetInput};
+use pystore::python::requirements;
+
+/// The interpreter archive, made once for all tests (it takes a few seconds).
+pub fn interpreter_archive() -> &'static Path {
+    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
+    ARCHIVE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        upstream_like_pbs_archive(&dir)
+    })
+}
+
+/// A scratch directory with an empty `wheels/` directory in it.
+pub fn workspace() -> (tempfile::TempDir, PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let wheel_dir = work.path().join("wheels");
+    fs::create_dir(&wheel_dir).unwrap();
+    (work, wheel_dir)
+}
+
+/// What a test recipe targets.
+pub struct Spec<'a> {
+    pub python: &'a str,
+    pub platform: &'a str,
+    pub archive: &'a Path,
+}
+
+pub fn linux() -> Spec<'static> {
+    Spec {
+        python: "3.11.2",
+        platform: "x86_64-unknown-linux-gnu",
+        archive: interpreter_archive(),
+    }
+}
+
+/// A recipe directory with requirements and a matching lock.
+pub fn recipe(dir: &Path, wheels: &[PathBuf], validate: &[&str]) -> PathBuf {
+    recipe_for(dir, &linux(), wheels, validate)
+}
+
+pub fn recipe_for(dir: &Path, spec: &Spec<'_>, wheels: &[PathBuf], validate: &[&str]) -> PathBuf {
+    let root = dir.join("recipes/demo");
+    fs::create_dir_all(&root).unwrap();
+    let archive_sha = sha256_hex(&fs::read(spec.archive).unwrap());
+    let validate: Vec<String> = validate.iter().map(|m| format!("{m:?}")).collect();
+    fs::write(
+        root.join("recipe.toml"),
+        format!(
+            "name = \"demo\"\nversion = \"1.0.0\"\npython = \"{}\"\nvalidate = [{}]\n\n[[targets]]\nname = \"t\"\n\
+             platform = \"{}\"\ninterpreter = {{ url = \"file://{}\", sha256 = \"{archive_sha}\" }}\n",
+            spec.python,
+            validate.join(", "),
+            spec.platform,
+            spec.archive.display()
+        ),
+    )
+    .unwrap();
+    fs::write(root.join("requirements.txt"), "app-core\n").unwrap();
+    write_lock(&root, spec, wheels);
+    root
+}
+
+pub fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
+    let requirements = requirements::read(&root.join("requirements.txt")).unwrap();
+    let targets = [TargetInput {
+        name: "t",
+        platform: spec.platform,
+        glibc: None,
+    }];
+    let packages = wheels
+        .iter()
+        .map(|path| {
+            let file = path.file_name().unwrap().to_str().unwrap().to_owned();
+            let mut parts = file.split('-');
+            let bytes = fs::read(path).unwrap();
+            LockedPackage {
+                name: parts.next().unwrap().replace('_', "-"),
+                version: parts.next().unwrap().to_owned(),
+                wheel: file,
+                size: bytes.len() as u64,
+                sha256: sha256_hex(&bytes),
+                required_by: vec![],
+            }
+        })
+        .collect();
+    Lock {
+        version: 1,
+        python: spec.python.into(),
+        inputs: inputs_hash(&requirements, spec.python, &targets),
+        targets: vec![LockedTarget {
+            name: "t".into(),
+            platform: spec.platform.into(),
+            glibc: None,
+            packages,
+        }],
+    }
+    .write(&root.join("pystore.lock"))
+    .unwrap();
+}
