@@ -18,9 +18,7 @@ use super::{Recipe, RecipeTarget};
 use crate::fetch::index::{IndexClient, IndexFile, ProjectPage};
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
 use crate::hash::to_hex;
-use crate::python::lockfile::{
-    inputs_hash, Lock, LockError, LockedPackage, LockedTarget, TargetInput, LOCK_VERSION,
-};
+use crate::python::lockfile::{Lock, LockError, LockedPackage, LockedTarget, LOCK_VERSION};
 use crate::python::metadata::CoreMetadata;
 use crate::python::requirements::{self, Origin, RequirementsError};
 use crate::python::resolve::{
@@ -124,16 +122,7 @@ pub fn lock(
         .iter()
         .map(|n| normalize_name(n))
         .collect();
-    let target_inputs: Vec<TargetInput<'_>> = recipe
-        .targets
-        .iter()
-        .map(|t| TargetInput {
-            name: &t.name,
-            platform: &t.platform,
-            glibc: t.glibc.as_deref(),
-        })
-        .collect();
-    let inputs = inputs_hash(&requirements, &recipe.python, &target_inputs);
+    let inputs = recipe.lock_inputs(&requirements);
     // Pins of targets not resolved now are kept only if they were resolved from these very
     // inputs: the new lock's inputs hash vouches for every target in it.
     let unchanged = existing

@@ -120,6 +120,27 @@ fn default_lock() -> String {
     "pystore.lock".into()
 }
 
+impl Recipe {
+    /// The lock inputs hash of this recipe with `requirements` (its parsed requirements file):
+    /// what a lock written for it records, and what realise checks a lock against.
+    pub fn lock_inputs(
+        &self,
+        requirements: &crate::python::requirements::RequirementsFile,
+    ) -> String {
+        use crate::python::lockfile::{inputs_hash, TargetInput};
+        let targets: Vec<TargetInput<'_>> = self
+            .targets
+            .iter()
+            .map(|t| TargetInput {
+                name: &t.name,
+                platform: &t.platform,
+                glibc: t.glibc.as_deref(),
+            })
+            .collect();
+        inputs_hash(requirements, &self.python, &targets)
+    }
+}
+
 /// Finds the recipe a user means: a name (`./recipes/NAME/recipe.toml`), a directory holding
 /// `recipe.toml`, or a recipe file.
 pub fn find(what: &str, cwd: &Path) -> Result<PathBuf, RecipeError> {

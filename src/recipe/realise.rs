@@ -20,7 +20,7 @@ use crate::bundle::provenance::{with_run_times, ProvenanceInputs};
 use crate::fetch::credentials::redact;
 use crate::fetch::index::IndexClient;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
-use crate::python::lockfile::{inputs_hash, Lock, TargetInput};
+use crate::python::lockfile::Lock;
 use crate::python::{known_build_for, normalize_name, requirements, Target};
 use crate::sign::SecretKey;
 use crate::store::{EntryInfo, EntryName, Fingerprint, Store, StoreError};
@@ -232,18 +232,7 @@ pub fn checked_lock(
         });
     }
     let lock = Lock::read(&recipe.lock)?;
-    let targets: Vec<TargetInput<'_>> = recipe
-        .targets
-        .iter()
-        .map(|t| TargetInput {
-            name: &t.name,
-            platform: &t.platform,
-            glibc: t.glibc.as_deref(),
-        })
-        .collect();
-    if lock.inputs != inputs_hash(&requirements, &recipe.python, &targets)
-        || lock.python != recipe.python
-    {
+    if lock.inputs != recipe.lock_inputs(&requirements) || lock.python != recipe.python {
         return Err(RealiseRecipeError::StaleLock {
             recipe: recipe.name.clone(),
             path: recipe.lock.clone(),
