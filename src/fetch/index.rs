@@ -407,14 +407,14 @@ mod tests {
             <a href="../../files/demo-1.0-py3-none-any.whl#sha256=AB12" data-requires-python="&gt;=3.8"
                data-core-metadata="sha256=cd34">demo-1.0-py3-none-any.whl</a>
             <a href="/files/demo-0.9-py3-none-any.whl#sha256=ef56" data-yanked="broken">demo-0.9-py3-none-any.whl</a>
-            <a href="http://other.example/demo-0.8.tar.gz" data-yanked>demo-0.8.tar.gz</a>
+            <a href="http://127.0.0.1:2/demo-0.8.tar.gz" data-yanked>demo-0.8.tar.gz</a>
         </body></html>"#;
         let json = br#"{"meta":{"api-version":"1.1"},"name":"demo","files":[
             {"filename":"demo-1.0-py3-none-any.whl","url":"../../files/demo-1.0-py3-none-any.whl",
              "hashes":{"sha256":"ab12"},"requires-python":">=3.8","core-metadata":{"sha256":"cd34"}},
             {"filename":"demo-0.9-py3-none-any.whl","url":"/files/demo-0.9-py3-none-any.whl",
              "hashes":{"sha256":"ef56"},"yanked":"broken","dist-info-metadata":false},
-            {"filename":"demo-0.8.tar.gz","url":"http://other.example/demo-0.8.tar.gz","hashes":{},"yanked":true}]}"#;
+            {"filename":"demo-0.8.tar.gz","url":"http://127.0.0.1:2/demo-0.8.tar.gz","hashes":{},"yanked":true}]}"#;
         let from_html = parse_html(&page, html).unwrap();
         let from_json = parse_json(&page, json).unwrap();
         assert_eq!(from_html, from_json);

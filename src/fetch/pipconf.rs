@@ -117,17 +117,20 @@ mod tests {
         let mut config = PipConfig::default();
         config.read(
             "pip.conf",
-            "[global]\nindex-url = http://a/simple\nextra-index-url =\n    http://b/simple\n    http://c/simple\n[install]\nindex_url=http://d/simple\n[other]\nindex-url = http://x\n",
+            "[global]\nindex-url = http://127.0.0.1:1/simple\nextra-index-url =\n    http://127.0.0.1:2/simple\n    http://127.0.0.1:3/simple\n[install]\nindex_url=http://127.0.0.1:4/simple\n[other]\nindex-url = http://127.0.0.1:5\n",
         );
         assert_eq!(
             config.index_url,
-            Some(("pip.conf".into(), "http://d/simple".into()))
+            Some(("pip.conf".into(), "http://127.0.0.1:4/simple".into()))
         );
         let extras: Vec<&str> = config
             .extra_index_urls
             .iter()
             .map(|(_, v)| v.as_str())
             .collect();
-        assert_eq!(extras, ["http://b/simple", "http://c/simple"]);
+        assert_eq!(
+            extras,
+            ["http://127.0.0.1:2/simple", "http://127.0.0.1:3/simple"]
+        );
     }
 }

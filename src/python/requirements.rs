@@ -314,7 +314,7 @@ mod tests {
                 ":2: -e is not supported: pystore installs wheels, not editable projects",
             ),
             (
-                "--index-url http://x/simple\n",
+                "--index-url http://127.0.0.1:1/simple\n",
                 ":1: --index-url is not supported: configure the index",
             ),
             ("lxml >>= 5\n", ":1: "),

@@ -375,7 +375,10 @@ interpreter = { path = "../py" }
             err.contains("`targets[1].name`: \"windows-x86_64\" names two targets"),
             "{err}"
         );
-        let err = error(&SAMAI.replace("{ path = \"../py\" }", "{ url = \"https://x/y.tgz\" }"));
+        let err = error(&SAMAI.replace(
+            "{ path = \"../py\" }",
+            "{ url = \"http://127.0.0.1:1/y.tgz\" }",
+        ));
         assert!(err.contains("`targets[1].interpreter`"), "{err}");
         let err = error(&SAMAI.replace(
             "x86_64-pc-windows-msvc\"",
