@@ -494,3 +494,242 @@ fn locking_twice_is_byte_identical_and_realise_refuses_a_stale_lock() {
     assert!(err.contains("does not match"), "{err}");
     assert!(err.contains("run `pystore lock"), "{err}");
 }
+
+/// Each target's locked wheel file names, sorted.
+fn wheels_of(lock: &Lock) -> BTreeMap<String, Vec<String>> {
+    lock.targets
+        .iter()
+        .map(|t| {
+            let mut wheels: Vec<String> = t.packages.iter().map(|p| p.wheel.clone()).collect();
+            wheels.sort();
+            (t.name.clone(), wheels)
+        })
+        .collect()
+}
+
+/// What PyPA's `packaging.pylock` (an independent PEP 751 implementation) installs from
+/// `pylock` for each of the two targets: it validates the file and selects by marker and tag.
+fn packaging_selects(pylock: &Path) -> BTreeMap<String, Vec<String>> {
+    let script = r#"
+import json, sys, tomllib
+from packaging.pylock import Pylock
+from packaging.tags import Tag
+lock = Pylock.from_dict(tomllib.load(open(sys.argv[1], "rb")))
+envs = {
+    "windows-x86_64": ({"sys_platform": "win32", "platform_machine": "AMD64", "os_name": "nt",
+                        "platform_system": "Windows", "python_version": "3.12",
+                        "python_full_version": "3.12.7"},
+                       [Tag("cp312", "cp312", "win_amd64"), Tag("py3", "none", "any")]),
+    "linux-x86_64": ({"sys_platform": "linux", "platform_machine": "x86_64", "os_name": "posix",
+                      "platform_system": "Linux", "python_version": "3.12",
+                      "python_full_version": "3.12.7"},
+                     [Tag("cp312", "cp312", "manylinux_2_17_x86_64"),
+                      Tag("cp312", "cp312", "manylinux2014_x86_64"), Tag("py3", "none", "any")]),
+}
+out = {}
+for name, (env, tags) in envs.items():
+    out[name] = sorted(dist.filename for _, dist in lock.select(environment=env, tags=tags))
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(pylock)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "packaging.pylock refused the file (`.ci/run` installs packaging>=26.1):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn pylock_export_is_valid_pep_751_and_imports_back_to_the_same_lock() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let dists = vec![
+        wheel(w, "psycopg2", "2.9.10", "cp312-cp312-win_amd64", &[]),
+        wheel(
+            w,
+            "psycopg2_binary",
+            "2.9.10",
+            "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64",
+            &[],
+        ),
+        pure(
+            w,
+            "web",
+            "1.0",
+            &[
+                "Requires-Dist: colorama; sys_platform == \"win32\"",
+                "Requires-Dist: util",
+            ],
+        ),
+        wheel(w, "util", "2.0", "cp312-cp312-win_amd64", &[]),
+        wheel(
+            w,
+            "util",
+            "2.0",
+            "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64",
+            &[],
+        ),
+        pure(w, "colorama", "0.4.6", &[]),
+    ];
+    let server = index(Arc::new(Mutex::new(dists)));
+    let requirements = "psycopg2; sys_platform == \"win32\"\n\
+                        psycopg2-binary ; sys_platform == \"linux\"\n\
+                        web\n";
+    let recipe = recipe(w, "3.12.7", &[WINDOWS, LINUX], requirements);
+    let store = TempStore::new();
+    let pylock = w.join("out/pylock.toml");
+    let out = json(
+        lock_cmd(store.path(), &server, &recipe)
+            .arg("--export-pylock")
+            .arg(&pylock),
+    );
+    assert_eq!(out["exported"][0].as_str(), Some(pylock.to_str().unwrap()));
+    let lock_path = recipe.join("pystore.lock");
+    let original = fs::read_to_string(&lock_path).unwrap();
+    let lock = Lock::read(&lock_path).unwrap();
+
+    // Another implementation of PEP 751 reads it and installs exactly the locked wheels.
+    let selected = packaging_selects(&pylock);
+    assert_eq!(selected, wheels_of(&lock));
+    assert_eq!(selected["windows-x86_64"].len(), 4, "{selected:?}");
+    // Every wheel has a URL on the index it came from.
+    let text = fs::read_to_string(&pylock).unwrap();
+    assert_eq!(
+        text.matches("url = \"").count(),
+        6,
+        "one URL per distinct wheel:\n{text}"
+    );
+    assert!(text.contains(&server.url("/files/colorama-0.4.6-py3-none-any.whl")));
+
+    // Round trip: pystore.lock -> pylock.toml -> pystore.lock, byte for byte, with no index.
+    fs::remove_file(&lock_path).unwrap();
+    let imported = json(
+        pystore(store.path())
+            .args(["--offline", "lock"])
+            .arg(&recipe)
+            .arg("--from-pylock")
+            .arg(&pylock),
+    );
+    assert_eq!(imported["changed"], true);
+    assert_eq!(fs::read_to_string(&lock_path).unwrap(), original);
+
+    // The same file as the recipe's own lock: realise plans from it.
+    let recipe_toml = recipe.join("recipe.toml");
+    let with_pylock = fs::read_to_string(&recipe_toml).unwrap().replacen(
+        "python = ",
+        "lock = \"pylock.toml\"\npython = ",
+        1,
+    );
+    fs::write(&recipe_toml, with_pylock).unwrap();
+    fs::copy(&pylock, recipe.join("pylock.toml")).unwrap();
+    let plan = json(
+        pystore(store.path())
+            .args(["realise", "--dry-run"])
+            .arg(&recipe),
+    );
+    let names: Vec<&str> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"psycopg2-2.9.10-cp312-cp312-win_amd64.whl"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"colorama-0.4.6-py3-none-any.whl"),
+        "{names:?}"
+    );
+    // And `pystore lock` keeps that recipe's lock in PEP 751 form: unchanged bytes.
+    let relocked = json(&mut lock_cmd(store.path(), &server, &recipe));
+    assert_eq!(relocked["changed"], false, "{relocked}");
+
+    // Changed requirements make that pylock stale.
+    fs::write(
+        recipe.join("requirements.txt"),
+        format!("{requirements}colorama\n"),
+    )
+    .unwrap();
+    let err = run_fails(
+        pystore(store.path())
+            .args(["realise", "--dry-run"])
+            .arg(&recipe),
+        1,
+    );
+    assert!(err.contains("was locked from other requirements"), "{err}");
+    assert!(err.contains("run `pystore lock demo`"), "{err}");
+}
+
+#[test]
+fn a_foreign_pylock_is_checked_against_the_requirements() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let recipe = recipe(w, "3.12.7", &[WINDOWS, LINUX], "web>=1\nutil\n");
+    let wheel_entry = |file: &str, digit: char| {
+        format!(
+            "{{ url = \"http://127.0.0.1:9/{file}\", size = 100, hashes = {{ sha256 = \"{}\" }} }}",
+            digit.to_string().repeat(64)
+        )
+    };
+    let foreign = |web_version: &str| {
+        format!(
+            "lock-version = \"1.0\"\ncreated-by = \"another-tool\"\n\n\
+             [[packages]]\nname = \"web\"\nversion = \"{web_version}\"\ndependencies = [{{ name = \"util\" }}]\nwheels = [{}]\n\n\
+             [[packages]]\nname = \"util\"\nversion = \"2.0\"\nwheels = [{}, {}]\n",
+            wheel_entry(&format!("web-{web_version}-py3-none-any.whl"), '1'),
+            wheel_entry("util-2.0-cp312-cp312-win_amd64.whl", '2'),
+            wheel_entry("util-2.0-cp312-cp312-manylinux_2_17_x86_64.whl", '3'),
+        )
+    };
+    let store = TempStore::new();
+    let file = w.join("pylock.toml");
+    fs::write(&file, foreign("0.9")).unwrap();
+    let import = |file: &Path| {
+        let mut cmd = pystore(store.path());
+        cmd.arg("lock").arg(&recipe).arg("--from-pylock").arg(file);
+        cmd
+    };
+    let err = run_fails(&mut import(&file), 1);
+    assert!(
+        err.contains("target windows-x86_64: web>=1 (")
+            && err.contains("requirements.txt:1) is pinned at 0.9"),
+        "{err}"
+    );
+    assert!(!recipe.join("pystore.lock").exists(), "nothing written");
+
+    fs::write(&file, foreign("1.2")).unwrap();
+    run_ok(&mut import(&file));
+    let lock = Lock::read(&recipe.join("pystore.lock")).unwrap();
+    let wheels = wheels_of(&lock);
+    assert_eq!(
+        wheels["linux-x86_64"],
+        [
+            "util-2.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+            "web-1.2-py3-none-any.whl"
+        ]
+    );
+    assert_eq!(
+        wheels["windows-x86_64"],
+        [
+            "util-2.0-cp312-cp312-win_amd64.whl",
+            "web-1.2-py3-none-any.whl"
+        ]
+    );
+    assert_eq!(
+        lock.packages_of("linux-x86_64")["util"].required_by,
+        ["web"]
+    );
+    // The imported lock is this recipe's: realise plans from it without a stale-lock error.
+    run_ok(
+        pystore(store.path())
+            .args(["realise", "--dry-run"])
+            .arg(&recipe),
+    );
+}

@@ -7,7 +7,7 @@ use super::fetch_cmds::NetSettings;
 use super::output::{print_json, Ui};
 use crate::fetch::index::IndexClient;
 use crate::fetch::Fetcher;
-use crate::recipe::lock::{lock as lock_recipe, LockOptions};
+use crate::recipe::lock::{import_pylock, lock as lock_recipe, LockOptions, LockOutcome};
 use crate::recipe::{find, load};
 use crate::store::Store;
 
@@ -23,14 +23,24 @@ pub struct LockArgs<'a> {
     pub upgrade_packages: &'a [String],
     /// `--export-requirements`.
     pub export_requirements: Option<std::path::PathBuf>,
+    /// `--export-pylock`.
+    pub export_pylock: Option<std::path::PathBuf>,
+    /// `--from-pylock`.
+    pub from_pylock: Option<std::path::PathBuf>,
 }
 
 /// `pystore lock RECIPE`
 pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Result<bool> {
-    if net.fetch.offline {
-        bail!("--offline: `pystore lock` has to ask the index which versions exist");
-    }
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    if let Some(file) = &args.from_pylock {
+        let recipe = load(&find(args.recipe, &cwd)?)?;
+        let outcome = import_pylock(&recipe, file)?;
+        render(ui, &outcome)?;
+        return Ok(true);
+    }
+    if net.fetch.offline {
+        bail!("--offline: `pystore lock` has to ask the index which versions exist (or take pins from a pylock.toml with --from-pylock)");
+    }
     let recipe = load(&find(args.recipe, &cwd)?)?;
     let options = LockOptions {
         targets: args.targets.to_vec(),
@@ -38,11 +48,18 @@ pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Resu
         upgrade_packages: args.upgrade_packages.to_vec(),
         progress: net.fetch.progress,
         export_requirements: args.export_requirements,
+        export_pylock: args.export_pylock,
     };
     let indexes = net.indexes.urls.clone();
     let fetcher = Fetcher::new(store, net.fetch, net.credentials);
     let index = IndexClient::new(fetcher.http()?, indexes)?;
     let outcome = lock_recipe(&fetcher, &index, &recipe, &options)?;
+    render(ui, &outcome)?;
+    Ok(true)
+}
+
+/// Prints what `lock` wrote: the pins per target (or JSON), and on stderr the files written.
+fn render(ui: Ui, outcome: &LockOutcome) -> Result<()> {
     if ui.json {
         let targets: Vec<_> = outcome
             .lock
@@ -82,5 +99,5 @@ pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Resu
             }
         }
     }
-    Ok(true)
+    Ok(())
 }

@@ -117,6 +117,15 @@ pub enum Command {
         /// --require-hashes format), for tools that read requirements files
         #[arg(long, value_name = "DIR")]
         export_requirements: Option<PathBuf>,
+        /// Also write the lock as FILE in PEP 751 format (pylock.toml), with every wheel's
+        /// URL, for installers that read it; it reads back into the same lock
+        #[arg(long, value_name = "FILE", conflicts_with = "from_pylock")]
+        export_pylock: Option<PathBuf>,
+        /// Resolve nothing: take the pins from FILE, a pylock.toml (PEP 751) written by
+        /// pystore or another tool, after checking they meet the requirements of every
+        /// target (needs no network)
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["upgrade", "upgrade_packages", "targets"])]
+        from_pylock: Option<PathBuf>,
     },
     /// Add local files or directories to the store; prints each store path
     ///
@@ -344,6 +353,8 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             upgrade,
             upgrade_packages,
             export_requirements,
+            export_pylock,
+            from_pylock,
         } => lock_cmd::lock(
             &open()?,
             ui,
@@ -354,6 +365,8 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                 upgrade: *upgrade,
                 upgrade_packages,
                 export_requirements: export_requirements.clone(),
+                export_pylock: export_pylock.clone(),
+                from_pylock: from_pylock.clone(),
             },
         ),
         Command::Add { paths, name } => {

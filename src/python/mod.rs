@@ -15,6 +15,7 @@ pub mod launcher_windows;
 pub mod lockfile;
 pub mod markers;
 pub mod metadata;
+pub mod pylock;
 pub mod record;
 pub mod relocate;
 pub mod requirements;

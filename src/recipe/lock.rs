@@ -20,6 +20,7 @@ use crate::fetch::{FetchError, Fetcher, FixedOutput};
 use crate::hash::to_hex;
 use crate::python::lockfile::{Lock, LockError, LockedPackage, LockedTarget, LOCK_VERSION};
 use crate::python::metadata::CoreMetadata;
+use crate::python::pylock::{read_pylock, to_pylock, PylockTarget, WheelLocation};
 use crate::python::requirements::{self, Origin, RequirementsError};
 use crate::python::resolve::{
     resolve, PackageSource, ResolveError, ResolveInput, ResolvedPackage, SourceError,
@@ -58,6 +59,12 @@ pub enum LockRecipeError {
     /// The index cannot be used.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// A `pylock.toml` that cannot be read or used.
+    #[error(transparent)]
+    Pylock(#[from] super::pylock::PylockLockError),
+    /// A lock that cannot be written as `pylock.toml` (a bug in the lock's targets).
+    #[error("cannot write {} as pylock.toml: {message}", path.display())]
+    PylockWrite { path: PathBuf, message: String },
     /// An exported requirements file cannot be written.
     #[error("cannot write {}: {error}", path.display())]
     Export {
@@ -79,6 +86,8 @@ pub struct LockOptions {
     pub progress: bool,
     /// Also write each target's pins as `requirements-<target>.txt` (hashed) in this directory.
     pub export_requirements: Option<PathBuf>,
+    /// Also write the lock as this `pylock.toml` (PEP 751), with the index URL of every wheel.
+    pub export_pylock: Option<PathBuf>,
 }
 
 /// What `lock` wrote.
@@ -115,7 +124,7 @@ pub fn lock(
     let existing = recipe
         .lock
         .is_file()
-        .then(|| Lock::read(&recipe.lock).ok())
+        .then(|| read_recipe_lock(recipe))
         .flatten();
     let upgrade: Vec<String> = options
         .upgrade_packages
@@ -188,11 +197,8 @@ pub fn lock(
         inputs,
         targets,
     };
-    let text = lock.to_toml();
-    let changed = std::fs::read_to_string(&recipe.lock).ok().as_deref() != Some(text.as_str());
-    if changed {
-        lock.write(&recipe.lock)?;
-    }
+    let locations = source.locations();
+    let changed = write_recipe_lock(recipe, &lock, &locations)?;
     let mut exported = Vec::new();
     if let Some(dir) = &options.export_requirements {
         for target in &lock.targets {
@@ -207,12 +213,118 @@ pub fn lock(
             exported.push(path);
         }
     }
+    if let Some(path) = &options.export_pylock {
+        write_pylock(&lock, &locations, path)?;
+        exported.push(path.clone());
+    }
     Ok(LockOutcome {
         path: recipe.lock.clone(),
         lock,
         changed,
         exported,
     })
+}
+
+/// Writes `recipe`'s lock from `file` (a `pylock.toml` another tool or pystore wrote) without
+/// resolving anything: its pins are checked against the recipe's requirements and targets.
+pub fn import_pylock(recipe: &Recipe, file: &Path) -> Result<LockOutcome, LockRecipeError> {
+    let requirements = requirements::read(&recipe.requirements)?;
+    let lock = super::pylock::lock_from_pylock(recipe, &requirements, file)?;
+    let changed = write_recipe_lock(recipe, &lock, &BTreeMap::new())?;
+    Ok(LockOutcome {
+        path: recipe.lock.clone(),
+        lock,
+        changed,
+        exported: Vec::new(),
+    })
+}
+
+/// The recipe's current lock, whatever inputs it was made from (only a source of preferences).
+fn read_recipe_lock(recipe: &Recipe) -> Option<Lock> {
+    if !recipe.lock_is_pylock() {
+        return Lock::read(&recipe.lock).ok();
+    }
+    let targets: Vec<PylockTarget> = recipe
+        .targets
+        .iter()
+        .map(|t| PylockTarget {
+            name: t.name.clone(),
+            platform: t.platform.clone(),
+            glibc: t.glibc.clone(),
+        })
+        .collect();
+    read_pylock(&recipe.lock, &recipe.python, &targets)
+        .ok()
+        .map(|read| read.lock)
+}
+
+/// Writes `lock` to the recipe's lock file in that file's format; whether its bytes changed.
+fn write_recipe_lock(
+    recipe: &Recipe,
+    lock: &Lock,
+    locations: &BTreeMap<String, WheelLocation>,
+) -> Result<bool, LockRecipeError> {
+    if recipe.lock_is_pylock() {
+        let text = pylock_text(lock, locations, &recipe.lock)?;
+        let changed = std::fs::read_to_string(&recipe.lock).ok().as_deref() != Some(text.as_str());
+        if changed {
+            write_pylock(lock, locations, &recipe.lock)?;
+        }
+        return Ok(changed);
+    }
+    let changed =
+        std::fs::read_to_string(&recipe.lock).ok().as_deref() != Some(lock.to_toml().as_str());
+    if changed {
+        lock.write(&recipe.lock)?;
+    }
+    Ok(changed)
+}
+
+fn pylock_text(
+    lock: &Lock,
+    locations: &BTreeMap<String, WheelLocation>,
+    path: &Path,
+) -> Result<String, LockRecipeError> {
+    // Local wheels are named relative to the pylock's directory where they lie below it.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let locations: BTreeMap<String, WheelLocation> = locations
+        .iter()
+        .map(|(name, location)| {
+            let location = match location {
+                WheelLocation::Path(p) => WheelLocation::Path(
+                    Path::new(p)
+                        .strip_prefix(dir)
+                        .map(|rel| rel.to_string_lossy().replace('\\', "/"))
+                        .unwrap_or_else(|_| p.clone()),
+                ),
+                url => url.clone(),
+            };
+            (name.clone(), location)
+        })
+        .collect();
+    to_pylock(lock, &locations).map_err(|message| LockRecipeError::PylockWrite {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// Writes `lock` as a `pylock.toml` at `path`, atomically.
+fn write_pylock(
+    lock: &Lock,
+    locations: &BTreeMap<String, WheelLocation>,
+    path: &Path,
+) -> Result<(), LockRecipeError> {
+    let text = pylock_text(lock, locations, path)?;
+    let export = |error| LockRecipeError::Export {
+        path: path.to_path_buf(),
+        error,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(export)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(export)?;
+    temp.write_all(text.as_bytes()).map_err(export)?;
+    temp.persist(path).map_err(|e| export(e.error))?;
+    Ok(())
 }
 
 fn lock_target(
@@ -359,6 +471,24 @@ impl<'f, 'i> IndexSource<'f, 'i> {
                 .insert(file.filename.clone(), (document.body.len() as u64, sha256));
         }
         with(&path)
+    }
+
+    /// Where every file of every project page seen can be downloaded, by file name: a URL, or
+    /// a local path for a wheelhouse's files.
+    fn locations(&self) -> BTreeMap<String, WheelLocation> {
+        let mut out = BTreeMap::new();
+        for page in self.pages.borrow().values() {
+            for file in &page.files {
+                let location = match file.url.to_file_path() {
+                    Ok(path) if file.url.scheme() == "file" => {
+                        WheelLocation::Path(path.to_string_lossy().into_owned())
+                    }
+                    _ => WheelLocation::Url(file.url.to_string()),
+                };
+                out.entry(file.filename.clone()).or_insert(location);
+            }
+        }
+        out
     }
 
     /// The size and sha256 of a chosen wheel: from the index when it gives both, else from the

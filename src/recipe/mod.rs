@@ -4,6 +4,7 @@
 //! Paths in a recipe are relative to the recipe's directory.
 
 pub mod lock;
+pub mod pylock;
 pub mod realise;
 
 use std::collections::BTreeSet;
@@ -121,6 +122,14 @@ fn default_lock() -> String {
 }
 
 impl Recipe {
+    /// Whether the lock file is a `pylock.toml` (PEP 751) rather than a `pystore.lock`.
+    pub fn lock_is_pylock(&self) -> bool {
+        self.lock
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(crate::python::pylock::is_pylock_name)
+    }
+
     /// The lock inputs hash of this recipe with `requirements` (its parsed requirements file):
     /// what a lock written for it records, and what realise checks a lock against.
     pub fn lock_inputs(

@@ -34,6 +34,9 @@ pub enum RealiseRecipeError {
     /// The lock file.
     #[error(transparent)]
     Lock(#[from] crate::python::lockfile::LockError),
+    /// The lock file, given as `pylock.toml`.
+    #[error(transparent)]
+    Pylock(#[from] super::pylock::PylockLockError),
     /// No lock.
     #[error("{recipe} has no lock at {}; run `pystore lock {recipe}` to create it", path.display())]
     NoLock { recipe: String, path: PathBuf },
@@ -230,6 +233,10 @@ pub fn checked_lock(
             recipe: recipe.name.clone(),
             path: recipe.lock.clone(),
         });
+    }
+    if recipe.lock_is_pylock() {
+        let lock = super::pylock::lock_from_pylock(recipe, &requirements, &recipe.lock)?;
+        return Ok((lock, requirements));
     }
     let lock = Lock::read(&recipe.lock)?;
     if lock.inputs != recipe.lock_inputs(&requirements) || lock.python != recipe.python {

@@ -1,0 +1,131 @@
+//! A recipe's lock given as `pylock.toml` (PEP 751): read for realise (`lock = "pylock.toml"` in
+//! the recipe) and imported by `pystore lock --from-pylock`.
+//!
+//! A file pystore wrote records the inputs hash it was resolved from, so it is checked like
+//! `pystore.lock`. A file another tool wrote has no such hash: its pins are checked against the
+//! recipe's requirements instead (every requirement that applies to a target is pinned, at a
+//! version it allows), and only then vouched for with the recipe's inputs hash.
+
+use std::path::{Path, PathBuf};
+
+use pep440_rs::Version;
+use pep508_rs::VersionOrUrl;
+
+use super::Recipe;
+use crate::python::lockfile::Lock;
+use crate::python::markers::marker_environment;
+use crate::python::pylock::{read_pylock, PylockError, PylockTarget};
+use crate::python::requirements::RequirementsFile;
+use crate::python::{normalize_name, Target};
+
+/// Why a `pylock.toml` cannot serve as a recipe's lock.
+#[derive(Debug, thiserror::Error)]
+pub enum PylockLockError {
+    /// The file itself.
+    #[error(transparent)]
+    Pylock(#[from] PylockError),
+    /// Written by pystore for other inputs.
+    #[error("{} was locked from other requirements, Python version or targets than {recipe}'s (they changed since it was written); run `pystore lock {recipe}`", path.display())]
+    Stale { recipe: String, path: PathBuf },
+    /// A requirement the file does not pin (or pins at a version it excludes).
+    #[error("{}: {message}", path.display())]
+    Unsatisfied { path: PathBuf, message: String },
+    /// A target the python layer refuses.
+    #[error("target {target}: {message}")]
+    Target { target: String, message: String },
+}
+
+/// Reads `path` as `recipe`'s lock, for all of its targets, checked against `requirements`.
+pub fn lock_from_pylock(
+    recipe: &Recipe,
+    requirements: &RequirementsFile,
+    path: &Path,
+) -> Result<Lock, PylockLockError> {
+    let targets: Vec<PylockTarget> = recipe
+        .targets
+        .iter()
+        .map(|t| PylockTarget {
+            name: t.name.clone(),
+            platform: t.platform.clone(),
+            glibc: t.glibc.clone(),
+        })
+        .collect();
+    let read = read_pylock(path, &recipe.python, &targets)?;
+    let inputs = recipe.lock_inputs(requirements);
+    if read.written_by_pystore {
+        if read.lock.inputs != inputs {
+            return Err(PylockLockError::Stale {
+                recipe: recipe.name.clone(),
+                path: path.to_path_buf(),
+            });
+        }
+        return Ok(read.lock);
+    }
+    check_requirements(recipe, requirements, &read.lock, path)?;
+    Ok(Lock {
+        inputs,
+        ..read.lock
+    })
+}
+
+/// Every requirement and constraint that applies to a target is met by the target's pins.
+fn check_requirements(
+    recipe: &Recipe,
+    requirements: &RequirementsFile,
+    lock: &Lock,
+    path: &Path,
+) -> Result<(), PylockLockError> {
+    for recipe_target in &recipe.targets {
+        let target_error = |message: String| PylockLockError::Target {
+            target: recipe_target.name.clone(),
+            message,
+        };
+        let target = Target::new(
+            &recipe_target.platform,
+            recipe_target.glibc.as_deref(),
+            &recipe.python,
+        )
+        .map_err(|e| target_error(e.to_string()))?;
+        let env = marker_environment(&target).map_err(|e| target_error(e.to_string()))?;
+        let pins = lock.packages_of(&recipe_target.name);
+        let lines = requirements
+            .requirements
+            .iter()
+            .map(|line| (line, true))
+            .chain(requirements.constraints.iter().map(|line| (line, false)));
+        for (line, required) in lines {
+            let requirement = &line.requirement;
+            if !requirement.marker.evaluate(&env, &[]) {
+                continue;
+            }
+            let unsatisfied = |problem: String| {
+                PylockLockError::Unsatisfied {
+                path: path.to_path_buf(),
+                message: format!(
+                    "target {}: {requirement} ({}) is {problem}; the file is not a lock of {}'s requirements: lock them again (`pystore lock {}`) or fix the file",
+                    recipe_target.name, line.origin, recipe.name, recipe.name
+                ),
+            }
+            };
+            let name = normalize_name(requirement.name.as_ref());
+            let Some(pin) = pins.get(name.as_str()) else {
+                if required {
+                    return Err(unsatisfied("not pinned".to_owned()));
+                }
+                continue;
+            };
+            if let Some(VersionOrUrl::VersionSpecifier(specifiers)) = &requirement.version_or_url {
+                let version: Version = pin.version.parse().map_err(|e| {
+                    unsatisfied(format!(
+                        "pinned at an invalid version {:?}: {e}",
+                        pin.version
+                    ))
+                })?;
+                if !specifiers.contains(&version) {
+                    return Err(unsatisfied(format!("pinned at {}", pin.version)));
+                }
+            }
+        }
+    }
+    Ok(())
+}
