@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use common::http::{Response, Server};
+use common::http::{ranged, Response, Server};
 use common::*;
 use pyfixtures::WheelBuilder;
 use pystore::python::lockfile::Lock;
@@ -25,6 +25,8 @@ struct Dist {
     requires_python: Option<String>,
     /// Offer the PEP 658 metadata file (else the wheel must be read).
     pep658: bool,
+    /// Serve the wheel's bytes in ranges (else whole, whatever is asked).
+    ranges: bool,
 }
 
 /// A wheel `name-version-tag.whl` with extra METADATA lines.
@@ -44,6 +46,7 @@ fn wheel(dir: &Path, name: &str, version: &str, tag: &str, metadata: &[&str]) ->
         yanked: false,
         requires_python: None,
         pep658: false,
+        ranges: false,
     }
 }
 
@@ -102,6 +105,9 @@ fn index(dists: Dists) -> Server {
         }
         for d in dists.iter() {
             if req.path == format!("/files/{}", d.filename) {
+                if d.ranges {
+                    return ranged(req, &d.bytes);
+                }
                 return Response::ok(d.bytes.clone());
             }
             if d.pep658 && req.path == format!("/files/{}.metadata", d.filename) {
@@ -732,4 +738,84 @@ fn a_foreign_pylock_is_checked_against_the_requirements() {
             .args(["realise", "--dry-run"])
             .arg(&recipe),
     );
+}
+
+#[test]
+fn without_pep_658_metadata_is_read_by_ranges_not_by_downloading_the_wheel() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // A wheel of about 2 MiB that does not compress, whose server serves ranges.
+    let mut x: u32 = 1;
+    let noise: Vec<u8> = (0..2_000_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        })
+        .collect();
+    let big = {
+        let builder = WheelBuilder::new("big", "1.0", "py3-none-any")
+            .file("big/__init__.py", b"")
+            .file("big/noise.bin", &noise)
+            .metadata("Requires-Dist: small");
+        let path = builder.build(w);
+        Dist {
+            filename: builder.file_name(),
+            bytes: fs::read(path).unwrap(),
+            metadata: builder.metadata_text(),
+            yanked: false,
+            requires_python: None,
+            pep658: false,
+            ranges: true,
+        }
+    };
+    let (size, sha256) = (big.bytes.len() as u64, sha256_hex(&big.bytes));
+    let server = index(Arc::new(Mutex::new(vec![
+        big,
+        pure(w, "small", "1.0", &[]),
+    ])));
+    let recipe = recipe(w, "3.12.7", &[LINUX], "big\n");
+    let store = TempStore::new();
+    run_ok(&mut lock_cmd(store.path(), &server, &recipe));
+    let lock = Lock::read(&recipe.join("pystore.lock")).unwrap();
+    let pins = lock.packages_of("linux-x86_64");
+    assert_eq!(
+        pins["small"].required_by,
+        ["big"],
+        "big's METADATA was read"
+    );
+    assert_eq!(
+        (pins["big"].size, pins["big"].sha256.clone()),
+        (size, sha256)
+    );
+    // Every request for the wheel asked for a range, and together far less than the wheel.
+    let asked: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/files/big-1.0-py3-none-any.whl")
+        .map(|r| r.header("range").unwrap_or("(whole file)").to_owned())
+        .collect();
+    let bytes: u64 = asked
+        .iter()
+        .map(
+            |r| match r.strip_prefix("bytes=").and_then(|r| r.split_once('-')) {
+                Some(("", n)) => n.parse::<u64>().unwrap(),
+                Some((a, b)) => b.parse::<u64>().unwrap() - a.parse::<u64>().unwrap() + 1,
+                None => panic!("a request without a range: {asked:?}"),
+            },
+        )
+        .sum();
+    assert!(!asked.is_empty() && bytes < size / 10, "{asked:?}");
+    // So the wheel is not in the store yet: realise will fetch it (and check size and sha256).
+    let plan = json(
+        pystore(store.path())
+            .args(["realise", "--dry-run"])
+            .arg(&recipe),
+    );
+    let status = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "big-1.0-py3-none-any.whl")
+        .map(|e| e["status"].clone());
+    assert_eq!(status, Some(serde_json::json!("fetch")), "{plan}");
 }

@@ -53,6 +53,17 @@ pub struct Document {
     pub body: Vec<u8>,
 }
 
+/// Part of a file, as a server answered a range request.
+#[derive(Clone, Debug)]
+pub struct Ranged {
+    /// Offset of the first byte.
+    pub start: u64,
+    /// The whole file's length.
+    pub total: u64,
+    /// The bytes.
+    pub body: Vec<u8>,
+}
+
 /// What a download produced.
 #[derive(Clone, Copy, Debug)]
 pub struct Downloaded {
@@ -218,6 +229,39 @@ impl HttpClient {
         })
     }
 
+    /// GETs bytes `range` of `url` (an HTTP `Range` value such as `bytes=-65536` or
+    /// `bytes=100-199`). `Ok(None)` when the server answers with the whole file instead (it
+    /// does not serve ranges); the body is then not read.
+    pub fn get_range(&self, url: &Url, range: &str) -> Result<Option<Ranged>, FetchError> {
+        self.with_retries(url, || {
+            let request = self.request(url).header(RANGE, range);
+            let response = match self.send(url, request)? {
+                Attempt::Done(response) => response,
+                Attempt::Retry { reason, after } => return Ok(Attempt::Retry { reason, after }),
+            };
+            if response.status() != StatusCode::PARTIAL_CONTENT {
+                return Ok(Attempt::Done(None));
+            }
+            let Some((start, total)) = content_range(response.headers()) else {
+                return Err(FetchError::Transport {
+                    url: redact(url),
+                    message: format!("answered {range} without a valid Content-Range"),
+                });
+            };
+            match response.bytes() {
+                Ok(body) => Ok(Attempt::Done(Some(Ranged {
+                    start,
+                    total,
+                    body: body.to_vec(),
+                }))),
+                Err(err) => Ok(Attempt::Retry {
+                    reason: error_chain(&err),
+                    after: None,
+                }),
+            }
+        })
+    }
+
     /// Streams `url` into `dest` (created or truncated), hashing as it goes. An interrupted or
     /// truncated transfer is resumed with `Range` when the server honours it, else restarted.
     /// `expected_size`, when known, is checked before and after. `on_position` is told how many
@@ -304,6 +348,19 @@ impl HttpClient {
     }
 }
 
+/// `Content-Range: bytes START-END/TOTAL` as `(START, TOTAL)`; a length of `*` is refused.
+fn content_range(headers: &HeaderMap) -> Option<(u64, u64)> {
+    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
+    let (span, total) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (start, end) = span.split_once('-')?;
+    let (start, end, total): (u64, u64, u64) = (
+        start.trim().parse().ok()?,
+        end.trim().parse().ok()?,
+        total.trim().parse().ok()?,
+    );
+    (start <= end && end < total).then_some((start, total))
+}
+
 fn content_range_start(headers: &HeaderMap) -> Option<u64> {
     let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
     let range = value.strip_prefix("bytes ")?;
@@ -360,5 +417,15 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_RANGE, HeaderValue::from_static("bytes 100-199/200"));
         assert_eq!(content_range_start(&headers), Some(100));
+        assert_eq!(content_range(&headers), Some((100, 200)));
+        for bad in [
+            "bytes 100-199/*",
+            "bytes 100-200/200",
+            "bytes 9-1/20",
+            "items 1-2/3",
+        ] {
+            headers.insert(CONTENT_RANGE, HeaderValue::from_static(bad));
+            assert_eq!(content_range(&headers), None, "{bad}");
+        }
     }
 }

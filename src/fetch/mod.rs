@@ -7,6 +7,7 @@ pub mod fixed;
 pub mod http;
 pub mod index;
 pub mod pipconf;
+pub mod ranged;
 
 pub use fixed::{FetchConfig, Fetched, Fetcher, FixedOutput};
 

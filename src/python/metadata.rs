@@ -5,12 +5,15 @@
 //! The format is email-header-like: `Key: value` lines, continuation lines starting with white
 //! space, and a body after the first blank line (the description, which is ignored).
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
 use std::str::FromStr;
 
 use pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::{ExtraName, Requirement};
+
+/// The largest METADATA read (a zip bomb in the member would otherwise be inflated whole).
+const MAX_METADATA: u64 = 16 << 20;
 
 /// The resolver's view of a distribution's core metadata.
 #[derive(Clone, Debug)]
@@ -115,12 +118,24 @@ impl CoreMetadata {
     /// Reads `*.dist-info/METADATA` from a wheel file. A wheel has exactly one top-level
     /// `.dist-info` directory; more than one is refused rather than guessed between.
     pub fn from_wheel(path: &Path) -> Result<CoreMetadata, MetadataError> {
+        let file = std::fs::File::open(path).map_err(|e| MetadataError::Wheel {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        CoreMetadata::from_wheel_reader(file, path)
+    }
+
+    /// [`CoreMetadata::from_wheel`] over any seekable reader (a remote wheel read in ranges);
+    /// `path` names the wheel in errors. Only the ZIP directory and the METADATA member are read.
+    pub fn from_wheel_reader<R: Read + Seek>(
+        reader: R,
+        path: &Path,
+    ) -> Result<CoreMetadata, MetadataError> {
         let wheel_error = |message: String| MetadataError::Wheel {
             path: path.to_path_buf(),
             message,
         };
-        let file = std::fs::File::open(path).map_err(|e| wheel_error(e.to_string()))?;
-        let mut archive = zip::ZipArchive::new(file)
+        let mut archive = zip::ZipArchive::new(reader)
             .map_err(|e| wheel_error(format!("not a readable wheel (ZIP): {e}")))?;
         let mut candidates: Vec<String> = archive
             .file_names()
@@ -141,11 +156,21 @@ impl CoreMetadata {
                 )))
             }
         };
-        let mut bytes = Vec::new();
-        archive
+        let mut entry = archive
             .by_name(&member)
-            .and_then(|mut entry| entry.read_to_end(&mut bytes).map_err(Into::into))
             .map_err(|e| wheel_error(format!("{member}: {e}")))?;
+        if entry.size() > MAX_METADATA {
+            return Err(wheel_error(format!(
+                "{member} is {} bytes; refusing more than {MAX_METADATA}",
+                entry.size()
+            )));
+        }
+        let mut bytes = Vec::new();
+        (&mut entry)
+            .take(MAX_METADATA + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| wheel_error(format!("{member}: {e}")))?;
+        drop(entry);
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -1,9 +1,11 @@
 //! `pystore lock`: resolve a recipe's loose requirements for each of its targets and write the
 //! lock beside the recipe.
 //!
-//! Metadata comes from the index's PEP 658 files where offered; otherwise the wheel itself is
-//! downloaded — through the store, as the fixed-output entry realise will want later, so locking
-//! then realising downloads each wheel once.
+//! Metadata comes from the index's PEP 658 files where offered; otherwise from the wheel's
+//! METADATA member, read by HTTP range requests (the ZIP directory at the end, then that member:
+//! a few kilobytes of a wheel of any size). Only when the server does not serve ranges is the
+//! whole wheel downloaded — through the store, as the fixed-output entry realise will want later,
+//! so locking then realising downloads it once.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -16,6 +18,7 @@ use sha2::Digest;
 
 use super::{Recipe, RecipeTarget};
 use crate::fetch::index::{IndexClient, IndexFile, ProjectPage};
+use crate::fetch::ranged::RangedFile;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
 use crate::hash::to_hex;
 use crate::python::lockfile::{Lock, LockError, LockedPackage, LockedTarget, LOCK_VERSION};
@@ -27,6 +30,10 @@ use crate::python::resolve::{
 };
 use crate::python::{normalize_name, Target};
 use crate::store::EntryName;
+
+/// How much of a wheel's end the first range request asks for: the ZIP directory of all but
+/// the largest wheels, and often METADATA too (it is written near the end).
+const RANGE_TAIL: u64 = 64 << 10;
 
 /// Why a recipe could not be locked.
 #[derive(Debug, thiserror::Error)]
@@ -473,6 +480,34 @@ impl<'f, 'i> IndexSource<'f, 'i> {
         with(&path)
     }
 
+    /// Reads a remote wheel's METADATA with range requests (its ZIP directory and that one
+    /// member), learning its size on the way. `None` when the wheel is not remote or its server
+    /// does not serve ranges: then the whole wheel is downloaded.
+    fn metadata_by_ranges(&self, file: &IndexFile) -> Result<Option<CoreMetadata>, SourceError> {
+        if !matches!(file.url.scheme(), "http" | "https") {
+            return Ok(None);
+        }
+        let http = self.fetcher.http()?;
+        let Some(mut remote) = RangedFile::open(http, &file.url, RANGE_TAIL)? else {
+            return Ok(None);
+        };
+        let meta = CoreMetadata::from_wheel_reader(&mut remote, Path::new(&file.filename))?;
+        tracing::debug!(
+            "{}: METADATA read in {} range requests, {} of {} bytes",
+            file.filename,
+            remote.requests(),
+            remote.fetched(),
+            remote.len()
+        );
+        if let Some(sha256) = file.sha256() {
+            // The size pinned is checked against the bytes when realise downloads them.
+            self.facts
+                .borrow_mut()
+                .insert(file.filename.clone(), (remote.len(), to_hex(&sha256)));
+        }
+        Ok(Some(meta))
+    }
+
     /// Where every file of every project page seen can be downloaded, by file name: a URL, or
     /// a local path for a wheelhouse's files.
     fn locations(&self) -> BTreeMap<String, WheelLocation> {
@@ -534,7 +569,10 @@ impl PackageSource for IndexSource<'_, '_> {
         }
         let meta = match self.index.core_metadata(file)? {
             Some(bytes) => CoreMetadata::parse(&bytes, &format!("{}.metadata", file.filename))?,
-            None => self.with_wheel(file, |path| Ok(CoreMetadata::from_wheel(path)?))?,
+            None => match self.metadata_by_ranges(file)? {
+                Some(meta) => meta,
+                None => self.with_wheel(file, |path| Ok(CoreMetadata::from_wheel(path)?))?,
+            },
         };
         self.metadata
             .borrow_mut()

@@ -184,22 +184,31 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) -> std
 
 /// Serves `body` honouring a `Range: bytes=N-` header, as a static file server would.
 pub fn ranged(request: &Request, body: &[u8]) -> Response {
-    if let Some(start) = request
+    let len = body.len();
+    if let Some(spec) = request
         .header("range")
         .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.strip_suffix('-'))
-        .and_then(|n| n.parse::<usize>().ok())
     {
-        if start < body.len() {
+        // RFC 9110: `A-`, `A-B` (B clamped to the end) and the suffix form `-N`.
+        let span = match spec.split_once('-') {
+            Some(("", n)) => n
+                .parse::<usize>()
+                .ok()
+                .map(|n| (len.saturating_sub(n), len)),
+            Some((a, "")) => a.parse::<usize>().ok().map(|a| (a, len)),
+            Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
+                (Ok(a), Ok(b)) if a <= b => Some((a, (b + 1).min(len))),
+                _ => None,
+            },
+            None => None,
+        };
+        if let Some((start, end)) = span.filter(|(start, end)| start < end) {
             return Response {
                 status: 206,
-                body: body[start..].to_vec(),
+                body: body[start..end].to_vec(),
                 ..Default::default()
             }
-            .header(
-                "Content-Range",
-                &format!("bytes {start}-{}/{}", body.len() - 1, body.len()),
-            )
+            .header("Content-Range", &format!("bytes {start}-{}/{len}", end - 1))
             .header("Accept-Ranges", "bytes");
         }
         return Response::status(416);
