@@ -60,7 +60,13 @@ type Dists = Arc<Mutex<Vec<Dist>>>;
 /// A loopback PEP 691 index over `dists`, which the test may change while it runs. PEP 658
 /// files also give the size (PEP 700); the others do not, so their size comes from the download.
 fn index(dists: Dists) -> Server {
+    slow_index(dists, std::time::Duration::ZERO)
+}
+
+/// [`index`], answering each request after `delay` (so parallel requests overlap visibly).
+fn slow_index(dists: Dists, delay: std::time::Duration) -> Server {
     Server::start(move |req| {
+        std::thread::sleep(delay);
         let dists = dists.lock().unwrap();
         if let Some(project) = req
             .path
@@ -818,4 +824,61 @@ fn without_pep_658_metadata_is_read_by_ranges_not_by_downloading_the_wheel() {
         .find(|e| e["name"] == "big-1.0-py3-none-any.whl")
         .map(|e| e["status"].clone());
     assert_eq!(status, Some(serde_json::json!("fetch")), "{plan}");
+}
+
+#[test]
+fn pages_and_metadata_of_dependencies_are_fetched_in_parallel_with_the_same_result() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let libs: Vec<String> = (0..8).map(|i| format!("lib{i}")).collect();
+    let requires: Vec<String> = libs.iter().map(|l| format!("Requires-Dist: {l}")).collect();
+    let requires: Vec<&str> = requires.iter().map(String::as_str).collect();
+    let make_index = || {
+        let mut dists = vec![pure(w, "app", "1.0", &requires)];
+        for (i, lib) in libs.iter().enumerate() {
+            for version in ["1.0", "2.0"] {
+                let mut dist = pure(w, lib, version, &[]);
+                // Half with PEP 658 files, half read from the wheel by ranges.
+                dist.pep658 = i % 2 == 0;
+                dist.ranges = true;
+                dists.push(dist);
+            }
+        }
+        slow_index(
+            Arc::new(Mutex::new(dists)),
+            std::time::Duration::from_millis(30),
+        )
+    };
+    let server = make_index();
+    let recipe = recipe(w, "3.12.7", &[LINUX], "app\n");
+    let lock_path = recipe.join("pystore.lock");
+    let store = TempStore::new();
+    run_ok(lock_cmd(store.path(), &server, &recipe).args(["-j", "1"]));
+    let serial = fs::read(&lock_path).unwrap();
+    // A closing connection may still count while the next one opens: 2 is "one at a time".
+    assert!(
+        server.max_concurrency() <= 2,
+        "{}",
+        server.max_concurrency()
+    );
+    assert_eq!(versions(&recipe, "linux-x86_64").len(), 9);
+    let parallel_server = make_index();
+    fs::remove_file(&lock_path).unwrap();
+    let other = TempStore::new();
+    run_ok(lock_cmd(other.path(), &parallel_server, &recipe).args(["-j", "4"]));
+    assert_eq!(fs::read(&lock_path).unwrap(), serial, "same lock at -j 4");
+    assert!(
+        parallel_server.max_concurrency() >= 3,
+        "requests overlapped: {}",
+        parallel_server.max_concurrency()
+    );
+    // No page or metadata was asked for twice.
+    let requests = parallel_server.requests();
+    for path in ["/simple/lib3/", "/files/lib2-2.0-py3-none-any.whl.metadata"] {
+        assert_eq!(
+            requests.iter().filter(|r| r.path == path).count(),
+            1,
+            "{path}"
+        );
+    }
 }

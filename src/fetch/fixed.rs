@@ -112,6 +112,11 @@ impl<'a> Fetcher<'a> {
         }
     }
 
+    /// Downloads (and other requests) this fetcher makes at once (`-j`).
+    pub fn jobs(&self) -> usize {
+        self.config.jobs.max(1)
+    }
+
     /// The HTTP client, created on first use (so a store hit costs no TLS set-up).
     pub fn http(&self) -> Result<&HttpClient, FetchError> {
         self.http

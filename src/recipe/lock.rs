@@ -17,6 +17,7 @@ use pep440_rs::Version;
 use sha2::Digest;
 
 use super::{Recipe, RecipeTarget};
+use crate::fetch::http::HttpClient;
 use crate::fetch::index::{IndexClient, IndexFile, ProjectPage};
 use crate::fetch::ranged::RangedFile;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
@@ -484,28 +485,37 @@ impl<'f, 'i> IndexSource<'f, 'i> {
     /// member), learning its size on the way. `None` when the wheel is not remote or its server
     /// does not serve ranges: then the whole wheel is downloaded.
     fn metadata_by_ranges(&self, file: &IndexFile) -> Result<Option<CoreMetadata>, SourceError> {
-        if !matches!(file.url.scheme(), "http" | "https") {
-            return Ok(None);
-        }
-        let http = self.fetcher.http()?;
-        let Some(mut remote) = RangedFile::open(http, &file.url, RANGE_TAIL)? else {
+        let Some((meta, size)) = remote_metadata(self.fetcher.http()?, file)? else {
             return Ok(None);
         };
-        let meta = CoreMetadata::from_wheel_reader(&mut remote, Path::new(&file.filename))?;
-        tracing::debug!(
-            "{}: METADATA read in {} range requests, {} of {} bytes",
-            file.filename,
-            remote.requests(),
-            remote.fetched(),
-            remote.len()
-        );
+        self.note_size(file, size);
+        Ok(Some(meta))
+    }
+
+    /// Records the size a range answer gave for `file`, when the index gives its sha256 (the
+    /// size pinned is checked against the bytes when realise downloads them).
+    fn note_size(&self, file: &IndexFile, size: u64) {
         if let Some(sha256) = file.sha256() {
-            // The size pinned is checked against the bytes when realise downloads them.
             self.facts
                 .borrow_mut()
-                .insert(file.filename.clone(), (remote.len(), to_hex(&sha256)));
+                .insert(file.filename.clone(), (size, to_hex(&sha256)));
         }
-        Ok(Some(meta))
+    }
+
+    /// Runs `work` on each item, up to `-j` at once; results in input order.
+    fn parallel<T: Sync, R: Send>(&self, items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+        let jobs = self.fetcher.jobs().min(items.len()).max(1);
+        let chunk = items.len().div_ceil(jobs);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = items
+                .chunks(chunk.max(1))
+                .map(|part| scope.spawn(|| part.iter().map(&work).collect::<Vec<R>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
     }
 
     /// Where every file of every project page seen can be downloaded, by file name: a URL, or
@@ -544,7 +554,77 @@ impl<'f, 'i> IndexSource<'f, 'i> {
     }
 }
 
+/// A remote wheel's METADATA and size, read by ranges; `None` when not remote or the server
+/// does not serve ranges.
+fn remote_metadata(
+    http: &HttpClient,
+    file: &IndexFile,
+) -> Result<Option<(CoreMetadata, u64)>, SourceError> {
+    if !matches!(file.url.scheme(), "http" | "https") {
+        return Ok(None);
+    }
+    let Some(mut remote) = RangedFile::open(http, &file.url, RANGE_TAIL)? else {
+        return Ok(None);
+    };
+    let meta = CoreMetadata::from_wheel_reader(&mut remote, Path::new(&file.filename))?;
+    tracing::debug!(
+        "{}: METADATA read in {} range requests, {} of {} bytes",
+        file.filename,
+        remote.requests(),
+        remote.fetched(),
+        remote.len()
+    );
+    Ok(Some((meta, remote.len())))
+}
+
 impl PackageSource for IndexSource<'_, '_> {
+    fn prefetch_projects(&self, names: &[String]) {
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !self.pages.borrow().contains_key(n.as_str()))
+            .collect();
+        let pages = self.parallel(&missing, |name| self.index.project(name));
+        for (name, page) in missing.into_iter().zip(pages) {
+            // Failures are left for `project` to meet again and report.
+            if let Ok(page) = page {
+                self.pages.borrow_mut().insert(name.clone(), page);
+            }
+        }
+    }
+
+    fn prefetch_metadata(&self, files: &[IndexFile]) {
+        let Ok(http) = self.fetcher.http() else {
+            return;
+        };
+        let missing: Vec<&IndexFile> = files
+            .iter()
+            .filter(|f| !self.metadata.borrow().contains_key(&f.filename))
+            .collect();
+        let found = self.parallel(&missing, |file| {
+            let meta = match self.index.core_metadata(file).ok()? {
+                Some(bytes) => {
+                    let source = format!("{}.metadata", file.filename);
+                    (CoreMetadata::parse(&bytes, &source).ok()?, None)
+                }
+                None => {
+                    let (meta, size) = remote_metadata(http, file).ok()??;
+                    (meta, Some(size))
+                }
+            };
+            Some(meta)
+        });
+        for (file, found) in missing.into_iter().zip(found) {
+            // What could not be read here (or needs the whole wheel) is read later, in order.
+            let Some((meta, size)) = found else { continue };
+            if let Some(size) = size {
+                self.note_size(file, size);
+            }
+            self.metadata
+                .borrow_mut()
+                .insert(file.filename.clone(), meta);
+        }
+    }
+
     fn project(&self, name: &str) -> Result<ProjectPage, SourceError> {
         if let Some(page) = self.pages.borrow().get(name) {
             return Ok(page.clone());

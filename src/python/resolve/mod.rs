@@ -34,6 +34,11 @@ pub trait PackageSource {
     fn project(&self, name: &str) -> Result<ProjectPage, SourceError>;
     /// The core metadata of `file` (a wheel the index lists).
     fn metadata(&self, file: &IndexFile) -> Result<CoreMetadata, SourceError>;
+    /// A hint: these projects' pages will be asked for soon (a source may fetch them in
+    /// parallel now). Errors are left for the later [`PackageSource::project`] call to report.
+    fn prefetch_projects(&self, _names: &[String]) {}
+    /// A hint: these files' metadata will likely be asked for soon.
+    fn prefetch_metadata(&self, _files: &[IndexFile]) {}
 }
 
 /// What to resolve.

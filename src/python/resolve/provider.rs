@@ -325,6 +325,63 @@ impl<'a> Provider<'a> {
         Ok(project)
     }
 
+    /// The version `choose_version` takes for `name` in `range`: the preferred one while it
+    /// fits, else the newest candidate (pre-releases only where allowed).
+    fn best_version(
+        &self,
+        name: &str,
+        range: &Ranges<Version>,
+        project: &Project,
+    ) -> Option<Version> {
+        let pre = self.allows_pre(name);
+        let fits = |v: &Version| range.contains(v) && (pre || !v.any_prerelease());
+        if let Some(preferred) = self.preferences.get(name) {
+            if fits(preferred) && project.candidates.contains_key(preferred) {
+                return Some(preferred.clone());
+            }
+        }
+        project.candidates.keys().rev().find(|v| fits(v)).cloned()
+    }
+
+    /// Lets the source fetch, in parallel, what resolving `deps` will ask for next: their
+    /// projects' pages, then the metadata of the version each would be chosen at now.
+    fn prefetch(&self, deps: &Deps) {
+        let names: BTreeSet<&str> = deps.iter().filter_map(|(pkg, _)| pkg.name()).collect();
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|name| !self.projects.borrow().contains_key(**name))
+            .map(|name| (*name).to_owned())
+            .collect();
+        if missing.len() > 1 {
+            self.source.prefetch_projects(&missing);
+        }
+        let mut files = Vec::new();
+        for (pkg, range) in deps {
+            let Some(name) = pkg.name() else { continue };
+            // A page that fails here fails again, with its error, when pubgrub asks for it.
+            let Ok(project) = self.project(name) else {
+                continue;
+            };
+            if let Some(version) = self.best_version(name, range, &project) {
+                let cached = self
+                    .metadata
+                    .borrow()
+                    .contains_key(&(name.to_owned(), version.clone()));
+                if let (false, Some(file)) = (cached, project.candidates.get(&version)) {
+                    if !files
+                        .iter()
+                        .any(|f: &IndexFile| f.filename == file.filename)
+                    {
+                        files.push(file.clone());
+                    }
+                }
+            }
+        }
+        if files.len() > 1 {
+            self.source.prefetch_metadata(&files);
+        }
+    }
+
     fn allows_pre(&self, name: &str) -> bool {
         self.pre_everywhere || self.pre.borrow().contains(name)
     }
@@ -501,18 +558,11 @@ impl DependencyProvider for Provider<'_> {
             return Ok(Some(Version::new([0])));
         };
         let project = self.project(name)?;
-        let pre = self.allows_pre(name);
-        let fits = |v: &Version| range.contains(v) && (pre || !v.any_prerelease());
-        if let Some(preferred) = self.preferences.get(name) {
-            if fits(preferred) && project.candidates.contains_key(preferred) {
-                return Ok(Some(preferred.clone()));
-            }
-        }
-        let newest = project.candidates.keys().rev().find(|v| fits(v)).cloned();
-        if newest.is_none() {
+        let chosen = self.best_version(name, range, &project);
+        if chosen.is_none() {
             self.note_nothing_in(name, range, &project);
         }
-        Ok(newest)
+        Ok(chosen)
     }
 
     fn get_dependencies(
@@ -558,6 +608,7 @@ impl DependencyProvider for Provider<'_> {
                 deps
             }
         };
+        self.prefetch(&deps);
         self.edges
             .borrow_mut()
             .insert((package.clone(), version.clone()), deps.clone());
