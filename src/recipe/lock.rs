@@ -24,7 +24,7 @@ use crate::fetch::{FetchError, Fetcher, FixedOutput};
 use crate::hash::to_hex;
 use crate::python::lockfile::{Lock, LockError, LockedPackage, LockedTarget, LOCK_VERSION};
 use crate::python::metadata::CoreMetadata;
-use crate::python::pylock::{read_pylock, to_pylock, PylockTarget, WheelLocation};
+use crate::python::pylock::{read_pylock, to_pylock, WheelLocation};
 use crate::python::requirements::{self, Origin, RequirementsError};
 use crate::python::resolve::{
     resolve, PackageSource, ResolveError, ResolveInput, ResolvedPackage, SourceError,
@@ -252,18 +252,13 @@ fn read_recipe_lock(recipe: &Recipe) -> Option<Lock> {
     if !recipe.lock_is_pylock() {
         return Lock::read(&recipe.lock).ok();
     }
-    let targets: Vec<PylockTarget> = recipe
-        .targets
-        .iter()
-        .map(|t| PylockTarget {
-            name: t.name.clone(),
-            platform: t.platform.clone(),
-            glibc: t.glibc.clone(),
-        })
-        .collect();
-    read_pylock(&recipe.lock, &recipe.python, &targets)
-        .ok()
-        .map(|read| read.lock)
+    read_pylock(
+        &recipe.lock,
+        &recipe.python,
+        &super::pylock::pylock_targets(recipe),
+    )
+    .ok()
+    .map(|read| read.lock)
 }
 
 /// Writes `lock` to the recipe's lock file in that file's format; whether its bytes changed.

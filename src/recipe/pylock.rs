@@ -41,16 +41,7 @@ pub fn lock_from_pylock(
     requirements: &RequirementsFile,
     path: &Path,
 ) -> Result<Lock, PylockLockError> {
-    let targets: Vec<PylockTarget> = recipe
-        .targets
-        .iter()
-        .map(|t| PylockTarget {
-            name: t.name.clone(),
-            platform: t.platform.clone(),
-            glibc: t.glibc.clone(),
-        })
-        .collect();
-    let read = read_pylock(path, &recipe.python, &targets)?;
+    let read = read_pylock(path, &recipe.python, &pylock_targets(recipe))?;
     let inputs = recipe.lock_inputs(requirements);
     if read.written_by_pystore {
         if read.lock.inputs != inputs {
@@ -66,6 +57,19 @@ pub fn lock_from_pylock(
         inputs,
         ..read.lock
     })
+}
+
+/// The recipe's targets, as a `pylock.toml` is read for them.
+pub fn pylock_targets(recipe: &Recipe) -> Vec<PylockTarget> {
+    recipe
+        .targets
+        .iter()
+        .map(|t| PylockTarget {
+            name: t.name.clone(),
+            platform: t.platform.clone(),
+            glibc: t.glibc.clone(),
+        })
+        .collect()
 }
 
 /// Every requirement and constraint that applies to a target is met by the target's pins.
