@@ -397,7 +397,12 @@ fn a_windows_bundle_is_assembled_on_linux() {
         .file("fast_ext/__init__.py", b"from ._speed import go\n")
         .file(
             "fast_ext/_speed.cp312-win_amd64.pyd",
-            b"MZ stand-in extension",
+            // A real PE importing only system DLLs (static validation reads its imports).
+            &std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/python/data/launchers/t64.exe"
+            ))
+            .unwrap(),
         )
         .file(
             &format!("{info}/entry_points.txt"),
@@ -486,11 +491,11 @@ fn the_samai_recipe_and_its_lock_plan_offline() {
     let entries = plan.as_array().unwrap();
     let count = |status: &str| entries.iter().filter(|e| e["status"] == status).count();
     // 2 interpreter archives + 19 Windows wheels + the 4 Linux-only binary wheels (15 pure
-    // wheels serve both targets); per target: interpreter, 19 installs, bundle, ZIP, the ZIP's
-    // provenance and SBOM.
+    // wheels serve both targets); per target: interpreter, 19 installs, bundle, its validation,
+    // ZIP, the ZIP's provenance and SBOM.
     assert_eq!(
         (count("fetch"), count("build"), count("valid")),
-        (25, 48, 0)
+        (25, 50, 0)
     );
     let names: Vec<&str> = entries
         .iter()
@@ -499,6 +504,8 @@ fn the_samai_recipe_and_its_lock_plan_offline() {
     for expected in [
         "samai-1.0.0-windows-x86_64.zip",
         "samai-1.0.0-linux-x86_64.zip",
+        "samai-1.0.0-linux-x86_64.validation.json",
+        "samai-1.0.0-windows-x86_64.validation.json",
         "psycopg2-2.9.13-cp312-cp312-win_amd64.whl",
     ] {
         assert!(

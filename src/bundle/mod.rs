@@ -8,3 +8,4 @@ pub mod manifest;
 pub mod native;
 pub mod provenance;
 pub mod sbom;
+pub mod validate;

@@ -200,9 +200,7 @@ pub fn unresolved(
         .into_iter()
         .filter(|lib| {
             !MANYLINUX_SYSTEM_LIBRARIES.contains(lib)
-                && !search
-                    .iter()
-                    .any(|d| bundle.files.contains(&join(d, lib)))
+                && !search.iter().any(|d| bundle.files.contains(&join(d, lib)))
         })
         .map(missing)
         .collect())
@@ -258,7 +256,10 @@ mod tests {
     fn a_pe_importing_system_dlls_resolves() {
         let set = files(&[]);
         let bundle = BundleFiles::new(&set);
-        assert_eq!(unresolved("x.pyd", LAUNCHER, true, &bundle).unwrap(), vec![]);
+        assert_eq!(
+            unresolved("x.pyd", LAUNCHER, true, &bundle).unwrap(),
+            vec![]
+        );
     }
 
     #[test]
@@ -316,11 +317,12 @@ mod tests {
         let Ok(python) = std::fs::read("/usr/bin/python3.11") else {
             return;
         };
-        let missing: Vec<String> = unresolved("bin/python3.11", &python, false, &BundleFiles::new(&set))
-            .unwrap()
-            .into_iter()
-            .map(|u| u.library)
-            .collect();
+        let missing: Vec<String> =
+            unresolved("bin/python3.11", &python, false, &BundleFiles::new(&set))
+                .unwrap()
+                .into_iter()
+                .map(|u| u.library)
+                .collect();
         assert_eq!(missing, vec!["libexpat.so.1", "libz.so.1"]);
         let set = files(&["lib/libexpat.so.1", "lib/libz.so.1"]);
         assert_eq!(

@@ -5,6 +5,7 @@
 
 pub mod lock;
 pub mod realise;
+pub mod run;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
