@@ -13,7 +13,7 @@ use std::process::Command;
 use common::http::{Response, Server};
 use common::*;
 use pyfixtures::WheelBuilder;
-use recipe_fixtures::{recipe, recipe_for, workspace, Spec};
+use recipe_fixtures::{recipe, recipe_for, windows_archive, workspace, Spec};
 
 fn wheels(dir: &Path) -> Vec<PathBuf> {
     let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any")
@@ -360,32 +360,6 @@ fn the_same_recipe_gives_the_same_zip_whatever_the_environment() {
         report["times"],
         serde_json::json!(["(2023, 11, 14, 22, 13, 20)"])
     );
-}
-
-/// A python-build-standalone-style Windows archive (the binaries are stand-ins: nothing runs).
-fn windows_archive(dir: &Path) -> PathBuf {
-    let path = dir.join("cpython-3.12.7-x86_64-pc-windows-msvc-install_only.tar.gz");
-    let mut tar = pyfixtures::tar_gz(&path);
-    pyfixtures::tar_dir(&mut tar, "python");
-    for (name, data) in [
-        ("python/python.exe", &b"MZ stand-in"[..]),
-        ("python/pythonw.exe", b"MZ stand-in"),
-        ("python/python312.dll", b"MZ stand-in"),
-        ("python/DLLs/_ssl.pyd", b"MZ stand-in"),
-        ("python/Lib/os.py", b"# os\n"),
-        (
-            "python/Lib/importlib/_bootstrap_external.py",
-            b"MAGIC_NUMBER = (3531).to_bytes(2, 'little') + b'\\r\\n'\n",
-        ),
-        (
-            "python/include/patchlevel.h",
-            b"#define PY_MINOR_VERSION 12\n#define PY_VERSION \"3.12.7\"\n",
-        ),
-    ] {
-        pyfixtures::tar_file(&mut tar, name, data, 0o644);
-    }
-    pyfixtures::finish_tar_gz(tar);
-    path
 }
 
 #[test]

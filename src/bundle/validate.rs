@@ -495,7 +495,10 @@ fn run_imports(
         .parent()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut args: Vec<std::ffi::OsString> = vec!["-I".into(), "-c".into(), IMPORT_SCRIPT.into()];
+    // -B: no byte code written into the bundle, whatever the level (without namespaces, root
+    // could write into the read-only store entry).
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["-I".into(), "-B".into(), "-c".into(), IMPORT_SCRIPT.into()];
     args.extend(modules.iter().map(Into::into));
     let spec = Spec {
         inputs: vec![Input {
