@@ -116,11 +116,11 @@ fn a_dirty_host_does_not_change_what_validates_at_either_level() {
             "{report}"
         );
         let dynamic = &report["dynamic"];
-        assert_eq!(
-            dynamic["sandbox"],
-            if seam.is_some() { "none" } else { "full" },
-            "{report}"
-        );
+        // Full where the machine allows namespaces (this one does; some CI runners do not).
+        assert_eq!(dynamic["sandbox"], out[0]["sandbox"], "{report}");
+        if seam.is_some() {
+            assert_eq!(dynamic["sandbox"], "none", "{report}");
+        }
         assert_eq!(
             dynamic["modules"],
             serde_json::json!({
@@ -168,11 +168,15 @@ fn an_import_that_needs_what_only_the_host_has_fails_in_the_sandbox() {
             cmd.env(SEAM, reason);
         }
         let err = run_fails(&mut cmd, 1);
-        let level = if seam.is_some() { "none" } else { "full" };
         assert!(
-            err.contains(&format!("target t: `import app_core` failed with the bundle's own python (sandbox level {level}): ModuleNotFoundError: No module named 'missing_dep'")),
+            err.contains(
+                "target t: `import app_core` failed with the bundle's own python (sandbox level "
+            ) && err.contains("): ModuleNotFoundError: No module named 'missing_dep'"),
             "{err}"
         );
+        if seam.is_some() {
+            assert!(err.contains("(sandbox level none)"), "{err}");
+        }
         assert_no_zip(store.path());
     }
 }

@@ -87,12 +87,18 @@ pub fn run(
         program_args,
     )?;
     tracing::debug!("ran at sandbox level {}", outcome.level);
-    use std::os::unix::process::ExitStatusExt;
-    Ok(match (outcome.status.code(), outcome.status.signal()) {
-        (Some(code), _) => code,
-        (None, Some(signal)) => 128 + signal,
-        (None, None) => 1,
-    })
+    if let Some(code) = outcome.status.code() {
+        return Ok(code);
+    }
+    // Killed by a signal: the shell's convention, 128 + the signal.
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = outcome.status.signal() {
+            return Ok(128 + signal);
+        }
+    }
+    Ok(1)
 }
 
 /// `pystore realise RECIPE`

@@ -523,7 +523,18 @@ impl Child {
 fn wait_and_exit(pid: libc::pid_t) -> ! {
     // SAFETY: plain system calls; `_exit` never returns.
     unsafe {
-        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
+            // Kernels before 5.9 have no close_range: close up to the descriptor limit.
+            let mut limit: libc::rlimit = std::mem::zeroed();
+            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur.min(65_536) as libc::c_int
+            } else {
+                1024
+            };
+            for fd in 0..max {
+                libc::close(fd);
+            }
+        }
         let mut status = 0;
         loop {
             let r = libc::waitpid(pid, &mut status, 0);
