@@ -22,14 +22,20 @@ use std::collections::BTreeSet;
 pub const WINDOWS_SYSTEM_DLLS: &[&str] = &[
     "advapi32.dll",
     "bcrypt.dll",
+    // Rust's standard library takes its random numbers from here (Rust-built extensions).
+    "bcryptprimitives.dll",
     "cfgmgr32.dll",
     "comctl32.dll",
     "comdlg32.dll",
     "crypt32.dll",
     "cryptbase.dll",
+    "d2d1.dll",
     "d3d11.dll",
+    "d3d12.dll",
+    "d3d9.dll",
     "dbghelp.dll",
     "dnsapi.dll",
+    "dwrite.dll",
     "dwmapi.dll",
     "dxgi.dll",
     "gdi32.dll",
@@ -74,7 +80,8 @@ pub const WINDOWS_SYSTEM_DLLS: &[&str] = &[
 ];
 
 /// The libraries the manylinux policies (PEP 513/599/600, auditwheel's `lib_whitelist`) let a
-/// wheel take from the system, plus the dynamic loaders and musl's libc.
+/// wheel take from the system — including PEP 513's `libcrypt.so.1`, `libncursesw.so.5` and
+/// `libpanelw.so.5` for manylinux1 wheels — plus the dynamic loaders and musl's libc.
 pub const MANYLINUX_SYSTEM_LIBRARIES: &[&str] = &[
     "ld-linux-aarch64.so.1",
     "ld-linux-x86-64.so.2",
@@ -85,6 +92,7 @@ pub const MANYLINUX_SYSTEM_LIBRARIES: &[&str] = &[
     "libc.musl-x86_64.so.1",
     "libc.so",
     "libc.so.6",
+    "libcrypt.so.1",
     "libdl.so.2",
     "libgcc_s.so.1",
     "libGL.so.1",
@@ -93,7 +101,9 @@ pub const MANYLINUX_SYSTEM_LIBRARIES: &[&str] = &[
     "libgthread-2.0.so.0",
     "libICE.so.6",
     "libm.so.6",
+    "libncursesw.so.5",
     "libnsl.so.1",
+    "libpanelw.so.5",
     "libpthread.so.0",
     "libresolv.so.2",
     "librt.so.1",
@@ -329,6 +339,22 @@ mod tests {
             unresolved("bin/python3.11", &python, false, &BundleFiles::new(&set)).unwrap(),
             vec![]
         );
+    }
+
+    #[test]
+    fn the_windows_list_is_lower_case_as_lookups_are() {
+        for dll in WINDOWS_SYSTEM_DLLS {
+            assert_eq!(*dll, dll.to_ascii_lowercase());
+        }
+        let set = files(&[]);
+        let bundle = BundleFiles::new(&set);
+        assert!(windows_dll_resolves("KERNEL32.dll", &bundle));
+        assert!(windows_dll_resolves(
+            "api-ms-win-crt-runtime-l1-1-0.dll",
+            &bundle
+        ));
+        assert!(!windows_dll_resolves("msvcp140.dll", &bundle));
+        assert!(!windows_dll_resolves("vcruntime140.dll", &bundle));
     }
 
     #[test]
