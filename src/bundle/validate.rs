@@ -19,7 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::{BundleManifest, MANIFEST_NAME};
 use super::native::{self, BundleFiles, NativeError};
-use crate::build::sandbox::{Input, Level, Sandbox, SandboxError, Spec};
+use crate::build::sandbox::{output_with_timeout, Input, Level, Sandbox, SandboxError, Spec};
+
+/// How long the imports may take: a module that hangs on import must not hang realise.
+const IMPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 use crate::python::interpreter::{InterpreterInfo, METADATA_FILE};
 use crate::python::target::{Arch, Os};
 use crate::python::Target;
@@ -524,16 +527,24 @@ fn run_imports(
             target: target_name.to_owned(),
             cause,
         })?;
-    let output = command.output().map_err(|e| {
-        #[cfg(target_os = "linux")]
-        if let Some(raw) = e.raw_os_error() {
-            return run_error(format!(
-                "cannot start it: {}",
-                crate::build::sandbox::linux::describe(raw)
-            ));
-        }
-        run_error(format!("cannot start it: {e}"))
-    })?;
+    let output = output_with_timeout(&mut command, IMPORT_TIMEOUT)
+        .map_err(|e| {
+            #[cfg(target_os = "linux")]
+            if let Some(raw) = e.raw_os_error() {
+                return run_error(format!(
+                    "cannot start it: {}",
+                    crate::build::sandbox::linux::describe(raw)
+                ));
+            }
+            run_error(format!("cannot start it: {e}"))
+        })?
+        .ok_or_else(|| {
+            run_error(format!(
+                "importing {} did not finish within {} seconds; it was stopped",
+                modules.join(", "),
+                IMPORT_TIMEOUT.as_secs()
+            ))
+        })?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
         return Err(run_error(format!(

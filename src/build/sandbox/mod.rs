@@ -275,6 +275,70 @@ impl Sandbox {
     }
 }
 
+/// Runs `command` with stdin empty and stdout and stderr captured, killing it after `timeout`:
+/// `Ok(None)` when it had to be killed. It runs in a process group of its own, and the whole
+/// group is killed, so children it started (which would keep its output open) die too; in the
+/// full sandbox the program also has the parent-death signal.
+pub fn output_with_timeout(
+    command: &mut Command,
+    timeout: std::time::Duration,
+) -> std::io::Result<Option<std::process::Output>> {
+    use std::io::Read;
+    use std::process::Stdio;
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(command, 0);
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            #[cfg(unix)]
+            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: kill(2) on the group this function created.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    Ok(status.map(|status| std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }))
+}
+
 /// The whole environment of a sandboxed program (sorted by name): nothing is inherited.
 pub fn fixed_env(
     path: &str,
@@ -368,6 +432,38 @@ mod tests {
         assert!(text.contains("SOURCE_DATE_EPOCH=1\n"), "{text}");
         assert!(text.contains("PATH=/bin\n"), "{text}");
         assert!(!text.contains("CARGO"), "{text}");
+    }
+
+    #[test]
+    fn a_program_running_too_long_is_killed() {
+        let scratch = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::new(Mode::Auto).unwrap();
+        let spec = Spec {
+            inputs: vec![Input {
+                label: "bin".into(),
+                host: PathBuf::from("/usr/bin"),
+            }],
+            scratch: scratch.path().to_path_buf(),
+            program: ("bin".into(), "sh".into()),
+            args: vec!["-c".into(), "echo started; sleep 30".into()],
+            path: vec![("bin".into(), String::new())],
+            system_libraries: true,
+            source_date_epoch: None,
+        };
+        let started = std::time::Instant::now();
+        let mut command = sandbox.command(&spec).unwrap();
+        let out = output_with_timeout(&mut command, std::time::Duration::from_millis(500)).unwrap();
+        assert!(out.is_none());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let spec_quick = Spec {
+            args: vec!["-c".into(), "echo quick".into()],
+            ..spec
+        };
+        let mut command = sandbox.command(&spec_quick).unwrap();
+        let out = output_with_timeout(&mut command, std::time::Duration::from_secs(30))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.stdout, b"quick\n");
     }
 
     #[test]
