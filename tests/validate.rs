@@ -326,3 +326,81 @@ fn a_module_absent_from_a_windows_bundle_fails_naming_it() {
     );
     assert_no_zip(store.path());
 }
+
+/// A Windows embeddable distribution: the stdlib as `python312.zip` of `.pyc` files.
+fn embeddable_archive(dir: &Path) -> PathBuf {
+    use pyfixtures::{write_zip, ZipMember};
+    let mut pyc = vec![0xcb, 0x0d, 0x0d, 0x0a];
+    pyc.extend_from_slice(&[0; 12]);
+    let stdlib = dir.join("python312.zip");
+    write_zip(
+        &stdlib,
+        &[
+            ZipMember::file("os.pyc", &pyc),
+            ZipMember::file("json/__init__.pyc", &pyc),
+            ZipMember::file("json/decoder.pyc", &pyc),
+        ],
+    );
+    let archive = dir.join("python-3.12.7-embed-amd64.zip");
+    write_zip(
+        &archive,
+        &[
+            ZipMember::file("python.exe", &launcher()),
+            ZipMember::file("python312.dll", b"MZ stand-in"),
+            ZipMember::file("_socket.pyd", b"MZ stand-in"),
+            ZipMember::file("python312.zip", &fs::read(&stdlib).unwrap()),
+            ZipMember::file("python312._pth", b"python312.zip\r\n.\r\n#import site\r\n"),
+        ],
+    );
+    archive
+}
+
+#[test]
+fn an_embeddable_interpreters_stdlib_zip_and_root_extensions_resolve() {
+    let (work, wheel_dir) = workspace();
+    let wheels = vec![WheelBuilder::new("app_core", "0.3", "py3-none-any")
+        .file("app_core/__init__.py", b"")
+        .build(&wheel_dir)];
+    let archive = embeddable_archive(work.path());
+    let spec = Spec {
+        python: "3.12.7",
+        platform: "x86_64-pc-windows-msvc",
+        archive: &archive,
+    };
+    let recipe = recipe_for(
+        work.path(),
+        &spec,
+        &wheels,
+        &["app_core", "json.decoder", "os", "_socket"],
+    );
+    let store = TempStore::new();
+    let out: serde_json::Value = serde_json::from_str(&run_ok(
+        realise(store.path(), &wheel_dir, &recipe).arg("--json"),
+    ))
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(out[0]["validation"].as_str().unwrap()).unwrap()).unwrap();
+    let files: Vec<&serde_json::Value> = report["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["files"][0])
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "_socket.pyd",
+            "Lib/site-packages/app_core/__init__.py",
+            "python312.zip/json/decoder.pyc",
+            "python312.zip/os.pyc"
+        ],
+        "{report}"
+    );
+
+    let recipe = recipe_for(work.path(), &spec, &wheels, &["xml.dom"]);
+    let err = run_fails(&mut realise(store.path(), &wheel_dir, &recipe), 1);
+    assert!(
+        err.contains("module xml.dom (in the recipe's validate list) is not in the bundle; searched python312.zip, DLLs, ., Lib/site-packages"),
+        "{err}"
+    );
+}
