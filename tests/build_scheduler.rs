@@ -207,3 +207,61 @@ fn a_failing_builder_is_reported_and_nothing_depending_on_it_is_built() {
     assert!(store.query(&graph.node(top).id).unwrap().is_none());
     assert!(builds.load(Ordering::SeqCst) <= 2, "top never ran");
 }
+
+/// A derived node writing `text`, failing when `fail`.
+fn leaf(graph: &mut Graph, name: &str, fail: bool) -> usize {
+    let text = name.to_owned();
+    graph
+        .derive(
+            EntryName::new(name).unwrap(),
+            ("leaf", "1"),
+            json!({ "text": name }),
+            BTreeMap::new(),
+            Box::new(move |ctx| {
+                if fail {
+                    return Err(format!("{text} refuses to build").into());
+                }
+                fs::write(ctx.out, &text)?;
+                Ok(())
+            }),
+        )
+        .unwrap()
+}
+
+#[test]
+fn an_after_edge_orders_builds_without_changing_ids_or_references() {
+    let dir = TempStore::new();
+    let store = Store::open(dir.path()).unwrap();
+    let fetch = fetcher(&store);
+
+    let mut plain = Graph::new();
+    let alone = leaf(&mut plain, "zip", false);
+    let id_alone = plain.node(alone).id.clone();
+
+    // A failing check that the node must wait for: the node is not built.
+    let mut graph = Graph::new();
+    let zip = leaf(&mut graph, "zip", false);
+    let check = leaf(&mut graph, "check", true);
+    graph.after(zip, check);
+    assert_eq!(graph.node(zip).id, id_alone, "after is not part of the id");
+    assert_eq!(
+        plan(&store, &graph, &[zip]).unwrap(),
+        [Status::Build, Status::Build],
+        "planning the node plans what it waits for"
+    );
+    let err = realise(&store, &fetch, &graph, &[zip], 2, false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "building check failed: check refuses to build"
+    );
+    assert!(store.query(&graph.node(zip).id).unwrap().is_none());
+
+    // A passing check: both are built, and the node does not refer to the check.
+    let mut graph = Graph::new();
+    let zip = leaf(&mut graph, "zip", false);
+    let check = leaf(&mut graph, "check-ok", false);
+    graph.after(zip, check);
+    let entries = realise(&store, &fetch, &graph, &[zip], 2, false).unwrap();
+    assert!(store.query(&graph.node(check).id).unwrap().is_some());
+    assert_eq!(store.closure(&[entries[&zip].clone()]).unwrap().len(), 1);
+}

@@ -13,7 +13,7 @@ use std::process::Command;
 use common::http::{Response, Server};
 use common::*;
 use pyfixtures::WheelBuilder;
-use recipe_fixtures::{recipe, recipe_for, workspace, Spec};
+use recipe_fixtures::{recipe, recipe_for, windows_archive, workspace, Spec};
 
 fn wheels(dir: &Path) -> Vec<PathBuf> {
     let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any")
@@ -362,32 +362,6 @@ fn the_same_recipe_gives_the_same_zip_whatever_the_environment() {
     );
 }
 
-/// A python-build-standalone-style Windows archive (the binaries are stand-ins: nothing runs).
-fn windows_archive(dir: &Path) -> PathBuf {
-    let path = dir.join("cpython-3.12.7-x86_64-pc-windows-msvc-install_only.tar.gz");
-    let mut tar = pyfixtures::tar_gz(&path);
-    pyfixtures::tar_dir(&mut tar, "python");
-    for (name, data) in [
-        ("python/python.exe", &b"MZ stand-in"[..]),
-        ("python/pythonw.exe", b"MZ stand-in"),
-        ("python/python312.dll", b"MZ stand-in"),
-        ("python/DLLs/_ssl.pyd", b"MZ stand-in"),
-        ("python/Lib/os.py", b"# os\n"),
-        (
-            "python/Lib/importlib/_bootstrap_external.py",
-            b"MAGIC_NUMBER = (3531).to_bytes(2, 'little') + b'\\r\\n'\n",
-        ),
-        (
-            "python/include/patchlevel.h",
-            b"#define PY_MINOR_VERSION 12\n#define PY_VERSION \"3.12.7\"\n",
-        ),
-    ] {
-        pyfixtures::tar_file(&mut tar, name, data, 0o644);
-    }
-    pyfixtures::finish_tar_gz(tar);
-    path
-}
-
 #[test]
 fn a_windows_bundle_is_assembled_on_linux() {
     let (work, wheel_dir) = workspace();
@@ -397,7 +371,12 @@ fn a_windows_bundle_is_assembled_on_linux() {
         .file("fast_ext/__init__.py", b"from ._speed import go\n")
         .file(
             "fast_ext/_speed.cp312-win_amd64.pyd",
-            b"MZ stand-in extension",
+            // A real PE importing only system DLLs (static validation reads its imports).
+            &std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/python/data/launchers/t64.exe"
+            ))
+            .unwrap(),
         )
         .file(
             &format!("{info}/entry_points.txt"),
@@ -486,11 +465,11 @@ fn the_samai_recipe_and_its_lock_plan_offline() {
     let entries = plan.as_array().unwrap();
     let count = |status: &str| entries.iter().filter(|e| e["status"] == status).count();
     // 2 interpreter archives + 19 Windows wheels + the 4 Linux-only binary wheels (15 pure
-    // wheels serve both targets); per target: interpreter, 19 installs, bundle, ZIP, the ZIP's
-    // provenance and SBOM.
+    // wheels serve both targets); per target: interpreter, 19 installs, bundle, its validation,
+    // ZIP, the ZIP's provenance and SBOM.
     assert_eq!(
         (count("fetch"), count("build"), count("valid")),
-        (25, 48, 0)
+        (25, 50, 0)
     );
     let names: Vec<&str> = entries
         .iter()
@@ -499,6 +478,8 @@ fn the_samai_recipe_and_its_lock_plan_offline() {
     for expected in [
         "samai-1.0.0-windows-x86_64.zip",
         "samai-1.0.0-linux-x86_64.zip",
+        "samai-1.0.0-linux-x86_64.validation.json",
+        "samai-1.0.0-windows-x86_64.validation.json",
         "psycopg2-2.9.13-cp312-cp312-win_amd64.whl",
     ] {
         assert!(

@@ -55,6 +55,10 @@ pub struct Node {
     pub id: EntryId,
     /// Inputs by label.
     pub inputs: BTreeMap<String, NodeIndex>,
+    /// Nodes that must be realised before this one is built, without being its inputs: not
+    /// part of its id, not given to its builder, not references of its entry. A check that
+    /// must pass first (validation before the ZIP) without changing what is built.
+    pub after: Vec<NodeIndex>,
     /// How it is made.
     pub action: Action,
 }
@@ -96,6 +100,7 @@ impl Graph {
             fingerprint,
             id: id.clone(),
             inputs,
+            after: Vec::new(),
             action,
         });
         self.by_id.insert(id, self.nodes.len() - 1);
@@ -116,6 +121,14 @@ impl Graph {
     pub fn set_urls(&mut self, index: NodeIndex, urls: Vec<reqwest::Url>) {
         if let Action::Fetch(item) = &mut self.nodes[index].action {
             item.urls = urls;
+        }
+    }
+
+    /// Makes `node` wait for `first` (see [`Node::after`]); its id does not change.
+    pub fn after(&mut self, node: NodeIndex, first: NodeIndex) {
+        let after = &mut self.nodes[node].after;
+        if !after.contains(&first) {
+            after.push(first);
         }
     }
 

@@ -2,6 +2,7 @@
 //! realises it.
 
 pub mod graph;
+pub mod sandbox;
 pub mod scheduler;
 
 pub use graph::{BuildContext, BuildError, Graph, NodeIndex};

@@ -78,6 +78,7 @@ pub fn plan(store: &Store, graph: &Graph, roots: &[NodeIndex]) -> Result<Vec<Sta
             }
         };
         stack.extend(node.inputs.values());
+        stack.extend(&node.after);
     }
     Ok(status)
 }
@@ -135,7 +136,8 @@ pub fn realise(
     let mut waiting_on = vec![0usize; status.len()];
     let mut dependents: Vec<Vec<NodeIndex>> = vec![Vec::new(); status.len()];
     for &index in &builds {
-        for &input in graph.node(index).inputs.values() {
+        let node = graph.node(index);
+        for &input in node.inputs.values().chain(&node.after) {
             if status[input] == Status::Build {
                 waiting_on[index] += 1;
                 dependents[input].push(index);

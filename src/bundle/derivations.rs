@@ -22,6 +22,7 @@ use crate::archive::deflate;
 use crate::archive::reuse::WheelMembers;
 use crate::archive::timestamp::DosDateTime;
 use crate::archive::zip::{members_of_tree, write_zip, Contents, MemberKind};
+use crate::build::sandbox::Sandbox;
 use crate::build::{BuildError, Graph, NodeIndex};
 use crate::hash::tree::{NodeKind, Tree};
 use crate::hash::{canonical_json, sha256_file, to_hex};
@@ -262,6 +263,80 @@ pub fn bundle(
     )
 }
 
+/// The file name of the validation entry of a bundle named `bundle_name`.
+pub fn validation_name(bundle_name: &str) -> String {
+    format!("{bundle_name}.validation.json")
+}
+
+/// Adds the validation of the bundle at `bundle` (see [`super::validate`]): its report, a
+/// small JSON file. The sandbox level and whether the imports run here are parameters, so a
+/// machine with another level makes another validation entry — and the same bundle and ZIP.
+pub fn validate(
+    graph: &mut Graph,
+    spec: &BundleSpec,
+    bundle: NodeIndex,
+    modules: &[String],
+    sandbox: Arc<Sandbox>,
+) -> Result<NodeIndex, BuildError> {
+    let bundle_name = graph.node(bundle).fingerprint.name().to_string();
+    let entry_name = name(&validation_name(&bundle_name))?;
+    let mut modules = modules.to_vec();
+    modules.sort();
+    modules.dedup();
+    let dynamic = super::validate::runs_here(&spec.target);
+    let target = spec.target;
+    let target_name = spec.target_name.clone();
+    graph.derive(
+        entry_name,
+        ("validate", "1"),
+        json!({ "modules": modules, "sandbox": sandbox.level().as_str(), "dynamic": dynamic }),
+        BTreeMap::from([("bundle".to_owned(), bundle)]),
+        Box::new(move |ctx| {
+            let root = &ctx.input("bundle")?.path;
+            // The sandbox's scratch space: inside this build's directory in the store's tmp/,
+            // removed with it.
+            let scratch = ctx.out.with_file_name("sandbox");
+            fs::create_dir(&scratch)?;
+            let report = super::validate::validate(
+                root,
+                &target_name,
+                &target,
+                &modules,
+                &sandbox,
+                dynamic,
+                &scratch,
+            );
+            // /build may hold what the program wrote, read-only: make it removable.
+            let _ = make_writable(&scratch);
+            let report = report?;
+            let mut bytes = canonical_json::to_vec(&serde_json::to_value(&report)?)?;
+            bytes.push(b'\n');
+            fs::write(ctx.out, bytes)?;
+            Ok(())
+        }),
+    )
+}
+
+/// Gives the owner write access to everything under `dir`, so it can be removed.
+#[cfg(not(unix))]
+fn make_writable(_dir: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Gives the owner write access to everything under `dir`, so it can be removed.
+#[cfg(unix)]
+fn make_writable(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::symlink_metadata(dir)?;
+    if meta.is_dir() {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+        for entry in fs::read_dir(dir)? {
+            make_writable(&entry?.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Adds the ZIP of the bundle at `bundle`, every member stamped with `time`. The wheels at
 /// `wheels` are inputs too: members whose bytes a wheel already holds deflated are copied from
 /// it instead of being compressed again (see [`crate::archive::reuse`]).
@@ -351,6 +426,7 @@ pub fn provenance(
     graph: &mut Graph,
     zip: NodeIndex,
     bundle: NodeIndex,
+    validation: NodeIndex,
     inputs: &ProvenanceInputs,
     signer: Option<Arc<SecretKey>>,
 ) -> Result<NodeIndex, BuildError> {
@@ -365,12 +441,19 @@ pub fn provenance(
     });
     graph.derive(
         entry_name,
-        ("provenance", "1"),
+        ("provenance", "2"),
         params,
-        BTreeMap::from([("zip".to_owned(), zip), ("bundle".to_owned(), bundle)]),
+        BTreeMap::from([
+            ("zip".to_owned(), zip),
+            ("bundle".to_owned(), bundle),
+            ("validation".to_owned(), validation),
+        ]),
         Box::new(move |ctx| {
             let (manifest, zip_sha256) = described(ctx)?;
-            let statement = provenance::statement(&manifest, &zip_name, &zip_sha256, &inputs);
+            let mut statement = provenance::statement(&manifest, &zip_name, &zip_sha256, &inputs);
+            let report: super::validate::Report =
+                serde_json::from_slice(&fs::read(&ctx.input("validation")?.path)?)?;
+            provenance::record_validation(&mut statement, &report);
             let mut bytes = canonical_json::to_vec(&statement)?;
             if let Some(key) = &signer {
                 let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &bytes, key);

@@ -5,5 +5,7 @@ pub mod assemble;
 pub mod check;
 pub mod derivations;
 pub mod manifest;
+pub mod native;
 pub mod provenance;
 pub mod sbom;
+pub mod validate;

@@ -52,6 +52,26 @@ pub fn cpython_purl(version: &str) -> String {
 
 /// The in-toto statement for the ZIP `zip_name` with digest `zip_sha256` of the bundle
 /// described by `manifest`.
+/// Records in `statement` how the bundle was validated before its ZIP was made:
+/// `internalParameters.sandbox` is the level the imports ran at (`full`, `none`, `off`), or
+/// `static` when the target cannot run on the building machine; `internalParameters.validated`
+/// lists the modules. It lives here, not in the bundle's manifest, so the ZIP stays the same
+/// on machines that allow different levels.
+pub fn record_validation(statement: &mut Value, report: &super::validate::Report) {
+    let internal = &mut statement["predicate"]["buildDefinition"]["internalParameters"];
+    internal["sandbox"] = json!(report
+        .dynamic
+        .as_ref()
+        .map_or("static", |d| d.sandbox.as_str()));
+    internal["validated"] = json!(report
+        .modules
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect::<Vec<_>>());
+}
+
+/// The in-toto statement of a ZIP: the provenance without validation (see
+/// [`record_validation`]).
 pub fn statement(
     manifest: &BundleManifest,
     zip_name: &str,

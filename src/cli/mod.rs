@@ -16,7 +16,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::build::sandbox::Mode;
 use crate::store::{layout, Store};
+
+fn parse_sandbox(text: &str) -> Result<Mode, String> {
+    text.parse()
+}
 pub use output::Ui;
 
 const ABOUT: &str =
@@ -93,6 +98,30 @@ pub enum Command {
         /// `pystore key generate`
         #[arg(long, env = "PYSTORE_SIGNING_KEY", value_name = "FILE")]
         sign_key: Option<PathBuf>,
+        /// How the validation imports are isolated: auto (namespaces when the machine allows
+        /// them, else a cleared environment; the level is recorded in provenance), require
+        /// (refuse without full isolation), off
+        #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parse_sandbox)]
+        sandbox: Mode,
+    },
+    /// Run a target's bundle python in the sandbox, realising the bundle first if needed
+    ///
+    /// ARGS go to python (after -B: nothing writes byte code into the store); stdin, stdout and
+    /// stderr pass through and python's exit code is pystore's. Inside the full sandbox the
+    /// bundle is read-only at /inputs/bundle, /build is the writable working directory, and
+    /// there is no network, no home and nothing else of the host.
+    Run {
+        /// Recipe name, directory or recipe.toml
+        recipe: String,
+        /// The target to run [default: the recipe's only target]
+        #[arg(long = "target", value_name = "NAME")]
+        target: Option<String>,
+        /// auto, require or off (see `realise --sandbox`)
+        #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parse_sandbox)]
+        sandbox: Mode,
+        /// Arguments for python, after `--`
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<std::ffi::OsString>,
     },
     /// Resolve a recipe's requirements for each target and write its lock (pystore.lock)
     ///
@@ -334,6 +363,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             dry_run,
             out,
             sign_key,
+            sandbox,
         } => realise_cmd::realise(
             &open()?,
             ui,
@@ -345,8 +375,35 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                 out: out.clone(),
                 sign_key: sign_key.clone(),
                 jobs: cli.jobs,
+                sandbox: *sandbox,
             },
         ),
+        Command::Run {
+            recipe,
+            target,
+            sandbox,
+            args,
+        } => {
+            let store = open()?;
+            let code = realise_cmd::run(
+                &store,
+                net()?,
+                realise_cmd::RealiseArgs {
+                    recipe,
+                    targets: &[],
+                    dry_run: false,
+                    out: None,
+                    sign_key: None,
+                    jobs: cli.jobs,
+                    sandbox: *sandbox,
+                },
+                target.as_deref(),
+                args,
+            )?;
+            drop(store);
+            // The bundle's exit code is pystore's, whatever it is.
+            std::process::exit(code)
+        }
         Command::Lock {
             recipe,
             targets,

@@ -7,10 +7,11 @@ use serde_json::json;
 
 use super::fetch_cmds::NetSettings;
 use super::output::{print_json, Ui};
+use crate::build::sandbox::Mode;
 use crate::build::Status;
 use crate::fetch::Fetcher;
 use crate::recipe::realise::{realise as realise_recipe, Outcome, RealiseOptions};
-use crate::recipe::{find, load};
+use crate::recipe::{find, load, Recipe};
 use crate::sign::SecretKey;
 use crate::store::Store;
 
@@ -28,10 +29,12 @@ pub struct RealiseArgs<'a> {
     pub sign_key: Option<PathBuf>,
     /// `-j`.
     pub jobs: Option<usize>,
+    /// `--sandbox`.
+    pub sandbox: Mode,
 }
 
-/// `pystore realise RECIPE`
-pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -> Result<bool> {
+/// The recipe and the realise options of `args`.
+fn prepare(args: &RealiseArgs<'_>, net: &NetSettings) -> Result<(Recipe, RealiseOptions)> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let recipe = load(&find(args.recipe, &cwd)?)?;
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
@@ -55,10 +58,52 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
         progress: net.fetch.progress,
         dry_run: args.dry_run,
         source_date_epoch,
-        out_dir: args.out,
+        out_dir: args.out.clone(),
         indexes: net.indexes.urls.clone(),
         signing_key,
+        sandbox: args.sandbox,
     };
+    Ok((recipe, options))
+}
+
+/// `pystore run RECIPE [--target NAME] -- ARGS`: the bundle python's exit code.
+pub fn run(
+    store: &Store,
+    net: NetSettings,
+    args: RealiseArgs<'_>,
+    target: Option<&str>,
+    program_args: &[std::ffi::OsString],
+) -> Result<i32> {
+    let (recipe, options) = prepare(&args, &net)?;
+    let find_links = net.fetch.find_links.clone();
+    let fetcher = Fetcher::new(store, net.fetch, net.credentials);
+    let outcome = crate::recipe::run::run(
+        store,
+        &fetcher,
+        &find_links,
+        &recipe,
+        target,
+        &options,
+        program_args,
+    )?;
+    tracing::debug!("ran at sandbox level {}", outcome.level);
+    if let Some(code) = outcome.status.code() {
+        return Ok(code);
+    }
+    // Killed by a signal: the shell's convention, 128 + the signal.
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = outcome.status.signal() {
+            return Ok(128 + signal);
+        }
+    }
+    Ok(1)
+}
+
+/// `pystore realise RECIPE`
+pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -> Result<bool> {
+    let (recipe, options) = prepare(&args, &net)?;
     let find_links = net.fetch.find_links.clone();
     let fetcher = Fetcher::new(store, net.fetch, net.credentials);
     match realise_recipe(store, &fetcher, &find_links, &recipe, &options)? {
@@ -100,6 +145,8 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
                             "zip_size": t.zip.size,
                             "provenance": t.provenance.path,
                             "sbom": t.sbom.path,
+                            "validation": t.validation.path,
+                            "sandbox": t.sandbox.as_str(),
                             "root": t.root,
                             "copied_to": t.copied_to,
                             "provenance_copied_to": t.provenance_copied_to,
@@ -114,6 +161,11 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
                     println!("  bundle: {}", t.bundle.path.display());
                     println!("  provenance: {}", t.provenance.path.display());
                     println!("  sbom: {}", t.sbom.path.display());
+                    println!(
+                        "  validated: {} (sandbox {})",
+                        t.validation.path.display(),
+                        t.sandbox
+                    );
                     if let Some(copy) = &t.copied_to {
                         println!("  copied to: {}", copy.display());
                     }

@@ -6,6 +6,7 @@
 pub mod lock;
 pub mod pylock;
 pub mod realise;
+pub mod run;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

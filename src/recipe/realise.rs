@@ -12,6 +12,7 @@ use reqwest::Url;
 
 use super::{Recipe, RecipeTarget};
 use crate::archive::timestamp::DosDateTime;
+use crate::build::sandbox::{Level, Mode, Sandbox, SandboxError};
 use crate::build::{
     plan, realise as realise_graph, BuildError, Graph, NodeIndex, RealiseError, Status,
 };
@@ -96,6 +97,9 @@ pub enum RealiseRecipeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The sandbox (`--sandbox require` without namespaces).
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     /// Reading a recipe input to record its digest.
     #[error("cannot read {} to record its digest in provenance: {source}", path.display())]
     Digest {
@@ -123,6 +127,8 @@ pub struct RealiseOptions {
     pub indexes: Vec<Url>,
     /// Sign each ZIP's provenance with this key (a DSSE envelope instead of a bare statement).
     pub signing_key: Option<Arc<SecretKey>>,
+    /// `--sandbox`: how programs (the validation imports) are isolated.
+    pub sandbox: Mode,
 }
 
 /// One planned entry.
@@ -149,6 +155,11 @@ pub struct TargetOutcome {
     pub provenance: EntryInfo,
     /// The ZIP's CycloneDX SBOM entry.
     pub sbom: EntryInfo,
+    /// The bundle's validation report entry.
+    pub validation: EntryInfo,
+    /// The sandbox level of this machine (the validation imports ran at it, when the target
+    /// runs here).
+    pub sandbox: Level,
     /// The gc root keeping the ZIP and the bundle.
     pub root: PathBuf,
     /// Where `--out` copied the ZIP, its provenance (with this run's times added in
@@ -176,6 +187,7 @@ struct PlannedTarget {
     zip: NodeIndex,
     provenance: NodeIndex,
     sbom: NodeIndex,
+    validation: NodeIndex,
 }
 
 struct Planned {
@@ -252,6 +264,7 @@ fn plan_recipe(
     store: &Store,
     recipe: &Recipe,
     options: &RealiseOptions,
+    sandbox: &Arc<Sandbox>,
 ) -> Result<Planned, RealiseRecipeError> {
     let (lock, requirements) = checked_lock(recipe)?;
     let requested: BTreeSet<String> = requirements
@@ -333,11 +346,17 @@ fn plan_recipe(
         };
         let bundle =
             derivations::bundle(&mut graph, &spec, interpreter, &packages).map_err(&perr)?;
+        let validation =
+            derivations::validate(&mut graph, &spec, bundle, &recipe.validate, sandbox.clone())
+                .map_err(&perr)?;
         let zip = derivations::zip(&mut graph, &spec, bundle, &wheel_files, time).map_err(&perr)?;
+        // The ZIP is made only once the bundle validated, but its id does not depend on how.
+        graph.after(zip, validation);
         let provenance = derivations::provenance(
             &mut graph,
             zip,
             bundle,
+            validation,
             &provenance_inputs,
             options.signing_key.clone(),
         )
@@ -349,6 +368,7 @@ fn plan_recipe(
             zip,
             provenance,
             sbom,
+            validation,
         });
     }
     Ok(Planned {
@@ -509,11 +529,12 @@ pub fn realise(
     recipe: &Recipe,
     options: &RealiseOptions,
 ) -> Result<Outcome, RealiseRecipeError> {
-    let mut planned = plan_recipe(store, recipe, options)?;
+    let sandbox = Arc::new(Sandbox::new(options.sandbox)?);
+    let mut planned = plan_recipe(store, recipe, options, &sandbox)?;
     let roots: Vec<NodeIndex> = planned
         .roots
         .iter()
-        .flat_map(|t| [t.zip, t.provenance, t.sbom])
+        .flat_map(|t| [t.validation, t.zip, t.provenance, t.sbom])
         .collect();
     let statuses = plan(store, &planned.graph, &roots)?;
     if options.dry_run {
@@ -563,6 +584,7 @@ pub fn realise(
         let zip = get(planned_target.zip)?;
         let provenance = get(planned_target.provenance)?;
         let sbom = get(planned_target.sbom)?;
+        let validation = get(planned_target.validation)?;
         let root_name = format!("{}-{}", recipe.name, target);
         let root = store.add_root(&root_name, &zip)?;
         // Provenance and SBOM refer to the ZIP, not the other way round: they need roots too.
@@ -603,6 +625,8 @@ pub fn realise(
             zip,
             provenance,
             sbom,
+            validation,
+            sandbox: sandbox.level(),
             root,
             copied_to,
             provenance_copied_to,

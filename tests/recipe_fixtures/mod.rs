@@ -107,3 +107,29 @@ pub fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
     .write(&root.join("pystore.lock"))
     .unwrap();
 }
+
+/// A python-build-standalone-style Windows archive (the binaries are stand-ins: nothing runs).
+pub fn windows_archive(dir: &Path) -> PathBuf {
+    let path = dir.join("cpython-3.12.7-x86_64-pc-windows-msvc-install_only.tar.gz");
+    let mut tar = crate::pyfixtures::tar_gz(&path);
+    crate::pyfixtures::tar_dir(&mut tar, "python");
+    for (name, data) in [
+        ("python/python.exe", &b"MZ stand-in"[..]),
+        ("python/pythonw.exe", b"MZ stand-in"),
+        ("python/python312.dll", b"MZ stand-in"),
+        ("python/DLLs/_ssl.pyd", b"MZ stand-in"),
+        ("python/Lib/os.py", b"# os\n"),
+        (
+            "python/Lib/importlib/_bootstrap_external.py",
+            b"MAGIC_NUMBER = (3531).to_bytes(2, 'little') + b'\\r\\n'\n",
+        ),
+        (
+            "python/include/patchlevel.h",
+            b"#define PY_MINOR_VERSION 12\n#define PY_VERSION \"3.12.7\"\n",
+        ),
+    ] {
+        crate::pyfixtures::tar_file(&mut tar, name, data, 0o644);
+    }
+    crate::pyfixtures::finish_tar_gz(tar);
+    path
+}

@@ -1,0 +1,700 @@
+//! Linux namespaces for the sandbox, with plain `libc` calls.
+//!
+//! The work happens in the child between `fork` and `exec` (a [`CommandExt::pre_exec`] hook),
+//! because `unshare(CLONE_NEWUSER)` is refused to multithreaded processes and pystore has
+//! threads. Everything the child needs (paths, map contents, file contents) is prepared as C
+//! strings before the fork, so the child only makes system calls and never allocates.
+//!
+//! In the child: `unshare` the user, mount, pid, network, ipc and uts namespaces; map the
+//! caller's uid and gid to 1000 (so the program runs with no capabilities after `exec`); fork
+//! again so the program is pid 1 of the new pid namespace (the intermediate process waits and
+//! exits with the program's status); build a tmpfs root with the inputs bound read-only,
+//! `/build` writable, `/dev` nodes bound from the host, a fresh `/proc` and generated `/etc`
+//! files; `pivot_root` into it, detach the old root and remount the new one read-only.
+//!
+//! A failing step is reported through the standard library's exec-error pipe as one number:
+//! `step * 1000 + errno` (see [`describe`]), so the parent can say which step failed and why.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{Input, SandboxError, Spec, BUILD_DIR};
+
+/// The uid and gid the program has inside (an unprivileged user: no capabilities after exec).
+const INSIDE_ID: u32 = 1000;
+
+/// Host system library directories bound read-only when a program needs the host's glibc.
+const SYSTEM_LIBRARY_DIRS: &[&str] = &[
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/libx32",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/lib32",
+];
+
+/// Device nodes bound from the host into `/dev`.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Steps, numbered for error reports (index = step number).
+const STEPS: &[&str] = &[
+    "exec",
+    "unshare namespaces",
+    "deny setgroups",
+    "write uid_map",
+    "write gid_map",
+    "fork into the pid namespace",
+    "make mounts private",
+    "mount the root tmpfs",
+    "create a directory in the root",
+    "bind an input read-only",
+    "remount read-only",
+    "write a generated file",
+    "mount /proc",
+    "create a symlink",
+    "mount a tmpfs over a host directory",
+    "pivot_root",
+    "detach the old root",
+    "remount the root read-only",
+    "enter /build",
+    "set the hostname",
+    "set the parent-death signal",
+];
+
+const S_UNSHARE: i32 = 1;
+const S_SETGROUPS: i32 = 2;
+const S_UID_MAP: i32 = 3;
+const S_GID_MAP: i32 = 4;
+const S_FORK: i32 = 5;
+const S_PRIVATE: i32 = 6;
+const S_TMPFS: i32 = 7;
+const S_MKDIR: i32 = 8;
+const S_BIND: i32 = 9;
+const S_REMOUNT: i32 = 10;
+const S_WRITE: i32 = 11;
+const S_PROC: i32 = 12;
+const S_SYMLINK: i32 = 13;
+const S_MASK: i32 = 14;
+const S_PIVOT: i32 = 15;
+const S_DETACH: i32 = 16;
+const S_ROOT_RO: i32 = 17;
+const S_CHDIR: i32 = 18;
+const S_HOSTNAME: i32 = 19;
+const S_PDEATHSIG: i32 = 20;
+
+/// Turns an error number from the child into "step: cause".
+pub fn describe(raw: i32) -> String {
+    let (step, errno) = (raw / 1000, raw % 1000);
+    let cause = std::io::Error::from_raw_os_error(errno);
+    match STEPS.get(step as usize) {
+        Some(name) if step > 0 => format!("{name}: {cause}"),
+        _ => cause.to_string(),
+    }
+}
+
+/// One thing to do inside the new mount namespace, before `pivot_root`.
+enum Op {
+    Mkdir(CString),
+    /// Bind `src` on `dst` (which exists), then remount read-only with `flags` (the source's
+    /// locked flags: a user namespace may not clear nosuid, nodev, noexec or atime flags).
+    Bind {
+        src: CString,
+        dst: CString,
+        read_only: bool,
+        flags: libc::c_ulong,
+    },
+    /// Create an empty file (a bind target for a device node).
+    Touch(CString),
+    Write {
+        path: CString,
+        contents: CString,
+    },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    /// A read-only empty tmpfs over `dst` (hides a host directory under a bound one).
+    Mask(CString),
+    Proc(CString),
+}
+
+fn cstr(path: &Path) -> Result<CString, SandboxError> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| SandboxError::BadPath {
+        path: path.to_path_buf(),
+    })
+}
+
+fn ctext(text: &str) -> CString {
+    // Only called with text this module generates, which has no NUL.
+    CString::new(text.replace('\0', "")).unwrap_or_default()
+}
+
+/// The flags of the mount holding `path` that a bind in a user namespace must keep.
+fn locked_flags(path: &Path) -> libc::c_ulong {
+    let Ok(c) = cstr(path) else { return 0 };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `st` a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    let mut flags = 0;
+    for (st_flag, ms_flag) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if st.f_flag & st_flag != 0 {
+            flags |= ms_flag;
+        }
+    }
+    flags
+}
+
+/// Host directories under `dir` that hold Python packages (`python3`, `python3.11`, ...):
+/// masked so that binding a system library directory brings no host site-packages along.
+fn python_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().as_bytes().starts_with(b"python"))
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
+
+fn bind_ops(
+    ops: &mut Vec<Op>,
+    root: &Path,
+    host: &Path,
+    inside: &Path,
+    read_only: bool,
+) -> Result<(), SandboxError> {
+    let dst = root.join(inside.strip_prefix("/").unwrap_or(inside));
+    let mut dirs = Vec::new();
+    let mut at = dst.parent();
+    while let Some(dir) = at {
+        if dir == root {
+            break;
+        }
+        dirs.push(dir.to_path_buf());
+        at = dir.parent();
+    }
+    for dir in dirs.into_iter().rev() {
+        ops.push(Op::Mkdir(cstr(&dir)?));
+    }
+    if host.is_dir() {
+        ops.push(Op::Mkdir(cstr(&dst)?));
+    } else {
+        ops.push(Op::Touch(cstr(&dst)?));
+    }
+    ops.push(Op::Bind {
+        src: cstr(host)?,
+        dst: cstr(&dst)?,
+        read_only,
+        flags: locked_flags(host),
+    });
+    Ok(())
+}
+
+/// Everything the child does before `pivot_root`, for `spec` with the root mounted at `root`.
+fn plan(spec: &Spec, root: &Path) -> Result<Vec<Op>, SandboxError> {
+    let mut ops = Vec::new();
+    for dir in ["inputs", "dev", "proc", "etc"] {
+        ops.push(Op::Mkdir(cstr(&root.join(dir))?));
+    }
+    for Input { label, host } in &spec.inputs {
+        let host = host
+            .canonicalize()
+            .map_err(|source| SandboxError::Prepare {
+                path: host.clone(),
+                source,
+            })?;
+        bind_ops(
+            &mut ops,
+            root,
+            &host,
+            &Path::new("/inputs").join(label),
+            true,
+        )?;
+    }
+    bind_ops(
+        &mut ops,
+        root,
+        &spec.scratch.join("build"),
+        Path::new(BUILD_DIR),
+        false,
+    )?;
+    for device in DEVICES {
+        let host = Path::new("/dev").join(device);
+        if host.exists() {
+            bind_ops(&mut ops, root, &host, &host, false)?;
+        }
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        ops.push(Op::Symlink {
+            target: ctext(target),
+            link: cstr(&root.join("dev").join(name))?,
+        });
+    }
+    ops.push(Op::Proc(cstr(&root.join("proc"))?));
+    let id = INSIDE_ID;
+    for (name, contents) in [
+        (
+            "passwd",
+            format!(
+                "root:x:0:0:root:/var/empty:/bin/false\npystore:x:{id}:{id}:pystore build user:{}:/bin/false\nnobody:x:65534:65534:nobody:/var/empty:/bin/false\n",
+                super::HOME
+            ),
+        ),
+        (
+            "group",
+            format!("root:x:0:\npystore:x:{id}:\nnogroup:x:65534:\n"),
+        ),
+        ("hosts", "127.0.0.1 localhost\n::1 localhost\n".to_owned()),
+    ] {
+        ops.push(Op::Write {
+            path: cstr(&root.join("etc").join(name))?,
+            contents: ctext(&contents),
+        });
+    }
+    if spec.system_libraries {
+        for dir in SYSTEM_LIBRARY_DIRS {
+            let host = Path::new(dir);
+            let Ok(meta) = std::fs::symlink_metadata(host) else {
+                continue;
+            };
+            let inside = root.join(&dir[1..]);
+            if meta.file_type().is_symlink() {
+                // Merged-/usr systems: /lib -> usr/lib. Keep the link, so paths baked into
+                // binaries (/lib64/ld-linux-x86-64.so.2) resolve inside.
+                let target = std::fs::read_link(host).map_err(|source| SandboxError::Prepare {
+                    path: host.to_path_buf(),
+                    source,
+                })?;
+                ops.push(Op::Symlink {
+                    target: cstr(&target)?,
+                    link: cstr(&inside)?,
+                });
+            } else if meta.is_dir() {
+                bind_ops(&mut ops, root, host, host, true)?;
+                for python in python_dirs(host) {
+                    ops.push(Op::Mask(cstr(
+                        &root.join(python.strip_prefix("/").unwrap_or(&python)),
+                    )?));
+                }
+            }
+        }
+    }
+    Ok(ops)
+}
+
+/// Fails with `step * 1000 + errno`.
+fn fail(step: i32) -> std::io::Error {
+    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    std::io::Error::from_raw_os_error(step * 1000 + errno.min(999))
+}
+
+fn check(step: i32, result: libc::c_int) -> std::io::Result<()> {
+    if result < 0 {
+        Err(fail(step))
+    } else {
+        Ok(())
+    }
+}
+
+/// Writes `contents` to the file at `path` (created or truncated). No allocation.
+fn write_file(step: i32, path: &CStr, contents: &[u8]) -> std::io::Result<()> {
+    // SAFETY: plain system calls on valid C strings and a valid buffer.
+    unsafe {
+        let fd = libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        );
+        if fd < 0 {
+            return Err(fail(step));
+        }
+        let written = libc::write(fd, contents.as_ptr().cast(), contents.len());
+        let failed = written < 0 || written as usize != contents.len();
+        let err = fail(step);
+        libc::close(fd);
+        if failed {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+fn mount(
+    step: i32,
+    src: *const libc::c_char,
+    dst: &CStr,
+    fstype: *const libc::c_char,
+    flags: libc::c_ulong,
+    data: *const libc::c_char,
+) -> std::io::Result<()> {
+    // SAFETY: valid C strings or null pointers, as mount(2) accepts.
+    check(step, unsafe {
+        libc::mount(src, dst.as_ptr(), fstype, flags, data.cast())
+    })
+}
+
+/// The child's part: all of it runs between fork and exec.
+struct Child {
+    uid_map: CString,
+    gid_map: CString,
+    root: CString,
+    old_root: CString,
+    ops: Vec<Op>,
+}
+
+impl Child {
+    fn run(&self) -> std::io::Result<()> {
+        let flags = libc::CLONE_NEWUSER
+            | libc::CLONE_NEWNS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWNET
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWUTS;
+        // SAFETY: this process is the single-threaded child of a fork.
+        check(S_UNSHARE, unsafe { libc::unshare(flags) })?;
+        write_file(S_SETGROUPS, c"/proc/self/setgroups", b"deny")?;
+        write_file(S_UID_MAP, c"/proc/self/uid_map", self.uid_map.as_bytes())?;
+        write_file(S_GID_MAP, c"/proc/self/gid_map", self.gid_map.as_bytes())?;
+        // SAFETY: fork in a single-threaded process.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(fail(S_FORK));
+        }
+        if pid > 0 {
+            wait_and_exit(pid);
+        }
+        // SAFETY: plain system calls.
+        unsafe {
+            check(
+                S_PDEATHSIG,
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ),
+            )?;
+        }
+        let null = std::ptr::null();
+        mount(
+            S_PRIVATE,
+            null,
+            c"/",
+            null,
+            libc::MS_REC | libc::MS_PRIVATE,
+            null,
+        )?;
+        mount(
+            S_TMPFS,
+            c"tmpfs".as_ptr(),
+            &self.root,
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            c"mode=0755".as_ptr(),
+        )?;
+        for op in &self.ops {
+            self.apply(op)?;
+        }
+        // SAFETY: plain system calls on valid C strings.
+        unsafe {
+            check(S_MKDIR, libc::mkdir(self.old_root.as_ptr(), 0o700))?;
+            check(
+                S_PIVOT,
+                libc::syscall(
+                    libc::SYS_pivot_root,
+                    self.root.as_ptr(),
+                    self.old_root.as_ptr(),
+                ) as libc::c_int,
+            )?;
+            check(S_PIVOT, libc::chdir(c"/".as_ptr()))?;
+            check(
+                S_DETACH,
+                libc::umount2(c"/.old-root".as_ptr(), libc::MNT_DETACH),
+            )?;
+            check(S_DETACH, libc::rmdir(c"/.old-root".as_ptr()))?;
+        }
+        mount(
+            S_ROOT_RO,
+            null,
+            c"/",
+            null,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+            null,
+        )?;
+        // SAFETY: plain system calls on valid C strings.
+        unsafe {
+            check(S_CHDIR, libc::chdir(c"/build".as_ptr()))?;
+            let host = b"pystore";
+            check(
+                S_HOSTNAME,
+                libc::sethostname(host.as_ptr().cast(), host.len()),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn apply(&self, op: &Op) -> std::io::Result<()> {
+        let null = std::ptr::null();
+        match op {
+            // SAFETY (all arms): plain system calls on valid C strings.
+            Op::Mkdir(path) => {
+                let r = unsafe { libc::mkdir(path.as_ptr(), 0o755) };
+                if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+                    return Err(fail(S_MKDIR));
+                }
+                Ok(())
+            }
+            Op::Touch(path) => write_file(S_MKDIR, path, b""),
+            Op::Bind {
+                src,
+                dst,
+                read_only,
+                flags,
+            } => {
+                mount(
+                    S_BIND,
+                    src.as_ptr(),
+                    dst,
+                    null,
+                    libc::MS_BIND | libc::MS_REC,
+                    null,
+                )?;
+                if *read_only {
+                    mount(
+                        S_REMOUNT,
+                        null,
+                        dst,
+                        null,
+                        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | flags,
+                        null,
+                    )?;
+                }
+                Ok(())
+            }
+            Op::Write { path, contents } => write_file(S_WRITE, path, contents.as_bytes()),
+            Op::Symlink { target, link } => check(S_SYMLINK, unsafe {
+                libc::symlink(target.as_ptr(), link.as_ptr())
+            }),
+            Op::Mask(dst) => mount(
+                S_MASK,
+                c"tmpfs".as_ptr(),
+                dst,
+                c"tmpfs".as_ptr(),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                c"size=0,mode=0555".as_ptr(),
+            ),
+            Op::Proc(dst) => mount(
+                S_PROC,
+                c"proc".as_ptr(),
+                dst,
+                c"proc".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                null,
+            ),
+        }
+    }
+}
+
+/// The intermediate process: closes every descriptor (so the parent sees end-of-file and the
+/// exec-error pipe closes when the program's copies do), waits for the program and exits as
+/// it did. Never returns.
+fn wait_and_exit(pid: libc::pid_t) -> ! {
+    // SAFETY: plain system calls; `_exit` never returns.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
+            // Kernels before 5.9 have no close_range: close up to the descriptor limit.
+            let mut limit: libc::rlimit = std::mem::zeroed();
+            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur.min(65_536) as libc::c_int
+            } else {
+                1024
+            };
+            for fd in 0..max {
+                libc::close(fd);
+            }
+        }
+        let mut status = 0;
+        loop {
+            let r = libc::waitpid(pid, &mut status, 0);
+            if r == pid {
+                break;
+            }
+            if r < 0 && *libc::__errno_location() != libc::EINTR {
+                libc::_exit(127);
+            }
+        }
+        if libc::WIFEXITED(status) {
+            libc::_exit(libc::WEXITSTATUS(status));
+        }
+        if libc::WIFSIGNALED(status) {
+            let signal = libc::WTERMSIG(status);
+            libc::signal(signal, libc::SIG_DFL);
+            libc::kill(libc::getpid(), signal);
+            libc::_exit(128 + signal);
+        }
+        libc::_exit(127)
+    }
+}
+
+/// Makes `command` run in the full sandbox described by `spec`.
+pub fn enter(command: &mut Command, spec: &Spec) -> Result<(), SandboxError> {
+    let root = spec.scratch.join("root");
+    std::fs::create_dir_all(&root).map_err(|source| SandboxError::Prepare {
+        path: root.clone(),
+        source,
+    })?;
+    // SAFETY: plain getters.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let child = Child {
+        uid_map: ctext(&format!("{INSIDE_ID} {uid} 1\n")),
+        gid_map: ctext(&format!("{INSIDE_ID} {gid} 1\n")),
+        old_root: cstr(&root.join(".old-root"))?,
+        ops: plan(spec, &root)?,
+        root: cstr(&root)?,
+    };
+    // SAFETY: the hook only makes system calls on data prepared above (see the module docs).
+    unsafe {
+        command.pre_exec(move || child.run());
+    }
+    Ok(())
+}
+
+/// `None` when the full sandbox can be set up here, else why not: sets it up around a program
+/// that does not exist, so success is the exec failing with "not found".
+pub fn probe() -> Option<String> {
+    let scratch = match tempfile::Builder::new().prefix("pystore-probe").tempdir() {
+        Ok(dir) => dir,
+        Err(e) => return Some(format!("cannot create a probe directory: {e}")),
+    };
+    let spec = Spec {
+        inputs: Vec::new(),
+        scratch: scratch.path().to_path_buf(),
+        program: (String::new(), String::new()),
+        args: Vec::new(),
+        path: Vec::new(),
+        system_libraries: false,
+        source_date_epoch: None,
+    };
+    if let Err(e) = std::fs::create_dir_all(scratch.path().join("build")) {
+        return Some(format!("cannot create a probe directory: {e}"));
+    }
+    let mut command = Command::new(OsStr::new("/nonexistent/pystore-sandbox-probe"));
+    command.env_clear();
+    if let Err(e) = enter(&mut command, &spec) {
+        return Some(e.to_string());
+    }
+    match command.spawn() {
+        Ok(mut child) => {
+            let _ = child.wait();
+            Some("the probe program unexpectedly ran".into())
+        }
+        Err(e) => match e.raw_os_error() {
+            Some(libc::ENOENT) => None,
+            Some(raw) => Some(describe(raw)),
+            None => Some(e.to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_step() {
+        assert_eq!(
+            describe(S_PROC * 1000 + libc::EPERM),
+            format!(
+                "mount /proc: {}",
+                std::io::Error::from_raw_os_error(libc::EPERM)
+            )
+        );
+        assert_eq!(
+            describe(libc::ENOENT),
+            std::io::Error::from_raw_os_error(libc::ENOENT).to_string()
+        );
+        assert_eq!(STEPS.len() as i32, S_PDEATHSIG + 1);
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::super::{Input, Mode, Sandbox, Spec};
+    use std::path::PathBuf;
+
+    /// Runs a shell script in the full sandbox (the host's /usr/bin as an input), when the
+    /// machine allows it.
+    fn sh(script: &str) -> Option<(i32, String, String)> {
+        let sandbox = Sandbox::new(Mode::Auto).unwrap();
+        if sandbox.level() != super::super::Level::Full {
+            eprintln!("skipped: {:?}", sandbox.reason());
+            return None;
+        }
+        let scratch = tempfile::tempdir().unwrap();
+        let spec = Spec {
+            inputs: vec![Input {
+                label: "bin".into(),
+                host: PathBuf::from("/usr/bin"),
+            }],
+            scratch: scratch.path().to_path_buf(),
+            program: ("bin".into(), "sh".into()),
+            args: vec!["-c".into(), script.into()],
+            path: vec![("bin".into(), String::new())],
+            system_libraries: true,
+            source_date_epoch: None,
+        };
+        let out = sandbox.command(&spec).unwrap().output().unwrap();
+        Some((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    #[test]
+    fn a_shell_sees_the_minimal_root() {
+        let Some((code, out, err)) = sh(
+            "echo pid=$$; id -u; pwd; ls / | tr '\\n' ' '; echo; cat /etc/hostname 2>/dev/null; \
+             hostname 2>/dev/null; echo hi > /build/x && cat /build/x; \
+             (echo no > /etc/x) 2>/dev/null || echo etc-ro; (echo no > /inputs/bin/x) 2>/dev/null || echo inputs-ro; \
+             ls /usr/lib/python3 | wc -l; test -e /usr/local || echo no-usr-local; exit 3",
+        ) else {
+            return;
+        };
+        assert_eq!(code, 3, "{out}\n{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "pid=1", "{out}\n{err}");
+        assert_eq!(lines[1], "1000", "{out}\n{err}");
+        assert_eq!(lines[2], "/build", "{out}\n{err}");
+        assert!(
+            lines[3].starts_with("build dev etc inputs lib lib64 proc usr"),
+            "{out}"
+        );
+        assert!(
+            out.contains("hi\netc-ro\ninputs-ro\n0\nno-usr-local\n"),
+            "{out}\n{err}"
+        );
+    }
+}

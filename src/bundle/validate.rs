@@ -1,0 +1,728 @@
+//! Validation of a bundle before its ZIP is made: the recipe's `validate` modules must come
+//! from the bundle itself, and its native code must find its libraries.
+//!
+//! - Statically, for every target: each module resolves, as CPython's path finder would, to a
+//!   package, module, extension module or namespace package in the bundle's stdlib zip, stdlib
+//!   directory, `lib-dynload`/`DLLs` or site-packages (in `sys.path` order); each native file a
+//!   package installed passes [`super::native`].
+//! - Dynamically, for targets that can run on this machine: the bundle's own python runs in the
+//!   sandbox (`-I`, the fixed environment), imports every module, and each module's file — and
+//!   every file any import loaded — must lie inside the bundle.
+//!
+//! The report ([`Report`]) is canonical JSON: paths bundle-relative, lists sorted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::manifest::{BundleManifest, MANIFEST_NAME};
+use super::native::{self, BundleFiles, NativeError};
+use crate::build::sandbox::{output_with_timeout, Input, Level, Sandbox, SandboxError, Spec};
+
+/// How long the imports may take: a module that hangs on import must not hang realise.
+const IMPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+use crate::python::interpreter::{InterpreterInfo, METADATA_FILE};
+use crate::python::target::{Arch, Os};
+use crate::python::Target;
+
+/// Why a bundle failed validation (or could not be validated).
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    /// A validated module is not in the bundle.
+    #[error("target {target}: module {module} (in the recipe's validate list) is not in the bundle; searched {}. Add the package that provides it to the requirements and run `pystore lock`, or remove it from validate", searched.join(", "))]
+    ModuleMissing {
+        /// The target.
+        target: String,
+        /// The dotted module name.
+        module: String,
+        /// Where it was looked for (bundle-relative).
+        searched: Vec<String>,
+    },
+    /// Native code needs a library that is neither in the bundle nor on the system.
+    #[error("target {target}: {file} needs {library}, which is not in the bundle and not a {system} system library; use a wheel that bundles it (auditwheel/delvewheel-repaired) or add the package that provides it")]
+    LibraryMissing {
+        /// The target.
+        target: String,
+        /// The native file (bundle-relative).
+        file: String,
+        /// The library it imports.
+        library: String,
+        /// `Windows` or `manylinux`.
+        system: &'static str,
+    },
+    /// A native file that cannot be parsed.
+    #[error("target {target}: {cause}")]
+    Native {
+        /// The target.
+        target: String,
+        /// The cause.
+        cause: NativeError,
+    },
+    /// Importing in the sandbox failed.
+    #[error("target {target}: `import {module}` failed with the bundle's own python (sandbox level {level}): {message}")]
+    ImportFailed {
+        /// The target.
+        target: String,
+        /// The module.
+        module: String,
+        /// The sandbox level.
+        level: Level,
+        /// Python's error.
+        message: String,
+    },
+    /// A module was loaded from outside the bundle.
+    #[error("target {target}: `import {module}` loaded {file}, which is outside the bundle (sandbox level {level}); the bundle must not depend on the host")]
+    OutsideBundle {
+        /// The target.
+        target: String,
+        /// The module.
+        module: String,
+        /// The file python reported.
+        file: String,
+        /// The sandbox level.
+        level: Level,
+    },
+    /// The python run itself failed.
+    #[error("target {target}: running the bundle's python ({}) for validation: {message}", program.display())]
+    Run {
+        /// The target.
+        target: String,
+        /// The interpreter.
+        program: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The sandbox could not be prepared.
+    #[error("target {target}: {cause}")]
+    Sandbox {
+        /// The target.
+        target: String,
+        /// The cause.
+        cause: SandboxError,
+    },
+    /// Reading the bundle.
+    #[error("reading {} for validation: {message}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// How a module resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedModule {
+    /// Dotted name.
+    pub name: String,
+    /// `package`, `module`, `extension`, `namespace` or `builtin`.
+    pub kind: String,
+    /// Bundle-relative files: the module's file, or a namespace package's directories; inside
+    /// a stdlib zip, `python312.zip/os.pyc`.
+    pub files: Vec<String>,
+}
+
+/// What the dynamic check saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DynamicReport {
+    /// The sandbox level it ran at.
+    pub sandbox: String,
+    /// Module name → bundle-relative file (or `built-in`), as python reported.
+    pub modules: BTreeMap<String, String>,
+    /// How many modules with a file the imports loaded in all (every one inside the bundle).
+    pub loaded: usize,
+}
+
+/// The validation report, the content of the `validate` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Format version (1).
+    pub format: u32,
+    /// The target's name.
+    pub target: String,
+    /// Every validated module, statically resolved, sorted by name.
+    pub modules: Vec<ResolvedModule>,
+    /// How many native files of packages were checked (all resolved).
+    pub native_files: usize,
+    /// The dynamic check, or `None` when the target cannot run on this machine.
+    pub dynamic: Option<DynamicReport>,
+}
+
+/// Modules compiled into every CPython 3 build (they have no file).
+const ALWAYS_BUILTIN: &[&str] = &[
+    "_abc",
+    "_codecs",
+    "_collections",
+    "_functools",
+    "_imp",
+    "_io",
+    "_locale",
+    "_operator",
+    "_signal",
+    "_sre",
+    "_stat",
+    "_string",
+    "_symtable",
+    "_thread",
+    "_tracemalloc",
+    "_warnings",
+    "_weakref",
+    "atexit",
+    "builtins",
+    "errno",
+    "faulthandler",
+    "gc",
+    "itertools",
+    "marshal",
+    "sys",
+    "time",
+];
+
+/// The bundle's files, for resolution: every file and symlink path, the directories holding
+/// them, and the members of a stdlib zip as `<zip>/<member>`.
+struct View {
+    files: BTreeSet<String>,
+    dirs: BTreeSet<String>,
+}
+
+impl View {
+    fn new(files: BTreeSet<String>) -> View {
+        let mut dirs = BTreeSet::new();
+        for file in &files {
+            let mut at = file.as_str();
+            while let Some((dir, _)) = at.rsplit_once('/') {
+                if !dirs.insert(dir.to_owned()) {
+                    break;
+                }
+                at = dir;
+            }
+        }
+        View { files, dirs }
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Extension-module suffixes the target's CPython imports, in its finder's order.
+fn extension_suffixes(target: &Target) -> Vec<String> {
+    let nodot = target.python.nodot();
+    match target.platform.os {
+        Os::Windows => {
+            let platform = match target.platform.arch {
+                Arch::X86_64 => "win_amd64",
+                Arch::X86 => "win32",
+                Arch::Aarch64 => "win_arm64",
+            };
+            vec![format!(".cp{nodot}-{platform}.pyd"), ".pyd".into()]
+        }
+        Os::LinuxGnu { .. } | Os::LinuxMusl { .. } => {
+            let arch = match target.platform.arch {
+                Arch::X86_64 => "x86_64",
+                Arch::X86 => "i386",
+                Arch::Aarch64 => "aarch64",
+            };
+            let libc = if matches!(target.platform.os, Os::LinuxMusl { .. }) {
+                "musl"
+            } else {
+                "gnu"
+            };
+            vec![
+                format!(".cpython-{nodot}-{arch}-linux-{libc}.so"),
+                ".abi3.so".into(),
+                ".so".into(),
+            ]
+        }
+        Os::MacOs { .. } => vec![
+            format!(".cpython-{nodot}-darwin.so"),
+            ".abi3.so".into(),
+            ".so".into(),
+        ],
+    }
+}
+
+/// `sys.path` of the bundle's python, bundle-relative, in order.
+fn search_path(info: &InterpreterInfo, windows: bool) -> Vec<String> {
+    let mut path = vec![info.stdlib.clone()];
+    if windows {
+        path.push("DLLs".into());
+        // Embeddable distributions keep their extension modules beside python.exe.
+        path.push(String::new());
+    } else {
+        path.push(join(&info.stdlib, "lib-dynload"));
+    }
+    for site in [&info.purelib, &info.platlib] {
+        if !path.contains(site) {
+            path.push(site.clone());
+        }
+    }
+    path
+}
+
+/// One path finder step: `name` in the directories `path`, as CPython's `FileFinder` looks.
+fn find(
+    view: &View,
+    path: &[String],
+    name: &str,
+    suffixes: &[String],
+) -> Option<(String, Vec<String>)> {
+    let mut portions = Vec::new();
+    for dir in path {
+        let base = join(dir, name);
+        if view.dirs.contains(&base) {
+            for init in ["__init__.py", "__init__.pyc"] {
+                let file = join(&base, init);
+                if view.files.contains(&file) {
+                    return Some(("package".into(), vec![file]));
+                }
+            }
+        }
+        for suffix in suffixes {
+            let file = format!("{base}{suffix}");
+            if view.files.contains(&file) {
+                return Some(("extension".into(), vec![file]));
+            }
+        }
+        for suffix in [".py", ".pyc"] {
+            let file = format!("{base}{suffix}");
+            if view.files.contains(&file) {
+                return Some(("module".into(), vec![file]));
+            }
+        }
+        if view.dirs.contains(&base) {
+            portions.push(base);
+        }
+    }
+    (!portions.is_empty()).then(|| ("namespace".into(), portions))
+}
+
+/// Resolves dotted `module` in the bundle, or says where it looked.
+fn resolve(
+    view: &View,
+    path: &[String],
+    module: &str,
+    suffixes: &[String],
+) -> Result<ResolvedModule, Vec<String>> {
+    if ALWAYS_BUILTIN.contains(&module) {
+        return Ok(ResolvedModule {
+            name: module.to_owned(),
+            kind: "builtin".into(),
+            files: Vec::new(),
+        });
+    }
+    let mut search: Vec<String> = path.to_vec();
+    let mut found: Option<(String, Vec<String>)> = None;
+    for (i, part) in module.split('.').enumerate() {
+        if i > 0 {
+            match &found {
+                Some((kind, files)) if kind == "package" => {
+                    let file: &String = &files[0];
+                    search = vec![file.rsplit_once('/').map_or("", |(d, _)| d).to_owned()];
+                }
+                Some((kind, dirs)) if kind == "namespace" => search = dirs.clone(),
+                _ => return Err(search),
+            }
+        }
+        found = Some(find(view, &search, part, suffixes).ok_or_else(|| search.clone())?);
+    }
+    let (kind, files) = found.ok_or_else(|| search.clone())?;
+    Ok(ResolvedModule {
+        name: module.to_owned(),
+        kind,
+        files,
+    })
+}
+
+/// True when the bundle of `target` can run on this machine.
+pub fn runs_here(target: &Target) -> bool {
+    let arch_matches = match target.platform.arch {
+        Arch::X86_64 => cfg!(target_arch = "x86_64"),
+        Arch::Aarch64 => cfg!(target_arch = "aarch64"),
+        Arch::X86 => false,
+    };
+    arch_matches && cfg!(target_os = "linux") && matches!(target.platform.os, Os::LinuxGnu { .. })
+}
+
+/// The script the bundle's python runs: imports each argument and prints, as JSON, each
+/// module's file (or its namespace path, or `built-in`), errors, and every loaded module's file.
+const IMPORT_SCRIPT: &str = r#"
+import importlib, json, sys
+report = {"modules": {}, "errors": {}, "loaded": {}}
+for name in sys.argv[1:]:
+    try:
+        module = importlib.import_module(name)
+    except BaseException as e:
+        report["errors"][name] = "%s: %s" % (type(e).__name__, e)
+        continue
+    spec = getattr(module, "__spec__", None)
+    file = getattr(module, "__file__", None)
+    if file:
+        report["modules"][name] = [file]
+    elif spec is not None and spec.origin in ("built-in", "frozen"):
+        report["modules"][name] = []
+    else:
+        report["modules"][name] = list(getattr(module, "__path__", []))
+for name, module in sorted(sys.modules.items()):
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str):
+        report["loaded"][name] = file
+sys.stdout.write(json.dumps(report, sort_keys=True))
+"#;
+
+#[derive(Deserialize)]
+struct ImportReport {
+    modules: BTreeMap<String, Vec<String>>,
+    errors: BTreeMap<String, String>,
+    loaded: BTreeMap<String, String>,
+}
+
+/// Validates the bundle at `root` for `target` (named `target_name`): statically always,
+/// dynamically in `sandbox` when `dynamic` (the caller decided with [`runs_here`]).
+pub fn validate(
+    root: &Path,
+    target_name: &str,
+    target: &Target,
+    modules: &[String],
+    sandbox: &Sandbox,
+    dynamic: bool,
+    scratch: &Path,
+) -> Result<Report, ValidateError> {
+    let read = |path: PathBuf, message: String| ValidateError::Read { path, message };
+    let manifest_path = root.join(MANIFEST_NAME);
+    let manifest = fs::read(&manifest_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| BundleManifest::parse(&b).map_err(|e| e.to_string()))
+        .map_err(|m| read(manifest_path.clone(), m))?;
+    let info =
+        InterpreterInfo::read(root).map_err(|e| read(root.join(METADATA_FILE), e.to_string()))?;
+    let windows = target.platform.is_windows();
+    let mut files: BTreeSet<String> = manifest.files.iter().map(|f| f.path.clone()).collect();
+    if info.stdlib.ends_with(".zip") {
+        let zip_path = root.join(&info.stdlib);
+        let file = fs::File::open(&zip_path).map_err(|e| read(zip_path.clone(), e.to_string()))?;
+        let archive =
+            zip::ZipArchive::new(file).map_err(|e| read(zip_path.clone(), e.to_string()))?;
+        for name in archive.file_names() {
+            if !name.ends_with('/') {
+                files.insert(join(&info.stdlib, name));
+            }
+        }
+    }
+    let view = View::new(files);
+    let path = search_path(&info, windows);
+    let suffixes = extension_suffixes(target);
+    let mut names: Vec<String> = modules.to_vec();
+    names.sort();
+    names.dedup();
+    let mut resolved = Vec::new();
+    for module in &names {
+        let found = resolve(&view, &path, module, &suffixes).map_err(|searched| {
+            ValidateError::ModuleMissing {
+                target: target_name.to_owned(),
+                module: module.clone(),
+                searched: searched
+                    .into_iter()
+                    .map(|d| if d.is_empty() { ".".into() } else { d })
+                    .collect(),
+            }
+        })?;
+        resolved.push(found);
+    }
+
+    let bundle_files = BundleFiles::new(&view.files);
+    let mut native_files = 0;
+    for file in manifest
+        .files
+        .iter()
+        .filter(|f| f.package.is_some() && f.kind != "l" && native::is_native(&f.path, windows))
+    {
+        let full = root.join(&file.path);
+        let bytes = fs::read(&full).map_err(|e| read(full.clone(), e.to_string()))?;
+        let missing =
+            native::unresolved(&file.path, &bytes, windows, &bundle_files).map_err(|cause| {
+                ValidateError::Native {
+                    target: target_name.to_owned(),
+                    cause,
+                }
+            })?;
+        if let Some(first) = missing.into_iter().next() {
+            return Err(ValidateError::LibraryMissing {
+                target: target_name.to_owned(),
+                file: first.file,
+                library: first.library,
+                system: if windows { "Windows" } else { "manylinux" },
+            });
+        }
+        native_files += 1;
+    }
+
+    let dynamic = if dynamic {
+        Some(run_imports(
+            root,
+            target_name,
+            &info,
+            &names,
+            sandbox,
+            scratch,
+        )?)
+    } else {
+        None
+    };
+    Ok(Report {
+        format: 1,
+        target: target_name.to_owned(),
+        modules: resolved,
+        native_files,
+        dynamic,
+    })
+}
+
+/// The dynamic check: imports `modules` with the bundle's python in the sandbox.
+fn run_imports(
+    root: &Path,
+    target_name: &str,
+    info: &InterpreterInfo,
+    modules: &[String],
+    sandbox: &Sandbox,
+    scratch: &Path,
+) -> Result<DynamicReport, ValidateError> {
+    let level = sandbox.level();
+    let scripts = Path::new(&info.executable)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // -B: no byte code written into the bundle, whatever the level (without namespaces, root
+    // could write into the read-only store entry).
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["-I".into(), "-B".into(), "-c".into(), IMPORT_SCRIPT.into()];
+    args.extend(modules.iter().map(Into::into));
+    let spec = Spec {
+        inputs: vec![Input {
+            label: "bundle".into(),
+            host: root.to_path_buf(),
+        }],
+        scratch: scratch.to_path_buf(),
+        program: ("bundle".into(), info.executable.clone()),
+        args,
+        path: vec![("bundle".into(), scripts)],
+        system_libraries: true,
+        source_date_epoch: None,
+    };
+    let program = sandbox.input_path("bundle", root).join(&info.executable);
+    let run_error = |message: String| ValidateError::Run {
+        target: target_name.to_owned(),
+        program: program.clone(),
+        message,
+    };
+    let mut command = sandbox
+        .command(&spec)
+        .map_err(|cause| ValidateError::Sandbox {
+            target: target_name.to_owned(),
+            cause,
+        })?;
+    let output = output_with_timeout(&mut command, IMPORT_TIMEOUT)
+        .map_err(|e| {
+            #[cfg(target_os = "linux")]
+            if let Some(raw) = e.raw_os_error() {
+                return run_error(format!(
+                    "cannot start it: {}",
+                    crate::build::sandbox::linux::describe(raw)
+                ));
+            }
+            run_error(format!("cannot start it: {e}"))
+        })?
+        .ok_or_else(|| {
+            run_error(format!(
+                "importing {} did not finish within {} seconds; it was stopped",
+                modules.join(", "),
+                IMPORT_TIMEOUT.as_secs()
+            ))
+        })?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(run_error(format!(
+            "it exited with {}: {}",
+            output.status,
+            stderr.trim()
+        )));
+    }
+    let report: ImportReport = serde_json::from_slice(&output.stdout).map_err(|e| {
+        run_error(format!(
+            "unreadable report ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        ))
+    })?;
+    if let Some((module, message)) = report.errors.into_iter().next() {
+        return Err(ValidateError::ImportFailed {
+            target: target_name.to_owned(),
+            module,
+            level,
+            message,
+        });
+    }
+    let inside = sandbox.input_path("bundle", root);
+    let relative = |file: &str| -> Option<String> {
+        let rel = Path::new(file).strip_prefix(&inside).ok()?;
+        // `..` in a reported path could climb out of the bundle again.
+        if rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return None;
+        }
+        Some(rel.to_string_lossy().into_owned())
+    };
+    let mut seen = BTreeMap::new();
+    for module in modules {
+        let files = report.modules.get(module).cloned().unwrap_or_default();
+        let mut shown = Vec::new();
+        for file in &files {
+            shown.push(relative(file).ok_or_else(|| ValidateError::OutsideBundle {
+                target: target_name.to_owned(),
+                module: module.clone(),
+                file: file.clone(),
+                level,
+            })?);
+        }
+        seen.insert(
+            module.clone(),
+            if files.is_empty() {
+                "built-in".to_owned()
+            } else {
+                shown.join(":")
+            },
+        );
+    }
+    for (module, file) in &report.loaded {
+        if relative(file).is_none() {
+            return Err(ValidateError::OutsideBundle {
+                target: target_name.to_owned(),
+                module: module.clone(),
+                file: file.clone(),
+                level,
+            });
+        }
+    }
+    Ok(DynamicReport {
+        sandbox: level.as_str().to_owned(),
+        modules: seen,
+        loaded: report.loaded.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(files: &[&str]) -> View {
+        View::new(files.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn linux() -> Target {
+        Target::new("x86_64-unknown-linux-gnu", None, "3.12.7").unwrap()
+    }
+
+    fn windows() -> Target {
+        Target::new("x86_64-pc-windows-msvc", None, "3.12.7").unwrap()
+    }
+
+    const SITE: &str = "lib/python3.12/site-packages";
+
+    fn path() -> Vec<String> {
+        vec![
+            "lib/python3.12".into(),
+            "lib/python3.12/lib-dynload".into(),
+            SITE.into(),
+        ]
+    }
+
+    #[test]
+    fn packages_modules_extensions_and_namespaces_resolve() {
+        let v = view(&[
+            "lib/python3.12/os.py",
+            "lib/python3.12/lib-dynload/_ssl.cpython-312-x86_64-linux-gnu.so",
+            "lib/python3.12/site-packages/lxml/__init__.py",
+            "lib/python3.12/site-packages/lxml/etree.cpython-312-x86_64-linux-gnu.so",
+            "lib/python3.12/site-packages/fast.abi3.so",
+            "lib/python3.12/site-packages/ns/part/mod.py",
+            "lib/python3.12/site-packages/a/__init__.py",
+            "lib/python3.12/site-packages/a/b/__init__.py",
+            "lib/python3.12/site-packages/a/b/c.py",
+        ]);
+        let s = extension_suffixes(&linux());
+        let r = |m: &str| resolve(&v, &path(), m, &s);
+        assert_eq!(r("os").unwrap().files, vec!["lib/python3.12/os.py"]);
+        assert_eq!(r("_ssl").unwrap().kind, "extension");
+        assert_eq!(r("lxml").unwrap().kind, "package");
+        assert_eq!(
+            r("lxml.etree").unwrap().files,
+            vec![format!("{SITE}/lxml/etree.cpython-312-x86_64-linux-gnu.so")]
+        );
+        assert_eq!(r("fast").unwrap().kind, "extension");
+        assert_eq!(r("ns").unwrap().kind, "namespace");
+        assert_eq!(
+            r("ns.part.mod").unwrap().files,
+            vec![format!("{SITE}/ns/part/mod.py")]
+        );
+        assert_eq!(r("a.b.c").unwrap().files, vec![format!("{SITE}/a/b/c.py")]);
+        assert_eq!(r("sys").unwrap().kind, "builtin");
+        assert_eq!(r("missing").unwrap_err(), path());
+        assert_eq!(r("a.nope").unwrap_err(), vec![format!("{SITE}/a")]);
+        // A module is not a package.
+        assert!(r("os.path").is_err());
+        // A Windows extension is not a Linux one.
+        let v = view(&["lib/python3.12/site-packages/w.cp312-win_amd64.pyd"]);
+        assert!(resolve(&v, &path(), "w", &s).is_err());
+    }
+
+    #[test]
+    fn an_embeddable_stdlib_zip_and_windows_suffixes_resolve() {
+        let v = view(&[
+            "python312.zip/os.pyc",
+            "python312.zip/json/__init__.pyc",
+            "_ssl.pyd",
+            "Lib/site-packages/lxml/__init__.py",
+            "Lib/site-packages/lxml/etree.cp312-win_amd64.pyd",
+        ]);
+        let info = InterpreterInfo {
+            implementation: "cpython".into(),
+            version: "3.12.7".into(),
+            abi: "cp312".into(),
+            platform: "x86_64-pc-windows-msvc".into(),
+            source: "windows-embeddable".into(),
+            executable: "python.exe".into(),
+            stdlib: "python312.zip".into(),
+            purelib: "Lib/site-packages".into(),
+            platlib: "Lib/site-packages".into(),
+            scripts: "Scripts".into(),
+            pyc_magic: String::new(),
+            relocated: vec![],
+        };
+        let p = search_path(&info, true);
+        let s = extension_suffixes(&windows());
+        assert_eq!(resolve(&v, &p, "os", &s).unwrap().kind, "module");
+        assert_eq!(resolve(&v, &p, "json", &s).unwrap().kind, "package");
+        assert_eq!(resolve(&v, &p, "_ssl", &s).unwrap().files, vec!["_ssl.pyd"]);
+        assert_eq!(resolve(&v, &p, "lxml.etree", &s).unwrap().kind, "extension");
+        assert!(resolve(&v, &p, "psycopg2", &s).is_err());
+    }
+
+    #[test]
+    fn only_matching_linux_targets_run_here() {
+        assert_eq!(
+            runs_here(&linux()),
+            cfg!(all(target_os = "linux", target_arch = "x86_64"))
+        );
+        assert!(!runs_here(&windows()));
+        assert!(!runs_here(
+            &Target::new("x86_64-apple-darwin", None, "3.12.7").unwrap()
+        ));
+    }
+}
