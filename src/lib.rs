@@ -22,5 +22,6 @@ pub mod fetch;
 pub mod hash;
 pub mod python;
 pub mod recipe;
+pub mod remote;
 pub mod sign;
 pub mod store;

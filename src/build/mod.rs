@@ -5,4 +5,6 @@ pub mod graph;
 pub mod scheduler;
 
 pub use graph::{BuildContext, BuildError, Graph, NodeIndex};
-pub use scheduler::{plan, realise, RealiseError, Status};
+pub use scheduler::{
+    plan, plan_with, realise, realise_with, Counts, RealiseError, Realised, Status, Substituter,
+};

@@ -28,6 +28,8 @@ pub struct RealiseArgs<'a> {
     pub sign_key: Option<PathBuf>,
     /// `-j`.
     pub jobs: Option<usize>,
+    /// `PYSTORE_SUBSTITUTERS`.
+    pub substituter: Option<std::sync::Arc<dyn crate::build::Substituter>>,
 }
 
 /// `pystore realise RECIPE`
@@ -58,6 +60,7 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
         out_dir: args.out,
         indexes: net.indexes.urls.clone(),
         signing_key,
+        substituter: args.substituter,
     };
     let find_links = net.fetch.find_links.clone();
     let fetcher = Fetcher::new(store, net.fetch, net.credentials);
@@ -67,6 +70,7 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
                 Status::Valid => "valid",
                 Status::Fetch => "fetch",
                 Status::Build => "build",
+                Status::Substitute => "substitute",
                 Status::Unneeded => "unneeded",
             };
             if ui.json {
@@ -88,7 +92,13 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
                 );
             }
         }
-        Outcome::Realised(targets) => {
+        Outcome::Realised(targets, counts) => {
+            if !ui.quiet {
+                eprintln!(
+                    "{} substituted, {} fetched, {} built",
+                    counts.substituted, counts.fetched, counts.built
+                );
+            }
             if ui.json {
                 let list: Vec<_> = targets
                     .iter()

@@ -13,7 +13,8 @@ use reqwest::Url;
 use super::{Recipe, RecipeTarget};
 use crate::archive::timestamp::DosDateTime;
 use crate::build::{
-    plan, realise as realise_graph, BuildError, Graph, NodeIndex, RealiseError, Status,
+    plan_with, realise_with, BuildError, Counts, Graph, NodeIndex, RealiseError, Status,
+    Substituter,
 };
 use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, WheelInstall};
 use crate::bundle::provenance::{with_run_times, ProvenanceInputs};
@@ -120,6 +121,8 @@ pub struct RealiseOptions {
     pub indexes: Vec<Url>,
     /// Sign each ZIP's provenance with this key (a DSSE envelope instead of a bare statement).
     pub signing_key: Option<Arc<SecretKey>>,
+    /// Where built entries may be downloaded from instead of being built (substituters).
+    pub substituter: Option<Arc<dyn Substituter>>,
 }
 
 /// One planned entry.
@@ -162,8 +165,8 @@ pub struct TargetOutcome {
 pub enum Outcome {
     /// `--dry-run`: the plan.
     Planned(Vec<PlannedEntry>),
-    /// The targets realised.
-    Realised(Vec<TargetOutcome>),
+    /// The targets realised, and how many entries were substituted, fetched and built.
+    Realised(Vec<TargetOutcome>, Counts),
 }
 
 /// The nodes realised for one target.
@@ -508,7 +511,14 @@ pub fn realise(
         .iter()
         .flat_map(|t| [t.zip, t.provenance, t.sbom])
         .collect();
-    let statuses = plan(store, &planned.graph, &roots)?;
+    let substituter = options.substituter.as_deref();
+    let statuses = plan_with(
+        store,
+        &planned.graph,
+        &roots,
+        substituter,
+        &Default::default(),
+    )?;
     if options.dry_run {
         let entries = planned
             .graph
@@ -531,14 +541,16 @@ pub fn realise(
     find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
     let mut wanted = roots.clone();
     wanted.extend(planned.roots.iter().map(|t| t.bundle));
-    let entries = realise_graph(
+    let realised = realise_with(
         store,
         fetcher,
         &planned.graph,
         &wanted,
         options.jobs.max(1),
         options.progress,
+        substituter,
     )?;
+    let entries = realised.entries;
     let finished = std::time::SystemTime::now();
     let mut outcomes = Vec::new();
     for planned_target in &planned.roots {
@@ -602,7 +614,7 @@ pub fn realise(
             sbom_copied_to,
         });
     }
-    Ok(Outcome::Realised(outcomes))
+    Ok(Outcome::Realised(outcomes, realised.counts))
 }
 
 /// Writes `bytes` to `to`, replacing what is there atomically.
