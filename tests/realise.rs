@@ -13,27 +13,7 @@ use std::process::Command;
 use common::http::{Response, Server};
 use common::*;
 use pyfixtures::WheelBuilder;
-use recipe_fixtures::{recipe, recipe_for, workspace, Spec};
-
-fn wheels(dir: &Path) -> Vec<PathBuf> {
-    let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any")
-        .file(
-            "greet_lib/__init__.py",
-            b"def hello(who):\n    return 'hello ' + who\n\ndef main():\n    print(hello('from the script'))\n",
-        );
-    let info = greet.dist_info();
-    let greet = greet.file(
-        &format!("{info}/entry_points.txt"),
-        b"[console_scripts]\ngreet = greet_lib:main\n",
-    );
-    let app = WheelBuilder::new("app_core", "0.3", "py3-none-any")
-        .file(
-            "app_core/__init__.py",
-            b"from greet_lib import hello\nMESSAGE = hello('bundle')\n",
-        )
-        .file("app_core/data.txt", b"payload\n");
-    vec![greet.build(dir), app.build(dir)]
-}
+use recipe_fixtures::{demo_wheels as wheels, recipe, recipe_for, workspace, Spec};
 
 /// A loopback simple index (JSON) serving the wheels; counts requests.
 fn index(wheels: &[PathBuf]) -> Server {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::common::sha256_hex;
-use crate::pyfixtures::upstream_like_pbs_archive;
+use crate::pyfixtures::{upstream_like_pbs_archive, WheelBuilder};
 use pystore::python::lockfile::{inputs_hash, Lock, LockedPackage, LockedTarget, TargetInput};
 use pystore::python::requirements;
 
@@ -106,4 +106,26 @@ pub fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
     }
     .write(&root.join("pystore.lock"))
     .unwrap();
+}
+
+/// Two pure-Python wheels for the demo recipe: `greet_lib` (with a console script) and
+/// `app_core`, which imports it.
+pub fn demo_wheels(dir: &Path) -> Vec<PathBuf> {
+    let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any")
+        .file(
+            "greet_lib/__init__.py",
+            b"def hello(who):\n    return 'hello ' + who\n\ndef main():\n    print(hello('from the script'))\n",
+        );
+    let info = greet.dist_info();
+    let greet = greet.file(
+        &format!("{info}/entry_points.txt"),
+        b"[console_scripts]\ngreet = greet_lib:main\n",
+    );
+    let app = WheelBuilder::new("app_core", "0.3", "py3-none-any")
+        .file(
+            "app_core/__init__.py",
+            b"from greet_lib import hello\nMESSAGE = hello('bundle')\n",
+        )
+        .file("app_core/data.txt", b"payload\n");
+    vec![greet.build(dir), app.build(dir)]
 }
