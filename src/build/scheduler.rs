@@ -182,6 +182,9 @@ pub fn realise_with(
         let mut failed = false;
         for index in (0..status.len()).filter(|&i| status[i] == Status::Substitute) {
             let node = graph.node(index);
+            if store.query(&node.id)?.is_some() {
+                continue; // came with the closure of one substituted before it
+            }
             match substituter.substitute(store, &node.id) {
                 Ok(_) => counts.substituted += 1,
                 Err(err) => {

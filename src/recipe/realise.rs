@@ -506,10 +506,11 @@ pub fn realise(
     options: &RealiseOptions,
 ) -> Result<Outcome, RealiseRecipeError> {
     let mut planned = plan_recipe(store, recipe, options)?;
+    // The bundles too: each outcome names its bundle, so it is planned (and substituted) itself.
     let roots: Vec<NodeIndex> = planned
         .roots
         .iter()
-        .flat_map(|t| [t.zip, t.provenance, t.sbom])
+        .flat_map(|t| [t.bundle, t.zip, t.provenance, t.sbom])
         .collect();
     let substituter = options.substituter.as_deref();
     let statuses = plan_with(
@@ -539,8 +540,7 @@ pub fn realise(
     // This run's times go into the provenance copies --out writes, never into the store.
     let started = std::time::SystemTime::now();
     find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
-    let mut wanted = roots.clone();
-    wanted.extend(planned.roots.iter().map(|t| t.bundle));
+    let wanted = roots.clone();
     let realised = realise_with(
         store,
         fetcher,
