@@ -225,3 +225,55 @@ fn unsigned_pushes_are_refused_unless_no_require_sigs() {
         &["--no-require-sigs"],
     );
 }
+
+#[test]
+fn store_paths_push_and_pull_by_id_or_path_with_a_signature() {
+    let setup = Setup::new();
+    let a = TempStore::new();
+    let tree = setup.work.path().join("tree");
+    make_sample_tree(&tree);
+    let entry = add(a.path(), &tree);
+    let file = setup.work.path().join("hello.txt");
+    fs::write(&file, b"hello\n").unwrap();
+    let single = add(a.path(), &file);
+    let remote = setup.work.path().join("cache");
+    let pushed = json(
+        pystore(a.path())
+            .arg("push")
+            .arg(&entry)
+            .arg(&single)
+            .args(["--to", &file_url(&remote)])
+            .env("PYSTORE_SIGNING_KEY", &setup.secret),
+    );
+    assert_eq!(pushed["closure"], 2, "{pushed}");
+    let b = TempStore::new();
+    // By store path of the other store, and by <id>-<name>.
+    let single_name = single.file_name().unwrap().to_str().unwrap();
+    let out = run_ok(
+        pystore(b.path())
+            .arg("pull")
+            .arg(file_url(&remote))
+            .arg(&entry)
+            .arg(single_name)
+            .env("PYSTORE_TRUSTED_KEYS", &setup.public),
+    );
+    let paths: Vec<&str> = out.lines().collect();
+    assert_eq!(paths.len(), 2);
+    assert_eq!(
+        closure(b.path(), paths[0]),
+        closure(a.path(), entry.to_str().unwrap())
+    );
+    assert_eq!(fs::read(paths[1]).unwrap(), b"hello\n");
+    assert_eq!(
+        Path::new(paths[0]).file_name(),
+        entry.file_name(),
+        "the same id and name"
+    );
+    run_ok(pystore(b.path()).arg("verify"));
+    // Something that is neither a recipe nor an entry of this store.
+    let stderr = run_fails(
+        pystore(a.path()).args(["push", "no-such-thing", "--to", &file_url(&remote)]),
+        1,
+    );
+    assert!(stderr.contains("no-such-thing"), "{stderr}");
+}

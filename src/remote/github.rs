@@ -19,7 +19,9 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LINK, RETRY_AFTER};
+use reqwest::header::{
+    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LINK, RETRY_AFTER,
+};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
@@ -191,14 +193,14 @@ impl GithubRemote {
         if status.is_server_error() {
             return Attempt::Retry {
                 reason: format!("HTTP {status}"),
-                after: retry_after(&response),
+                after: retry_after(response.headers()),
             };
         }
         if status == StatusCode::TOO_MANY_REQUESTS
-            || (status == StatusCode::FORBIDDEN && is_rate_limited(&response))
+            || (status == StatusCode::FORBIDDEN && is_rate_limited(response.headers()))
         {
             // Secondary limits without a hint: GitHub asks for at least a minute.
-            let after = retry_after(&response).or(Some(Duration::from_secs(60)));
+            let after = retry_after(response.headers()).or(Some(Duration::from_secs(60)));
             return Attempt::Retry {
                 reason: format!("rate limited (HTTP {status})"),
                 after,
@@ -314,7 +316,7 @@ impl GithubRemote {
             if status == StatusCode::NOT_FOUND {
                 return Ok(None);
             }
-            next = next_link(&response).filter(|n| same_origin(n, &self.api));
+            next = next_link(response.headers()).filter(|n| same_origin(n, &self.api));
             let text = response
                 .text()
                 .map_err(|e| self.api_error(&Method::GET, &url, error_chain(&e)))?;
@@ -691,19 +693,19 @@ fn is_already_exists(body: &Value) -> bool {
         })
 }
 
-fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
-    response.headers().get(name)?.to_str().ok()
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name)?.to_str().ok()
 }
 
-fn is_rate_limited(response: &Response) -> bool {
-    header(response, "x-ratelimit-remaining") == Some("0")
-        || response.headers().contains_key(RETRY_AFTER)
+/// A 403 is a rate limit (primary or secondary) when it says when to come back.
+fn is_rate_limited(headers: &HeaderMap) -> bool {
+    header(headers, "x-ratelimit-remaining") == Some("0") || headers.contains_key(RETRY_AFTER)
 }
 
 /// How long a rate-limited or failing server asks us to wait: `Retry-After` (seconds or a date),
 /// else `x-ratelimit-reset` (epoch seconds) when no requests remain.
-fn retry_after(response: &Response) -> Option<Duration> {
-    if let Some(value) = header(response, "retry-after") {
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(value) = header(headers, "retry-after") {
         if let Ok(seconds) = value.trim().parse::<u64>() {
             return Some(Duration::from_secs(seconds));
         }
@@ -711,16 +713,16 @@ fn retry_after(response: &Response) -> Option<Duration> {
             return Some(when.duration_since(SystemTime::now()).unwrap_or_default());
         }
     }
-    if header(response, "x-ratelimit-remaining") == Some("0") {
-        let reset: u64 = header(response, "x-ratelimit-reset")?.trim().parse().ok()?;
+    if header(headers, "x-ratelimit-remaining") == Some("0") {
+        let reset: u64 = header(headers, "x-ratelimit-reset")?.trim().parse().ok()?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
         return Some(Duration::from_secs(reset.saturating_sub(now) + 1));
     }
     None
 }
 
-fn next_link(response: &Response) -> Option<Url> {
-    let value = header(response, LINK.as_str())?;
+fn next_link(headers: &HeaderMap) -> Option<Url> {
+    let value = header(headers, LINK.as_str())?;
     value.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         params
@@ -750,6 +752,67 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn rate_limits_say_how_long_to_wait() {
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "7")])),
+            Some(Duration::from_secs(7))
+        );
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let reset = now + 30;
+        let wait = retry_after(&headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &reset.to_string()),
+        ]))
+        .unwrap();
+        assert!((29..=31).contains(&wait.as_secs()), "{wait:?}");
+        assert!(is_rate_limited(&headers(&[("x-ratelimit-remaining", "0")])));
+        assert!(!is_rate_limited(&headers(&[(
+            "x-ratelimit-remaining",
+            "12"
+        )])));
+        assert_eq!(
+            retry_after(&headers(&[
+                ("x-ratelimit-remaining", "5"),
+                ("x-ratelimit-reset", "1")
+            ])),
+            None
+        );
+    }
+
+    #[test]
+    fn the_next_page_comes_from_the_link_header() {
+        let link = "<http://127.0.0.1:1/r?page=2>; rel=\"next\", <http://127.0.0.1:1/r?page=5>; rel=\"last\"";
+        assert_eq!(
+            next_link(&headers(&[("link", link)])).unwrap().as_str(),
+            "http://127.0.0.1:1/r?page=2"
+        );
+        let last = "<http://127.0.0.1:1/r?page=1>; rel=\"prev\"";
+        assert_eq!(next_link(&headers(&[("link", last)])), None);
+        let api = Url::parse("http://127.0.0.1:1/").unwrap();
+        assert!(same_origin(
+            &Url::parse("http://127.0.0.1:1/x").unwrap(),
+            &api
+        ));
+        assert!(!same_origin(
+            &Url::parse("http://127.0.0.2:1/x").unwrap(),
+            &api
+        ));
+    }
 
     #[test]
     fn asset_names_are_checked() {
