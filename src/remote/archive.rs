@@ -248,6 +248,20 @@ mod tests {
     }
 
     #[test]
+    fn the_archive_bytes_are_pinned() {
+        // store-layout.md §12: the hello-file of the golden vectors. Fails when a tar or zstd
+        // change alters the bytes (a push after such a bump re-uploads every archive).
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("hello.txt");
+        fs::write(&src, b"hello\n").unwrap();
+        let packed = pack(&src, &Tree::read(&src).unwrap(), &dir.path().join("a")).unwrap();
+        assert_eq!(
+            crate::hash::to_hex(&packed.sha256),
+            "725e5cf2fb1216ad44e154063b4eddc784ad931783313412192a8796a2e26dfd"
+        );
+    }
+
+    #[test]
     fn a_changed_file_is_not_packed() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
