@@ -188,7 +188,7 @@ pub trait Remote: Send + Sync {
 }
 
 /// How remotes are reached.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RemoteConfig {
     /// HTTP retries and timeouts (static caches, GitHub).
     pub http: HttpConfig,
@@ -197,6 +197,20 @@ pub struct RemoteConfig {
     /// The GitHub token (`GITHUB_TOKEN` / `GH_TOKEN`): sent only to `github_api` and the upload
     /// URL it names, never printed or stored.
     pub github_token: Option<String>,
+}
+
+impl std::fmt::Debug for RemoteConfig {
+    /// Never shows the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteConfig")
+            .field("http", &self.http)
+            .field("github_api", &self.github_api.as_str())
+            .field(
+                "github_token",
+                &self.github_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// Opens the remote `spec`: `file:///DIR`, `http(s)://...` or `github:OWNER/REPO@TAG`.
@@ -226,5 +240,60 @@ pub fn open(spec: &str, config: &RemoteConfig) -> Result<Box<dyn Remote>, Remote
         }
         "http" | "https" => Ok(Box::new(http::HttpRemote::new(url, config)?)),
         other => Err(bad(&format!("unknown scheme {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RemoteConfig {
+        RemoteConfig {
+            http: HttpConfig::default(),
+            github_api: Url::parse("http://127.0.0.1:9/").unwrap(),
+            github_token: Some("tok-SECRET".into()),
+        }
+    }
+
+    #[test]
+    fn specs_are_parsed_and_bad_ones_explained() {
+        let config = config();
+        assert_eq!(
+            open("file:///tmp/cache", &config).unwrap().location(),
+            "file:///tmp/cache"
+        );
+        assert_eq!(
+            open("github:acme/bundles@v1.0.0", &config)
+                .unwrap()
+                .location(),
+            "github:acme/bundles@v1.0.0"
+        );
+        assert_eq!(
+            open("http://127.0.0.1:9/cache", &config)
+                .unwrap()
+                .location(),
+            "http://127.0.0.1:9/cache/"
+        );
+        for (spec, why) in [
+            ("github:acme/bundles", "needs a tag"),
+            ("github:acme@v1", "OWNER/REPO@TAG"),
+            ("github:ac me/b@v1", "plain names"),
+            ("github:acme/b@v1/../x", "plain names"),
+            ("ftp://127.0.0.1/x", "unknown scheme"),
+            ("relative/dir", "not a remote"),
+        ] {
+            let err = open(spec, &config)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(why), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_token_is_not_in_debug_output() {
+        let text = format!("{:?}", config());
+        assert!(!text.contains("tok-SECRET"), "{text}");
+        assert!(text.contains("<redacted>"));
     }
 }
