@@ -159,8 +159,11 @@ fn a_refused_substitute_is_built_instead_and_the_zip_is_the_same() {
     }
     let server = serve(tampered);
     let c = TempStore::new();
-    let out = run(setup
-        .pystore(c.path())
+    // Not --offline (which leaves out substituters other than file://); once substitution
+    // fails, the wheels come from the index.
+    let index = recipe_fixtures::index_server(&remote_fixtures::blobs(&setup.wheels, ".whl"));
+    let out = run(pystore(c.path())
+        .env("PYSTORE_INDEX_URL", index.url("/simple/"))
         .args(["--json", "realise"])
         .arg(&setup.recipe)
         .env("PYSTORE_SUBSTITUTERS", server.url("/"))
@@ -169,8 +172,13 @@ fn a_refused_substitute_is_built_instead_and_the_zip_is_the_same() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("building it instead"), "{stderr}");
-    let (substituted, _, built) = counts(&stderr);
+    let (substituted, fetched, built) = counts(&stderr);
     assert_eq!(substituted, 0, "{stderr}");
+    assert!(
+        fetched >= 2,
+        "the wheels (and interpreter) were fetched: {stderr}"
+    );
+    assert_eq!(index.count("/simple/app-core/"), 1);
     assert!(built > 3, "{stderr}");
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -178,4 +186,21 @@ fn a_refused_substitute_is_built_instead_and_the_zip_is_the_same() {
         fs::read(Path::new(&zip_a)).unwrap()
     );
     run_ok(pystore(c.path()).arg("verify"));
+
+    // --offline: only file:// substituters are consulted.
+    let d = TempStore::new();
+    let before = server.requests().len();
+    let out = run(setup
+        .pystore(d.path())
+        .args(["realise"])
+        .arg(&setup.recipe)
+        .env("PYSTORE_SUBSTITUTERS", server.url("/"))
+        .env("PYSTORE_TRUSTED_KEYS", &setup.public)
+        .env("PYSTORE_SIGNING_KEY", &setup.secret));
+    assert!(out.status.success());
+    assert_eq!(
+        server.requests().len(),
+        before,
+        "offline: the HTTP cache is not asked"
+    );
 }

@@ -6,5 +6,6 @@ pub mod scheduler;
 
 pub use graph::{BuildContext, BuildError, Graph, NodeIndex};
 pub use scheduler::{
-    plan, plan_with, realise, realise_with, Counts, RealiseError, Realised, Status, Substituter,
+    plan, plan_with, realise, realise_with, substitute, Counts, RealiseError, Realised, Status,
+    Substituter,
 };

@@ -160,25 +160,21 @@ pub fn realise(
     realise_with(store, fetcher, graph, roots, jobs, progress, None).map(|r| r.entries)
 }
 
-/// Realises `roots`, substituting first what `substituter` offers. A failed substitution (a
-/// remote down, an entry refused by its signature or hashes) is logged and the entry is built
-/// instead, so a substituter can make a realisation faster but never break it.
-pub fn realise_with(
+/// Substitutes what `substituter` offers of the entries realising `roots` would build, from
+/// the top (a substituted entry brings its closure, so its inputs are not asked for). A failed
+/// substitution (a remote down, an entry refused by its signature or hashes) is logged, and
+/// that entry is left to be built: afterwards [`plan`] shows exactly what remains to fetch and
+/// build. Returns how many entries were substituted.
+pub fn substitute(
     store: &Store,
-    fetcher: &Fetcher<'_>,
     graph: &Graph,
     roots: &[NodeIndex],
-    jobs: usize,
-    progress: bool,
-    substituter: Option<&dyn Substituter>,
-) -> Result<Realised, RealiseError> {
-    let mut counts = Counts::default();
+    substituter: &dyn Substituter,
+) -> Result<usize, StoreError> {
+    let mut substituted = 0;
     let mut skip = BTreeSet::new();
-    let status = loop {
-        let status = plan_with(store, graph, roots, substituter, &skip)?;
-        let (Some(substituter), true) = (substituter, status.contains(&Status::Substitute)) else {
-            break status;
-        };
+    loop {
+        let status = plan_with(store, graph, roots, Some(substituter), &skip)?;
         let mut failed = false;
         for index in (0..status.len()).filter(|&i| status[i] == Status::Substitute) {
             let node = graph.node(index);
@@ -186,7 +182,7 @@ pub fn realise_with(
                 continue; // came with the closure of one substituted before it
             }
             match substituter.substitute(store, &node.id) {
-                Ok(_) => counts.substituted += 1,
+                Ok(_) => substituted += 1,
                 Err(err) => {
                     tracing::warn!(
                         "{}; building it instead",
@@ -200,11 +196,30 @@ pub fn realise_with(
                 }
             }
         }
+        // After a failure its inputs are needed: they may be substitutable themselves.
         if !failed {
-            // Everything substituted is valid now: plan again to collect the entries.
-            break plan_with(store, graph, roots, None, &skip)?;
+            return Ok(substituted);
         }
-    };
+    }
+}
+
+/// Realises `roots`, substituting first what `substituter` offers (see [`substitute`]). A failed substitution (a
+/// remote down, an entry refused by its signature or hashes) is logged and the entry is built
+/// instead, so a substituter can make a realisation faster but never break it.
+pub fn realise_with(
+    store: &Store,
+    fetcher: &Fetcher<'_>,
+    graph: &Graph,
+    roots: &[NodeIndex],
+    jobs: usize,
+    progress: bool,
+    substituter: Option<&dyn Substituter>,
+) -> Result<Realised, RealiseError> {
+    let mut counts = Counts::default();
+    if let Some(substituter) = substituter {
+        counts.substituted = substitute(store, graph, roots, substituter)?;
+    }
+    let status = plan(store, graph, roots)?;
     let mut done: BTreeMap<NodeIndex, EntryInfo> = BTreeMap::new();
     for (index, s) in status.iter().enumerate() {
         if *s == Status::Valid {

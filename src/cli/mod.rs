@@ -394,7 +394,8 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
         } => {
             let net = net()?;
             let trust = remote_cmds::trust(trusted_keys.as_deref(), *no_require_sigs)?;
-            let substituter = remote_cmds::substituters(substituters.as_deref(), &net, trust)?;
+            let substituter =
+                remote_cmds::substituters(substituters.as_deref(), &net, trust, cli.offline)?;
             realise_cmd::realise(
                 &open()?,
                 ui,

@@ -51,13 +51,25 @@ pub fn trust(trusted_keys: Option<&str>, no_require_sigs: bool) -> Result<Trust>
     })
 }
 
-/// The substituters of `PYSTORE_SUBSTITUTERS` (space-separated remotes), if any.
+/// The substituters of `PYSTORE_SUBSTITUTERS` (space-separated remotes), if any; with
+/// `--offline`, only the `file://` ones.
 pub fn substituters(
     specs: Option<&str>,
     net: &NetSettings,
     trust: Trust,
+    offline: bool,
 ) -> Result<Option<Arc<Substituters>>> {
-    let specs: Vec<&str> = specs.unwrap_or("").split_whitespace().collect();
+    let specs: Vec<&str> = specs
+        .unwrap_or("")
+        .split_whitespace()
+        .filter(|spec| {
+            let local = spec.starts_with("file:");
+            if offline && !local {
+                tracing::info!("--offline: not substituting from {spec}");
+            }
+            local || !offline
+        })
+        .collect();
     if specs.is_empty() {
         return Ok(None);
     }

@@ -13,8 +13,8 @@ use reqwest::Url;
 use super::{Recipe, RecipeTarget};
 use crate::archive::timestamp::DosDateTime;
 use crate::build::{
-    plan_with, realise_with, BuildError, Counts, Graph, NodeIndex, RealiseError, Status,
-    Substituter,
+    plan, plan_with, realise_with, substitute, BuildError, Counts, Graph, NodeIndex, RealiseError,
+    Status, Substituter,
 };
 use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, WheelInstall};
 use crate::bundle::provenance::{with_run_times, ProvenanceInputs};
@@ -513,14 +513,14 @@ pub fn realise(
         .flat_map(|t| [t.bundle, t.zip, t.provenance, t.sbom])
         .collect();
     let substituter = options.substituter.as_deref();
-    let statuses = plan_with(
-        store,
-        &planned.graph,
-        &roots,
-        substituter,
-        &Default::default(),
-    )?;
     if options.dry_run {
+        let statuses = plan_with(
+            store,
+            &planned.graph,
+            &roots,
+            substituter,
+            &Default::default(),
+        )?;
         let entries = planned
             .graph
             .nodes()
@@ -539,6 +539,13 @@ pub fn realise(
     }
     // This run's times go into the provenance copies --out writes, never into the store.
     let started = std::time::SystemTime::now();
+    // Substitute first; then the plan shows what is left to fetch and build (what could not be
+    // substituted included), and only those wheels' URLs are looked up.
+    let substituted = match substituter {
+        Some(substituter) => substitute(store, &planned.graph, &roots, substituter)?,
+        None => 0,
+    };
+    let statuses = plan(store, &planned.graph, &roots)?;
     find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
     let wanted = roots.clone();
     let realised = realise_with(
@@ -548,9 +555,13 @@ pub fn realise(
         &wanted,
         options.jobs.max(1),
         options.progress,
-        substituter,
+        None,
     )?;
     let entries = realised.entries;
+    let counts = Counts {
+        substituted,
+        ..realised.counts
+    };
     let finished = std::time::SystemTime::now();
     let mut outcomes = Vec::new();
     for planned_target in &planned.roots {
@@ -614,7 +625,7 @@ pub fn realise(
             sbom_copied_to,
         });
     }
-    Ok(Outcome::Realised(outcomes, realised.counts))
+    Ok(Outcome::Realised(outcomes, counts))
 }
 
 /// Writes `bytes` to `to`, replacing what is there atomically.

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::common::http::{Response, Server};
 use crate::common::sha256_hex;
 use crate::pyfixtures::{upstream_like_pbs_archive, WheelBuilder};
 use pystore::python::lockfile::{inputs_hash, Lock, LockedPackage, LockedTarget, TargetInput};
@@ -128,4 +129,39 @@ pub fn demo_wheels(dir: &Path) -> Vec<PathBuf> {
         )
         .file("app_core/data.txt", b"payload\n");
     vec![greet.build(dir), app.build(dir)]
+}
+
+/// A loopback simple index (JSON) serving the wheels; counts requests.
+pub fn index_server(wheels: &[PathBuf]) -> Server {
+    let files: Vec<(String, Vec<u8>)> = wheels
+        .iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_str().unwrap().to_owned(),
+                fs::read(p).unwrap(),
+            )
+        })
+        .collect();
+    Server::start(move |req| {
+        for (name, bytes) in &files {
+            let project = name
+                .split('-')
+                .next()
+                .unwrap()
+                .to_lowercase()
+                .replace('_', "-");
+            if req.path == format!("/simple/{project}/") {
+                let page = format!(
+                    r#"{{"meta":{{"api-version":"1.0"}},"name":"{project}","files":[{{"filename":"{name}","url":"/files/{name}","hashes":{{"sha256":"{}"}}}}]}}"#,
+                    sha256_hex(bytes)
+                );
+                return Response::ok(page)
+                    .header("Content-Type", "application/vnd.pypi.simple.v1+json");
+            }
+            if req.path == format!("/files/{name}") {
+                return Response::ok(bytes.clone());
+            }
+        }
+        Response::status(404)
+    })
 }
