@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{io_err, Blob, PutReport, Remote, RemoteError, Upload};
+use super::{copy_limited, io_err, Blob, PutReport, Remote, RemoteError, Size, Upload};
 
 /// A directory remote.
 pub struct FileRemote {
@@ -64,13 +64,15 @@ impl Remote for FileRemote {
         Ok(Some(blobs))
     }
 
-    fn get(&self, name: &str, dest: &Path) -> Result<bool, RemoteError> {
+    fn get(&self, name: &str, dest: &Path, size: Size) -> Result<bool, RemoteError> {
         let path = self.path(name)?;
-        match fs::copy(&path, dest) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io_err("read", &path)(e)),
-        }
+        let file = match fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        copy_limited(file, dest, size, &self.location(), name)?;
+        Ok(true)
     }
 
     fn put(&self, uploads: &[Upload]) -> Result<PutReport, RemoteError> {

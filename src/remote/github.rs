@@ -25,7 +25,7 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
-use super::{Blob, PutReport, Remote, RemoteConfig, RemoteError, Upload};
+use super::{copy_limited, Blob, PutReport, Remote, RemoteConfig, RemoteError, Size, Upload};
 use crate::fetch::http::HttpConfig;
 
 /// GitHub's limit on one release asset (strictly below 2 GiB).
@@ -612,7 +612,7 @@ impl Remote for GithubRemote {
         ))
     }
 
-    fn get(&self, name: &str, dest: &Path) -> Result<bool, RemoteError> {
+    fn get(&self, name: &str, dest: &Path, size: Size) -> Result<bool, RemoteError> {
         let Some(release) = self.release()? else {
             return Ok(false);
         };
@@ -625,17 +625,14 @@ impl Remote for GithubRemote {
                 .request(Method::GET, &url, true)
                 .header(ACCEPT, "application/octet-stream"))
         };
-        let mut response = self.call(Method::GET, &url, &build, &|| Ok(()))?;
+        let response = self.call(Method::GET, &url, &build, &|| Ok(()))?;
         let status = response.status();
         if !status.is_success() {
             let body: Value =
                 serde_json::from_str(&response.text().unwrap_or_default()).unwrap_or(Value::Null);
             return Err(self.fail(Method::GET, &url, status, &body));
         }
-        let mut file = File::create(dest).map_err(super::io_err("create", dest))?;
-        response
-            .copy_to(&mut file)
-            .map_err(|e| self.api_error(&Method::GET, &url, error_chain(&e)))?;
+        copy_limited(response, dest, size, &self.location(), name)?;
         Ok(true)
     }
 

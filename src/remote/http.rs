@@ -6,7 +6,7 @@ use std::path::Path;
 
 use reqwest::Url;
 
-use super::{Blob, PutReport, Remote, RemoteConfig, RemoteError, Upload};
+use super::{Blob, PutReport, Remote, RemoteConfig, RemoteError, Size, Upload};
 use crate::fetch::credentials::{redact, Credentials};
 use crate::fetch::http::HttpClient;
 use crate::fetch::FetchError;
@@ -41,12 +41,22 @@ impl Remote for HttpRemote {
         Ok(None)
     }
 
-    fn get(&self, name: &str, dest: &Path) -> Result<bool, RemoteError> {
+    fn get(&self, name: &str, dest: &Path, size: Size) -> Result<bool, RemoteError> {
         let url = self.base.join(name).map_err(|e| RemoteError::BadSpec {
             spec: name.to_owned(),
             reason: e.to_string(),
         })?;
-        match self.client.download(&url, dest, None, &|_| {}) {
+        // An exact size is enforced while streaming; a bound only afterwards (small blobs).
+        let exact = match size {
+            Size::Exact(n) => Some(n),
+            Size::AtMost(_) => None,
+        };
+        match self.client.download(&url, dest, exact, &|_| {}) {
+            Ok(downloaded) if downloaded.size > size.max() => Err(RemoteError::Tampered {
+                remote: self.location(),
+                name: name.to_owned(),
+                reason: format!("larger than {} bytes", size.max()),
+            }),
             Ok(_) => Ok(true),
             Err(FetchError::Status { status: 404, .. }) => Ok(false),
             Err(err) => Err(err.into()),

@@ -92,6 +92,52 @@ pub(crate) fn io_err<'a>(
     }
 }
 
+/// How large a blob to accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Size {
+    /// Exactly this many bytes (an archive whose description gives its size).
+    Exact(u64),
+    /// At most this many (a description, an index).
+    AtMost(u64),
+}
+
+impl Size {
+    /// The most bytes accepted.
+    pub fn max(self) -> u64 {
+        match self {
+            Size::Exact(n) | Size::AtMost(n) => n,
+        }
+    }
+}
+
+/// Copies `reader` into a new file `dest`, refusing more than `size` allows.
+pub(crate) fn copy_limited(
+    reader: impl Read,
+    dest: &Path,
+    size: Size,
+    remote: &str,
+    name: &str,
+) -> Result<(), RemoteError> {
+    let mut file = std::fs::File::create(dest).map_err(io_err("create", dest))?;
+    let copied = std::io::copy(&mut reader.take(size.max() + 1), &mut file)
+        .map_err(io_err("write", dest))?;
+    let wrong = match size {
+        Size::Exact(n) => copied != n,
+        Size::AtMost(n) => copied > n,
+    };
+    if wrong {
+        return Err(RemoteError::Tampered {
+            remote: remote.to_owned(),
+            name: name.to_owned(),
+            reason: match size {
+                Size::Exact(n) => format!("not the {n} bytes its signed description says"),
+                Size::AtMost(n) => format!("larger than {n} bytes"),
+            },
+        });
+    }
+    Ok(())
+}
+
 /// A blob a remote holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Blob {
@@ -154,8 +200,9 @@ pub trait Remote: Send + Sync {
     fn location(&self) -> String;
     /// Every blob, when the remote can list them (a static HTTP cache cannot).
     fn list(&self) -> Result<Option<BTreeMap<String, Blob>>, RemoteError>;
-    /// Downloads blob `name` into `dest`; `Ok(false)` when the remote does not have it.
-    fn get(&self, name: &str, dest: &Path) -> Result<bool, RemoteError>;
+    /// Downloads blob `name` into `dest`, refusing more bytes than `size` allows (a hostile
+    /// remote must not fill the disk); `Ok(false)` when the remote does not have it.
+    fn get(&self, name: &str, dest: &Path, size: Size) -> Result<bool, RemoteError>;
     /// Uploads `uploads` in order, skipping those already there with the same name, size and
     /// digest and replacing those that differ; then makes them visible (GitHub: publishes).
     fn put(&self, uploads: &[Upload]) -> Result<PutReport, RemoteError>;
@@ -169,7 +216,7 @@ pub trait Remote: Send + Sync {
     fn get_bytes(&self, name: &str, max: u64) -> Result<Option<Vec<u8>>, RemoteError> {
         let temp = tempfile::NamedTempFile::new()
             .map_err(io_err("create a temporary file for", Path::new(name)))?;
-        if !self.get(name, temp.path())? {
+        if !self.get(name, temp.path(), Size::AtMost(max))? {
             return Ok(None);
         }
         let mut bytes = Vec::new();
@@ -288,6 +335,23 @@ mod tests {
                 .unwrap_or_default();
             assert!(err.contains(why), "{spec}: {err}");
         }
+    }
+
+    #[test]
+    fn blobs_larger_than_allowed_are_cut_off_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x");
+        let ok = |size| copy_limited(&b"12345"[..], &dest, size, "r", "x").is_ok();
+        assert!(ok(Size::Exact(5)));
+        assert!(ok(Size::AtMost(5)));
+        assert!(ok(Size::AtMost(9)));
+        assert!(!ok(Size::Exact(4)), "longer than described");
+        assert!(!ok(Size::Exact(6)), "shorter than described");
+        assert!(!ok(Size::AtMost(4)));
+        // An endless source stops one byte past the limit.
+        let endless = std::io::repeat(b'a');
+        assert!(copy_limited(endless, &dest, Size::AtMost(10), "r", "x").is_err());
+        assert_eq!(std::fs::metadata(&dest).unwrap().len(), 11);
     }
 
     #[test]

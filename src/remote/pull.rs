@@ -12,7 +12,7 @@ use sha2::Digest;
 
 use super::archive::unpack;
 use super::description::{description_name, Description};
-use super::{io_err, Remote, RemoteError};
+use super::{io_err, Remote, RemoteError, Size};
 use crate::hash::to_hex;
 use crate::sign::TrustedKeys;
 use crate::store::{EntryId, EntryInfo, Store};
@@ -72,7 +72,7 @@ pub fn pull(
     for description in described.values() {
         let file = &description.archive.file;
         let path = staging.path().join(file);
-        if !remote.get(file, &path)? {
+        if !remote.get(file, &path, Size::Exact(description.archive.size))? {
             return Err(RemoteError::NotFound {
                 remote: remote.location(),
                 what: format!("archive {file} of {}", description.fingerprint.name()),
