@@ -277,3 +277,64 @@ fn store_paths_push_and_pull_by_id_or_path_with_a_signature() {
     );
     assert!(stderr.contains("no-such-thing"), "{stderr}");
 }
+
+#[test]
+fn a_signed_description_that_lies_about_the_tree_registers_nothing() {
+    use pystore::remote::description::{seal, ENTRY_PAYLOAD_TYPE};
+    use pystore::sign::SecretKey;
+    let setup = Setup::new();
+    let a = TempStore::new();
+    let tree = setup.work.path().join("tree");
+    make_sample_tree(&tree);
+    let entry = add(a.path(), &tree);
+    let id = entry.file_name().unwrap().to_str().unwrap()[..32].to_owned();
+    let remote = setup.work.path().join("cache");
+    run_ok(
+        pystore(a.path())
+            .arg("push")
+            .arg(&entry)
+            .args(["--to", &file_url(&remote)])
+            .env("PYSTORE_SIGNING_KEY", &setup.secret),
+    );
+    // The trusted key itself signs a description whose content hash is wrong (a compromised or
+    // buggy builder): the archive's bytes match, the unpacked tree does not.
+    let path = remote.join(format!("{id}.entry.json"));
+    let envelope: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    let text = String::from_utf8(payload).unwrap();
+    let at = text.find("\"content_hash\":\"").unwrap() + 16;
+    let mut lie = text.clone();
+    lie.replace_range(
+        at..at + 4,
+        if &text[at..at + 4] == "0000" {
+            "1111"
+        } else {
+            "0000"
+        },
+    );
+    let key = SecretKey::read(&setup.secret).unwrap();
+    fs::write(&path, seal(ENTRY_PAYLOAD_TYPE, lie.as_bytes(), Some(&key))).unwrap();
+    let b = TempStore::new();
+    let stderr = run_fails(
+        pystore(b.path())
+            .args(["pull", &file_url(&remote), &id])
+            .env("PYSTORE_TRUSTED_KEYS", &setup.public),
+        1,
+    );
+    assert!(stderr.contains("content hash mismatch"), "{stderr}");
+    let (entries, tmp) = entries_and_tmp(b.path());
+    assert!(entries.is_empty() && tmp.is_empty(), "{entries:?} {tmp:?}");
+
+    // A static HTTP cache cannot be pushed to.
+    let stderr = run_fails(
+        pystore(a.path())
+            .arg("push")
+            .arg(&entry)
+            .args(["--to", "http://127.0.0.1:9/cache"]),
+        1,
+    );
+    assert!(stderr.contains("read-only"), "{stderr}");
+}
