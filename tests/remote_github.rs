@@ -179,6 +179,38 @@ fn without_digests_assets_are_matched_by_name_and_size_and_limits_are_checked_fi
     assert_eq!(run_clean(&mut push)["uploaded"], serde_json::json!([]));
     assert_eq!(github.uploads(), uploads);
 
+    // Same name and size, other bytes (no digest to tell): found out and replaced.
+    let original = {
+        let mut state = github.state.lock().unwrap();
+        let index = state.releases[0]
+            .assets
+            .iter_mut()
+            .find(|a| a.name == "pystore-index.json")
+            .unwrap();
+        let original = index.bytes.clone();
+        let last = index.bytes.len() - 3;
+        index.bytes[last] = if index.bytes[last] == b'A' {
+            b'B'
+        } else {
+            b'A'
+        };
+        original
+    };
+    let third = run_clean(&mut push);
+    assert_eq!(
+        third["uploaded"],
+        serde_json::json!(["pystore-index.json"]),
+        "{third}"
+    );
+    let state = github.state.lock().unwrap();
+    let index = state.releases[0]
+        .assets
+        .iter()
+        .find(|a| a.name == "pystore-index.json")
+        .unwrap();
+    assert_eq!(index.bytes, original);
+    drop(state);
+
     // No token: refused before any request.
     let requests = github.server.requests().len();
     let mut cmd = setup.pystore(a.path());

@@ -34,6 +34,8 @@ pub const MAX_ASSET_SIZE: u64 = 2 << 30;
 pub const MAX_ASSETS: usize = 1000;
 /// Longest wait we accept from a rate limit before giving up.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
+/// Assets without a reported digest and at most this large are downloaded to compare them.
+const VERIFY_BY_DOWNLOAD: u64 = 64 << 20;
 /// Longest exponential backoff step.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -467,14 +469,52 @@ impl GithubRemote {
         Ok(())
     }
 
+    /// Downloads asset `id` into `dest` (at most `size`).
+    fn download(&self, id: u64, name: &str, dest: &Path, size: Size) -> Result<(), RemoteError> {
+        let url = self.endpoint(&format!("releases/assets/{id}"))?;
+        let build = || {
+            Ok(self
+                .request(Method::GET, &url, true)
+                .header(ACCEPT, "application/octet-stream"))
+        };
+        let response = self.call(Method::GET, &url, &build, &|| Ok(()))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value =
+                serde_json::from_str(&response.text().unwrap_or_default()).unwrap_or(Value::Null);
+            return Err(self.fail(Method::GET, &url, status, &body));
+        }
+        copy_limited(response, dest, size, &self.location(), name)
+    }
+
+    /// Whether `asset` already is `upload`: complete, same size, and the same digest — from the
+    /// API when it reports one, else (for assets up to [`VERIFY_BY_DOWNLOAD`]) by downloading
+    /// it, since a changed index or ZIP can keep its size; larger ones by name and size.
+    fn is_same(&self, asset: &Asset, upload: &Upload) -> Result<bool, RemoteError> {
+        let blob = Blob {
+            name: upload.name.clone(),
+            size: asset.size,
+            sha256: asset.sha256,
+        };
+        if asset.state != "uploaded" || !upload.matches(&blob) {
+            return Ok(false);
+        }
+        if asset.sha256.is_some() || asset.size > VERIFY_BY_DOWNLOAD {
+            return Ok(true);
+        }
+        let temp = tempfile::NamedTempFile::new().map_err(super::io_err(
+            "create a temporary file for",
+            Path::new(&upload.name),
+        ))?;
+        self.download(asset.id, &upload.name, temp.path(), Size::Exact(asset.size))?;
+        let digest =
+            crate::hash::sha256_file(temp.path()).map_err(super::io_err("hash", temp.path()))?;
+        Ok(digest == upload.sha256)
+    }
+
     fn upload(&self, release: &mut Release, upload: &Upload) -> Result<bool, RemoteError> {
         if let Some(asset) = release.assets.get(&upload.name) {
-            let blob = Blob {
-                name: upload.name.clone(),
-                size: asset.size,
-                sha256: asset.sha256,
-            };
-            if asset.state == "uploaded" && upload.matches(&blob) {
+            if self.is_same(asset, upload)? {
                 return Ok(false);
             }
             let id = asset.id;
@@ -509,12 +549,7 @@ impl GithubRemote {
                 let mut current = cleanup.borrow().clone();
                 self.list_assets(&mut current)?;
                 if let Some(asset) = current.assets.get(&upload.name) {
-                    let blob = Blob {
-                        name: upload.name.clone(),
-                        size: asset.size,
-                        sha256: asset.sha256,
-                    };
-                    if asset.state == "uploaded" && upload.matches(&blob) {
+                    if self.is_same(asset, upload)? {
                         return Ok(false);
                     }
                 }
@@ -619,20 +654,7 @@ impl Remote for GithubRemote {
         let Some(asset) = release.assets.get(name).filter(|a| a.state == "uploaded") else {
             return Ok(false);
         };
-        let url = self.endpoint(&format!("releases/assets/{}", asset.id))?;
-        let build = || {
-            Ok(self
-                .request(Method::GET, &url, true)
-                .header(ACCEPT, "application/octet-stream"))
-        };
-        let response = self.call(Method::GET, &url, &build, &|| Ok(()))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body: Value =
-                serde_json::from_str(&response.text().unwrap_or_default()).unwrap_or(Value::Null);
-            return Err(self.fail(Method::GET, &url, status, &body));
-        }
-        copy_limited(response, dest, size, &self.location(), name)?;
+        self.download(asset.id, name, dest, size)?;
         Ok(true)
     }
 
