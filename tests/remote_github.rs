@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::github::{FakeGithub, Faults, State, OWNER, REPO};
+use common::http::{Response, Server};
 use common::*;
 use remote_fixtures::{closure, Setup};
 
@@ -139,7 +140,20 @@ fn push_survives_races_502s_rate_limits_and_pagination_then_pulls_back_identical
     assert_eq!(second["uploaded"], serde_json::json!([]), "{second}");
     assert_eq!(github.uploads(), uploads_before);
 
-    // Pull into an empty store: the same entries and ZIP.
+    // Pull into an empty store: the same entries and ZIP. Downloads are redirected to another
+    // host (as GitHub redirects to its CDN), which must not see the token.
+    let state = github.state.clone();
+    let cdn = Server::start(move |req| {
+        let id = req
+            .route()
+            .strip_prefix("/dl/")
+            .and_then(|i| i.parse().ok());
+        match id.and_then(|id| state.lock().unwrap().asset_bytes(id)) {
+            Some(bytes) => Response::ok(bytes),
+            None => Response::status(404),
+        }
+    });
+    github.state.lock().unwrap().redirect_downloads_to = Some(cdn.url(""));
     let b = TempStore::new();
     let mut pull = pystore(b.path());
     pull.args(["pull", &remote()])

@@ -68,9 +68,6 @@ pub enum RealiseError {
     /// Fetching failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    /// A substituter failed (after which the entry is built instead); never returned.
-    #[error("substituting {name}: {message}")]
-    Substitute { name: String, message: String },
     /// Builds failed.
     #[error("{}", .0.iter().map(with_causes).collect::<Vec<_>>().join("\n"))]
     Builds(Vec<StoreError>),
@@ -185,11 +182,8 @@ pub fn substitute(
                 Ok(_) => substituted += 1,
                 Err(err) => {
                     tracing::warn!(
-                        "{}; building it instead",
-                        RealiseError::Substitute {
-                            name: node.fingerprint.name().to_string(),
-                            message: err.to_string(),
-                        }
+                        "substituting {}: {err}; building it instead",
+                        node.fingerprint.name()
                     );
                     skip.insert(node.id.clone());
                     failed = true;

@@ -51,6 +51,19 @@ pub struct State {
     pub seed_assets: usize,
     /// Report `digest` on assets (newer API versions do).
     pub digests: bool,
+    /// Answer asset downloads with a redirect to `BASE/dl/ID` (GitHub redirects to a CDN).
+    pub redirect_downloads_to: Option<String>,
+}
+
+impl State {
+    /// The bytes of asset `id` (what a CDN serving it would send).
+    pub fn asset_bytes(&self, id: u64) -> Option<Vec<u8>> {
+        self.releases
+            .iter()
+            .flat_map(|r| &r.assets)
+            .find(|a| a.id == id)
+            .map(|a| a.bytes.clone())
+    }
 }
 
 impl State {
@@ -254,6 +267,11 @@ fn handle(req: &Request, state: &mut State, token: &str, base: &str) -> Response
             }
             let asset = &release.assets[pos];
             if req.header("accept") == Some("application/octet-stream") {
+                if let Some(cdn) = &state.redirect_downloads_to {
+                    let mut redirect = Response::status(302);
+                    redirect.body.clear();
+                    return redirect.header("Location", &format!("{cdn}/dl/{}", asset.id));
+                }
                 return Response::ok(asset.bytes.clone())
                     .header("Content-Type", "application/octet-stream");
             }
