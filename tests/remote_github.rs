@@ -172,8 +172,31 @@ fn push_survives_races_502s_rate_limits_and_pagination_then_pulls_back_identical
         closure(a.path(), &zip_a)
     );
 
+    // The release as a substituter: realise downloads instead of building, without a token
+    // (the release is published).
+    let c = TempStore::new();
+    let out = run(pystore(c.path())
+        .args(["--json", "realise"])
+        .arg(&setup.recipe)
+        .env("PYSTORE_GITHUB_API", github.api())
+        .env("PYSTORE_SUBSTITUTERS", remote())
+        .env("PYSTORE_TRUSTED_KEYS", &setup.public)
+        .env("PYSTORE_SIGNING_KEY", &setup.secret));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("4 substituted, 0 fetched, 0 built"),
+        "{stderr}"
+    );
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        fs::read(value[0]["zip"].as_str().unwrap()).unwrap(),
+        fs::read(&zip_a).unwrap()
+    );
+
     assert_token_absent(a.path());
     assert_token_absent(b.path());
+    assert_token_absent(c.path());
     assert_token_absent(setup.work.path());
 }
 
