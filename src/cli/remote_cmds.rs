@@ -100,7 +100,7 @@ pub struct PushArgs<'a> {
 pub fn push(store: &Store, ui: Ui, net: NetSettings, args: PushArgs<'_>) -> Result<bool> {
     let config = remote_config(&net)?;
     let target = remote::open(args.to, &config)?;
-    target.check_writable()?;
+    target.check_writable(&[])?;
     let key = match &args.sign_key {
         Some(path) => Some(Arc::new(SecretKey::read(path)?)),
         None => {

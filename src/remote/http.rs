@@ -64,10 +64,10 @@ impl Remote for HttpRemote {
     }
 
     fn put(&self, _uploads: &[Upload]) -> Result<PutReport, RemoteError> {
-        self.check_writable().map(|()| PutReport::default())
+        self.check_writable(&[]).map(|()| PutReport::default())
     }
 
-    fn check_writable(&self) -> Result<(), RemoteError> {
+    fn check_writable(&self, _files: &[Upload]) -> Result<(), RemoteError> {
         Err(RemoteError::ReadOnly {
             remote: self.location(),
         })

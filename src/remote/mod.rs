@@ -206,9 +206,11 @@ pub trait Remote: Send + Sync {
     /// Uploads `uploads` in order, skipping those already there with the same name, size and
     /// digest and replacing those that differ; then makes them visible (GitHub: publishes).
     fn put(&self, uploads: &[Upload]) -> Result<PutReport, RemoteError>;
-    /// Fails, before anything is packed or sent, when pushing here cannot work (a read-only
-    /// remote, a missing token).
-    fn check_writable(&self) -> Result<(), RemoteError> {
+    /// Fails, before anything is packed or any request is sent, when pushing here cannot work:
+    /// a read-only remote, a missing token, or `files` the remote cannot hold (GitHub: unsafe
+    /// names, 2 GiB and more).
+    fn check_writable(&self, files: &[Upload]) -> Result<(), RemoteError> {
+        let _ = files;
         Ok(())
     }
 

@@ -38,7 +38,13 @@ pub fn push(
     remote: &dyn Remote,
     request: &PushRequest<'_>,
 ) -> Result<PushOutcome, RemoteError> {
-    remote.check_writable()?;
+    let files = request
+        .files
+        .iter()
+        .map(|(name, path)| Upload::of_file(name.clone(), path.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The files' names and sizes are known now: check them before the remote is even listed.
+    remote.check_writable(&files)?;
     let roots: Vec<EntryInfo> = request.roots.iter().map(|(_, e)| e.clone()).collect();
     let closure = store.closure(&roots)?;
     let listing = remote.list()?.unwrap_or_default();
@@ -74,12 +80,6 @@ pub fn push(
         descriptions.push(Upload::of_file(description, description_path)?);
         new_entries.push(entry.id.clone());
     }
-    let files = request
-        .files
-        .iter()
-        .map(|(name, path)| Upload::of_file(name.clone(), path.clone()))
-        .collect::<Result<Vec<_>, _>>()?;
-
     let mut index = previous_index(remote, request.key)?;
     index.merge(Index {
         entries: closure

@@ -417,18 +417,18 @@ impl Remote for GithubRemote {
         Ok(true)
     }
 
-    fn check_writable(&self) -> Result<(), RemoteError> {
+    fn check_writable(&self, files: &[Upload]) -> Result<(), RemoteError> {
         if self.api.token.is_none() {
             return Err(RemoteError::NoToken {
                 remote: self.location(),
             });
         }
-        Ok(())
+        self.preflight(files, None)
     }
 
     fn put(&self, uploads: &[Upload]) -> Result<PutReport, RemoteError> {
-        self.check_writable()?;
-        self.preflight(uploads, None)?;
+        // Every upload's name and size, before any request.
+        self.check_writable(uploads)?;
         let mut release = match self.find_release()? {
             Some(release) => release,
             None => self.create_release()?,
@@ -454,6 +454,49 @@ impl Remote for GithubRemote {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_are_checked_before_any_request() {
+        // Port 9 on loopback: nothing is listening, and nothing here may try.
+        let config = RemoteConfig {
+            http: crate::fetch::http::HttpConfig::default(),
+            github_api: Url::parse("http://127.0.0.1:9/").unwrap(),
+            github_token: Some("t0ken".into()),
+        };
+        let remote = GithubRemote::new("acme", "bundles", "v1.0.0", &config).unwrap();
+        let upload = |name: &str, size: u64| Upload {
+            name: name.into(),
+            path: "/nonexistent".into(),
+            size,
+            sha256: [0; 32],
+        };
+        assert!(remote.check_writable(&[upload("ok.zip", 1)]).is_ok());
+        let refused = |uploads: &[Upload], why: &str| {
+            let err = remote.check_writable(uploads).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        };
+        refused(&[upload("a b.zip", 1)], "not a safe asset name");
+        refused(&[upload("big.zip", MAX_ASSET_SIZE)], "under 2 GiB");
+        let many: Vec<Upload> = (0..=MAX_ASSETS)
+            .map(|i| upload(&format!("f{i}"), 1))
+            .collect();
+        refused(&many, "at most 1000");
+        let anonymous = GithubRemote::new(
+            "acme",
+            "bundles",
+            "v1.0.0",
+            &RemoteConfig {
+                github_token: None,
+                ..config
+            },
+        )
+        .unwrap();
+        assert!(anonymous
+            .check_writable(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("GITHUB_TOKEN"));
+    }
 
     #[test]
     fn asset_names_are_checked() {
