@@ -132,8 +132,14 @@ impl Server {
                 std::thread::spawn(move || {
                     let now = active.fetch_add(1, Ordering::SeqCst) + 1;
                     max_active.fetch_max(now, Ordering::SeqCst);
-                    let _ = serve(stream, &*handler, &log);
+                    let answered = serve(stream, &*handler, &log);
+                    // Counted until the response is sent, not until the client hangs up.
                     active.fetch_sub(1, Ordering::SeqCst);
+                    // Drain anything left so the client sees a clean close.
+                    if let Ok(mut reader) = answered {
+                        let mut sink = [0u8; 64];
+                        let _ = reader.get_mut().read(&mut sink);
+                    }
                 });
             }
         });
@@ -175,7 +181,12 @@ impl Drop for Server {
     }
 }
 
-fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) -> std::io::Result<()> {
+/// Answers one request; returns the connection's reader, to drain.
+fn serve(
+    stream: TcpStream,
+    handler: &Handler,
+    log: &Mutex<Vec<Request>>,
+) -> std::io::Result<BufReader<TcpStream>> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -223,11 +234,8 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) -> std
     };
     out.write_all(body)?;
     out.flush()?;
-    // Drain anything left so the client sees a clean close.
     let _ = out.shutdown(std::net::Shutdown::Write);
-    let mut sink = [0u8; 64];
-    let _ = reader.get_mut().read(&mut sink);
-    Ok(())
+    Ok(reader)
 }
 
 /// Serves `body` honouring a `Range: bytes=N-` header, as a static file server would.
