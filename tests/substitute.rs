@@ -204,3 +204,48 @@ fn a_refused_substitute_is_built_instead_and_the_zip_is_the_same() {
         "offline: the HTTP cache is not asked"
     );
 }
+
+#[test]
+fn unsigned_caches_substitute_only_with_no_require_sigs() {
+    let setup = Setup::new();
+    let a = TempStore::new();
+    let cache = setup.work.path().join("cache");
+    run_ok(
+        setup
+            .pystore(a.path())
+            .arg("push")
+            .arg(&setup.recipe)
+            .arg("--to")
+            .arg(format!("file://{}", cache.display())),
+    );
+    let zip_a = setup.realise(a.path())["zip"].as_str().unwrap().to_owned();
+    let realise = |store: &Path, extra: &[&str]| {
+        let out = run(setup
+            .pystore(store)
+            .args(["--json", "realise"])
+            .arg(&setup.recipe)
+            .args(extra)
+            .env(
+                "PYSTORE_SUBSTITUTERS",
+                format!("file://{}", cache.display()),
+            )
+            .env("PYSTORE_TRUSTED_KEYS", &setup.public));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (stderr, value[0]["zip"].as_str().unwrap().to_owned())
+    };
+    // Signatures required (the default): the unsigned index is refused, everything is built.
+    let b = TempStore::new();
+    let (stderr, zip_b) = realise(b.path(), &[]);
+    assert!(stderr.contains("is not signed"), "{stderr}");
+    let (substituted, _, built) = counts(&stderr);
+    assert_eq!(substituted, 0, "{stderr}");
+    assert!(built > 0, "{stderr}");
+    assert_eq!(fs::read(&zip_b).unwrap(), fs::read(&zip_a).unwrap());
+    // --no-require-sigs: substituted (the hashes are still checked).
+    let c = TempStore::new();
+    let (stderr, zip_c) = realise(c.path(), &["--no-require-sigs"]);
+    assert_eq!(counts(&stderr), (4, 0, 0), "{stderr}");
+    assert_eq!(fs::read(&zip_c).unwrap(), fs::read(&zip_a).unwrap());
+}
