@@ -245,6 +245,11 @@ impl Api {
             .to_owned();
         let hint = match status.as_u16() {
             401 => "; check GITHUB_TOKEN / GH_TOKEN",
+            // A secondary limit that came without Retry-After or x-ratelimit-* headers (those
+            // are waited out and retried): say what it is rather than blame the token.
+            403 if message.to_ascii_lowercase().contains("rate limit") => {
+                "; GitHub's rate limit: wait a few minutes and push again (pushing is idempotent)"
+            }
             403 | 404 if self.token.is_none() => "; set GITHUB_TOKEN or GH_TOKEN",
             403 | 404 => "; the token may lack contents: write permission on the repository",
             _ => "",
