@@ -9,6 +9,8 @@
 //!   locks (no store internals);
 //! - [`build`]: the build graph and the scheduler;
 //! - [`bundle`], [`archive`]: assembling bundles and their manifests; the deterministic ZIP;
+//! - [`remote`]: pushing and pulling closures (directories, HTTP caches, GitHub Releases),
+//!   signed entry descriptions, substituters;
 //! - [`diff`]: comparing two bundles by their manifests;
 //! - [`recipe`]: recipe files;
 //! - [`cli`]: argument parsing and rendering.
@@ -22,5 +24,6 @@ pub mod fetch;
 pub mod hash;
 pub mod python;
 pub mod recipe;
+pub mod remote;
 pub mod sign;
 pub mod store;

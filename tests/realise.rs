@@ -10,65 +10,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::http::{Response, Server};
 use common::*;
 use pyfixtures::WheelBuilder;
-use recipe_fixtures::{recipe, recipe_for, windows_archive, workspace, Spec};
-
-fn wheels(dir: &Path) -> Vec<PathBuf> {
-    let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any")
-        .file(
-            "greet_lib/__init__.py",
-            b"def hello(who):\n    return 'hello ' + who\n\ndef main():\n    print(hello('from the script'))\n",
-        );
-    let info = greet.dist_info();
-    let greet = greet.file(
-        &format!("{info}/entry_points.txt"),
-        b"[console_scripts]\ngreet = greet_lib:main\n",
-    );
-    let app = WheelBuilder::new("app_core", "0.3", "py3-none-any")
-        .file(
-            "app_core/__init__.py",
-            b"from greet_lib import hello\nMESSAGE = hello('bundle')\n",
-        )
-        .file("app_core/data.txt", b"payload\n");
-    vec![greet.build(dir), app.build(dir)]
-}
-
-/// A loopback simple index (JSON) serving the wheels; counts requests.
-fn index(wheels: &[PathBuf]) -> Server {
-    let files: Vec<(String, Vec<u8>)> = wheels
-        .iter()
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_str().unwrap().to_owned(),
-                fs::read(p).unwrap(),
-            )
-        })
-        .collect();
-    Server::start(move |req| {
-        for (name, bytes) in &files {
-            let project = name
-                .split('-')
-                .next()
-                .unwrap()
-                .to_lowercase()
-                .replace('_', "-");
-            if req.path == format!("/simple/{project}/") {
-                let page = format!(
-                    r#"{{"meta":{{"api-version":"1.0"}},"name":"{project}","files":[{{"filename":"{name}","url":"/files/{name}","hashes":{{"sha256":"{}"}}}}]}}"#,
-                    sha256_hex(bytes)
-                );
-                return Response::ok(page)
-                    .header("Content-Type", "application/vnd.pypi.simple.v1+json");
-            }
-            if req.path == format!("/files/{name}") {
-                return Response::ok(bytes.clone());
-            }
-        }
-        Response::status(404)
-    })
-}
+use recipe_fixtures::{
+    demo_wheels as wheels, index_server as index, recipe, recipe_for, windows_archive, workspace,
+    Spec,
+};
 
 #[test]
 fn realises_a_zip_that_works_unzipped_anywhere_and_then_does_nothing() {

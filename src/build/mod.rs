@@ -6,4 +6,7 @@ pub mod sandbox;
 pub mod scheduler;
 
 pub use graph::{BuildContext, BuildError, Graph, NodeIndex};
-pub use scheduler::{plan, realise, RealiseError, Status};
+pub use scheduler::{
+    plan, plan_with, realise, realise_with, substitute, Counts, RealiseError, Realised, Status,
+    Substituter,
+};

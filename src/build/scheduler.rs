@@ -5,14 +5,44 @@
 //! not valid yet. So an unchanged realisation costs one store lookup per root and touches
 //! nothing else, not even the network.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Condvar, Mutex};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::graph::{Action, BuildContext, Graph, NodeIndex};
+use super::graph::{Action, BuildContext, BuildError, Graph, NodeIndex};
 use crate::fetch::{FetchError, Fetcher};
-use crate::store::{EntryInfo, Store, StoreError};
+use crate::store::{EntryId, EntryInfo, Store, StoreError};
+
+/// Somewhere built entries can be downloaded from instead of being built (a binary cache).
+///
+/// The build layer knows nothing of where: the recipe layer passes one in.
+pub trait Substituter: Send + Sync + std::fmt::Debug {
+    /// Whether the entry `id` can be substituted (a cheap lookup, e.g. in a remote's index).
+    fn has(&self, id: &EntryId) -> bool;
+    /// Downloads, verifies and registers entry `id` (with its closure); returns it.
+    fn substitute(&self, store: &Store, id: &EntryId) -> Result<EntryInfo, BuildError>;
+}
+
+/// How many entries a realisation substituted, fetched and built.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Downloaded from a substituter instead of being built.
+    pub substituted: usize,
+    /// Fixed-output entries fetched.
+    pub fetched: usize,
+    /// Entries built here.
+    pub built: usize,
+}
+
+/// What `realise_with` returns.
+#[derive(Clone, Debug)]
+pub struct Realised {
+    /// Every needed or valid node's entry, by node index.
+    pub entries: BTreeMap<NodeIndex, EntryInfo>,
+    /// What was done.
+    pub counts: Counts,
+}
 
 /// What realising would do to a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +53,8 @@ pub enum Status {
     Fetch,
     /// To be built.
     Build,
+    /// To be downloaded from a substituter (its inputs are then not needed).
+    Substitute,
     /// Not needed (everything that depends on it is valid).
     Unneeded,
 }
@@ -55,6 +87,18 @@ fn with_causes(err: &StoreError) -> String {
 
 /// The status of every node when realising `roots`.
 pub fn plan(store: &Store, graph: &Graph, roots: &[NodeIndex]) -> Result<Vec<Status>, StoreError> {
+    plan_with(store, graph, roots, None, &BTreeSet::new())
+}
+
+/// The status of every node when realising `roots`, substituting what `substituter` has (except
+/// the ids in `skip`) instead of building it.
+pub fn plan_with(
+    store: &Store,
+    graph: &Graph,
+    roots: &[NodeIndex],
+    substituter: Option<&dyn Substituter>,
+    skip: &BTreeSet<EntryId>,
+) -> Result<Vec<Status>, StoreError> {
     let mut status = vec![Status::Unneeded; graph.nodes().len()];
     let mut visited = vec![false; graph.nodes().len()];
     let mut stack: Vec<NodeIndex> = roots.to_vec();
@@ -69,6 +113,12 @@ pub fn plan(store: &Store, graph: &Graph, roots: &[NodeIndex]) -> Result<Vec<Sta
         }
         status[index] = match node.action {
             Action::Fetch(_) => Status::Fetch,
+            Action::Build(_)
+                if !skip.contains(&node.id) && substituter.is_some_and(|s| s.has(&node.id)) =>
+            {
+                status[index] = Status::Substitute;
+                continue; // its inputs come with it, as its closure
+            }
             Action::Build(_) => Status::Build,
             Action::Present => {
                 return Err(StoreError::NotValid {
@@ -93,6 +143,7 @@ struct Queue {
     running: usize,
     remaining: usize,
     errors: Vec<StoreError>,
+    built: usize,
 }
 
 /// Realises `roots`, returning every needed or valid node's entry (by node index).
@@ -104,6 +155,65 @@ pub fn realise(
     jobs: usize,
     progress: bool,
 ) -> Result<BTreeMap<NodeIndex, EntryInfo>, RealiseError> {
+    realise_with(store, fetcher, graph, roots, jobs, progress, None).map(|r| r.entries)
+}
+
+/// Substitutes what `substituter` offers of the entries realising `roots` would build, from
+/// the top (a substituted entry brings its closure, so its inputs are not asked for). A failed
+/// substitution (a remote down, an entry refused by its signature or hashes) is logged, and
+/// that entry is left to be built: afterwards [`plan`] shows exactly what remains to fetch and
+/// build. Returns how many entries were substituted.
+pub fn substitute(
+    store: &Store,
+    graph: &Graph,
+    roots: &[NodeIndex],
+    substituter: &dyn Substituter,
+) -> Result<usize, StoreError> {
+    let mut substituted = 0;
+    let mut skip = BTreeSet::new();
+    loop {
+        let status = plan_with(store, graph, roots, Some(substituter), &skip)?;
+        let mut failed = false;
+        for index in (0..status.len()).filter(|&i| status[i] == Status::Substitute) {
+            let node = graph.node(index);
+            if store.query(&node.id)?.is_some() {
+                continue; // came with the closure of one substituted before it
+            }
+            match substituter.substitute(store, &node.id) {
+                Ok(_) => substituted += 1,
+                Err(err) => {
+                    tracing::warn!(
+                        "substituting {}: {err}; building it instead",
+                        node.fingerprint.name()
+                    );
+                    skip.insert(node.id.clone());
+                    failed = true;
+                }
+            }
+        }
+        // After a failure its inputs are needed: they may be substitutable themselves.
+        if !failed {
+            return Ok(substituted);
+        }
+    }
+}
+
+/// Realises `roots`, substituting first what `substituter` offers (see [`substitute`]). A failed substitution (a
+/// remote down, an entry refused by its signature or hashes) is logged and the entry is built
+/// instead, so a substituter can make a realisation faster but never break it.
+pub fn realise_with(
+    store: &Store,
+    fetcher: &Fetcher<'_>,
+    graph: &Graph,
+    roots: &[NodeIndex],
+    jobs: usize,
+    progress: bool,
+    substituter: Option<&dyn Substituter>,
+) -> Result<Realised, RealiseError> {
+    let mut counts = Counts::default();
+    if let Some(substituter) = substituter {
+        counts.substituted = substitute(store, graph, roots, substituter)?;
+    }
     let status = plan(store, graph, roots)?;
     let mut done: BTreeMap<NodeIndex, EntryInfo> = BTreeMap::new();
     for (index, s) in status.iter().enumerate() {
@@ -125,13 +235,17 @@ pub fn realise(
         .collect();
     for (index, fetched) in fetches.iter().zip(fetcher.fetch_all(&items)?) {
         done.insert(*index, fetched.entry);
+        counts.fetched += 1;
     }
 
     let builds: Vec<NodeIndex> = (0..status.len())
         .filter(|&i| status[i] == Status::Build)
         .collect();
     if builds.is_empty() {
-        return Ok(done);
+        return Ok(Realised {
+            entries: done,
+            counts,
+        });
     }
     let mut waiting_on = vec![0usize; status.len()];
     let mut dependents: Vec<Vec<NodeIndex>> = vec![Vec::new(); status.len()];
@@ -155,6 +269,7 @@ pub fn realise(
         running: 0,
         remaining: builds.len(),
         errors: Vec::new(),
+        built: 0,
     });
     let wake = Condvar::new();
     let results = Mutex::new(done);
@@ -211,6 +326,9 @@ pub fn realise(
                 q.remaining -= 1;
                 match outcome {
                     Ok(registration) => {
+                        if registration.built {
+                            q.built += 1;
+                        }
                         results
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -233,5 +351,9 @@ pub fn realise(
     if !queue.errors.is_empty() {
         return Err(RealiseError::Builds(queue.errors));
     }
-    Ok(results.into_inner().unwrap_or_else(|p| p.into_inner()))
+    counts.built = queue.built;
+    Ok(Realised {
+        entries: results.into_inner().unwrap_or_else(|p| p.into_inner()),
+        counts,
+    })
 }

@@ -8,6 +8,7 @@ mod key_cmd;
 mod lock_cmd;
 mod output;
 mod realise_cmd;
+mod remote_cmds;
 mod store_cmds;
 mod verify_cmd;
 
@@ -103,6 +104,21 @@ pub enum Command {
         /// (refuse without full isolation), off
         #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parse_sandbox)]
         sandbox: Mode,
+        /// Remotes to download built entries from instead of building them (space-separated:
+        /// file:///DIR, https://..., github:OWNER/REPO@TAG)
+        #[arg(long, env = "PYSTORE_SUBSTITUTERS", value_name = "REMOTES")]
+        substituters: Option<String>,
+        /// Public keys (NAME:BASE64, space-separated) substituted entries must be signed by
+        #[arg(
+            long,
+            env = "PYSTORE_TRUSTED_KEYS",
+            value_name = "KEYS",
+            hide_env_values = true
+        )]
+        trusted_keys: Option<String>,
+        /// Accept unsigned or untrusted substituted entries (their hashes are still checked)
+        #[arg(long)]
+        no_require_sigs: bool,
     },
     /// Run a target's bundle python in the sandbox, realising the bundle first if needed
     ///
@@ -122,6 +138,53 @@ pub enum Command {
         /// Arguments for python, after `--`
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<std::ffi::OsString>,
+    },
+    /// Upload a recipe's bundles (or store entries) with their closures to a remote
+    ///
+    /// With a RECIPE, realises it first, then uploads each target's ZIP, provenance and SBOM as
+    /// files, and the closure of all three as entries: each entry the remote lacks as
+    /// <id>.tar.zst plus its signed description <id>.entry.json, then the signed closure index
+    /// pystore-index.json. With store PATHs, uploads their closures. Anything already there
+    /// (same name, size and digest) is skipped, so pushing again uploads nothing. REMOTE is
+    /// file:///DIR or github:OWNER/REPO@TAG (token from GITHUB_TOKEN or GH_TOKEN; API base URL
+    /// from PYSTORE_GITHUB_API).
+    Push {
+        /// A recipe (name, directory or recipe.toml), or store paths
+        #[arg(required = true, value_name = "RECIPE|PATH")]
+        what: Vec<String>,
+        /// The remote
+        #[arg(long, value_name = "REMOTE")]
+        to: String,
+        /// Push only this target of the recipe (repeatable) [default: all]
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+        /// Sign entry descriptions, the index and provenance with this secret key file
+        #[arg(long, env = "PYSTORE_SIGNING_KEY", value_name = "FILE")]
+        sign_key: Option<PathBuf>,
+    },
+    /// Download entries and their closures from a remote, verified, into the store
+    ///
+    /// Without PATH, pulls every root in the remote's index (and keeps each with a gc root of
+    /// its name). Each entry's description must be signed by a key in PYSTORE_TRUSTED_KEYS, its
+    /// id must follow from its fingerprint, its archive must have the described sha256 and its
+    /// tree the described content hash; otherwise nothing is registered.
+    Pull {
+        /// file:///DIR, https://... or github:OWNER/REPO@TAG
+        remote: String,
+        /// Entries to pull: ids, <id>-<name> or store paths [default: the index's roots]
+        #[arg(value_name = "PATH")]
+        paths: Vec<String>,
+        /// Public keys (NAME:BASE64, space-separated) descriptions must be signed by
+        #[arg(
+            long,
+            env = "PYSTORE_TRUSTED_KEYS",
+            value_name = "KEYS",
+            hide_env_values = true
+        )]
+        trusted_keys: Option<String>,
+        /// Accept unsigned or untrusted entries (their hashes are still checked)
+        #[arg(long)]
+        no_require_sigs: bool,
     },
     /// Resolve a recipe's requirements for each target and write its lock (pystore.lock)
     ///
@@ -364,18 +427,45 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             out,
             sign_key,
             sandbox,
-        } => realise_cmd::realise(
+            substituters,
+            trusted_keys,
+            no_require_sigs,
+        } => {
+            let net = net()?;
+            let trust = remote_cmds::trust(trusted_keys.as_deref(), *no_require_sigs)?;
+            let substituter =
+                remote_cmds::substituters(substituters.as_deref(), &net, trust, cli.offline)?;
+            realise_cmd::realise(
+                &open()?,
+                ui,
+                net,
+                realise_cmd::RealiseArgs {
+                    recipe,
+                    targets,
+                    dry_run: *dry_run,
+                    out: out.clone(),
+                    sign_key: sign_key.clone(),
+                    jobs: cli.jobs,
+                    sandbox: *sandbox,
+                    substituter: substituter.map(|s| s as _),
+                },
+            )
+        }
+        Command::Push {
+            what,
+            to,
+            targets,
+            sign_key,
+        } => remote_cmds::push(
             &open()?,
             ui,
             net()?,
-            realise_cmd::RealiseArgs {
-                recipe,
+            remote_cmds::PushArgs {
+                what,
+                to,
                 targets,
-                dry_run: *dry_run,
-                out: out.clone(),
                 sign_key: sign_key.clone(),
                 jobs: cli.jobs,
-                sandbox: *sandbox,
             },
         ),
         Command::Run {
@@ -396,6 +486,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                     sign_key: None,
                     jobs: cli.jobs,
                     sandbox: *sandbox,
+                    substituter: None,
                 },
                 target.as_deref(),
                 args,
@@ -403,6 +494,15 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             drop(store);
             // The bundle's exit code is pystore's, whatever it is.
             std::process::exit(code)
+        }
+        Command::Pull {
+            remote,
+            paths,
+            trusted_keys,
+            no_require_sigs,
+        } => {
+            let trust = remote_cmds::trust(trusted_keys.as_deref(), *no_require_sigs)?;
+            remote_cmds::pull(&open()?, ui, net()?, remote, paths, trust)
         }
         Command::Lock {
             recipe,

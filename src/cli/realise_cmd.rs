@@ -31,6 +31,8 @@ pub struct RealiseArgs<'a> {
     pub jobs: Option<usize>,
     /// `--sandbox`.
     pub sandbox: Mode,
+    /// `PYSTORE_SUBSTITUTERS`.
+    pub substituter: Option<std::sync::Arc<dyn crate::build::Substituter>>,
 }
 
 /// The recipe and the realise options of `args`.
@@ -62,6 +64,7 @@ fn prepare(args: &RealiseArgs<'_>, net: &NetSettings) -> Result<(Recipe, Realise
         indexes: net.indexes.urls.clone(),
         signing_key,
         sandbox: args.sandbox,
+        substituter: args.substituter.clone(),
     };
     Ok((recipe, options))
 }
@@ -112,6 +115,7 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
                 Status::Valid => "valid",
                 Status::Fetch => "fetch",
                 Status::Build => "build",
+                Status::Substitute => "substitute",
                 Status::Unneeded => "unneeded",
             };
             if ui.json {
@@ -122,18 +126,25 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
                 print_json(&list)?;
             } else {
                 for entry in &entries {
-                    println!("{:5}  {}", word(entry.status), entry.path.display());
+                    println!("{:10}  {}", word(entry.status), entry.path.display());
                 }
                 let count = |s| entries.iter().filter(|e| e.status == s).count();
                 eprintln!(
-                    "{} to fetch, {} to build, {} valid",
+                    "{} to substitute, {} to fetch, {} to build, {} valid",
+                    count(Status::Substitute),
                     count(Status::Fetch),
                     count(Status::Build),
                     count(Status::Valid)
                 );
             }
         }
-        Outcome::Realised(targets) => {
+        Outcome::Realised(targets, counts) => {
+            if !ui.quiet {
+                eprintln!(
+                    "{} substituted, {} fetched, {} built",
+                    counts.substituted, counts.fetched, counts.built
+                );
+            }
             if ui.json {
                 let list: Vec<_> = targets
                     .iter()

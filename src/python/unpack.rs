@@ -635,7 +635,7 @@ fn extract_tar_into(
     let reader: Box<dyn Read> = match compression {
         TarCompression::Gzip => Box::new(flate2::read::GzDecoder::new(io::BufReader::new(file))),
         TarCompression::Zstd => Box::new(
-            ruzstd::StreamingDecoder::new(io::BufReader::new(file)).map_err(|e| {
+            ruzstd::decoding::StreamingDecoder::new(io::BufReader::new(file)).map_err(|e| {
                 UnpackError::Format {
                     archive: archive.to_path_buf(),
                     format: "zstd",

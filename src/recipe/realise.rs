@@ -14,7 +14,8 @@ use super::{Recipe, RecipeTarget};
 use crate::archive::timestamp::DosDateTime;
 use crate::build::sandbox::{Level, Mode, Sandbox, SandboxError};
 use crate::build::{
-    plan, realise as realise_graph, BuildError, Graph, NodeIndex, RealiseError, Status,
+    plan, plan_with, realise_with, substitute, BuildError, Counts, Graph, NodeIndex, RealiseError,
+    Status, Substituter,
 };
 use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, WheelInstall};
 use crate::bundle::provenance::{with_run_times, ProvenanceInputs};
@@ -129,6 +130,8 @@ pub struct RealiseOptions {
     pub signing_key: Option<Arc<SecretKey>>,
     /// `--sandbox`: how programs (the validation imports) are isolated.
     pub sandbox: Mode,
+    /// Where built entries may be downloaded from instead of being built (substituters).
+    pub substituter: Option<Arc<dyn Substituter>>,
 }
 
 /// One planned entry.
@@ -176,8 +179,8 @@ pub struct TargetOutcome {
 pub enum Outcome {
     /// `--dry-run`: the plan.
     Planned(Vec<PlannedEntry>),
-    /// The targets realised.
-    Realised(Vec<TargetOutcome>),
+    /// The targets realised, and how many entries were substituted, fetched and built.
+    Realised(Vec<TargetOutcome>, Counts),
 }
 
 /// The nodes realised for one target.
@@ -531,13 +534,21 @@ pub fn realise(
 ) -> Result<Outcome, RealiseRecipeError> {
     let sandbox = Arc::new(Sandbox::new(options.sandbox)?);
     let mut planned = plan_recipe(store, recipe, options, &sandbox)?;
+    // The bundles too: each outcome names its bundle, so it is planned (and substituted) itself.
     let roots: Vec<NodeIndex> = planned
         .roots
         .iter()
-        .flat_map(|t| [t.validation, t.zip, t.provenance, t.sbom])
+        .flat_map(|t| [t.bundle, t.validation, t.zip, t.provenance, t.sbom])
         .collect();
-    let statuses = plan(store, &planned.graph, &roots)?;
+    let substituter = options.substituter.as_deref();
     if options.dry_run {
+        let statuses = plan_with(
+            store,
+            &planned.graph,
+            &roots,
+            substituter,
+            &Default::default(),
+        )?;
         let entries = planned
             .graph
             .nodes()
@@ -556,17 +567,29 @@ pub fn realise(
     }
     // This run's times go into the provenance copies --out writes, never into the store.
     let started = std::time::SystemTime::now();
+    // Substitute first; then the plan shows what is left to fetch and build (what could not be
+    // substituted included), and only those wheels' URLs are looked up.
+    let substituted = match substituter {
+        Some(substituter) => substitute(store, &planned.graph, &roots, substituter)?,
+        None => 0,
+    };
+    let statuses = plan(store, &planned.graph, &roots)?;
     find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
-    let mut wanted = roots.clone();
-    wanted.extend(planned.roots.iter().map(|t| t.bundle));
-    let entries = realise_graph(
+    let wanted = roots.clone();
+    let realised = realise_with(
         store,
         fetcher,
         &planned.graph,
         &wanted,
         options.jobs.max(1),
         options.progress,
+        None,
     )?;
+    let entries = realised.entries;
+    let counts = Counts {
+        substituted,
+        ..realised.counts
+    };
     let finished = std::time::SystemTime::now();
     let mut outcomes = Vec::new();
     for planned_target in &planned.roots {
@@ -633,7 +656,7 @@ pub fn realise(
             sbom_copied_to,
         });
     }
-    Ok(Outcome::Realised(outcomes))
+    Ok(Outcome::Realised(outcomes, counts))
 }
 
 /// Writes `bytes` to `to`, replacing what is there atomically.

@@ -94,7 +94,7 @@ pub fn run(
         ..options.clone()
     };
     let bundle = match realise(store, fetcher, find_links, recipe, &options)? {
-        Outcome::Realised(mut targets) if !targets.is_empty() => targets.remove(0).bundle,
+        Outcome::Realised(mut targets, _) if !targets.is_empty() => targets.remove(0).bundle,
         _ => {
             return Err(RunError::Start {
                 program: name,

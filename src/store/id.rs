@@ -216,6 +216,87 @@ impl Fingerprint {
     }
 }
 
+impl Fingerprint {
+    /// Parses a fingerprint from its canonical JSON text (as stored beside an entry, or sent in
+    /// an entry description). Refuses anything that is not exactly the canonical form of a
+    /// well-formed fingerprint, so one text can never mean two fingerprints.
+    pub fn from_canonical(text: &str) -> Result<Fingerprint, InvalidFingerprint> {
+        let invalid = |reason: String| InvalidFingerprint { reason };
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| invalid("not a JSON object".into()))?;
+        let string = |key: &str| -> Result<&str, InvalidFingerprint> {
+            object
+                .get(key)
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(format!("{key:?} is missing or not a string")))
+        };
+        let digest = |key: &str| -> Result<[u8; 32], InvalidFingerprint> {
+            let text = string(key)?;
+            hex::decode(text)
+                .ok()
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                .filter(|_| text.bytes().all(|c| !c.is_ascii_uppercase()))
+                .ok_or_else(|| invalid(format!("{key:?} is not 64 lower-case hex digits")))
+        };
+        let name = EntryName::new(string("name")?).map_err(|e| invalid(e.to_string()))?;
+        let fingerprint = match string("kind")? {
+            "fixed" => Fingerprint::Fixed {
+                name,
+                sha256: digest("sha256")?,
+            },
+            "source" => Fingerprint::Source {
+                name,
+                tree: digest("tree")?,
+            },
+            "derived" => {
+                let inputs = object
+                    .get("inputs")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| invalid("\"inputs\" is missing or not an object".into()))?
+                    .iter()
+                    .map(|(label, id)| {
+                        id.as_str()
+                            .and_then(EntryId::parse)
+                            .map(|id| (label.clone(), id))
+                            .ok_or_else(|| invalid(format!("input {label:?} is not an entry id")))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Fingerprint::Derived {
+                    name,
+                    builder: string("builder")?.to_owned(),
+                    builder_version: string("builder_version")?.to_owned(),
+                    params: object
+                        .get("params")
+                        .cloned()
+                        .ok_or_else(|| invalid("\"params\" is missing".into()))?,
+                    inputs,
+                }
+            }
+            other => return Err(invalid(format!("unknown kind {other:?}"))),
+        };
+        let canonical = fingerprint
+            .canonical()
+            .map_err(|e| invalid(e.to_string()))?;
+        if canonical != text {
+            return Err(invalid(
+                "it is not in canonical form or has fields a fingerprint does not have".into(),
+            ));
+        }
+        Ok(fingerprint)
+    }
+}
+
+/// Why a text is not a fingerprint.
+#[derive(Debug, thiserror::Error)]
+#[error("not a valid entry fingerprint: {reason}")]
+pub struct InvalidFingerprint {
+    /// What is wrong.
+    pub reason: String,
+}
+
 /// The id of a canonical fingerprint text.
 pub fn id_of_canonical(canonical: &str) -> EntryId {
     let digest = blake3::derive_key(ID_CONTEXT, canonical.as_bytes());
@@ -247,6 +328,39 @@ mod tests {
         assert_eq!(EntryId::parse(id.as_str()), Some(id.clone()));
         assert_eq!(EntryId::parse(&id.as_str()[1..]), None);
         assert_eq!(EntryId::parse(&id.as_str().replace(|_| true, "e")), None);
+    }
+
+    #[test]
+    fn fingerprints_parse_back_from_canonical_json_only() {
+        let fp = Fingerprint::Derived {
+            name: EntryName::new("x").unwrap(),
+            builder: "b".into(),
+            builder_version: "1".into(),
+            params: json!({"k": [1, "two"]}),
+            inputs: [(
+                "in".to_string(),
+                EntryId::parse("11111111111111111111111111111111").unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let text = fp.canonical().unwrap();
+        assert_eq!(Fingerprint::from_canonical(&text).unwrap(), fp);
+        let fixed = Fingerprint::Fixed {
+            name: EntryName::new("f").unwrap(),
+            sha256: [7; 32],
+        };
+        assert_eq!(
+            Fingerprint::from_canonical(&fixed.canonical().unwrap()).unwrap(),
+            fixed
+        );
+        // Not canonical (white space), an extra field, a bad id: all refused.
+        assert!(Fingerprint::from_canonical(&text.replace(':', ": ")).is_err());
+        assert!(
+            Fingerprint::from_canonical(&text.replace("{\"builder\"", "{\"a\":1,\"builder\""))
+                .is_err()
+        );
+        assert!(Fingerprint::from_canonical(&text.replace("1111", "eeee")).is_err());
     }
 
     #[test]

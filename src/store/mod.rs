@@ -17,7 +17,7 @@ pub mod verify;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-pub use id::{EntryId, EntryKind, EntryName, Fingerprint};
+pub use id::{EntryId, EntryKind, EntryName, Fingerprint, InvalidFingerprint};
 pub use layout::Layout;
 pub use register::Registration;
 
@@ -57,6 +57,13 @@ pub enum StoreError {
     /// A fixed-output build produced other bytes than declared.
     #[error("hash mismatch for {name}: expected sha256 {expected}, got {actual}; the entry was not added")]
     HashMismatch {
+        name: String,
+        expected: String,
+        actual: String,
+    },
+    /// An imported tree whose content hash is not the one its description declares.
+    #[error("content hash mismatch for {name}: expected {expected}, got {actual}; the entry was not added")]
+    ContentMismatch {
         name: String,
         expected: String,
         actual: String,

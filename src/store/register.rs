@@ -38,6 +38,19 @@ impl Store {
         fingerprint: &Fingerprint,
         builder: impl FnOnce(&Path) -> std::result::Result<(), BuildError>,
     ) -> Result<Registration> {
+        self.build_checked(fingerprint, None, builder)
+    }
+
+    /// Like [`Store::build`], and also requires the output's content hash to be `expected`
+    /// when given: how an entry made elsewhere (pulled from a remote) is registered, so that a
+    /// description cannot claim one tree and deliver another. Everything else (atomic
+    /// registration, references registered first, fixed outputs' sha256) is as for `build`.
+    pub fn build_checked(
+        &self,
+        fingerprint: &Fingerprint,
+        expected: Option<[u8; 32]>,
+        builder: impl FnOnce(&Path) -> std::result::Result<(), BuildError>,
+    ) -> Result<Registration> {
         let id = fingerprint.id()?;
         if let Some(entry) = self.query(&id)? {
             return Ok(Registration {
@@ -67,7 +80,7 @@ impl Store {
             .map_err(io_err("create build directory in", &self.layout.tmp_dir()))?
             .keep();
         let target = self.layout.entry_path(&id, name.as_str());
-        let result = self.build_in(fingerprint, &scratch, &target, builder);
+        let result = self.build_in(fingerprint, expected, &scratch, &target, builder);
         if result.is_err() {
             // No row was written (registration is one transaction), and we hold the lock.
             let _ = remove_tree(&target);
@@ -84,6 +97,7 @@ impl Store {
     fn build_in(
         &self,
         fingerprint: &Fingerprint,
+        expected: Option<[u8; 32]>,
         scratch: &Path,
         target: &Path,
         builder: impl FnOnce(&Path) -> std::result::Result<(), BuildError>,
@@ -99,6 +113,16 @@ impl Store {
             make_plain_file(&out, name)?;
         }
         let tree = Tree::read(&out)?;
+        if let Some(expected) = expected {
+            let actual = tree.content_hash();
+            if actual != expected {
+                return Err(StoreError::ContentMismatch {
+                    name: name.to_owned(),
+                    expected: to_hex(&expected),
+                    actual: to_hex(&actual),
+                });
+            }
+        }
         match fingerprint {
             Fingerprint::Fixed { sha256, .. } => {
                 let actual = sha256_file(&out).map_err(io_err("hash", &out))?;

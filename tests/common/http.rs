@@ -15,12 +15,53 @@ pub struct Request {
     pub path: String,
     /// Header names lower-cased.
     pub headers: HashMap<String, String>,
+    /// The body (read by `Content-Length`).
+    pub body: Vec<u8>,
 }
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
+
+    /// The path without the query.
+    pub fn route(&self) -> &str {
+        self.path.split('?').next().unwrap_or_default()
+    }
+
+    /// The value of query parameter `name`, percent-decoded.
+    pub fn query(&self, name: &str) -> Option<String> {
+        let (_, query) = self.path.split_once('?')?;
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then(|| percent_decode(value))
+        })
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What to answer.
@@ -91,8 +132,14 @@ impl Server {
                 std::thread::spawn(move || {
                     let now = active.fetch_add(1, Ordering::SeqCst) + 1;
                     max_active.fetch_max(now, Ordering::SeqCst);
-                    let _ = serve(stream, &*handler, &log);
+                    let answered = serve(stream, &*handler, &log);
+                    // Counted until the response is sent, not until the client hangs up.
                     active.fetch_sub(1, Ordering::SeqCst);
+                    // Drain anything left so the client sees a clean close.
+                    if let Ok(mut reader) = answered {
+                        let mut sink = [0u8; 64];
+                        let _ = reader.get_mut().read(&mut sink);
+                    }
                 });
             }
         });
@@ -134,7 +181,12 @@ impl Drop for Server {
     }
 }
 
-fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) -> std::io::Result<()> {
+/// Answers one request; returns the connection's reader, to drain.
+fn serve(
+    stream: TcpStream,
+    handler: &Handler,
+    log: &Mutex<Vec<Request>>,
+) -> std::io::Result<BufReader<TcpStream>> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -151,10 +203,17 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) -> std
             headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
         }
     }
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
     let request = Request {
         method,
         path,
         headers,
+        body,
     };
     log.lock().unwrap().push(request.clone());
     let response = handler(&request);
@@ -175,11 +234,8 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) -> std
     };
     out.write_all(body)?;
     out.flush()?;
-    // Drain anything left so the client sees a clean close.
     let _ = out.shutdown(std::net::Shutdown::Write);
-    let mut sink = [0u8; 64];
-    let _ = reader.get_mut().read(&mut sink);
-    Ok(())
+    Ok(reader)
 }
 
 /// Serves `body` honouring a `Range: bytes=N-` header, as a static file server would.

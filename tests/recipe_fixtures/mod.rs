@@ -6,8 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::common::http::{Response, Server};
 use crate::common::sha256_hex;
-use crate::pyfixtures::upstream_like_pbs_archive;
+use crate::pyfixtures::{upstream_like_pbs_archive, WheelBuilder};
 use pystore::python::lockfile::{inputs_hash, Lock, LockedPackage, LockedTarget, TargetInput};
 use pystore::python::requirements;
 
@@ -132,4 +133,61 @@ pub fn windows_archive(dir: &Path) -> PathBuf {
     }
     crate::pyfixtures::finish_tar_gz(tar);
     path
+}
+
+/// Two pure-Python wheels for the demo recipe: `greet_lib` (with a console script) and
+/// `app_core`, which imports it.
+pub fn demo_wheels(dir: &Path) -> Vec<PathBuf> {
+    let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any")
+        .file(
+            "greet_lib/__init__.py",
+            b"def hello(who):\n    return 'hello ' + who\n\ndef main():\n    print(hello('from the script'))\n",
+        );
+    let info = greet.dist_info();
+    let greet = greet.file(
+        &format!("{info}/entry_points.txt"),
+        b"[console_scripts]\ngreet = greet_lib:main\n",
+    );
+    let app = WheelBuilder::new("app_core", "0.3", "py3-none-any")
+        .file(
+            "app_core/__init__.py",
+            b"from greet_lib import hello\nMESSAGE = hello('bundle')\n",
+        )
+        .file("app_core/data.txt", b"payload\n");
+    vec![greet.build(dir), app.build(dir)]
+}
+
+/// A loopback simple index (JSON) serving the wheels; counts requests.
+pub fn index_server(wheels: &[PathBuf]) -> Server {
+    let files: Vec<(String, Vec<u8>)> = wheels
+        .iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_str().unwrap().to_owned(),
+                fs::read(p).unwrap(),
+            )
+        })
+        .collect();
+    Server::start(move |req| {
+        for (name, bytes) in &files {
+            let project = name
+                .split('-')
+                .next()
+                .unwrap()
+                .to_lowercase()
+                .replace('_', "-");
+            if req.path == format!("/simple/{project}/") {
+                let page = format!(
+                    r#"{{"meta":{{"api-version":"1.0"}},"name":"{project}","files":[{{"filename":"{name}","url":"/files/{name}","hashes":{{"sha256":"{}"}}}}]}}"#,
+                    sha256_hex(bytes)
+                );
+                return Response::ok(page)
+                    .header("Content-Type", "application/vnd.pypi.simple.v1+json");
+            }
+            if req.path == format!("/files/{name}") {
+                return Response::ok(bytes.clone());
+            }
+        }
+        Response::status(404)
+    })
 }

@@ -1,0 +1,272 @@
+//! `pystore push` and `pystore pull`, and the substituters realise consults.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use reqwest::Url;
+use serde_json::json;
+
+use super::fetch_cmds::NetSettings;
+use super::output::{print_json, Ui};
+use crate::bundle::derivations::provenance_name;
+use crate::fetch::Fetcher;
+use crate::recipe::realise::{realise as realise_recipe, Outcome, RealiseOptions};
+use crate::recipe::{find, load};
+use crate::remote::pull::{pull as pull_entries, Trust};
+use crate::remote::push::{push as push_closure, PushRequest};
+use crate::remote::substitute::Substituters;
+use crate::remote::{self, Index, RemoteConfig};
+use crate::sign::{SecretKey, TrustedKeys};
+use crate::store::{layout, EntryId, EntryInfo, Store};
+
+/// Default GitHub API base URL (GitHub Enterprise: `https://HOST/api/v3`).
+const GITHUB_API: &str = "https://api.github.com";
+
+/// How remotes are reached: HTTP settings, `PYSTORE_GITHUB_API`, `GITHUB_TOKEN`/`GH_TOKEN`.
+pub fn remote_config(net: &NetSettings) -> Result<RemoteConfig> {
+    let api = std::env::var("PYSTORE_GITHUB_API")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| GITHUB_API.to_owned());
+    let github_api = Url::parse(api.trim())
+        .with_context(|| format!("PYSTORE_GITHUB_API={api:?} is not a URL"))?;
+    let github_token = ["GITHUB_TOKEN", "GH_TOKEN"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|t| !t.trim().is_empty()))
+        .map(|t| t.trim().to_owned());
+    Ok(RemoteConfig {
+        http: net.fetch.http.clone(),
+        github_api,
+        github_token,
+    })
+}
+
+/// The trust settings: `PYSTORE_TRUSTED_KEYS` (or `--trusted-keys`), `--no-require-sigs`.
+pub fn trust(trusted_keys: Option<&str>, no_require_sigs: bool) -> Result<Trust> {
+    Ok(Trust {
+        keys: TrustedKeys::parse(trusted_keys.unwrap_or(""))
+            .context("PYSTORE_TRUSTED_KEYS must be space-separated NAME:BASE64 public keys")?,
+        require_sigs: !no_require_sigs,
+    })
+}
+
+/// The substituters of `PYSTORE_SUBSTITUTERS` (space-separated remotes), if any; with
+/// `--offline`, only the `file://` ones.
+pub fn substituters(
+    specs: Option<&str>,
+    net: &NetSettings,
+    trust: Trust,
+    offline: bool,
+) -> Result<Option<Arc<Substituters>>> {
+    let specs: Vec<&str> = specs
+        .unwrap_or("")
+        .split_whitespace()
+        .filter(|spec| {
+            let local = spec.starts_with("file:");
+            if offline && !local {
+                tracing::info!("--offline: not substituting from {spec}");
+            }
+            local || !offline
+        })
+        .collect();
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let config = remote_config(net)?;
+    let remotes = specs
+        .iter()
+        .map(|spec| remote::open(spec, &config))
+        .collect::<Result<Vec<_>, _>>()
+        .context("PYSTORE_SUBSTITUTERS")?;
+    Ok(Some(Arc::new(Substituters::new(remotes, trust))))
+}
+
+/// Arguments of `pystore push`.
+pub struct PushArgs<'a> {
+    /// A recipe, or store paths.
+    pub what: &'a [String],
+    /// `--to`.
+    pub to: &'a str,
+    /// `--target` (recipes).
+    pub targets: &'a [String],
+    /// `--sign-key` / `PYSTORE_SIGNING_KEY`.
+    pub sign_key: Option<PathBuf>,
+    /// `-j`.
+    pub jobs: Option<usize>,
+}
+
+/// `pystore push RECIPE|PATH... --to REMOTE`
+pub fn push(store: &Store, ui: Ui, net: NetSettings, args: PushArgs<'_>) -> Result<bool> {
+    let config = remote_config(&net)?;
+    let target = remote::open(args.to, &config)?;
+    target.check_writable(&[])?;
+    let key = match &args.sign_key {
+        Some(path) => Some(Arc::new(SecretKey::read(path)?)),
+        None => {
+            if !ui.quiet {
+                eprintln!("warning: no signing key (--sign-key or PYSTORE_SIGNING_KEY): pushing unsigned entries, which pull refuses unless --no-require-sigs");
+            }
+            None
+        }
+    };
+    let mut roots: Vec<(String, EntryInfo)> = Vec::new();
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let entries: Option<Vec<EntryInfo>> = args
+        .what
+        .iter()
+        .map(|arg| store.resolve(arg).ok())
+        .collect();
+    match entries {
+        Some(entries) => {
+            roots.extend(entries.into_iter().map(|e| (e.name.clone(), e)));
+        }
+        None => {
+            let [recipe_arg] = args.what else {
+                anyhow::bail!("push takes one RECIPE, or store paths that are all valid entries of this store (not valid: {})", args.what.iter().filter(|a| store.resolve(a).is_err()).cloned().collect::<Vec<_>>().join(", "));
+            };
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            let recipe = load(&find(recipe_arg, &cwd)?)?;
+            let options = RealiseOptions {
+                targets: args.targets.to_vec(),
+                jobs: args
+                    .jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                progress: net.fetch.progress,
+                indexes: net.indexes.urls.clone(),
+                signing_key: key.clone(),
+                ..Default::default()
+            };
+            let find_links = net.fetch.find_links.clone();
+            let fetcher = Fetcher::new(store, net.fetch.clone(), net.credentials.clone());
+            let Outcome::Realised(targets, _) =
+                realise_recipe(store, &fetcher, &find_links, &recipe, &options)?
+            else {
+                anyhow::bail!("realising {} planned only", recipe.name);
+            };
+            for t in targets {
+                let root = format!("{}-{}", recipe.name, t.target);
+                let zip_name = format!("{}-{}-{}.zip", recipe.name, recipe.version, t.target);
+                files.push((zip_name.clone(), t.zip.path.clone()));
+                files.push((
+                    provenance_name(&zip_name, key.is_some()),
+                    t.provenance.path.clone(),
+                ));
+                files.push((format!("{zip_name}.cdx.json"), t.sbom.path.clone()));
+                roots.push((root.clone(), t.zip));
+                roots.push((format!("{root}.provenance"), t.provenance));
+                roots.push((format!("{root}.sbom"), t.sbom));
+            }
+        }
+    }
+    let outcome = push_closure(
+        store,
+        target.as_ref(),
+        &PushRequest {
+            roots,
+            files,
+            key: key.as_deref(),
+        },
+    )?;
+    if ui.json {
+        print_json(&json!({
+            "remote": target.location(),
+            "closure": outcome.closure.len(),
+            "new_entries": outcome.new_entries.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
+            "uploaded": outcome.report.uploaded,
+            "skipped": outcome.report.skipped,
+        }))?;
+    } else {
+        for name in &outcome.report.uploaded {
+            println!("uploaded {name}");
+        }
+        if !ui.quiet {
+            eprintln!(
+                "{}: {} entries in the closure, {} new; {} uploaded, {} already there",
+                target.location(),
+                outcome.closure.len(),
+                outcome.new_entries.len(),
+                outcome.report.uploaded.len(),
+                outcome.report.skipped.len()
+            );
+        }
+    }
+    Ok(true)
+}
+
+/// The id a `pull` argument names: an id, `<id>-<name>`, or a store path from any store.
+fn id_of(arg: &str) -> Option<EntryId> {
+    if let Some(id) = EntryId::parse(arg) {
+        return Some(id);
+    }
+    let path = std::path::Path::new(arg);
+    let mut components = path
+        .components()
+        .rev()
+        .filter_map(|c| c.as_os_str().to_str());
+    components.find_map(|c| layout::parse_entry_dir_name(c).map(|(id, _)| id))
+}
+
+/// `pystore pull REMOTE [PATH...]`
+pub fn pull(
+    store: &Store,
+    ui: Ui,
+    net: NetSettings,
+    from: &str,
+    paths: &[String],
+    trust: Trust,
+) -> Result<bool> {
+    let config = remote_config(&net)?;
+    let source = remote::open(from, &config)?;
+    let mut root_names: Vec<(String, EntryId)> = Vec::new();
+    let ids: Vec<EntryId> = if paths.is_empty() {
+        let what = format!("{} on {}", remote::index::INDEX_NAME, source.location());
+        let bytes = source
+            .get_bytes(remote::index::INDEX_NAME, remote::index::MAX_INDEX_SIZE)?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} has no {}: pass the store paths to pull",
+                    source.location(),
+                    remote::index::INDEX_NAME
+                )
+            })?;
+        let index = Index::open(&bytes, &what, &trust.keys, trust.require_sigs)?;
+        root_names = index.roots.into_iter().collect();
+        root_names.iter().map(|(_, id)| id.clone()).collect()
+    } else {
+        paths
+            .iter()
+            .map(|p| {
+                id_of(p).ok_or_else(|| {
+                    anyhow::anyhow!("{p:?} is not an entry id, <id>-<name> or a store path")
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+    let pulled = pull_entries(store, source.as_ref(), &ids, &trust)?;
+    // Pulled roots are kept like realised ones (gc would otherwise remove them).
+    for (name, id) in &root_names {
+        if let Some(entry) = pulled.entries.iter().find(|e| &e.id == id) {
+            store.add_root(name, entry)?;
+        }
+    }
+    if ui.json {
+        print_json(&json!({
+            "remote": source.location(),
+            "entries": pulled.entries.iter().map(|e| e.path.clone()).collect::<Vec<_>>(),
+            "downloaded": pulled.downloaded.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        for entry in &pulled.entries {
+            println!("{}", entry.path.display());
+        }
+        if !ui.quiet {
+            eprintln!(
+                "{} entries downloaded from {}",
+                pulled.downloaded.len(),
+                source.location()
+            );
+        }
+    }
+    Ok(true)
+}
