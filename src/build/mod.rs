@@ -1,8 +1,10 @@
-//! Building: the build graph (derivations with ids known up front) and the scheduler that
-//! realises it.
+//! Building: the build graph (derivations with ids known up front), the scheduler that
+//! realises it, and the reproducibility check that rebuilds it.
 
+pub mod check;
 pub mod graph;
 pub mod scheduler;
 
+pub use check::{check, CheckError, CheckReport};
 pub use graph::{BuildContext, BuildError, Graph, NodeIndex};
 pub use scheduler::{plan, realise, RealiseError, Status};

@@ -93,6 +93,14 @@ pub enum Command {
         /// `pystore key generate`
         #[arg(long, env = "PYSTORE_SIGNING_KEY", value_name = "FILE")]
         sign_key: Option<PathBuf>,
+        /// After realising, rebuild every derived entry of the closure in a fresh temporary
+        /// directory from its registered inputs and compare content hashes; on a difference
+        /// keep the rebuild (never registered), print the first differing files, exit 1
+        #[arg(long, conflicts_with = "dry_run")]
+        check: bool,
+        /// With --check: rebuild each entry N times (implies --check)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000), conflicts_with = "dry_run")]
+        rounds: Option<u32>,
     },
     /// Resolve a recipe's requirements for each target and write its lock (pystore.lock)
     ///
@@ -325,6 +333,8 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             dry_run,
             out,
             sign_key,
+            check,
+            rounds,
         } => realise_cmd::realise(
             &open()?,
             ui,
@@ -336,6 +346,11 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                 out: out.clone(),
                 sign_key: sign_key.clone(),
                 jobs: cli.jobs,
+                check_rounds: match (check, rounds) {
+                    (_, Some(n)) => Some(*n as usize),
+                    (true, None) => Some(1),
+                    (false, None) => None,
+                },
             },
         ),
         Command::Lock {

@@ -12,6 +12,7 @@ use reqwest::Url;
 
 use super::{Recipe, RecipeTarget};
 use crate::archive::timestamp::DosDateTime;
+use crate::build::check::{check as check_graph, derived_closure, CheckError, CheckReport};
 use crate::build::{
     plan, realise as realise_graph, BuildError, Graph, NodeIndex, RealiseError, Status,
 };
@@ -90,6 +91,9 @@ pub enum RealiseRecipeError {
     /// Building failed.
     #[error(transparent)]
     Realise(#[from] RealiseError),
+    /// `--check` could not rebuild.
+    #[error(transparent)]
+    Check(#[from] CheckError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -120,6 +124,9 @@ pub struct RealiseOptions {
     pub indexes: Vec<Url>,
     /// Sign each ZIP's provenance with this key (a DSSE envelope instead of a bare statement).
     pub signing_key: Option<Arc<SecretKey>>,
+    /// `--check` / `--rounds N`: after realising, rebuild every derived entry of the closure this
+    /// many times and compare (see [`crate::build::check`]).
+    pub check_rounds: Option<usize>,
 }
 
 /// One planned entry.
@@ -164,6 +171,8 @@ pub enum Outcome {
     Planned(Vec<PlannedEntry>),
     /// The targets realised.
     Realised(Vec<TargetOutcome>),
+    /// `--check`: the targets realised, then rebuilt and compared.
+    Checked(Vec<TargetOutcome>, CheckReport),
 }
 
 /// The nodes realised for one target.
@@ -528,9 +537,21 @@ pub fn realise(
     }
     // This run's times go into the provenance copies --out writes, never into the store.
     let started = std::time::SystemTime::now();
-    find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
     let mut wanted = roots.clone();
     wanted.extend(planned.roots.iter().map(|t| t.bundle));
+    // A check rebuilds every derived entry from its registered inputs, so they must all be
+    // valid, intermediate ones (such as an installed wheel) included.
+    let checked = match options.check_rounds {
+        Some(_) => derived_closure(&planned.graph, &wanted),
+        None => Vec::new(),
+    };
+    wanted.extend(&checked);
+    let statuses = if checked.is_empty() {
+        statuses
+    } else {
+        plan(store, &planned.graph, &wanted)?
+    };
+    find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
     let entries = realise_graph(
         store,
         fetcher,
@@ -602,7 +623,20 @@ pub fn realise(
             sbom_copied_to,
         });
     }
-    Ok(Outcome::Realised(outcomes))
+    match options.check_rounds {
+        Some(rounds) => {
+            let report = check_graph(
+                store,
+                &planned.graph,
+                &checked,
+                rounds,
+                options.jobs.max(1),
+                options.progress,
+            )?;
+            Ok(Outcome::Checked(outcomes, report))
+        }
+        None => Ok(Outcome::Realised(outcomes)),
+    }
 }
 
 /// Writes `bytes` to `to`, replacing what is there atomically.

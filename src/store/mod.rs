@@ -9,6 +9,7 @@ pub mod gc;
 pub mod id;
 pub mod layout;
 pub mod lock;
+mod rebuild;
 mod recovery;
 mod register;
 pub mod roots;
@@ -19,6 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use id::{EntryId, EntryKind, EntryName, Fingerprint};
 pub use layout::Layout;
+pub use rebuild::{Rebuild, CHECK_PREFIX};
 pub use register::Registration;
 
 use crate::hash::tree::TreeError;

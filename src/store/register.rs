@@ -94,6 +94,9 @@ impl Store {
             name: name.to_owned(),
             source,
         })?;
+        if let Fingerprint::Derived { .. } = fingerprint {
+            self.failpoints.inject_nondeterminism(&out);
+        }
         if let Fingerprint::Fixed { .. } = fingerprint {
             // A fixed-output entry is data, identified by its bytes alone: never executable.
             make_plain_file(&out, name)?;

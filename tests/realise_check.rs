@@ -1,0 +1,154 @@
+//! `pystore realise --check` / `--rounds N` end to end, from a local wheelhouse and an
+//! interpreter archive made from the machine's Debian python3.11 (no network at all).
+
+mod common;
+mod pyfixtures;
+mod recipe_fixtures;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use pyfixtures::WheelBuilder;
+use recipe_fixtures::{recipe, workspace};
+
+fn wheels(dir: &Path) -> Vec<PathBuf> {
+    let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any").file(
+        "greet_lib/__init__.py",
+        b"def hello(who):\n    return 'hello ' + who\n",
+    );
+    let app = WheelBuilder::new("app_core", "0.3", "py3-none-any").file(
+        "app_core/__init__.py",
+        b"from greet_lib import hello\nMESSAGE = hello('bundle')\n",
+    );
+    vec![greet.build(dir), app.build(dir)]
+}
+
+/// interpreter, two installed wheels, bundle, ZIP, provenance, SBOM.
+const DERIVED: usize = 7;
+
+#[test]
+fn check_realises_first_then_rebuilds_every_derived_entry_identically() {
+    let (work, wheel_dir) = workspace();
+    let wheels = wheels(&wheel_dir);
+    let recipe = recipe(work.path(), &wheels, &[]);
+    let store = TempStore::new();
+    let realise = || {
+        let mut cmd = pystore(store.path());
+        cmd.arg("realise")
+            .arg(&recipe)
+            .env("PYSTORE_FIND_LINKS", &wheel_dir);
+        cmd
+    };
+
+    // Nothing built yet: --check realises, then rebuilds.
+    let report = json(realise().arg("--check"));
+    let check = &report["check"];
+    assert_eq!(check["reproducible"], true, "{report:#}");
+    assert_eq!(check["rounds"], 1);
+    let entries = check["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), DERIVED, "{report:#}");
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "demo-1.0.0-t",
+        "demo-1.0.0-t.zip",
+        "cpython-3.11.2-x86_64-unknown-linux-gnu",
+    ] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    assert!(entries
+        .iter()
+        .all(|e| e["mismatches"] == serde_json::json!([])));
+    let zip = report["targets"][0]["zip"].as_str().unwrap();
+    assert!(Path::new(zip).is_file());
+    let before = entries_and_tmp(store.path());
+    assert_eq!(before.1, Vec::<String>::new(), "no rebuild is left in tmp/");
+
+    let text = run_ok(realise().args(["--rounds", "2"]));
+    assert!(
+        text.contains(&format!(
+            "check: {DERIVED} derived entries rebuilt 2 times: all reproducible"
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        entries_and_tmp(store.path()),
+        before,
+        "the store is unchanged"
+    );
+
+    let err = run_fails(realise().args(["--rounds", "0"]), 2);
+    assert!(err.contains("--rounds"), "{err}");
+    let err = run_fails(realise().args(["--check", "--dry-run"]), 2);
+    assert!(err.contains("--dry-run"), "{err}");
+}
+
+#[test]
+fn check_fails_naming_the_file_an_injected_nondeterminism_writes() {
+    let (work, wheel_dir) = workspace();
+    let wheels = wheels(&wheel_dir);
+    let recipe = recipe(work.path(), &wheels, &[]);
+    let store = TempStore::new();
+    let realise = || {
+        let mut cmd = pystore(store.path());
+        cmd.arg("realise")
+            .arg(&recipe)
+            .env("PYSTORE_FIND_LINKS", &wheel_dir);
+        cmd
+    };
+    run_ok(&mut realise());
+    let entries_before = list(&store.path().join("entries"));
+
+    // The test seam writes the time into every directory this process builds: the rebuilt
+    // directories differ from the registered ones by that one file.
+    let out = run(realise()
+        .arg("--check")
+        .env("PYSTORE_FAILPOINT", "nondeterministic-output"));
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("not reproducible: "), "{text}");
+    assert!(
+        text.contains("pystore-failpoint-time: only in the rebuild (file, "),
+        "{text}"
+    );
+    assert!(text.contains("derived entries not reproducible"), "{text}");
+    let kept: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once(", kept at ").map(|(_, p)| p))
+        .collect();
+    // interpreter, two installed wheels and the bundle are directories; the ZIP, provenance and
+    // SBOM are files rebuilt from the registered bundle, so they agree.
+    assert_eq!(kept.len(), 4, "{text}");
+    for path in kept {
+        assert!(
+            Path::new(path).join("pystore-failpoint-time").is_file(),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        list(&store.path().join("entries")),
+        entries_before,
+        "nothing registered"
+    );
+
+    let report = serde_json::from_slice::<serde_json::Value>(
+        &run(realise()
+            .args(["--json", "--check"])
+            .env("PYSTORE_FAILPOINT", "nondeterministic-output"))
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(report["check"]["reproducible"], false);
+    let bundle = report["check"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "demo-1.0.0-t")
+        .unwrap();
+    let difference = &bundle["mismatches"][0]["differences"][0];
+    assert_eq!(difference["path"], "pystore-failpoint-time");
+    assert_eq!(difference["registered"], serde_json::Value::Null);
+    assert_eq!(difference["rebuilt"]["type"], "file");
+}
