@@ -110,7 +110,7 @@ fn check_fails_naming_the_file_an_injected_nondeterminism_writes() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("not reproducible: "), "{text}");
     assert!(
-        text.contains("pystore-failpoint-time: only in the rebuild (file, "),
+        text.contains("pystore-failpoint-time-demo-1.0.0-t: only in the rebuild (file, "),
         "{text}"
     );
     assert!(text.contains("derived entries not reproducible"), "{text}");
@@ -122,10 +122,16 @@ fn check_fails_naming_the_file_an_injected_nondeterminism_writes() {
     // SBOM are files rebuilt from the registered bundle, so they agree.
     assert_eq!(kept.len(), 4, "{text}");
     for path in kept {
-        assert!(
-            Path::new(path).join("pystore-failpoint-time").is_file(),
-            "{path}"
-        );
+        let seam_files = std::fs::read_dir(path)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_str()
+                    .unwrap()
+                    .starts_with("pystore-failpoint-time-")
+            })
+            .count();
+        assert_eq!(seam_files, 1, "{path}");
     }
     assert_eq!(
         list(&store.path().join("entries")),
@@ -148,7 +154,7 @@ fn check_fails_naming_the_file_an_injected_nondeterminism_writes() {
         .find(|e| e["name"] == "demo-1.0.0-t")
         .unwrap();
     let difference = &bundle["mismatches"][0]["differences"][0];
-    assert_eq!(difference["path"], "pystore-failpoint-time");
+    assert_eq!(difference["path"], "pystore-failpoint-time-demo-1.0.0-t");
     assert_eq!(difference["registered"], serde_json::Value::Null);
     assert_eq!(difference["rebuilt"]["type"], "file");
 }

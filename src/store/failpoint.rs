@@ -6,9 +6,10 @@
 //!
 //! One more value exists to prove that reproducibility checks can fail:
 //! `PYSTORE_FAILPOINT=nondeterministic-output` writes the current time into a file
-//! [`NONDETERMINISM_FILE`] of every directory this process builds (entries and `realise --check`
-//! rebuilds alike), so the reproducibility harness and `--check` see a difference. It is never
-//! set by pystore itself.
+//! `<NONDETERMINISM_FILE>-<entry name>` at the root of every directory this process builds
+//! (entries and `realise --check` rebuilds alike; the name keeps the files of an interpreter and
+//! its packages apart when a bundle merges them), so the reproducibility harness and `--check`
+//! see a difference. It is never set by pystore itself.
 
 use std::io::Write;
 use std::time::Duration;
@@ -19,7 +20,7 @@ pub const POINTS: &[&str] = &["mid-copy", "before-rename", "after-rename", "afte
 /// The `PYSTORE_FAILPOINT` value that makes every built directory non-deterministic.
 pub const NONDETERMINISTIC_OUTPUT: &str = "nondeterministic-output";
 
-/// The file `nondeterministic-output` writes the time into.
+/// The prefix of the file `nondeterministic-output` writes the time into.
 pub const NONDETERMINISM_FILE: &str = "pystore-failpoint-time";
 
 /// The armed failpoint, read once when the store is opened.
@@ -49,15 +50,18 @@ impl Failpoints {
     }
 
     /// With `nondeterministic-output`: writes the wall-clock time (nanoseconds) into
-    /// [`NONDETERMINISM_FILE`] inside `out` when `out` is a directory.
-    pub fn inject_nondeterminism(&self, out: &std::path::Path) {
+    /// `<NONDETERMINISM_FILE>-<name>` inside `out` when `out` is a directory.
+    pub fn inject_nondeterminism(&self, out: &std::path::Path, name: &str) {
         if !self.nondeterministic || !out.is_dir() {
             return;
         }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let _ = std::fs::write(out.join(NONDETERMINISM_FILE), format!("{now}\n"));
+        let _ = std::fs::write(
+            out.join(format!("{NONDETERMINISM_FILE}-{name}")),
+            format!("{now}\n"),
+        );
     }
 
     /// At point `name`: if armed, announce it on stderr and wait (to be killed, or for the

@@ -108,7 +108,7 @@ impl Store {
             name: entry.name.clone(),
             source,
         })?;
-        self.failpoints.inject_nondeterminism(&out);
+        self.failpoints.inject_nondeterminism(&out, &entry.name);
         Ok(Tree::read(&out)?)
     }
 }

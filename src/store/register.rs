@@ -95,7 +95,7 @@ impl Store {
             source,
         })?;
         if let Fingerprint::Derived { .. } = fingerprint {
-            self.failpoints.inject_nondeterminism(&out);
+            self.failpoints.inject_nondeterminism(&out, name);
         }
         if let Fingerprint::Fixed { .. } = fingerprint {
             // A fixed-output entry is data, identified by its bytes alone: never executable.
