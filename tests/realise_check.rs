@@ -7,6 +7,8 @@ mod recipe_fixtures;
 
 use std::path::{Path, PathBuf};
 
+use sha2::Digest;
+
 use common::*;
 use pyfixtures::WheelBuilder;
 use recipe_fixtures::{recipe, workspace};
@@ -157,4 +159,55 @@ fn check_fails_naming_the_file_an_injected_nondeterminism_writes() {
     assert_eq!(difference["path"], "pystore-failpoint-time-demo-1.0.0-t");
     assert_eq!(difference["registered"], serde_json::Value::Null);
     assert_eq!(difference["rebuilt"]["type"], "file");
+}
+
+/// The store's deflate cache makes a second ZIP of the same bundle copy compressed bytes, and
+/// the ZIP is byte-identical to one made without any cache.
+#[test]
+fn a_zip_made_from_the_deflate_cache_is_the_zip_made_without_it() {
+    let (work, wheel_dir) = workspace();
+    let wheels = wheels(&wheel_dir);
+    let recipe = recipe(work.path(), &wheels, &[]);
+    let warm = TempStore::new();
+    let cold = TempStore::new();
+    let realise = |store: &Path, epoch: &str| {
+        let report = json(
+            pystore(store)
+                .arg("realise")
+                .arg(&recipe)
+                .env("PYSTORE_FIND_LINKS", &wheel_dir)
+                .env("SOURCE_DATE_EPOCH", epoch),
+        );
+        std::fs::read(report[0]["zip"].as_str().unwrap()).unwrap()
+    };
+    let packs = |store: &Path| {
+        let dir = store
+            .join("cache")
+            .join(pystore::archive::deflate_cache::dir_name());
+        list(&dir)
+            .into_iter()
+            .filter(|n| n.ends_with(".pack"))
+            .count()
+    };
+    let first = realise(warm.path(), "1700000000");
+    assert_eq!(packs(warm.path()), 1, "the first ZIP fills the cache");
+    // A new time: a new ZIP entry of the same bundle, every deflated member a cache hit.
+    let from_cache = realise(warm.path(), "1800000000");
+    assert_ne!(first, from_cache);
+    assert_eq!(packs(warm.path()), 1, "nothing new to cache");
+    let without = realise(cold.path(), "1800000000");
+    assert_eq!(
+        pystore::hash::to_hex(&sha2::Sha256::digest(&from_cache)),
+        pystore::hash::to_hex(&sha2::Sha256::digest(&without)),
+    );
+    // --check rebuilds without the cache and agrees.
+    let text = run_ok(
+        pystore(warm.path())
+            .arg("realise")
+            .arg(&recipe)
+            .arg("--check")
+            .env("PYSTORE_FIND_LINKS", &wheel_dir)
+            .env("SOURCE_DATE_EPOCH", "1800000000"),
+    );
+    assert!(text.contains("all reproducible"), "{text}");
 }

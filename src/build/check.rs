@@ -259,7 +259,15 @@ fn rebuild_once(
     let Action::Build(builder) = &graph.node(index).action else {
         return Ok(None);
     };
-    let rebuild = store.rebuild(entry, |out| builder(&BuildContext { out, inputs }))?;
+    // No caches: a check recomputes everything, so a damaged cache cannot hide or cause a
+    // difference.
+    let rebuild = store.rebuild(entry, |out| {
+        builder(&BuildContext {
+            out,
+            inputs,
+            cache: None,
+        })
+    })?;
     let Rebuild::Differs { kept, tree } = rebuild else {
         return Ok(None);
     };

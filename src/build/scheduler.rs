@@ -156,6 +156,7 @@ pub fn realise(
     });
     let wake = Condvar::new();
     let results = Mutex::new(done);
+    let cache_dir = store.layout().cache_dir();
     let bar = if progress {
         ProgressBar::new(builds.len() as u64)
     } else {
@@ -197,6 +198,7 @@ pub fn realise(
                         builder(&BuildContext {
                             out,
                             inputs: &inputs,
+                            cache: Some(&cache_dir),
                         })
                     }),
                     Action::Fetch(_) | Action::Present => Err(StoreError::Root(
