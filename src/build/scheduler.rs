@@ -142,8 +142,12 @@ pub fn realise(
             }
         }
     }
+    // Workers pop from the end: reversed, the nodes planned first start first. Planning adds a
+    // target's interpreter before its packages, so the longest chain (interpreter, bundle, ZIP)
+    // starts at once instead of after every wheel install.
     let ready: Vec<NodeIndex> = builds
         .iter()
+        .rev()
         .copied()
         .filter(|&i| waiting_on[i] == 0)
         .collect();
