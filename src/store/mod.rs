@@ -21,7 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 pub use id::{EntryId, EntryKind, EntryName, Fingerprint};
 pub use layout::Layout;
 pub use rebuild::{Rebuild, CHECK_PREFIX};
-pub use register::Registration;
+pub use register::{Registration, ADD_BATCH};
 
 use crate::hash::tree::TreeError;
 use db::{Db, DbError, EntryRow};
