@@ -185,3 +185,41 @@ fn checking_what_was_never_built_says_to_realise_first() {
     assert!(err.to_string().contains("realise it first"), "{err}");
     assert_eq!(builds.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn a_check_killed_mid_rebuild_is_cleaned_up_by_the_next_open() {
+    let dir = TempStore::new();
+    let store = Store::open(dir.path()).unwrap();
+    let builds = Arc::new(AtomicUsize::new(0));
+    let (graph, _, _, top) = graph(false, &builds);
+    realise(&store, &fetcher(&store), &graph, &[top], 1, false).unwrap();
+    let entry = store
+        .entries()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.name == "stamped")
+        .unwrap();
+    drop(store);
+    // What a rebuild leaves when its process dies: its build directory, lock released.
+    let leftover = dir
+        .path()
+        .join("tmp")
+        .join(format!("{}-{}~deadbeef", entry.id, entry.name));
+    fs::create_dir_all(leftover.join("out")).unwrap();
+    fs::write(leftover.join("out/BUILD_TIME"), "half written").unwrap();
+    // A kept differing rebuild is not a leftover.
+    let kept = dir.path().join("tmp").join(format!(
+        "{CHECK_PREFIX}{}-{}~cafef00d",
+        entry.id, entry.name
+    ));
+    fs::create_dir_all(kept.join("out")).unwrap();
+
+    let store = Store::open(dir.path()).unwrap();
+    assert!(!leftover.exists(), "the dead check's directory is removed");
+    assert!(kept.exists(), "a kept rebuild stays for the user");
+    assert!(
+        store.query(&entry.id).unwrap().is_some(),
+        "the entry stays valid"
+    );
+    assert!(entry.path.join("BUILD_TIME").is_file());
+}
