@@ -277,11 +277,13 @@ for n in "${SIZES[@]}"; do make_recipe "$n"; done
 
 # --- Timing helpers -------------------------------------------------------------------------
 now() { date +%s.%N; }
-# time_cmd VAR CMD...: append the wall-clock seconds of CMD to the array VAR.
+# time_cmd VAR CMD...: append the wall-clock seconds of CMD to the array VAR. An untimed sync
+# first: pystore's syncfs would otherwise also flush what the side timed before it left dirty.
 time_cmd() {
     local -n samples=$1
     shift
     local t0 t1
+    sync
     t0=$(now)
     "$@"
     t1=$(now)

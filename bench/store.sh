@@ -71,6 +71,8 @@ time_cmd() {
     local -n samples=$1
     shift
     local t0 t1
+    # Untimed: a side that syncs (pystore) must not also pay for what the one before left dirty.
+    sync
     t0=$(now)
     "$@"
     t1=$(now)
