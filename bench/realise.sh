@@ -6,6 +6,8 @@
 #   BENCH_DIR=/some/dir KEEP=1 bash bench/realise.sh   # keep the data afterwards
 #   UV=/path/to/uv bash bench/realise.sh   # use this uv (else uv on PATH, else one installed
 #                                          # with pip into $XDG_CACHE_HOME/pystore-bench/uv-venv)
+#   PYSTORE_BEFORE=/path/to/old/pystore bash bench/realise.sh   # also time an older build on the
+#                                          # same inputs in the same run (before/after rows)
 # Inputs, all made untimed at the start: PACKAGES synthetic pure-Python wheels (a few dozen
 # generated modules of a few KiB each), an interpreter archive in python-build-standalone
 # install_only layout made from the machine's Debian /usr/bin/python3.11 and /usr/lib/python3.11
@@ -275,11 +277,13 @@ for n in "${SIZES[@]}"; do make_recipe "$n"; done
 
 # --- Timing helpers -------------------------------------------------------------------------
 now() { date +%s.%N; }
-# time_cmd VAR CMD...: append the wall-clock seconds of CMD to the array VAR.
+# time_cmd VAR CMD...: append the wall-clock seconds of CMD to the array VAR. An untimed sync
+# first: pystore's syncfs would otherwise also flush what the side timed before it left dirty.
 time_cmd() {
     local -n samples=$1
     shift
     local t0 t1
+    sync
     t0=$(now)
     "$@"
     t1=$(now)
@@ -294,6 +298,10 @@ pst() { "$PYSTORE" --store "$1" -q "${@:2}"; }
 SITE=lib/python3.11/site-packages
 
 # The pystore side: realise recipe N into store $1 (copying the ZIP to $2 when given).
+BEFORE=${PYSTORE_BEFORE:-}
+realise_before() { # STORE N OUT: the same as realise, with the older build
+    "$BEFORE" --store "$1" -q --find-links "$W/wh-$2" realise "$W/recipes/bench-$2" --out "$3" >/dev/null
+}
 realise() { # STORE N [OUT]
     if [ -n "${3:-}" ]; then
         pst "$1" --find-links "$W/wh-$2" realise "$W/recipes/bench-$2" --out "$3" >/dev/null
@@ -319,13 +327,18 @@ peer_pip() { cp -r "$INTERP_TREE" "$2" && pip_install "$1" "$2" && zip_tree "$2"
 # Leaves the last run's store at $W/store-N, uv cache at $W/uvcache-N, trees at $W/{uv,pip}-N.
 cold() {
     local n=$1 with_pip=$2
-    declare -g -a "cold_p_$n=()" "cold_u_$n=()" "cold_q_$n=()"
-    local -n p_t=cold_p_$n u_t=cold_u_$n q_t=cold_q_$n
-    p_t=() u_t=() q_t=()
+    declare -g -a "cold_p_$n=()" "cold_u_$n=()" "cold_q_$n=()" "cold_b_$n=()"
+    local -n p_t=cold_p_$n u_t=cold_u_$n q_t=cold_q_$n b_t=cold_b_$n
+    p_t=() u_t=() q_t=() b_t=()
     for _ in $(seq "$RUNS"); do
         nuke "$W/store-$n"
         nuke "$W/out-$n"
         time_cmd p_t realise "$W/store-$n" "$n" "$W/out-$n"
+        if [ -n "$BEFORE" ]; then
+            nuke "$W/store-before-$n"
+            nuke "$W/out-before-$n"
+            time_cmd b_t realise_before "$W/store-before-$n" "$n" "$W/out-before-$n"
+        fi
         nuke "$W/uv-$n"
         nuke "$W/uvcache-$n"
         rm -f "$W/uv-$n.zip"
@@ -360,11 +373,20 @@ done
 # A new SOURCE_DATE_EPOCH gives a new ZIP entry while the bundle entry stays valid, so pystore
 # plans and writes the ZIP only. Days apart, since DOS times have a 2-second resolution.
 echo "3. ZIP of the bundle: pystore vs zip, cp -r, cat + cp" >&2
-zip_p=() zip_z=() zip_c=() zip_f=()
+zip_p=() zip_z=() zip_c=() zip_f=() zip_n=() zip_b=()
 floor() { find "$BUNDLE" -type f -print0 | xargs -0 cat >/dev/null && cp "$ZIP" "$W/floor.zip"; }
 for k in $(seq "$RUNS"); do
+    # With the deflate cache the first realise filled (the usual case: a bundle shares most files
+    # with the one before), then without any cache (cache/ removed: every member deflated).
     time_cmd zip_p env SOURCE_DATE_EPOCH=$((1700000000 + k * 86400)) "$PYSTORE" --store "$S" -q \
         --find-links "$W/wh-$N" realise "$W/recipes/bench-$N" >/dev/null
+    nuke "$S/cache"
+    time_cmd zip_n env SOURCE_DATE_EPOCH=$((1750000000 + k * 86400)) "$PYSTORE" --store "$S" -q \
+        --find-links "$W/wh-$N" realise "$W/recipes/bench-$N" >/dev/null
+    if [ -n "$BEFORE" ]; then
+        time_cmd zip_b env SOURCE_DATE_EPOCH=$((1700000000 + k * 86400)) "$BEFORE" --store "$W/store-before-$N" -q \
+            --find-links "$W/wh-$N" realise "$W/recipes/bench-$N" >/dev/null
+    fi
     rm -f "$W/zip-peer.zip"
     time_cmd zip_z zip_tree "$BUNDLE" "$W/zip-peer.zip"
     nuke "$W/bundle-copy"
@@ -373,7 +395,7 @@ for k in $(seq "$RUNS"); do
     time_cmd zip_f floor
 done
 n_zips=$(find "$S/entries" -maxdepth 1 -name '*.zip' | wc -l)
-[ "$n_zips" = $((RUNS + 1)) ] || echo "warning: expected $((RUNS + 1)) ZIP entries, found $n_zips" >&2
+[ "$n_zips" = $((2 * RUNS + 1)) ] || echo "warning: expected $((2 * RUNS + 1)) ZIP entries, found $n_zips" >&2
 
 # --- 4. scale -------------------------------------------------------------------------------
 if [ "$SCALE" = 1 ]; then
@@ -426,6 +448,12 @@ row "warm no-op realise, $N pkgs (with --out copy)" "$(m warm_p)" "uv pip instal
 row "ZIP alone (new SOURCE_DATE_EPOCH)" "$(m zip_p)" "zip -X -r -y of the bundle tree" "$(m zip_z)"
 row "ZIP alone (new SOURCE_DATE_EPOCH)" "$(m zip_p)" "cp -r of the bundle tree" "$(m zip_c)"
 row "ZIP alone (new SOURCE_DATE_EPOCH)" "$(m zip_p)" "floor: cat every bundle file + cp a ZIP-sized file" "$(m zip_f)"
+row "ZIP alone, no deflate cache (cache/ removed)" "$(m zip_n)" "zip -X -r -y of the bundle tree" "$(m zip_z)"
+row "ZIP alone, no deflate cache (cache/ removed)" "$(m zip_n)" "cp -r of the bundle tree" "$(m zip_c)"
+if [ -n "$BEFORE" ]; then
+    row "before/after: cold realise, $N pkgs" "$(m cold_p_$N)" "the same with PYSTORE_BEFORE" "$(m cold_b_$N)"
+    row "before/after: ZIP alone" "$(m zip_p)" "the same with PYSTORE_BEFORE" "$(m zip_b)"
+fi
 if [ "$SCALE" = 1 ]; then
     for n in "${SIZES[@]}"; do
         row "scale: cold realise, $n pkgs" "$(m cold_p_$n)" "cp -r interpreter + uv install + zip" "$(m cold_u_$n)"

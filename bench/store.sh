@@ -4,6 +4,7 @@
 #   bash bench/store.sh                # 10,000 files (~334 MB)
 #   FILES=500 bash bench/store.sh      # quick
 #   BENCH_DIR=/some/dir KEEP=1 bash bench/store.sh   # keep the data afterwards
+#   PYSTORE_BEFORE=/path/to/old/pystore bash bench/store.sh   # also time an older build's add
 # Each number is the median of RUNS (default 3) wall-clock runs. Caches cannot be dropped, so
 # both sides read their input from the page cache.
 set -euo pipefail
@@ -70,6 +71,8 @@ time_cmd() {
     local -n samples=$1
     shift
     local t0 t1
+    # Untimed: a side that syncs (pystore) must not also pay for what the one before left dirty.
+    sync
     t0=$(now)
     "$@"
     t1=$(now)
@@ -82,7 +85,9 @@ rate() { awk -v n="$1" -v t="$2" 'BEGIN {printf "%.0f", n / t}'; }
 pst() { "$PYSTORE" --store "$1" -q "${@:2}"; }
 # Entries from a whole directory of files: relative paths and a 1 MB xargs buffer keep it to
 # one pystore invocation for 10,000 files (xargs splits only if the list is larger).
-add_each() { (cd "$SMALL" && find . -type f -print0 | xargs -0 -s 1000000 "$PYSTORE" --store "$1" -q add >/dev/null); }
+add_each() { (cd "$SMALL" && find . -type f -print0 | xargs -0 -s 1000000 "${2:-$PYSTORE}" --store "$1" -q add >/dev/null); }
+# PYSTORE_BEFORE=/path/to/old/pystore: also time an older build adding the same entries.
+BEFORE=${PYSTORE_BEFORE:-}
 hash_all() { find "$TREE" -type f -print0 | xargs -0 "$1" >/dev/null; }
 
 # --- a. add a tree vs cp -r (fresh destination each run) ------------------------------------
@@ -113,11 +118,15 @@ done
 # --- c. FILES small entries: add vs cp -r, gc (no roots: deletes all) vs rm -rf ------------
 echo "c. add $FILES entries vs cp -r; gc vs rm -rf" >&2
 G=$W/store-gc
-addn_t=() cpn_t=() gc_t=() rm_t=()
+addn_t=() cpn_t=() gc_t=() rm_t=() addb_t=()
 for _ in $(seq "$RUNS"); do
     nuke "$G"
     time_cmd addn_t add_each "$G"
     time_cmd gc_t pst "$G" gc >/dev/null
+    if [ -n "$BEFORE" ]; then
+        nuke "$W/store-before"
+        time_cmd addb_t add_each "$W/store-before" "$BEFORE"
+    fi
     time_cmd cpn_t cp -r "$SMALL" "$W/small-copy"
     time_cmd rm_t rm -rf "$W/small-copy"
 done
@@ -150,6 +159,9 @@ fi
 row "verify tree ($MB MB)" "$(median "${ver_t[@]}")" "sha256sum" "$(median "${sha_t[@]}")" MB
 row "add $FILES files as $FILES entries" "$(median "${addn_t[@]}")" "cp -r" "$(median "${cpn_t[@]}")" files
 row "gc $FILES entries (no roots)" "$(median "${gc_t[@]}")" "rm -rf" "$(median "${rm_t[@]}")" files
+if [ -n "$BEFORE" ]; then
+    row "add $FILES files as $FILES entries" "$(median "${addn_t[@]}")" "the same with PYSTORE_BEFORE" "$(median "${addb_t[@]}")" files
+fi
 echo
 echo "- $("$PYSTORE" --version) (release), -j default = nproc = $(nproc)"
 if [ "$HAVE_B3" = 1 ]; then echo "- $(b3sum --version)"; else echo "- b3sum: not available"; fi

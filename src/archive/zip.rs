@@ -266,8 +266,32 @@ struct CentralRecord {
 /// Writes `members` as a canonical ZIP to `out`.
 pub fn write_zip(
     out: impl Write,
+    members: Vec<Member>,
+    time: DosDateTime,
+) -> Result<ZipSummary, ZipError> {
+    write_zip_observed(out, members, time, &mut |_: &Deflated<'_>| Ok(()))
+}
+
+/// A member this writer deflated itself (not copied, not stored), as [`write_zip_observed`]
+/// reports it.
+pub struct Deflated<'a> {
+    /// The member's name.
+    pub name: &'a str,
+    /// Uncompressed size.
+    pub size: u64,
+    /// CRC-32 of the uncompressed bytes.
+    pub crc32: u32,
+    /// The raw deflate data.
+    pub data: &'a [u8],
+}
+
+/// Like [`write_zip`], and calls `on_deflated` with every member it deflated (to cache the
+/// compressed bytes); an error from it stops the write.
+pub fn write_zip_observed(
+    out: impl Write,
     mut members: Vec<Member>,
     time: DosDateTime,
+    on_deflated: &mut dyn FnMut(&Deflated<'_>) -> io::Result<()>,
 ) -> Result<ZipSummary, ZipError> {
     for member in &members {
         check_name(&member.name)?;
@@ -305,7 +329,15 @@ pub fn write_zip(
         for member in prepared {
             match member.origin {
                 Origin::Copied => summary.copied += 1,
-                Origin::Deflated => summary.deflated += 1,
+                Origin::Deflated => {
+                    summary.deflated += 1;
+                    on_deflated(&Deflated {
+                        name: &member.name,
+                        size: member.size,
+                        crc32: member.crc32,
+                        data: &member.data,
+                    })?;
+                }
                 Origin::Stored => summary.stored += 1,
             }
             let offset = writer.written;

@@ -20,6 +20,10 @@ pub struct BuildContext<'a> {
     pub out: &'a Path,
     /// The input entries, by the labels the node gave them.
     pub inputs: &'a BTreeMap<String, EntryInfo>,
+    /// A directory of caches that may make a builder faster but never change its output (the
+    /// store's `cache/`); `None` when a builder must compute everything afresh, as
+    /// `realise --check` does.
+    pub cache: Option<&'a Path>,
 }
 
 impl BuildContext<'_> {

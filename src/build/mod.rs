@@ -1,10 +1,12 @@
-//! Building: the build graph (derivations with ids known up front) and the scheduler that
-//! realises it.
+//! Building: the build graph (derivations with ids known up front), the scheduler that
+//! realises it, and the reproducibility check that rebuilds it.
 
+pub mod check;
 pub mod graph;
 pub mod sandbox;
 pub mod scheduler;
 
+pub use check::{check, CheckError, CheckReport};
 pub use graph::{BuildContext, BuildError, Graph, NodeIndex};
 pub use scheduler::{
     plan, plan_with, realise, realise_with, substitute, Counts, RealiseError, Realised, Status,

@@ -258,8 +258,12 @@ pub fn realise_with(
             }
         }
     }
+    // Workers pop from the end: reversed, the nodes planned first start first. Planning adds a
+    // target's interpreter before its packages, so the longest chain (interpreter, bundle, ZIP)
+    // starts at once instead of after every wheel install.
     let ready: Vec<NodeIndex> = builds
         .iter()
+        .rev()
         .copied()
         .filter(|&i| waiting_on[i] == 0)
         .collect();
@@ -273,6 +277,7 @@ pub fn realise_with(
     });
     let wake = Condvar::new();
     let results = Mutex::new(done);
+    let cache_dir = store.layout().cache_dir();
     let bar = if progress {
         ProgressBar::new(builds.len() as u64)
     } else {
@@ -314,6 +319,7 @@ pub fn realise_with(
                         builder(&BuildContext {
                             out,
                             inputs: &inputs,
+                            cache: Some(&cache_dir),
                         })
                     }),
                     Action::Fetch(_) | Action::Present => Err(StoreError::Root(

@@ -19,9 +19,10 @@ use super::manifest::{
 use super::provenance::{self, ProvenanceInputs};
 use super::sbom;
 use crate::archive::deflate;
+use crate::archive::deflate_cache::DeflateCache;
 use crate::archive::reuse::WheelMembers;
 use crate::archive::timestamp::DosDateTime;
-use crate::archive::zip::{members_of_tree, write_zip, Contents, MemberKind};
+use crate::archive::zip::{members_of_tree, write_zip_observed, Contents, MemberKind};
 use crate::build::sandbox::Sandbox;
 use crate::build::{BuildError, Graph, NodeIndex};
 use crate::hash::tree::{NodeKind, Tree};
@@ -378,18 +379,44 @@ pub fn zip(
                 })
                 .collect();
             let mut members = members_of_tree(&tree, root);
+            // Compressed bytes of earlier ZIPs, by content: a hit is exactly what deflating
+            // again would give (see archive::deflate_cache), so only speed depends on it.
+            let cache = ctx.cache.map(DeflateCache::open);
             members.par_iter_mut().for_each(|member| {
                 let digest = digests.get(member.name.as_str());
                 if let (MemberKind::File { contents, .. }, Some((size, digest))) = (&mut member.kind, digest) {
                     if let Contents::Path(path) = contents {
                         *contents = reusable.contents_for(path, *size, digest);
                     }
+                    // After the wheels: a member a wheel holds deflated is copied from the wheel
+                    // with or without a cache, so the cache may only stand in for a deflate.
+                    if let (Contents::Path(_) | Contents::Bytes(_), Some(cache)) = (&contents, &cache) {
+                        if let Some(cached) = cache.get(digest, *size) {
+                            *contents = cached;
+                        }
+                    }
                 }
             });
             let file = fs::File::create(ctx.out)?;
-            let summary = write_zip(file, members, time)?;
+            let mut pack = match &cache {
+                Some(cache) => cache.new_pack().map_err(|e| tracing::debug!("no deflate cache: {e}")).ok(),
+                None => None,
+            };
+            let summary = write_zip_observed(file, members, time, &mut |deflated| {
+                if let (Some(writer), Some((_, digest))) = (&mut pack, digests.get(deflated.name)) {
+                    if writer.add(digest, deflated.size, deflated.crc32, deflated.data).is_err() {
+                        pack = None;
+                    }
+                }
+                Ok(())
+            })?;
+            if let Some(pack) = pack {
+                if let Err(err) = pack.finish() {
+                    tracing::debug!("could not add to the deflate cache: {err}");
+                }
+            }
             tracing::debug!(
-                "{}: {} members, {} copied from wheels, {} deflated, {} stored",
+                "{}: {} members, {} copied (from wheels or the deflate cache), {} deflated, {} stored",
                 root.display(),
                 summary.members,
                 summary.copied,

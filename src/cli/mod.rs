@@ -119,6 +119,14 @@ pub enum Command {
         /// Accept unsigned or untrusted substituted entries (their hashes are still checked)
         #[arg(long)]
         no_require_sigs: bool,
+        /// After realising, rebuild every derived entry of the closure in a fresh temporary
+        /// directory from its registered inputs and compare content hashes; on a difference
+        /// keep the rebuild (never registered), print the first differing files, exit 1
+        #[arg(long, conflicts_with = "dry_run")]
+        check: bool,
+        /// With --check: rebuild each entry N times (implies --check)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000), conflicts_with = "dry_run")]
+        rounds: Option<u32>,
     },
     /// Run a target's bundle python in the sandbox, realising the bundle first if needed
     ///
@@ -161,6 +169,38 @@ pub enum Command {
         /// Sign entry descriptions, the index and provenance with this secret key file
         #[arg(long, env = "PYSTORE_SIGNING_KEY", value_name = "FILE")]
         sign_key: Option<PathBuf>,
+    },
+    /// Compare a recipe built here with what a remote publishes, entry by entry
+    ///
+    /// Realises RECIPE here (never substituting, so every derived entry is this machine's own
+    /// build), then fetches the remote's signed description of each derived entry of the
+    /// closure of every target's ZIP, provenance and SBOM, and compares content hashes. Where
+    /// they differ, the published archive is downloaded and the first differing files are
+    /// named (path, type, size, blake3). Exit 1 if any published entry differs; entries the
+    /// remote does not publish are listed, not failures (an unsigned provenance here is another
+    /// entry than a signed one there: pass --sign-key to compare it too).
+    Challenge {
+        /// file:///DIR, https://... or github:OWNER/REPO@TAG
+        remote: String,
+        /// Recipe name, directory or recipe.toml
+        recipe: String,
+        /// Only this target (repeatable) [default: all]
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+        /// Sign this build's provenance with this secret key file, as the publisher did
+        #[arg(long, value_name = "FILE")]
+        sign_key: Option<PathBuf>,
+        /// Public keys (NAME:BASE64, space-separated) descriptions must be signed by
+        #[arg(
+            long,
+            env = "PYSTORE_TRUSTED_KEYS",
+            value_name = "KEYS",
+            hide_env_values = true
+        )]
+        trusted_keys: Option<String>,
+        /// Accept unsigned or untrusted descriptions
+        #[arg(long)]
+        no_require_sigs: bool,
     },
     /// Download entries and their closures from a remote, verified, into the store
     ///
@@ -430,6 +470,8 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             substituters,
             trusted_keys,
             no_require_sigs,
+            check,
+            rounds,
         } => {
             let net = net()?;
             let trust = remote_cmds::trust(trusted_keys.as_deref(), *no_require_sigs)?;
@@ -448,6 +490,11 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                     jobs: cli.jobs,
                     sandbox: *sandbox,
                     substituter: substituter.map(|s| s as _),
+                    check_rounds: match (check, rounds) {
+                        (_, Some(n)) => Some(*n as usize),
+                        (true, None) => Some(1),
+                        (false, None) => None,
+                    },
                 },
             )
         }
@@ -487,6 +534,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                     jobs: cli.jobs,
                     sandbox: *sandbox,
                     substituter: None,
+                    check_rounds: None,
                 },
                 target.as_deref(),
                 args,
@@ -494,6 +542,29 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             drop(store);
             // The bundle's exit code is pystore's, whatever it is.
             std::process::exit(code)
+        }
+        Command::Challenge {
+            remote,
+            recipe,
+            targets,
+            sign_key,
+            trusted_keys,
+            no_require_sigs,
+        } => {
+            let trust = remote_cmds::trust(trusted_keys.as_deref(), *no_require_sigs)?;
+            remote_cmds::challenge(
+                &open()?,
+                ui,
+                net()?,
+                remote_cmds::ChallengeArgs {
+                    remote,
+                    recipe,
+                    targets,
+                    jobs: cli.jobs,
+                    sign_key: sign_key.clone(),
+                    trust,
+                },
+            )
         }
         Command::Pull {
             remote,

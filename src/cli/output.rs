@@ -117,3 +117,46 @@ mod tests {
         assert_eq!(human_bytes(12_700_000), "12.1 MiB");
     }
 }
+
+/// `file, 12 bytes, blake3 1a2b3c4d5e6f`
+fn describe(state: &crate::build::check::PathState) -> String {
+    let mut text = state.kind.to_owned();
+    if let Some(size) = state.size {
+        text.push_str(&format!(", {size} bytes"));
+    }
+    if let Some(blake3) = &state.blake3 {
+        text.push_str(&format!(", blake3 {blake3}"));
+    }
+    if let Some(target) = &state.target {
+        text.push_str(&format!(" to {target:?}"));
+    }
+    text
+}
+
+/// Prints the differing paths of two versions of an entry, four spaces in; `sides` names them
+/// (`("the registered entry", "the rebuild")`); `total` counts all, `differences` the first.
+pub fn print_differences(
+    differences: &[crate::build::check::PathDifference],
+    total: usize,
+    sides: (&str, &str),
+) {
+    for d in differences {
+        let path = if d.path.is_empty() {
+            "(the entry itself)"
+        } else {
+            &d.path
+        };
+        match (&d.registered, &d.rebuilt) {
+            (Some(a), Some(b)) => println!("    {path}: {} -> {}", describe(a), describe(b)),
+            (Some(a), None) => println!("    {path}: only in {} ({})", sides.0, describe(a)),
+            (None, Some(b)) => println!("    {path}: only in {} ({})", sides.1, describe(b)),
+            (None, None) => {}
+        }
+    }
+    if total > differences.len() {
+        println!(
+            "    ... and {} more differing paths",
+            total - differences.len()
+        );
+    }
+}

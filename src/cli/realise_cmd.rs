@@ -6,11 +6,13 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::fetch_cmds::NetSettings;
-use super::output::{print_json, Ui};
+use super::output::{print_differences, print_json, Ui};
+use crate::build::check::CheckReport;
 use crate::build::sandbox::Mode;
 use crate::build::Status;
 use crate::fetch::Fetcher;
-use crate::recipe::realise::{realise as realise_recipe, Outcome, RealiseOptions};
+use crate::hash::to_hex;
+use crate::recipe::realise::{realise as realise_recipe, Outcome, RealiseOptions, TargetOutcome};
 use crate::recipe::{find, load, Recipe};
 use crate::sign::SecretKey;
 use crate::store::Store;
@@ -33,6 +35,8 @@ pub struct RealiseArgs<'a> {
     pub sandbox: Mode,
     /// `PYSTORE_SUBSTITUTERS`.
     pub substituter: Option<std::sync::Arc<dyn crate::build::Substituter>>,
+    /// `--check` (1) or `--rounds N`.
+    pub check_rounds: Option<usize>,
 }
 
 /// The recipe and the realise options of `args`.
@@ -65,6 +69,7 @@ fn prepare(args: &RealiseArgs<'_>, net: &NetSettings) -> Result<(Recipe, Realise
         signing_key,
         sandbox: args.sandbox,
         substituter: args.substituter.clone(),
+        check_rounds: args.check_rounds,
     };
     Ok((recipe, options))
 }
@@ -140,49 +145,128 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
         }
         Outcome::Realised(targets, counts) => {
             if !ui.quiet {
-                eprintln!(
-                    "{} substituted, {} fetched, {} built",
-                    counts.substituted, counts.fetched, counts.built
-                );
+                print_counts(&counts);
             }
             if ui.json {
-                let list: Vec<_> = targets
-                    .iter()
-                    .map(|t| {
-                        json!({
-                            "target": t.target,
-                            "bundle": t.bundle.path,
-                            "zip": t.zip.path,
-                            "zip_size": t.zip.size,
-                            "provenance": t.provenance.path,
-                            "sbom": t.sbom.path,
-                            "validation": t.validation.path,
-                            "sandbox": t.sandbox.as_str(),
-                            "root": t.root,
-                            "copied_to": t.copied_to,
-                            "provenance_copied_to": t.provenance_copied_to,
-                            "sbom_copied_to": t.sbom_copied_to,
-                        })
-                    })
-                    .collect();
-                print_json(&list)?;
+                print_json(&targets.iter().map(target_json).collect::<Vec<_>>())?;
             } else {
-                for t in &targets {
-                    println!("{}: {}", t.target, t.zip.path.display());
-                    println!("  bundle: {}", t.bundle.path.display());
-                    println!("  provenance: {}", t.provenance.path.display());
-                    println!("  sbom: {}", t.sbom.path.display());
-                    println!(
-                        "  validated: {} (sandbox {})",
-                        t.validation.path.display(),
-                        t.sandbox
-                    );
-                    if let Some(copy) = &t.copied_to {
-                        println!("  copied to: {}", copy.display());
-                    }
-                }
+                print_targets(&targets);
             }
+        }
+        Outcome::Checked(targets, counts, report) => {
+            if !ui.quiet {
+                print_counts(&counts);
+            }
+            if ui.json {
+                print_json(&json!({
+                    "targets": targets.iter().map(target_json).collect::<Vec<_>>(),
+                    "check": check_json(&report),
+                }))?;
+            } else {
+                print_targets(&targets);
+                print_check(&report);
+            }
+            return Ok(report.reproducible());
         }
     }
     Ok(true)
+}
+
+/// `N substituted, M fetched, K built`, on stderr.
+fn print_counts(counts: &crate::build::Counts) {
+    eprintln!(
+        "{} substituted, {} fetched, {} built",
+        counts.substituted, counts.fetched, counts.built
+    );
+}
+
+fn target_json(t: &TargetOutcome) -> serde_json::Value {
+    json!({
+        "target": t.target,
+        "bundle": t.bundle.path,
+        "zip": t.zip.path,
+        "zip_size": t.zip.size,
+        "provenance": t.provenance.path,
+        "sbom": t.sbom.path,
+        "validation": t.validation.path,
+        "sandbox": t.sandbox.as_str(),
+        "root": t.root,
+        "copied_to": t.copied_to,
+        "provenance_copied_to": t.provenance_copied_to,
+        "sbom_copied_to": t.sbom_copied_to,
+    })
+}
+
+fn print_targets(targets: &[TargetOutcome]) {
+    for t in targets {
+        println!("{}: {}", t.target, t.zip.path.display());
+        println!("  bundle: {}", t.bundle.path.display());
+        println!("  provenance: {}", t.provenance.path.display());
+        println!("  sbom: {}", t.sbom.path.display());
+        println!(
+            "  validated: {} (sandbox {})",
+            t.validation.path.display(),
+            t.sandbox
+        );
+        if let Some(copy) = &t.copied_to {
+            println!("  copied to: {}", copy.display());
+        }
+    }
+}
+
+fn check_json(report: &CheckReport) -> serde_json::Value {
+    json!({
+        "rounds": report.rounds,
+        "reproducible": report.reproducible(),
+        "entries": report.entries.iter().map(|e| json!({
+            "name": e.entry.name,
+            "path": e.entry.path,
+            "content_hash": to_hex(&e.entry.content_hash),
+            "reproducible": e.mismatches.is_empty(),
+            "mismatches": e.mismatches,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_check(report: &CheckReport) {
+    let times = if report.rounds == 1 { "once" } else { "times" };
+    let rounds = if report.rounds == 1 {
+        String::new()
+    } else {
+        format!("{} ", report.rounds)
+    };
+    let bad: Vec<_> = report
+        .entries
+        .iter()
+        .filter(|e| !e.mismatches.is_empty())
+        .collect();
+    for entry in &bad {
+        println!("not reproducible: {}", entry.entry.path.display());
+        for m in &entry.mismatches {
+            println!(
+                "  rebuild {}: content hash {} (registered {}), kept at {}",
+                m.round,
+                m.content_hash,
+                to_hex(&entry.entry.content_hash),
+                m.kept.display()
+            );
+            print_differences(
+                &m.differences,
+                m.total_differences,
+                ("the registered entry", "the rebuild"),
+            );
+        }
+    }
+    if bad.is_empty() {
+        println!(
+            "check: {} derived entries rebuilt {rounds}{times}: all reproducible",
+            report.entries.len()
+        );
+    } else {
+        println!(
+            "check: {} of {} derived entries not reproducible (rebuilt {rounds}{times})",
+            bad.len(),
+            report.entries.len()
+        );
+    }
 }

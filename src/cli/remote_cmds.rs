@@ -8,11 +8,13 @@ use reqwest::Url;
 use serde_json::json;
 
 use super::fetch_cmds::NetSettings;
-use super::output::{print_json, Ui};
+use super::output::{print_differences, print_json, Ui};
 use crate::bundle::derivations::provenance_name;
 use crate::fetch::Fetcher;
-use crate::recipe::realise::{realise as realise_recipe, Outcome, RealiseOptions};
-use crate::recipe::{find, load};
+use crate::hash::to_hex;
+use crate::recipe::realise::{realise as realise_recipe, Outcome, RealiseOptions, TargetOutcome};
+use crate::recipe::{find, load, Recipe};
+use crate::remote::challenge::{challenge as challenge_entries, Verdict};
 use crate::remote::pull::{pull as pull_entries, Trust};
 use crate::remote::push::{push as push_closure, PushRequest};
 use crate::remote::substitute::Substituters;
@@ -125,25 +127,14 @@ pub fn push(store: &Store, ui: Ui, net: NetSettings, args: PushArgs<'_>) -> Resu
             let [recipe_arg] = args.what else {
                 anyhow::bail!("push takes one RECIPE, or store paths that are all valid entries of this store (not valid: {})", args.what.iter().filter(|a| store.resolve(a).is_err()).cloned().collect::<Vec<_>>().join(", "));
             };
-            let cwd = std::env::current_dir().context("cannot read the current directory")?;
-            let recipe = load(&find(recipe_arg, &cwd)?)?;
-            let options = RealiseOptions {
-                targets: args.targets.to_vec(),
-                jobs: args
-                    .jobs
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-                progress: net.fetch.progress,
-                indexes: net.indexes.urls.clone(),
-                signing_key: key.clone(),
-                ..Default::default()
-            };
-            let find_links = net.fetch.find_links.clone();
-            let fetcher = Fetcher::new(store, net.fetch.clone(), net.credentials.clone());
-            let Outcome::Realised(targets, _) =
-                realise_recipe(store, &fetcher, &find_links, &recipe, &options)?
-            else {
-                anyhow::bail!("realising {} planned only", recipe.name);
-            };
+            let (recipe, targets) = realise_targets(
+                store,
+                &net,
+                recipe_arg,
+                args.targets,
+                args.jobs,
+                key.clone(),
+            )?;
             for t in targets {
                 let root = format!("{}-{}", recipe.name, t.target);
                 let zip_name = format!("{}-{}-{}.zip", recipe.name, recipe.version, t.target);
@@ -192,6 +183,139 @@ pub fn push(store: &Store, ui: Ui, net: NetSettings, args: PushArgs<'_>) -> Resu
         }
     }
     Ok(true)
+}
+
+/// Realises `recipe_arg` for `targets` (all when empty) with no substituter: what push
+/// publishes and what challenge compares are built here.
+fn realise_targets(
+    store: &Store,
+    net: &NetSettings,
+    recipe_arg: &str,
+    targets: &[String],
+    jobs: Option<usize>,
+    key: Option<Arc<SecretKey>>,
+) -> Result<(Recipe, Vec<TargetOutcome>)> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let recipe = load(&find(recipe_arg, &cwd)?)?;
+    let options = RealiseOptions {
+        targets: targets.to_vec(),
+        jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        progress: net.fetch.progress,
+        indexes: net.indexes.urls.clone(),
+        signing_key: key,
+        ..Default::default()
+    };
+    let find_links = net.fetch.find_links.clone();
+    let fetcher = Fetcher::new(store, net.fetch.clone(), net.credentials.clone());
+    match realise_recipe(store, &fetcher, &find_links, &recipe, &options)? {
+        Outcome::Realised(targets, _) => Ok((recipe, targets)),
+        _ => anyhow::bail!("realising {} planned only", recipe.name),
+    }
+}
+
+/// Arguments of `pystore challenge`.
+pub struct ChallengeArgs<'a> {
+    /// The remote.
+    pub remote: &'a str,
+    /// The recipe.
+    pub recipe: &'a str,
+    /// `--target`.
+    pub targets: &'a [String],
+    /// `-j`.
+    pub jobs: Option<usize>,
+    /// `--sign-key`: realise the provenance signed, as the publisher did, so it is compared too.
+    pub sign_key: Option<PathBuf>,
+    /// How the published descriptions are trusted.
+    pub trust: Trust,
+}
+
+/// `pystore challenge REMOTE RECIPE`: false when a published entry differs.
+pub fn challenge(store: &Store, ui: Ui, net: NetSettings, args: ChallengeArgs<'_>) -> Result<bool> {
+    let config = remote_config(&net)?;
+    let source = remote::open(args.remote, &config)?;
+    let key = match &args.sign_key {
+        Some(path) => Some(Arc::new(SecretKey::read(path)?)),
+        None => None,
+    };
+    let (_, targets) = realise_targets(store, &net, args.recipe, args.targets, args.jobs, key)?;
+    let roots: Vec<EntryInfo> = targets
+        .iter()
+        .flat_map(|t| [t.zip.clone(), t.provenance.clone(), t.sbom.clone()])
+        .collect();
+    let closure = store.closure(&roots)?;
+    let report = challenge_entries(store, source.as_ref(), &closure, &args.trust)?;
+    let same = report.count(|v| matches!(v, Verdict::Same));
+    let differ = report.count(|v| matches!(v, Verdict::Differs { .. }));
+    let absent = report.count(|v| matches!(v, Verdict::NotPublished));
+    if ui.json {
+        let entries: Vec<_> = report
+            .entries
+            .iter()
+            .map(|c| {
+                let mut value = json!({
+                    "name": c.entry.name,
+                    "path": c.entry.path,
+                    "content_hash": to_hex(&c.entry.content_hash),
+                });
+                match &c.verdict {
+                    Verdict::Same => value["verdict"] = json!("same"),
+                    Verdict::NotPublished => value["verdict"] = json!("not-published"),
+                    Verdict::Differs {
+                        published,
+                        differences,
+                        total_differences,
+                    } => {
+                        value["verdict"] = json!("differs");
+                        value["published_content_hash"] = json!(published);
+                        value["differences"] = json!(differences
+                            .iter()
+                            .map(|d| json!({"path": d.path, "local": d.registered, "published": d.rebuilt}))
+                            .collect::<Vec<_>>());
+                        value["total_differences"] = json!(total_differences);
+                    }
+                }
+                value
+            })
+            .collect();
+        print_json(&json!({
+            "remote": report.remote,
+            "same": same,
+            "differ": differ,
+            "not_published": absent,
+            "entries": entries,
+        }))?;
+    } else {
+        for c in &report.entries {
+            match &c.verdict {
+                Verdict::Same => println!("same           {}", c.entry.path.display()),
+                Verdict::NotPublished => println!("not published  {}", c.entry.path.display()),
+                Verdict::Differs {
+                    published,
+                    differences,
+                    total_differences,
+                } => {
+                    println!("DIFFERS        {}", c.entry.path.display());
+                    println!(
+                        "  content hash here {}, published {published}",
+                        to_hex(&c.entry.content_hash)
+                    );
+                    print_differences(
+                        differences,
+                        *total_differences,
+                        ("here", "the published entry"),
+                    );
+                }
+            }
+        }
+        if !ui.quiet {
+            eprintln!(
+                "challenge against {}: {} derived entries: {same} the same, {differ} different, {absent} not published",
+                report.remote,
+                same + differ + absent
+            );
+        }
+    }
+    Ok(report.agrees())
 }
 
 /// The id a `pull` argument names: an id, `<id>-<name>`, or a store path from any store.

@@ -40,8 +40,8 @@ fn entry_json(
 /// `pystore add PATH... [--name N]`
 pub fn add(store: &Store, ui: Ui, paths: &[PathBuf], name: Option<&str>) -> Result<bool> {
     let mut results = Vec::new();
-    for path in paths {
-        let registration = store.add_path(path, name)?;
+    // One sync for many new entries (group commit); the same entries as adding them in turn.
+    for registration in store.add_paths(paths, name)? {
         if ui.json {
             let mut value = entry_json(store, &registration.entry, false)?;
             value["built"] = json!(registration.built);

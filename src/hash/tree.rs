@@ -70,6 +70,17 @@ impl NodeKind {
     }
 }
 
+/// One path where two trees differ (see [`Tree::differences`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeDifference<'a> {
+    /// The path, relative to the trees' roots.
+    pub path: &'a str,
+    /// What the first tree has there, if anything.
+    pub left: Option<&'a NodeKind>,
+    /// What the second tree has there, if anything.
+    pub right: Option<&'a NodeKind>,
+}
+
 /// A canonical tree: its nodes sorted by the bytes of their paths.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tree {
@@ -179,6 +190,38 @@ impl Tree {
         self.write_canonical(&mut hasher)
             .expect("hashing never fails to write");
         *hasher.finalize().as_bytes()
+    }
+
+    /// The nodes that differ between `self` and `other`, in path order: a path present in one
+    /// only, or present in both with another type, executable bit, size, digest or target.
+    pub fn differences<'a>(&'a self, other: &'a Tree) -> Vec<TreeDifference<'a>> {
+        let mut out = Vec::new();
+        let (mut a, mut b) = (self.nodes.iter().peekable(), other.nodes.iter().peekable());
+        loop {
+            let order = match (a.peek(), b.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(x), Some(y)) => x.path.as_bytes().cmp(y.path.as_bytes()),
+            };
+            let (left, right) = match order {
+                std::cmp::Ordering::Less => (a.next(), None),
+                std::cmp::Ordering::Greater => (None, b.next()),
+                std::cmp::Ordering::Equal => (a.next(), b.next()),
+            };
+            if let (Some(x), Some(y)) = (left, right) {
+                if x.kind == y.kind {
+                    continue;
+                }
+            }
+            let path = left.or(right).map_or("", |node| node.path.as_str());
+            out.push(TreeDifference {
+                path,
+                left: left.map(|node| &node.kind),
+                right: right.map(|node| &node.kind),
+            });
+        }
+        out
     }
 
     /// Checks that every symlink resolves, through the tree's own links, to a place inside the
@@ -509,5 +552,38 @@ mod tests {
         assert_eq!(tree_of(&file).unwrap().content_hash(), a);
         fs::set_permissions(&file, fs::Permissions::from_mode(0o700)).unwrap();
         assert_ne!(tree_of(&file).unwrap().content_hash(), a);
+    }
+
+    #[test]
+    fn differences_name_changed_added_and_removed_paths_in_order() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        for root in [a.path(), b.path()] {
+            fs::create_dir(root.join("d")).unwrap();
+            fs::write(root.join("d/same"), b"same").unwrap();
+        }
+        fs::write(a.path().join("d/changed"), b"one").unwrap();
+        fs::write(b.path().join("d/changed"), b"other").unwrap();
+        fs::write(a.path().join("gone"), b"x").unwrap();
+        fs::write(b.path().join("added"), b"y").unwrap();
+        let (ta, tb) = (tree_of(a.path()).unwrap(), tree_of(b.path()).unwrap());
+        let diffs = ta.differences(&tb);
+        let summary: Vec<(&str, bool, bool)> = diffs
+            .iter()
+            .map(|d| (d.path, d.left.is_some(), d.right.is_some()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("added", false, true),
+                ("d/changed", true, true),
+                ("gone", true, false)
+            ]
+        );
+        match (diffs[1].left, diffs[1].right) {
+            (Some(NodeKind::File { size: 3, .. }), Some(NodeKind::File { size: 5, .. })) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(ta.differences(&ta).is_empty());
     }
 }

@@ -12,6 +12,7 @@ use reqwest::Url;
 
 use super::{Recipe, RecipeTarget};
 use crate::archive::timestamp::DosDateTime;
+use crate::build::check::{check as check_graph, derived_closure, CheckError, CheckReport};
 use crate::build::sandbox::{Level, Mode, Sandbox, SandboxError};
 use crate::build::{
     plan, plan_with, realise_with, substitute, BuildError, Counts, Graph, NodeIndex, RealiseError,
@@ -95,6 +96,9 @@ pub enum RealiseRecipeError {
     /// Building failed.
     #[error(transparent)]
     Realise(#[from] RealiseError),
+    /// `--check` could not rebuild.
+    #[error(transparent)]
+    Check(#[from] CheckError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -132,6 +136,9 @@ pub struct RealiseOptions {
     pub sandbox: Mode,
     /// Where built entries may be downloaded from instead of being built (substituters).
     pub substituter: Option<Arc<dyn Substituter>>,
+    /// `--check` / `--rounds N`: after realising, rebuild every derived entry of the closure this
+    /// many times and compare (see [`crate::build::check`]).
+    pub check_rounds: Option<usize>,
 }
 
 /// One planned entry.
@@ -181,6 +188,8 @@ pub enum Outcome {
     Planned(Vec<PlannedEntry>),
     /// The targets realised, and how many entries were substituted, fetched and built.
     Realised(Vec<TargetOutcome>, Counts),
+    /// `--check`: the targets realised (with the counts), then rebuilt and compared.
+    Checked(Vec<TargetOutcome>, Counts, CheckReport),
 }
 
 /// The nodes realised for one target.
@@ -573,9 +582,16 @@ pub fn realise(
         Some(substituter) => substitute(store, &planned.graph, &roots, substituter)?,
         None => 0,
     };
-    let statuses = plan(store, &planned.graph, &roots)?;
+    // A check rebuilds every derived entry from its registered inputs, so they must all be
+    // valid, intermediate ones (such as an installed wheel) included.
+    let checked = match options.check_rounds {
+        Some(_) => derived_closure(&planned.graph, &roots),
+        None => Vec::new(),
+    };
+    let mut wanted = roots.clone();
+    wanted.extend(&checked);
+    let statuses = plan(store, &planned.graph, &wanted)?;
     find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
-    let wanted = roots.clone();
     let realised = realise_with(
         store,
         fetcher,
@@ -656,7 +672,20 @@ pub fn realise(
             sbom_copied_to,
         });
     }
-    Ok(Outcome::Realised(outcomes, counts))
+    match options.check_rounds {
+        Some(rounds) => {
+            let report = check_graph(
+                store,
+                &planned.graph,
+                &checked,
+                rounds,
+                options.jobs.max(1),
+                options.progress,
+            )?;
+            Ok(Outcome::Checked(outcomes, counts, report))
+        }
+        None => Ok(Outcome::Realised(outcomes, counts)),
+    }
 }
 
 /// Writes `bytes` to `to`, replacing what is there atomically.

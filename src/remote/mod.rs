@@ -7,6 +7,7 @@
 //! how they are built.
 
 pub mod archive;
+pub mod challenge;
 pub mod description;
 pub mod file;
 pub mod github;

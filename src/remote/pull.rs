@@ -53,15 +53,11 @@ pub fn pull(
         if !seen.insert(id.clone()) || store.query(&id)?.is_some() {
             continue;
         }
-        let name = description_name(&id);
-        let bytes = remote
-            .get_bytes(&name, MAX_DESCRIPTION_SIZE)?
-            .ok_or_else(|| RemoteError::NotFound {
+        let description =
+            fetch_description(remote, &id, trust)?.ok_or_else(|| RemoteError::NotFound {
                 remote: remote.location(),
-                what: format!("entry {id} ({name})"),
+                what: format!("entry {id} ({})", description_name(&id)),
             })?;
-        let what = format!("{name} from {}", remote.location());
-        let description = Description::open(&bytes, &what, &id, &trust.keys, trust.require_sigs)?;
         queue.extend(description.references.iter().cloned());
         described.insert(id, description);
     }
@@ -70,36 +66,7 @@ pub fn pull(
     let staging =
         tempfile::tempdir().map_err(io_err("create a staging directory for", store.root()))?;
     for description in described.values() {
-        let file = &description.archive.file;
-        let path = staging.path().join(file);
-        if !remote.get(file, &path, Size::Exact(description.archive.size))? {
-            return Err(RemoteError::NotFound {
-                remote: remote.location(),
-                what: format!("archive {file} of {}", description.fingerprint.name()),
-            });
-        }
-        let tampered = |reason: String| RemoteError::Tampered {
-            remote: remote.location(),
-            name: file.clone(),
-            reason,
-        };
-        let size = std::fs::metadata(&path)
-            .map_err(io_err("inspect", &path))?
-            .len();
-        if size != description.archive.size {
-            return Err(tampered(format!(
-                "{size} bytes, but its signed description says {}",
-                description.archive.size
-            )));
-        }
-        let sha256 = sha256_of(&path)?;
-        if sha256 != description.archive.sha256 {
-            return Err(tampered(format!(
-                "sha256 {}, but its signed description says {}",
-                to_hex(&sha256),
-                to_hex(&description.archive.sha256)
-            )));
-        }
+        fetch_archive(remote, description, staging.path())?;
     }
 
     // 3. Register, references before referrers.
@@ -134,6 +101,67 @@ pub fn pull(
         entries,
         downloaded,
     })
+}
+
+/// The verified description of entry `id` on `remote` (signature per `trust`, then every
+/// field); `None` when the remote does not have it.
+pub fn fetch_description(
+    remote: &dyn Remote,
+    id: &EntryId,
+    trust: &Trust,
+) -> Result<Option<Description>, RemoteError> {
+    let name = description_name(id);
+    let Some(bytes) = remote.get_bytes(&name, MAX_DESCRIPTION_SIZE)? else {
+        return Ok(None);
+    };
+    let what = format!("{name} from {}", remote.location());
+    Ok(Some(Description::open(
+        &bytes,
+        &what,
+        id,
+        &trust.keys,
+        trust.require_sigs,
+    )?))
+}
+
+/// Downloads the archive `description` names into `dir` and checks its size and sha256
+/// against the (verified) description; its path.
+pub fn fetch_archive(
+    remote: &dyn Remote,
+    description: &Description,
+    dir: &std::path::Path,
+) -> Result<std::path::PathBuf, RemoteError> {
+    let file = &description.archive.file;
+    let path = dir.join(file);
+    if !remote.get(file, &path, Size::Exact(description.archive.size))? {
+        return Err(RemoteError::NotFound {
+            remote: remote.location(),
+            what: format!("archive {file} of {}", description.fingerprint.name()),
+        });
+    }
+    let tampered = |reason: String| RemoteError::Tampered {
+        remote: remote.location(),
+        name: file.clone(),
+        reason,
+    };
+    let size = std::fs::metadata(&path)
+        .map_err(io_err("inspect", &path))?
+        .len();
+    if size != description.archive.size {
+        return Err(tampered(format!(
+            "{size} bytes, but its signed description says {}",
+            description.archive.size
+        )));
+    }
+    let sha256 = sha256_of(&path)?;
+    if sha256 != description.archive.sha256 {
+        return Err(tampered(format!(
+            "sha256 {}, but its signed description says {}",
+            to_hex(&sha256),
+            to_hex(&description.archive.sha256)
+        )));
+    }
+    Ok(path)
 }
 
 fn post_order(

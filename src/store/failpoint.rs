@@ -3,6 +3,13 @@
 //! `PYSTORE_FAILPOINT=<point>:sleep=<ms>` pauses there for that long and then goes on, so tests
 //! can hold a builder while others queue behind it. Either way the process first prints
 //! `pystore: failpoint <point> reached` on stderr. It changes no output; see store-layout.md.
+//!
+//! One more value exists to prove that reproducibility checks can fail:
+//! `PYSTORE_FAILPOINT=nondeterministic-output` writes the current time into a file
+//! `<NONDETERMINISM_FILE>-<entry name>` at the root of every directory this process builds
+//! (entries and `realise --check` rebuilds alike; the name keeps the files of an interpreter and
+//! its packages apart when a bundle merges them), so the reproducibility harness and `--check`
+//! see a difference. It is never set by pystore itself.
 
 use std::io::Write;
 use std::time::Duration;
@@ -10,16 +17,25 @@ use std::time::Duration;
 /// The names of the points, in the order registration passes them.
 pub const POINTS: &[&str] = &["mid-copy", "before-rename", "after-rename", "after-commit"];
 
+/// The `PYSTORE_FAILPOINT` value that makes every built directory non-deterministic.
+pub const NONDETERMINISTIC_OUTPUT: &str = "nondeterministic-output";
+
+/// The prefix of the file `nondeterministic-output` writes the time into.
+pub const NONDETERMINISM_FILE: &str = "pystore-failpoint-time";
+
 /// The armed failpoint, read once when the store is opened.
 #[derive(Clone, Debug, Default)]
 pub struct Failpoints {
     armed: Option<(String, Option<Duration>)>,
+    nondeterministic: bool,
 }
 
 impl Failpoints {
     /// Reads `PYSTORE_FAILPOINT`.
     pub fn from_env() -> Failpoints {
-        let armed = std::env::var("PYSTORE_FAILPOINT").ok().and_then(|spec| {
+        let spec = std::env::var("PYSTORE_FAILPOINT").ok();
+        let nondeterministic = spec.as_deref() == Some(NONDETERMINISTIC_OUTPUT);
+        let armed = spec.and_then(|spec| {
             let (point, action) = spec.split_once(':').unwrap_or((&spec, ""));
             let pause = action
                 .strip_prefix("sleep=")
@@ -27,7 +43,25 @@ impl Failpoints {
                 .map(Duration::from_millis);
             POINTS.contains(&point).then(|| (point.to_owned(), pause))
         });
-        Failpoints { armed }
+        Failpoints {
+            armed,
+            nondeterministic,
+        }
+    }
+
+    /// With `nondeterministic-output`: writes the wall-clock time (nanoseconds) into
+    /// `<NONDETERMINISM_FILE>-<name>` inside `out` when `out` is a directory.
+    pub fn inject_nondeterminism(&self, out: &std::path::Path, name: &str) {
+        if !self.nondeterministic || !out.is_dir() {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let _ = std::fs::write(
+            out.join(format!("{NONDETERMINISM_FILE}-{name}")),
+            format!("{now}\n"),
+        );
     }
 
     /// At point `name`: if armed, announce it on stderr and wait (to be killed, or for the

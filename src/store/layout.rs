@@ -10,6 +10,8 @@ pub const ENTRIES_DIR: &str = "entries";
 pub const TMP_DIR: &str = "tmp";
 /// Sub-directory of per-entry lock files.
 pub const LOCKS_DIR: &str = "locks";
+/// Sub-directory of caches that speed builders up without changing what they make.
+pub const CACHE_DIR: &str = "cache";
 /// Sub-directory of gc roots (symlinks to entries).
 pub const ROOTS_DIR: &str = "roots";
 /// The SQLite database.
@@ -49,6 +51,11 @@ impl Layout {
     /// `<root>/locks`.
     pub fn locks_dir(&self) -> PathBuf {
         self.root.join(LOCKS_DIR)
+    }
+
+    /// `<root>/cache`.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join(CACHE_DIR)
     }
 
     /// `<root>/roots`.

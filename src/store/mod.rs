@@ -9,6 +9,7 @@ pub mod gc;
 pub mod id;
 pub mod layout;
 pub mod lock;
+mod rebuild;
 mod recovery;
 mod register;
 pub mod roots;
@@ -19,7 +20,8 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use id::{EntryId, EntryKind, EntryName, Fingerprint, InvalidFingerprint};
 pub use layout::Layout;
-pub use register::Registration;
+pub use rebuild::{Rebuild, CHECK_PREFIX};
+pub use register::{Registration, ADD_BATCH};
 
 use crate::hash::tree::TreeError;
 use db::{Db, DbError, EntryRow};

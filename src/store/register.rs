@@ -102,12 +102,31 @@ impl Store {
         target: &Path,
         builder: impl FnOnce(&Path) -> std::result::Result<(), BuildError>,
     ) -> Result<()> {
+        let tree = self.stage(fingerprint, expected, scratch, target, builder)?;
+        self.sync_entries()?;
+        self.commit(fingerprint, &tree)
+    }
+
+    /// Steps 4 to 8 of registration (store-layout.md §6) but the sync: build, check (against
+    /// `expected`, the content hash a pulled entry's description gives, when there is one),
+    /// canonicalise, rename into place. Returns the entry's tree.
+    fn stage(
+        &self,
+        fingerprint: &Fingerprint,
+        expected: Option<[u8; 32]>,
+        scratch: &Path,
+        target: &Path,
+        builder: impl FnOnce(&Path) -> std::result::Result<(), BuildError>,
+    ) -> Result<Tree> {
         let name = fingerprint.name().as_str();
         let out = scratch.join("out");
         builder(&out).map_err(|source| StoreError::Build {
             name: name.to_owned(),
             source,
         })?;
+        if let Fingerprint::Derived { .. } = fingerprint {
+            self.failpoints.inject_nondeterminism(&out, name);
+        }
         if let Fingerprint::Fixed { .. } = fingerprint {
             // A fixed-output entry is data, identified by its bytes alone: never executable.
             make_plain_file(&out, name)?;
@@ -146,8 +165,18 @@ impl Store {
         fs::rename(&out, target).map_err(io_err("move into place", target))?;
         self.failpoints.hit("after-rename");
         canonicalise::seal_root(target).map_err(io_err("canonicalise", target))?;
+        Ok(tree)
+    }
+
+    /// Makes everything staged so far durable: one `syncfs` for any number of entries.
+    fn sync_entries(&self) -> Result<()> {
         canonicalise::sync_filesystem(&self.layout.entries_dir())
-            .map_err(io_err("sync", &self.layout.entries_dir()))?;
+            .map_err(io_err("sync", &self.layout.entries_dir()))
+    }
+
+    /// Registers a staged and synced entry: its row, in one transaction.
+    fn commit(&self, fingerprint: &Fingerprint, tree: &Tree) -> Result<()> {
+        let name = fingerprint.name().as_str();
         let canonical = fingerprint.canonical()?;
         let id = fingerprint.id()?;
         self.db().insert(&NewEntry {
@@ -155,7 +184,7 @@ impl Store {
             name,
             kind: fingerprint.kind(),
             fingerprint: &canonical,
-            tree: &tree,
+            tree,
             references: &fingerprint.references(),
         })?;
         self.failpoints.hit("after-commit");
@@ -168,52 +197,223 @@ impl Store {
     /// entry a download of the same bytes would give); a directory becomes a source entry (id
     /// from its content hash and name). The name defaults to the path's file name.
     pub fn add_path(&self, source: &Path, name: Option<&str>) -> Result<Registration> {
-        let name = match name {
-            Some(name) => EntryName::new(name)?,
-            None => {
-                let file_name = source.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-                    StoreError::InvalidName(super::id::InvalidName {
-                        name: source.display().to_string(),
-                        reason: "the path has no file name",
-                    })
-                })?;
-                EntryName::new(file_name)?
-            }
-        };
-        let tree = Tree::read(source)?;
-        let fingerprint = if tree.is_single_file() {
-            Fingerprint::Fixed {
-                name,
-                sha256: sha256_file(source).map_err(io_err("hash", source))?,
-            }
-        } else {
-            Fingerprint::Source {
-                name,
-                tree: tree.content_hash(),
-            }
-        };
-        let failpoints = self.failpoints.clone();
+        let (fingerprint, tree) = source_fingerprint(source, name)?;
         let total = tree.nodes.len();
-        self.build(&fingerprint, |out| {
-            let mut copied = 0usize;
-            copy_tree(source, out, &mut |_| {
-                copied += 1;
-                if copied == total / 2 {
-                    failpoints.hit("mid-copy");
-                }
-            })
-            .map_err(Into::into)
-        })
-        .map_err(|err| match err {
-            StoreError::SourceChanged { .. } => StoreError::SourceChanged {
-                path: source.to_path_buf(),
-            },
-            StoreError::HashMismatch { .. } => StoreError::SourceChanged {
-                path: source.to_path_buf(),
-            },
-            other => other,
-        })
+        self.build(&fingerprint, |out| self.copy_source(source, out, total))
+            .map_err(|err| changed(err, source))
     }
+
+    /// Copies an `add` source to `out`, hitting the `mid-copy` failpoint half-way.
+    fn copy_source(
+        &self,
+        source: &Path,
+        out: &Path,
+        total: usize,
+    ) -> std::result::Result<(), BuildError> {
+        let mut copied = 0usize;
+        copy_tree(source, out, &mut |_| {
+            copied += 1;
+            if copied == total / 2 {
+                self.failpoints.hit("mid-copy");
+            }
+        })
+        .map_err(Into::into)
+    }
+
+    /// Adds several files or directories, as [`Store::add_path`] does each, but makes up to
+    /// [`ADD_BATCH`] new entries durable with one `syncfs` (group commit) instead of one each.
+    ///
+    /// Entries are registered in order; on the first error, the ones before it are registered
+    /// (as adding them one by one would), the others are not, and the error is returned. An
+    /// entry whose lock another process holds is added on its own after the batch before it is
+    /// committed, so a batch never waits while it holds locks.
+    pub fn add_paths(&self, sources: &[PathBuf], name: Option<&str>) -> Result<Vec<Registration>> {
+        let mut done = Vec::with_capacity(sources.len());
+        for chunk in sources.chunks(ADD_BATCH) {
+            let mut staged: Vec<Staged> = Vec::new();
+            for source in chunk {
+                match self.stage_source(source, name) {
+                    Ok(StageOutcome::Valid(entry)) => done.push(Ok(entry)),
+                    Ok(StageOutcome::Staged(entry)) => {
+                        staged.push(*entry);
+                        done.push(Err(staged.len() - 1));
+                    }
+                    Ok(StageOutcome::Busy) => {
+                        // Commit what this batch holds first: the other process may be waiting
+                        // for one of our locks.
+                        self.commit_staged(&mut staged, &mut done)?;
+                        done.push(Ok(self.add_path(source, name)?));
+                    }
+                    Err(err) => {
+                        self.commit_staged(&mut staged, &mut done)?;
+                        return Err(err);
+                    }
+                }
+            }
+            self.commit_staged(&mut staged, &mut done)?;
+        }
+        done.into_iter()
+            .map(|d| d.map_err(|_| StoreError::Root("an added entry was not committed".into())))
+            .collect()
+    }
+
+    fn stage_source(&self, source: &Path, name: Option<&str>) -> Result<StageOutcome> {
+        let (fingerprint, tree) = source_fingerprint(source, name)?;
+        let id = fingerprint.id()?;
+        if let Some(entry) = self.query(&id)? {
+            return Ok(StageOutcome::Valid(Registration {
+                entry,
+                built: false,
+            }));
+        }
+        let lock_path = self.layout.lock_path(&id);
+        let Some(lock) = lock::try_acquire(&lock_path, LockMode::Exclusive)
+            .map_err(io_err("lock", &lock_path))?
+        else {
+            return Ok(StageOutcome::Busy);
+        };
+        if let Some(entry) = self.query(&id)? {
+            return Ok(StageOutcome::Valid(Registration {
+                entry,
+                built: false,
+            }));
+        }
+        let scratch = self.scratch_dir(&id, fingerprint.name())?;
+        let target = self.layout.entry_path(&id, fingerprint.name().as_str());
+        let total = tree.nodes.len();
+        match self.stage(&fingerprint, None, &scratch, &target, |out| {
+            self.copy_source(source, out, total)
+        }) {
+            Ok(tree) => Ok(StageOutcome::Staged(Box::new(Staged {
+                fingerprint,
+                tree,
+                scratch,
+                target,
+                _lock: lock,
+            }))),
+            Err(err) => {
+                let _ = remove_tree(&target);
+                let _ = remove_tree(&scratch);
+                Err(changed(err, source))
+            }
+        }
+    }
+
+    /// One sync, then the rows of every staged entry; fills their places in `done`.
+    fn commit_staged(
+        &self,
+        staged: &mut Vec<Staged>,
+        done: &mut [std::result::Result<Registration, usize>],
+    ) -> Result<()> {
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let mut entries = staged.drain(..);
+        let mut result = self.sync_entries();
+        let mut committed = Vec::new();
+        if result.is_ok() {
+            for entry in entries.by_ref() {
+                let outcome = self.commit(&entry.fingerprint, &entry.tree);
+                let _ = remove_tree(&entry.scratch);
+                if let Err(err) = outcome {
+                    let _ = remove_tree(&entry.target);
+                    result = Err(err);
+                    break;
+                }
+                committed.push(entry.fingerprint.id()?);
+            }
+        }
+        // Not committed (a failed sync or commit): leave nothing behind.
+        for entry in entries {
+            let _ = remove_tree(&entry.target);
+            let _ = remove_tree(&entry.scratch);
+        }
+        result?;
+        let mut committed = committed.into_iter();
+        for slot in done.iter_mut() {
+            if slot.is_err() {
+                let Some(id) = committed.next() else { break };
+                let entry = self.query(&id)?.ok_or_else(|| StoreError::NotValid {
+                    what: id.to_string(),
+                    store: self.root().to_path_buf(),
+                })?;
+                *slot = Ok(Registration { entry, built: true });
+            }
+        }
+        Ok(())
+    }
+
+    fn scratch_dir(&self, id: &super::EntryId, name: &EntryName) -> Result<PathBuf> {
+        Ok(tempfile::Builder::new()
+            .prefix(&format!(
+                "{}{TMP_SEPARATOR}",
+                entry_dir_name(id, name.as_str())
+            ))
+            .rand_bytes(8)
+            .tempdir_in(self.layout.tmp_dir())
+            .map_err(io_err("create build directory in", &self.layout.tmp_dir()))?
+            .keep())
+    }
+}
+
+/// New entries [`Store::add_paths`] makes durable with one sync (and holds locks for at once).
+pub const ADD_BATCH: usize = 256;
+
+/// An entry built, canonicalised and renamed into place, waiting for its sync and row.
+struct Staged {
+    fingerprint: Fingerprint,
+    tree: Tree,
+    scratch: PathBuf,
+    target: PathBuf,
+    _lock: lock::HeldLock,
+}
+
+enum StageOutcome {
+    Valid(Registration),
+    Staged(Box<Staged>),
+    /// Another process holds the entry's lock.
+    Busy,
+}
+
+/// A hash mismatch while adding means the source changed under us.
+fn changed(err: StoreError, source: &Path) -> StoreError {
+    match err {
+        StoreError::SourceChanged { .. } | StoreError::HashMismatch { .. } => {
+            StoreError::SourceChanged {
+                path: source.to_path_buf(),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The fingerprint an `add` of `source` registers, and the source's tree.
+fn source_fingerprint(source: &Path, name: Option<&str>) -> Result<(Fingerprint, Tree)> {
+    let name = match name {
+        Some(name) => EntryName::new(name)?,
+        None => {
+            let file_name = source.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+                StoreError::InvalidName(super::id::InvalidName {
+                    name: source.display().to_string(),
+                    reason: "the path has no file name",
+                })
+            })?;
+            EntryName::new(file_name)?
+        }
+    };
+    let tree = Tree::read(source)?;
+    let fingerprint = if tree.is_single_file() {
+        Fingerprint::Fixed {
+            name,
+            sha256: sha256_file(source).map_err(io_err("hash", source))?,
+        }
+    } else {
+        Fingerprint::Source {
+            name,
+            tree: tree.content_hash(),
+        }
+    };
+    Ok((fingerprint, tree))
 }
 
 fn make_plain_file(out: &Path, name: &str) -> Result<()> {
