@@ -105,19 +105,6 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::human_bytes;
-
-    #[test]
-    fn sizes_read_naturally() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(12_700_000), "12.1 MiB");
-    }
-}
-
 /// `file, 12 bytes, blake3 1a2b3c4d5e6f`
 fn describe(state: &crate::build::check::PathState) -> String {
     let mut text = state.kind.to_owned();
@@ -158,5 +145,18 @@ pub fn print_differences(
             "    ... and {} more differing paths",
             total - differences.len()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(12_700_000), "12.1 MiB");
     }
 }
