@@ -139,9 +139,19 @@ fn a_publisher_whose_builds_differ_is_named_file_by_file_and_exits_1() {
     );
     // Nothing of the publisher's was registered here.
     run_ok(pystore(here.path()).arg("verify"));
-    let listed =
-        run_ok(pystore(here.path()).args(["path-info", &bundle["path"].as_str().unwrap()]));
-    assert!(!listed.contains("pystore-failpoint"), "{listed}");
+    // and the local bundle is this machine's own build, without the publisher's files.
+    let local = std::fs::read_dir(bundle["path"].as_str().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect::<Vec<_>>();
+    assert!(
+        local.contains(&"pystore-manifest.json".to_owned()),
+        "{local:?}"
+    );
+    assert!(
+        !local.iter().any(|n| n.starts_with("pystore-failpoint")),
+        "{local:?}"
+    );
 }
 
 #[test]
