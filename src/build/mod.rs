@@ -9,6 +9,6 @@ pub mod scheduler;
 pub use check::{check, CheckError, CheckReport};
 pub use graph::{BuildContext, BuildError, Graph, NodeIndex};
 pub use scheduler::{
-    plan, plan_with, realise, realise_with, substitute, Counts, RealiseError, Realised, Status,
+    plan, plan_with, realise, realise_counted, substitute, Counts, RealiseError, Realised, Status,
     Substituter,
 };

@@ -155,7 +155,7 @@ pub fn realise(
     jobs: usize,
     progress: bool,
 ) -> Result<BTreeMap<NodeIndex, EntryInfo>, RealiseError> {
-    realise_with(store, fetcher, graph, roots, jobs, progress, None).map(|r| r.entries)
+    realise_counted(store, fetcher, graph, roots, jobs, progress).map(|r| r.entries)
 }
 
 /// Substitutes what `substituter` offers of the entries realising `roots` would build, from
@@ -198,22 +198,18 @@ pub fn substitute(
     }
 }
 
-/// Realises `roots`, substituting first what `substituter` offers (see [`substitute`]). A failed substitution (a
-/// remote down, an entry refused by its signature or hashes) is logged and the entry is built
-/// instead, so a substituter can make a realisation faster but never break it.
-pub fn realise_with(
+/// Realises `roots`: every needed or valid node's entry, and how many were fetched and built.
+/// Substitution is a separate step before it ([`substitute`]), so that the caller can plan what
+/// is left (which downloads still need URLs) in between.
+pub fn realise_counted(
     store: &Store,
     fetcher: &Fetcher<'_>,
     graph: &Graph,
     roots: &[NodeIndex],
     jobs: usize,
     progress: bool,
-    substituter: Option<&dyn Substituter>,
 ) -> Result<Realised, RealiseError> {
     let mut counts = Counts::default();
-    if let Some(substituter) = substituter {
-        counts.substituted = substitute(store, graph, roots, substituter)?;
-    }
     let status = plan(store, graph, roots)?;
     let mut done: BTreeMap<NodeIndex, EntryInfo> = BTreeMap::new();
     for (index, s) in status.iter().enumerate() {

@@ -70,6 +70,22 @@ pub struct Cli {
 }
 
 /// The subcommands.
+/// How entries from remotes are trusted (realise's substituters, pull, challenge).
+#[derive(clap::Args, Debug)]
+pub struct TrustArgs {
+    /// Public keys (NAME:BASE64, space-separated) that entries from remotes must be signed by
+    #[arg(
+        long,
+        env = "PYSTORE_TRUSTED_KEYS",
+        value_name = "KEYS",
+        hide_env_values = true
+    )]
+    trusted_keys: Option<String>,
+    /// Accept unsigned or untrusted entries from remotes (their hashes are still checked)
+    #[arg(long)]
+    no_require_sigs: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build a recipe's bundles: one ZIP per target, bit-identical on any machine
@@ -108,17 +124,8 @@ pub enum Command {
         /// file:///DIR, https://..., github:OWNER/REPO@TAG)
         #[arg(long, env = "PYSTORE_SUBSTITUTERS", value_name = "REMOTES")]
         substituters: Option<String>,
-        /// Public keys (NAME:BASE64, space-separated) substituted entries must be signed by
-        #[arg(
-            long,
-            env = "PYSTORE_TRUSTED_KEYS",
-            value_name = "KEYS",
-            hide_env_values = true
-        )]
-        trusted_keys: Option<String>,
-        /// Accept unsigned or untrusted substituted entries (their hashes are still checked)
-        #[arg(long)]
-        no_require_sigs: bool,
+        #[command(flatten)]
+        trust: TrustArgs,
         /// After realising, rebuild every derived entry of the closure in a fresh temporary
         /// directory from its registered inputs and compare content hashes; on a difference
         /// keep the rebuild (never registered), print the first differing files, exit 1
@@ -190,17 +197,8 @@ pub enum Command {
         /// Sign this build's provenance with this secret key file, as the publisher did
         #[arg(long, value_name = "FILE")]
         sign_key: Option<PathBuf>,
-        /// Public keys (NAME:BASE64, space-separated) descriptions must be signed by
-        #[arg(
-            long,
-            env = "PYSTORE_TRUSTED_KEYS",
-            value_name = "KEYS",
-            hide_env_values = true
-        )]
-        trusted_keys: Option<String>,
-        /// Accept unsigned or untrusted descriptions
-        #[arg(long)]
-        no_require_sigs: bool,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Download entries and their closures from a remote, verified, into the store
     ///
@@ -214,17 +212,8 @@ pub enum Command {
         /// Entries to pull: ids, <id>-<name> or store paths [default: the index's roots]
         #[arg(value_name = "PATH")]
         paths: Vec<String>,
-        /// Public keys (NAME:BASE64, space-separated) descriptions must be signed by
-        #[arg(
-            long,
-            env = "PYSTORE_TRUSTED_KEYS",
-            value_name = "KEYS",
-            hide_env_values = true
-        )]
-        trusted_keys: Option<String>,
-        /// Accept unsigned or untrusted entries (their hashes are still checked)
-        #[arg(long)]
-        no_require_sigs: bool,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Resolve a recipe's requirements for each target and write its lock (pystore.lock)
     ///
@@ -468,13 +457,12 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             sign_key,
             sandbox,
             substituters,
-            trusted_keys,
-            no_require_sigs,
+            trust,
             check,
             rounds,
         } => {
             let net = net()?;
-            let trust = remote_cmds::trust(trusted_keys.as_deref(), *no_require_sigs)?;
+            let trust = remote_cmds::trust(trust.trusted_keys.as_deref(), trust.no_require_sigs)?;
             let substituter =
                 remote_cmds::substituters(substituters.as_deref(), &net, trust, cli.offline)?;
             realise_cmd::realise(
@@ -548,10 +536,9 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             recipe,
             targets,
             sign_key,
-            trusted_keys,
-            no_require_sigs,
+            trust,
         } => {
-            let trust = remote_cmds::trust(trusted_keys.as_deref(), *no_require_sigs)?;
+            let trust = remote_cmds::trust(trust.trusted_keys.as_deref(), trust.no_require_sigs)?;
             remote_cmds::challenge(
                 &open()?,
                 ui,
@@ -569,10 +556,9 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
         Command::Pull {
             remote,
             paths,
-            trusted_keys,
-            no_require_sigs,
+            trust,
         } => {
-            let trust = remote_cmds::trust(trusted_keys.as_deref(), *no_require_sigs)?;
+            let trust = remote_cmds::trust(trust.trusted_keys.as_deref(), trust.no_require_sigs)?;
             remote_cmds::pull(&open()?, ui, net()?, remote, paths, trust)
         }
         Command::Lock {

@@ -368,7 +368,7 @@ fn content_range_start(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -380,7 +380,8 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     )
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its sources, `: `-joined (reqwest hides the useful part in the sources).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

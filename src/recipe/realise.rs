@@ -15,8 +15,8 @@ use crate::archive::timestamp::DosDateTime;
 use crate::build::check::{check as check_graph, derived_closure, CheckError, CheckReport};
 use crate::build::sandbox::{Level, Mode, Sandbox, SandboxError};
 use crate::build::{
-    plan, plan_with, realise_with, substitute, BuildError, Counts, Graph, NodeIndex, RealiseError,
-    Status, Substituter,
+    plan, plan_with, realise_counted, substitute, BuildError, Counts, Graph, NodeIndex,
+    RealiseError, Status, Substituter,
 };
 use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, WheelInstall};
 use crate::bundle::provenance::{with_run_times, ProvenanceInputs};
@@ -592,14 +592,13 @@ pub fn realise(
     wanted.extend(&checked);
     let statuses = plan(store, &planned.graph, &wanted)?;
     find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
-    let realised = realise_with(
+    let realised = realise_counted(
         store,
         fetcher,
         &planned.graph,
         &wanted,
         options.jobs.max(1),
         options.progress,
-        None,
     )?;
     let entries = realised.entries;
     let counts = Counts {

@@ -346,13 +346,8 @@ fn is_rate_limited(headers: &HeaderMap) -> bool {
 /// How long a rate-limited or failing server asks us to wait: `Retry-After` (seconds or a date),
 /// else `x-ratelimit-reset` (epoch seconds) when no requests remain.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(value) = header(headers, "retry-after") {
-        if let Ok(seconds) = value.trim().parse::<u64>() {
-            return Some(Duration::from_secs(seconds));
-        }
-        if let Ok(when) = httpdate::parse_http_date(value.trim()) {
-            return Some(when.duration_since(SystemTime::now()).unwrap_or_default());
-        }
+    if let Some(wait) = crate::fetch::http::retry_after(headers) {
+        return Some(wait);
     }
     if header(headers, "x-ratelimit-remaining") == Some("0") {
         let reset: u64 = header(headers, "x-ratelimit-reset")?.trim().parse().ok()?;
@@ -379,16 +374,7 @@ fn same_origin(a: &Url, b: &Url) -> bool {
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
-pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(super) use crate::fetch::http::error_chain;
 
 #[cfg(test)]
 mod tests {
