@@ -249,10 +249,16 @@ pub fn native_wheel() -> WheelBuilder {
     let mut b = WheelBuilder::new("native_ext", "2.0", "cp311-cp311-manylinux_2_17_x86_64");
     b.root_is_purelib = false;
     let data = b.data_dir();
-    b.file("native_ext/__init__.py", b"from ._speed import *\n")
+    // A real extension module (Debian's `_typing`, which needs no shared library), so the
+    // bundle validation's ELF checks pass and `import native_ext` works in a bundle.
+    let module = std::fs::read(format!(
+        "{DEBIAN_STDLIB}/lib-dynload/_typing.cpython-311-x86_64-linux-gnu.so"
+    ))
+    .expect("Debian's python3.11 ships lib-dynload/_typing");
+    b.file("native_ext/__init__.py", b"from . import _typing\n")
         .executable(
-            "native_ext/_speed.cpython-311-x86_64-linux-gnu.so",
-            b"\x7fELF not really an extension module",
+            "native_ext/_typing.cpython-311-x86_64-linux-gnu.so",
+            &module,
         )
         .file(&format!("{data}/platlib/native_aux.py"), b"AUX = 1\n")
 }
