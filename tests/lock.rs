@@ -846,7 +846,7 @@ fn pages_and_metadata_of_dependencies_are_fetched_in_parallel_with_the_same_resu
         }
         slow_index(
             Arc::new(Mutex::new(dists)),
-            std::time::Duration::from_millis(30),
+            std::time::Duration::from_millis(60),
         )
     };
     let server = make_index();
