@@ -151,7 +151,7 @@ impl PylockWheel {
         let location = self.url.as_deref().or(self.path.as_deref())?;
         let last = location.rsplit(['/', '\\']).next()?;
         let last = last.split(['?', '#']).next().unwrap_or(last);
-        (!last.is_empty()).then(|| last.replace("%2B", "+").replace("%2b", "+"))
+        (!last.is_empty()).then(|| crate::fetch::credentials::percent_decode(last))
     }
 }
 

@@ -422,11 +422,11 @@ fn interpreter_node(
         }
     };
     let url = crate::fetch::config::parse_location("interpreter url", &url)?;
-    let file_name = url
-        .path_segments()
-        .and_then(|mut s| s.next_back())
-        .unwrap_or_default()
-        .replace("%2B", "+");
+    let file_name = crate::fetch::credentials::percent_decode(
+        url.path_segments()
+            .and_then(|mut s| s.next_back())
+            .unwrap_or_default(),
+    );
     let kind = ArchiveKind::from_file_name(&file_name).ok_or_else(|| {
         RealiseRecipeError::UnknownArchive {
             target: tname.clone(),
