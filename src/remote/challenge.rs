@@ -4,8 +4,9 @@
 //! For each local derived entry the remote's signed description of the same id is fetched and
 //! verified (as for a pull); equal content hashes mean the remote built the same bytes from the
 //! same inputs. When they differ, the published archive is downloaded (size and sha256 checked
-//! against the description), unpacked beside the store and its canonical tree compared with the
-//! local manifest, so the report names the first differing files. Nothing is registered.
+//! against the description), unpacked in a temporary directory outside the store and its
+//! canonical tree compared with the local manifest, so the report names the first differing
+//! files. Nothing is registered.
 
 use std::path::Path;
 
@@ -79,8 +80,9 @@ pub fn challenge(
             None => Verdict::NotPublished,
             Some(description) if description.content_hash == entry.content_hash => Verdict::Same,
             Some(description) => {
-                let scratch = tempfile::tempdir_in(store.layout().tmp_dir())
-                    .map_err(io_err("create a directory for", &store.layout().tmp_dir()))?;
+                // Outside the store, as pull stages: nothing here may look like a build.
+                let scratch = tempfile::tempdir()
+                    .map_err(io_err("create a staging directory for", store.root()))?;
                 let archive = fetch_archive(remote, &description, scratch.path())?;
                 let published = published_tree(&archive, scratch.path(), description.size)?;
                 let local = store.manifest(entry)?;
