@@ -146,14 +146,39 @@ fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<EntryRow, DbEr
     })())
 }
 
+/// Switches the database to WAL mode unless it is already. Switching needs an exclusive lock,
+/// and SQLite answers `SQLITE_BUSY` at once, without the busy handler, when processes opening a
+/// new store at the same moment contend for it (waiting could deadlock); so it is retried here,
+/// with short sleeps, for as long as the busy timeout.
+fn enable_wal(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let mode: Result<String, _> = conn.pragma_query_value(None, "journal_mode", |r| r.get(0));
+        let attempt = match mode {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(_) => conn.pragma_update(None, "journal_mode", "WAL"),
+            Err(err) => Err(err),
+        };
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5 + fastrand::u64(0..20)));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
 impl Db {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db, DbError> {
         let conn = Connection::open(path).context("open")?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .context("set busy timeout")?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .context("enable WAL")?;
+        enable_wal(&conn).context("enable WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .context("set synchronous")?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -361,5 +386,35 @@ impl Db {
             }
         }
         tx.commit().context("commit deletion")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Many processes opening a new store at once all get to WAL mode: the switch is retried
+    /// while another connection holds the lock it needs.
+    #[test]
+    fn concurrent_opens_of_a_new_database_all_succeed() {
+        for round in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db.sqlite");
+            let barrier = std::sync::Barrier::new(12);
+            let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..12)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            Db::open(&path).map(|_| ()).map_err(|e| e.to_string())
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for result in results {
+                assert_eq!(result, Ok(()), "round {round}");
+            }
+        }
     }
 }
