@@ -28,7 +28,7 @@ mod common {
 use std::path::PathBuf;
 
 use pyfixtures::{demo_wheel, native_wheel, upstream_like_pbs_archive, WheelBuilder};
-use recipe_fixtures::{recipe_for, Spec};
+use recipe_fixtures::{greet_wheel, recipe_for, Spec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = match std::env::args_os().nth(1) {
@@ -38,15 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let wheel_dir = dir.join("wheels");
     std::fs::create_dir_all(&wheel_dir)?;
     let dir = std::path::absolute(&dir)?;
-    let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any").file(
-        "greet_lib/__init__.py",
-        b"def hello(who):\n    return 'hello ' + who\n\ndef main():\n    print(hello('from the script'))\n",
-    );
-    let info = greet.dist_info();
-    let greet = greet.file(
-        &format!("{info}/entry_points.txt"),
-        b"[console_scripts]\ngreet = greet_lib:main\n",
-    );
+    let greet = greet_wheel();
     let mut app = WheelBuilder::new("app_core", "0.3", "py3-none-any").file(
         "app_core/__init__.py",
         b"from greet_lib import hello\nMESSAGE = hello('bundle')\n",

@@ -50,6 +50,20 @@ fn wheel(dir: &Path, name: &str, version: &str, tag: &str, metadata: &[&str]) ->
     }
 }
 
+/// `psycopg2` for Windows and `psycopg2-binary` for Linux, as the real projects ship them.
+fn psycopg_wheels(dir: &Path) -> Vec<Dist> {
+    vec![
+        wheel(dir, "psycopg2", "2.9.10", "cp312-cp312-win_amd64", &[]),
+        wheel(
+            dir,
+            "psycopg2_binary",
+            "2.9.10",
+            "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64",
+            &[],
+        ),
+    ]
+}
+
 /// A pure-Python wheel.
 fn pure(dir: &Path, name: &str, version: &str, metadata: &[&str]) -> Dist {
     wheel(dir, name, version, "py3-none-any", metadata)
@@ -247,15 +261,8 @@ fn an_unsatisfiable_conflict_explains_the_chain() {
 fn markers_pick_a_package_per_target_and_extras_pull_only_when_asked() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let mut dists = vec![
-        wheel(w, "psycopg2", "2.9.10", "cp312-cp312-win_amd64", &[]),
-        wheel(
-            w,
-            "psycopg2_binary",
-            "2.9.10",
-            "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64",
-            &[],
-        ),
+    let mut dists = psycopg_wheels(w);
+    dists.extend([
         pure(
             w,
             "web",
@@ -278,7 +285,7 @@ fn markers_pick_a_package_per_target_and_extras_pull_only_when_asked() {
         ),
         pure(w, "colorama", "0.4.6", &[]),
         pure(w, "sphinx", "8.0", &[]),
-    ];
+    ]);
     for d in dists.iter_mut().filter(|d| d.filename.starts_with("web")) {
         d.pep658 = true;
     }
@@ -561,15 +568,8 @@ print(json.dumps(out))
 fn pylock_export_is_valid_pep_751_and_imports_back_to_the_same_lock() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let dists = vec![
-        wheel(w, "psycopg2", "2.9.10", "cp312-cp312-win_amd64", &[]),
-        wheel(
-            w,
-            "psycopg2_binary",
-            "2.9.10",
-            "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64",
-            &[],
-        ),
+    let mut dists = psycopg_wheels(w);
+    dists.extend([
         pure(
             w,
             "web",
@@ -588,7 +588,7 @@ fn pylock_export_is_valid_pep_751_and_imports_back_to_the_same_lock() {
             &[],
         ),
         pure(w, "colorama", "0.4.6", &[]),
-    ];
+    ]);
     let server = index(Arc::new(Mutex::new(dists)));
     let requirements = "psycopg2; sys_platform == \"win32\"\n\
                         psycopg2-binary ; sys_platform == \"linux\"\n\

@@ -135,19 +135,23 @@ pub fn windows_archive(dir: &Path) -> PathBuf {
     path
 }
 
+/// `greet_lib` 2.1.0: a pure-Python library with a console script `greet`.
+pub fn greet_wheel() -> WheelBuilder {
+    let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any").file(
+        "greet_lib/__init__.py",
+        b"def hello(who):\n    return 'hello ' + who\n\ndef main():\n    print(hello('from the script'))\n",
+    );
+    let info = greet.dist_info();
+    greet.file(
+        &format!("{info}/entry_points.txt"),
+        b"[console_scripts]\ngreet = greet_lib:main\n",
+    )
+}
+
 /// Two pure-Python wheels for the demo recipe: `greet_lib` (with a console script) and
 /// `app_core`, which imports it.
 pub fn demo_wheels(dir: &Path) -> Vec<PathBuf> {
-    let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any")
-        .file(
-            "greet_lib/__init__.py",
-            b"def hello(who):\n    return 'hello ' + who\n\ndef main():\n    print(hello('from the script'))\n",
-        );
-    let info = greet.dist_info();
-    let greet = greet.file(
-        &format!("{info}/entry_points.txt"),
-        b"[console_scripts]\ngreet = greet_lib:main\n",
-    );
+    let greet = greet_wheel();
     let app = WheelBuilder::new("app_core", "0.3", "py3-none-any")
         .file(
             "app_core/__init__.py",
