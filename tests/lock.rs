@@ -528,7 +528,7 @@ fn wheels_of(lock: &Lock) -> BTreeMap<String, Vec<String>> {
 
 /// What PyPA's `packaging.pylock` (an independent PEP 751 implementation) installs from
 /// `pylock` for each of the two targets: it validates the file and selects by marker and tag.
-fn packaging_selects(pylock: &Path) -> BTreeMap<String, Vec<String>> {
+fn packaging_selects(python: &Path, pylock: &Path) -> BTreeMap<String, Vec<String>> {
     let script = r#"
 import json, sys, tomllib
 from packaging.pylock import Pylock
@@ -550,15 +550,15 @@ for name, (env, tags) in envs.items():
     out[name] = sorted(dist.filename for _, dist in lock.select(environment=env, tags=tags))
 print(json.dumps(out))
 "#;
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(python)
         .arg("-c")
         .arg(script)
         .arg(pylock)
         .output()
-        .expect("python3 runs");
+        .expect("python runs");
     assert!(
         out.status.success(),
-        "packaging.pylock refused the file (`.ci/run` installs packaging>=26.1):\n{}",
+        "packaging.pylock refused the file:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
@@ -607,9 +607,12 @@ fn pylock_export_is_valid_pep_751_and_imports_back_to_the_same_lock() {
     let lock = Lock::read(&lock_path).unwrap();
 
     // Another implementation of PEP 751 reads it and installs exactly the locked wheels.
-    let selected = packaging_selects(&pylock);
-    assert_eq!(selected, wheels_of(&lock));
-    assert_eq!(selected["windows-x86_64"].len(), 4, "{selected:?}");
+    // (Where that implementation cannot be had, this part says so and the rest still runs.)
+    if let Some(python) = common::pytools::python_or_skip("packaging (PEP 751)") {
+        let selected = packaging_selects(&python, &pylock);
+        assert_eq!(selected, wheels_of(&lock));
+        assert_eq!(selected["windows-x86_64"].len(), 4, "{selected:?}");
+    }
     // Every wheel has a URL on the index it came from.
     let text = fs::read_to_string(&pylock).unwrap();
     assert_eq!(

@@ -50,7 +50,7 @@ pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Resu
         export_requirements: args.export_requirements,
         export_pylock: args.export_pylock,
     };
-    let indexes = net.indexes.urls.clone();
+    let indexes = net.indexes.resolve();
     let fetcher = Fetcher::new(store, net.fetch, net.credentials);
     let index = IndexClient::new(fetcher.http()?, indexes)?;
     let outcome = lock_recipe(&fetcher, &index, &recipe, &options)?;

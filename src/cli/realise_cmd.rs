@@ -65,7 +65,7 @@ fn prepare(args: &RealiseArgs<'_>, net: &NetSettings) -> Result<(Recipe, Realise
         dry_run: args.dry_run,
         source_date_epoch,
         out_dir: args.out.clone(),
-        indexes: net.indexes.urls.clone(),
+        indexes: net.indexes.clone(),
         signing_key,
         sandbox: args.sandbox,
         substituter: args.substituter.clone(),

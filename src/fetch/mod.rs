@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod fixed;
 pub mod http;
 pub mod index;
+pub mod pip_default;
 pub mod pipconf;
 pub mod ranged;
 
@@ -71,7 +72,7 @@ pub enum FetchError {
         message: String,
     },
     /// No index configured but one is needed.
-    #[error("no package index is configured: set PYSTORE_INDEX_URL to your index's simple-API URL (or PIP_INDEX_URL, or index-url in pip.conf), or pass --index-url")]
+    #[error("no package index is configured and no pip was found to ask for its own: set PYSTORE_INDEX_URL to your index's simple-API URL (or PIP_INDEX_URL, or index-url in pip.conf), or pass --index-url; or install pip (PYSTORE_PIP_PYTHON names the python whose pip is asked)")]
     NoIndex,
     /// A URL that cannot be used.
     #[error("bad URL {value}: {reason}")]

@@ -20,6 +20,7 @@ use crate::build::{
 };
 use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, WheelInstall};
 use crate::bundle::provenance::{with_run_times, ProvenanceInputs};
+use crate::fetch::config::IndexUrls;
 use crate::fetch::credentials::redact;
 use crate::fetch::index::IndexClient;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
@@ -128,8 +129,8 @@ pub struct RealiseOptions {
     pub source_date_epoch: Option<i64>,
     /// Also copy each ZIP here as `<recipe>-<version>-<target>.zip`.
     pub out_dir: Option<PathBuf>,
-    /// The indexes to ask for wheel URLs.
-    pub indexes: Vec<Url>,
+    /// The indexes to ask for wheel URLs (resolved only when a wheel must be downloaded).
+    pub indexes: IndexUrls,
     /// Sign each ZIP's provenance with this key (a DSSE envelope instead of a bare statement).
     pub signing_key: Option<Arc<SecretKey>>,
     /// `--sandbox`: how programs (the validation imports) are isolated.
@@ -495,10 +496,14 @@ fn find_wheel_urls(
             !find_links.iter().any(|dir| dir.join(&name).is_file())
         })
         .collect();
-    if needed.is_empty() || options.indexes.is_empty() {
+    if needed.is_empty() {
         return Ok(());
     }
-    let client = IndexClient::new(fetcher.http()?, options.indexes.clone())?;
+    let indexes = options.indexes.resolve();
+    if indexes.is_empty() {
+        return Ok(());
+    }
+    let client = IndexClient::new(fetcher.http()?, indexes)?;
     let mut pages = BTreeMap::new();
     for index in needed {
         let project = planned.wheels[&index].clone();
