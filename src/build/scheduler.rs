@@ -137,6 +137,55 @@ fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
     queue.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Marks one node as running; dropped without [`RunningGuard::finish`] (a panic unwinding
+/// through the worker), it records the failure and wakes the other workers, which would
+/// otherwise wait forever for `running` to drop to zero (cargo's job queue does the same).
+struct RunningGuard<'a> {
+    queue: &'a Mutex<Queue>,
+    wake: &'a Condvar,
+    name: String,
+    done: bool,
+}
+
+impl<'a> RunningGuard<'a> {
+    /// The node finished (successfully or not): the queue, locked, with `running` and
+    /// `remaining` already counted down. The caller records the outcome and notifies.
+    fn finish(mut self) -> std::sync::MutexGuard<'a, Queue> {
+        self.done = true;
+        let mut q = lock(self.queue);
+        q.running -= 1;
+        q.remaining -= 1;
+        q
+    }
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut q = lock(self.queue);
+        q.running = q.running.saturating_sub(1);
+        q.remaining = q.remaining.saturating_sub(1);
+        q.errors.push(StoreError::Build {
+            name: self.name.clone(),
+            source: "the build stopped by a panic".into(),
+        });
+        drop(q);
+        self.wake.notify_all();
+    }
+}
+
+/// The text of a panic's payload (`panic!("...")` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    format!("the builder panicked: {text}")
+}
+
 struct Queue {
     ready: Vec<NodeIndex>,
     waiting_on: Vec<usize>,
@@ -310,22 +359,31 @@ pub fn realise_counted(
                         .filter_map(|(label, i)| Some((label.clone(), results.get(i)?.clone())))
                         .collect()
                 };
+                // Whatever happens from here on (a builder panicking included), this node stops
+                // counting as running when the guard drops, and the other workers wake up.
+                let guard = RunningGuard {
+                    queue: &queue,
+                    wake: &wake,
+                    name: node.fingerprint.name().to_string(),
+                    done: false,
+                };
                 let outcome = match &node.action {
                     Action::Build(builder) => store.build(&node.fingerprint, |out| {
-                        builder(&BuildContext {
+                        let context = BuildContext {
                             out,
                             inputs: &inputs,
                             cache: Some(&cache_dir),
-                        })
+                        };
+                        // A panic in a builder is that build's failure, not the process's.
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder(&context)))
+                            .unwrap_or_else(|panic| Err(panic_message(&*panic).into()))
                     }),
                     Action::Fetch(_) | Action::Present => Err(StoreError::Root(
                         "a fetch node was scheduled as a build".into(),
                     )),
                 };
                 bar.inc(1);
-                let mut q = lock(&queue);
-                q.running -= 1;
-                q.remaining -= 1;
+                let mut q = guard.finish();
                 match outcome {
                     Ok(registration) => {
                         if registration.built {
