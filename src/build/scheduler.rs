@@ -73,16 +73,9 @@ pub enum RealiseError {
     Builds(Vec<StoreError>),
 }
 
-/// An error and its causes on one line: `building x failed: cannot read ...`.
+/// An error and its causes on one line: `building x failed: cannot read ...`, each cause once.
 fn with_causes(err: &StoreError) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    crate::errors::one_line(err)
 }
 
 /// The status of every node when realising `roots`.
@@ -416,4 +409,27 @@ pub fn realise_counted(
         entries: results.into_inner().unwrap_or_else(|p| p.into_inner()),
         counts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_error_names_each_cause_once() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let text = full.to_string();
+        let err = RealiseError::Builds(vec![StoreError::Build {
+            name: "x".into(),
+            source: Box::new(StoreError::Io {
+                what: "write",
+                path: "/s/tmp/x".into(),
+                source: full,
+            }),
+        }]);
+        assert_eq!(
+            err.to_string(),
+            format!("building x failed: write /s/tmp/x: {text}")
+        );
+    }
 }

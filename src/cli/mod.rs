@@ -408,8 +408,10 @@ pub fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(err) => {
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
+            // Each cause once: many errors already embed their source in their message.
+            let chain = crate::errors::chain(err.as_ref());
+            eprintln!("error: {}", chain[0]);
+            for cause in &chain[1..] {
                 eprintln!("  caused by: {cause}");
             }
             ExitCode::from(1)
