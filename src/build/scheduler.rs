@@ -360,8 +360,13 @@ pub fn realise_counted(
                     name: node.fingerprint.name().to_string(),
                     done: false,
                 };
-                let outcome = match &node.action {
-                    Action::Build(builder) => store.build(&node.fingerprint, |out| {
+                // A damaged input is never built from: its hash is checked before it is read.
+                let damaged = inputs
+                    .values()
+                    .try_for_each(|input| store.check_intact(input));
+                let outcome = match (&node.action, damaged) {
+                    (_, Err(err)) => Err(err),
+                    (Action::Build(builder), Ok(())) => store.build(&node.fingerprint, |out| {
                         let context = BuildContext {
                             out,
                             inputs: &inputs,
@@ -371,7 +376,7 @@ pub fn realise_counted(
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder(&context)))
                             .unwrap_or_else(|panic| Err(panic_message(&*panic).into()))
                     }),
-                    Action::Fetch(_) | Action::Present => Err(StoreError::Root(
+                    (Action::Fetch(_) | Action::Present, Ok(())) => Err(StoreError::Root(
                         "a fetch node was scheduled as a build".into(),
                     )),
                 };

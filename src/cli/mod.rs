@@ -287,10 +287,17 @@ pub enum Command {
     /// file's size, blake3, executable bit and link target, and nothing else in the ZIP. With
     /// --provenance, the provenance must name the ZIP's sha256 as its subject, and with
     /// PYSTORE_TRUSTED_KEYS set it must be signed by one of those keys.
+    ///
+    /// With --repair, damaged entries (a missing directory included) and every entry built from
+    /// them are invalidated (removed), so that the next realise rebuilds or refetches them; the
+    /// exit code is then 0 once that is done.
     Verify {
         /// Entries to verify [default: all], or bundle ZIP files
         #[arg(value_name = "PATH")]
         paths: Vec<String>,
+        /// Invalidate damaged entries and what was built from them (waits for other processes)
+        #[arg(long, conflicts_with = "provenance")]
+        repair: bool,
         /// The ZIP's provenance (<zip>.provenance.json or <zip>.intoto.jsonl); one ZIP only
         #[arg(long, value_name = "FILE")]
         provenance: Option<PathBuf>,
@@ -602,6 +609,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             paths,
             provenance,
             trusted_keys,
+            repair,
         } => {
             let entries_dir = root.join("entries");
             let zip_files = !paths.is_empty()
@@ -609,10 +617,13 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                     let path = std::path::Path::new(p);
                     p.ends_with(".zip") && path.is_file() && !path.starts_with(&entries_dir)
                 });
+            if zip_files && *repair {
+                anyhow::bail!("--repair repairs store entries; a ZIP outside the store cannot be repaired (realise it again)");
+            }
             if zip_files || provenance.is_some() {
                 verify_cmd::verify_zips(ui, paths, provenance.as_deref(), trusted_keys.as_deref())
             } else {
-                store_cmds::verify(&open()?, ui, paths)
+                store_cmds::verify(&mut open()?, ui, paths, *repair)
             }
         }
         Command::Prefetch { urls, sha256, name } => fetch_cmds::prefetch(

@@ -623,6 +623,14 @@ pub fn realise(
         let provenance = get(planned_target.provenance)?;
         let sbom = get(planned_target.sbom)?;
         let validation = get(planned_target.validation)?;
+        // What realise hands out (and --out copies) is checked against its recorded hashes.
+        store.check_all_intact(&[
+            bundle.clone(),
+            zip.clone(),
+            provenance.clone(),
+            sbom.clone(),
+            validation.clone(),
+        ])?;
         let root_name = format!("{}-{}", recipe.name, target);
         let root = store.add_root(&root_name, &zip)?;
         // Provenance and SBOM refer to the ZIP, not the other way round: they need roots too.

@@ -86,6 +86,13 @@ pub enum StoreError {
     /// A gc root problem.
     #[error("{0}")]
     Root(String),
+    /// A registered entry whose files are not what its manifest records (or whose directory is
+    /// gone): it is not used, copied out or pushed.
+    #[error("{} is damaged ({problem}); it was not used. Run `pystore verify --repair` to invalidate it and everything built from it, then run this command again to rebuild or refetch them", path.display())]
+    Damaged { path: PathBuf, problem: String },
+    /// Several damaged entries, each on its own line.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    DamagedSeveral(Vec<StoreError>),
 }
 
 /// Shorthand for results of store operations.
@@ -131,6 +138,9 @@ pub struct Store {
     failpoints: Failpoints,
     /// Shared for as long as the store is open; gc converts it to exclusive.
     gc_lock: Option<HeldLock>,
+    /// Entries this process has re-hashed and found intact ([`Store::check_intact`]): each is
+    /// read once per process, however many builds use it.
+    intact: Mutex<std::collections::HashSet<EntryId>>,
 }
 
 impl Store {
@@ -163,6 +173,7 @@ impl Store {
             db: Mutex::new(db),
             failpoints: Failpoints::from_env(),
             gc_lock: Some(gc_lock),
+            intact: Mutex::default(),
         };
         recovery::recover(&store)?;
         Ok(store)
