@@ -457,6 +457,8 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
         )
     };
     let open = || Store::open(&root);
+    // Commands that change nothing also work on a store this process cannot write.
+    let open_for_reading = || Store::open_for_reading(&root);
     match &cli.command {
         Command::Realise {
             recipe,
@@ -604,7 +606,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             paths,
             closure,
             size,
-        } => store_cmds::path_info(&open()?, ui, paths, *closure, *size),
+        } => store_cmds::path_info(&open_for_reading()?, ui, paths, *closure, *size),
         Command::Verify {
             paths,
             provenance,
@@ -623,7 +625,12 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             if zip_files || provenance.is_some() {
                 verify_cmd::verify_zips(ui, paths, provenance.as_deref(), trusted_keys.as_deref())
             } else {
-                store_cmds::verify(&mut open()?, ui, paths, *repair)
+                let mut store = if *repair {
+                    open()?
+                } else {
+                    open_for_reading()?
+                };
+                store_cmds::verify(&mut store, ui, paths, *repair)
             }
         }
         Command::Prefetch { urls, sha256, name } => fetch_cmds::prefetch(
@@ -639,8 +646,9 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
         Command::Root(RootCommand::Add { name, path }) => {
             store_cmds::root_add(&open()?, ui, name, path)
         }
-        Command::Root(RootCommand::List) => store_cmds::root_list(&open()?, ui),
+        Command::Root(RootCommand::List) => store_cmds::root_list(&open_for_reading()?, ui),
         Command::Root(RootCommand::Remove { name }) => store_cmds::root_remove(&open()?, ui, name),
+        Command::Gc { dry_run: true } => store_cmds::gc(&mut open_for_reading()?, ui, true),
         Command::Gc { dry_run } => store_cmds::gc(&mut open()?, ui, *dry_run),
         Command::Diff { .. } | Command::Key(_) => unreachable!("handled above"),
     }

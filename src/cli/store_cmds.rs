@@ -111,6 +111,10 @@ pub fn verify(store: &mut Store, ui: Ui, paths: &[String], repair: bool) -> Resu
                 .collect::<Result<Vec<_>, _>>()?,
         )
     };
+    if let Some(message) = store.lost_database() {
+        eprintln!("error: {message}");
+        return Ok(false);
+    }
     let total = entries
         .as_ref()
         .map_or_else(|| store.entries().map(|e| e.len()), |e| Ok(e.len()))?;
