@@ -27,6 +27,13 @@ pub enum FetchError {
     /// A server answered with an error status that retrying will not fix.
     #[error("GET {url}: HTTP {status}")]
     Status { url: String, status: u16 },
+    /// A server refused the request for lack of (valid) credentials: HTTP 401 or 403.
+    #[error("GET {url}: HTTP {status}: credentials missing or refused for {host}; pystore sends the login it finds in the URL (https://USER:PASSWORD@{host}/…) or in the netrc file ($NETRC, default ~/.netrc: `machine {host} login USER password PASSWORD`)")]
+    Unauthorized {
+        url: String,
+        host: String,
+        status: u16,
+    },
     /// A request failed in a way retrying will not fix.
     #[error("GET {url}: {message}")]
     Transport { url: String, message: String },

@@ -323,6 +323,7 @@ fn plan_recipe(
             interpreter_node(store, &mut graph, recipe_target, &target, &perr)?;
         let mut packages = Vec::new();
         let mut wheel_files = Vec::new();
+        let requires = recorded_dependencies(&locked.packages);
         for package in &locked.packages {
             let sha256 = hex::decode(&package.sha256)
                 .ok()
@@ -345,6 +346,9 @@ fn plan_recipe(
                 wheel: package.wheel.clone(),
                 sha256: package.sha256.clone(),
                 requested: requested.contains(&package.name),
+                requires: requires
+                    .as_ref()
+                    .map(|r| r.get(&package.name).cloned().unwrap_or_default()),
             };
             let installed =
                 derivations::install(&mut graph, file, &wheel, &target).map_err(&perr)?;
@@ -538,6 +542,35 @@ fn find_wheel_urls(
     Ok(())
 }
 
+/// The dependencies of each package of a locked target (normalised names, sorted), from the
+/// lock's `required_by` edges, when the lock records them: `pystore lock` gives every package
+/// at least one `required_by` (a requirement line or a package); locks imported from
+/// requirements or pylock files, and hand-written ones, may not, and then `None` (only names
+/// and versions are compared with the wheels).
+fn recorded_dependencies(
+    packages: &[crate::python::lockfile::LockedPackage],
+) -> Option<BTreeMap<String, Vec<String>>> {
+    if packages.iter().any(|p| p.required_by.is_empty()) {
+        return None;
+    }
+    let names: BTreeSet<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+    let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for package in packages {
+        for by in &package.required_by {
+            // A package, possibly with extras (`name[extra]`); requirement lines are not.
+            let owner = normalize_name(by.split('[').next().unwrap_or(by));
+            if names.contains(owner.as_str()) {
+                deps.entry(owner).or_default().push(package.name.clone());
+            }
+        }
+    }
+    for list in deps.values_mut() {
+        list.sort();
+        list.dedup();
+    }
+    Some(deps)
+}
+
 /// Realises `recipe` (or plans it, with `dry_run`).
 pub fn realise(
     store: &Store,
@@ -628,6 +661,14 @@ pub fn realise(
         let provenance = get(planned_target.provenance)?;
         let sbom = get(planned_target.sbom)?;
         let validation = get(planned_target.validation)?;
+        // What realise hands out (and --out copies) is checked against its recorded hashes.
+        store.check_all_intact(&[
+            bundle.clone(),
+            zip.clone(),
+            provenance.clone(),
+            sbom.clone(),
+            validation.clone(),
+        ])?;
         let root_name = format!("{}-{}", recipe.name, target);
         let root = store.add_root(&root_name, &zip)?;
         // Provenance and SBOM refer to the ZIP, not the other way round: they need roots too.
