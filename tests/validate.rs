@@ -444,6 +444,15 @@ fn a_windows_pyd_importing_system_and_bundled_dlls_validates() {
         provenance["predicate"]["buildDefinition"]["internalParameters"]["sandbox"],
         "static"
     );
+    // realise says what provenance says: a target that cannot run here validated statically,
+    // whatever sandbox this machine has (issue 14, item 5).
+    assert_eq!(out[0]["sandbox"], "static", "{out}");
+    let text = run_ok(&mut realise(store.path(), &wheel_dir, &recipe));
+    let validated = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("validated: "))
+        .unwrap_or_default();
+    assert!(validated.ends_with(" (static)"), "{text}");
 }
 
 #[test]

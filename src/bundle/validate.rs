@@ -150,6 +150,17 @@ pub struct Report {
     pub dynamic: Option<DynamicReport>,
 }
 
+impl Report {
+    /// How the bundle was validated: the sandbox level the imports ran at (`full`, `none`,
+    /// `off`), or `static` when the target cannot run on the machine that validated it (no
+    /// imports ran). Provenance and realise's output both say this.
+    pub fn validated_at(&self) -> &str {
+        self.dynamic
+            .as_ref()
+            .map_or("static", |d| d.sandbox.as_str())
+    }
+}
+
 /// Modules compiled into every CPython 3 build (they have no file).
 const ALWAYS_BUILTIN: &[&str] = &[
     "_abc",
