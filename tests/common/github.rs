@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use super::http::{Request, Response, Server};
-use super::sha256_hex;
+use crate::common::http::{Request, Response, Server};
+use crate::common::sha256_hex;
 
 pub const OWNER: &str = "acme";
 pub const REPO: &str = "bundles";
