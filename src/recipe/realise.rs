@@ -13,7 +13,7 @@ use reqwest::Url;
 use super::{Recipe, RecipeTarget};
 use crate::archive::timestamp::DosDateTime;
 use crate::build::check::{check as check_graph, derived_closure, CheckError, CheckReport};
-use crate::build::sandbox::{Level, Mode, Sandbox, SandboxError};
+use crate::build::sandbox::{Mode, Sandbox, SandboxError};
 use crate::build::{
     plan, plan_with, realise_counted, substitute, BuildError, Counts, Graph, NodeIndex,
     RealiseError, Status, Substituter,
@@ -168,9 +168,10 @@ pub struct TargetOutcome {
     pub sbom: EntryInfo,
     /// The bundle's validation report entry.
     pub validation: EntryInfo,
-    /// The sandbox level of this machine (the validation imports ran at it, when the target
-    /// runs here).
-    pub sandbox: Level,
+    /// How the bundle was validated, from its validation report (as its provenance says):
+    /// the sandbox level the imports ran at (`full`, `none`, `off`), or `static` for a target
+    /// that cannot run where it was validated.
+    pub sandbox: String,
     /// The gc root keeping the ZIP and the bundle.
     pub root: PathBuf,
     /// Where `--out` copied the ZIP, its provenance (with this run's times added in
@@ -703,6 +704,7 @@ pub fn realise(
             provenance_copied_to = Some(dest);
             sbom_copied_to = Some(copy(&sbom, format!("{zip_name}.cdx.json"))?);
         }
+        let sandbox = validated_at(&recipe.name, &validation)?;
         outcomes.push(TargetOutcome {
             target: target.clone(),
             bundle,
@@ -710,7 +712,7 @@ pub fn realise(
             provenance,
             sbom,
             validation,
-            sandbox: sandbox.level(),
+            sandbox,
             root,
             copied_to,
             provenance_copied_to,
@@ -731,6 +733,25 @@ pub fn realise(
         }
         None => Ok(Outcome::Realised(outcomes, counts)),
     }
+}
+
+/// How the bundle whose validation report is `validation` was validated
+/// ([`crate::bundle::validate::Report::validated_at`]).
+fn validated_at(recipe: &str, validation: &EntryInfo) -> Result<String, RealiseRecipeError> {
+    let bytes = std::fs::read(&validation.path).map_err(|source| StoreError::Io {
+        what: "read the validation report",
+        path: validation.path.clone(),
+        source,
+    })?;
+    let report: crate::bundle::validate::Report =
+        serde_json::from_slice(&bytes).map_err(|e| RealiseRecipeError::Plan {
+            recipe: recipe.to_owned(),
+            message: format!(
+                "{} is not a validation report: {e}",
+                validation.path.display()
+            ),
+        })?;
+    Ok(report.validated_at().to_owned())
 }
 
 /// Writes `bytes` to `to`, replacing what is there atomically.
