@@ -7,6 +7,7 @@ mod fetch_cmds;
 mod key_cmd;
 mod lock_cmd;
 mod output;
+mod python_cmd;
 mod realise_cmd;
 mod remote_cmds;
 mod store_cmds;
@@ -358,6 +359,43 @@ pub enum Command {
     /// Manage signing keys for provenance
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The CPython builds pystore knows (python-build-standalone): list them, fetch newer ones
+    ///
+    /// A recipe's `python = "3.13"` locks to the newest 3.13 release with a build for every
+    /// target, and the lock pins that archive (URL, size, sha256) per target.
+    #[command(subcommand)]
+    Python(PythonCommand),
+}
+
+/// `pystore python ...`
+#[derive(Debug, Subcommand)]
+pub enum PythonCommand {
+    /// List known builds, newest first: version, release tag, triple, flavour, size, sha256
+    /// and origin (built-in, or fetched by `pystore python update`)
+    ///
+    /// Without --all, only the newest patch release of each minor version.
+    List {
+        /// Every known release, not just the newest of each minor version
+        #[arg(long)]
+        all: bool,
+        /// Only builds for RECIPE's targets, naming the targets each serves
+        #[arg(long, value_name = "RECIPE")]
+        recipe: Option<String>,
+    },
+    /// Fetch python-build-standalone's newest releases and their SHA256SUMS into the store's
+    /// catalogue (a store entry, gc root `python-catalogue`)
+    ///
+    /// Goes through the GitHub API (PYSTORE_GITHUB_API, GITHUB_TOKEN or GH_TOKEN optional).
+    /// Only archives named in their release's SHA256SUMS are taken; rows fetched before are
+    /// kept. `lock` and `python list` read the built-in table and this catalogue.
+    Update {
+        /// The repository to read [default: astral-sh/python-build-standalone]
+        #[arg(long, value_name = "OWNER/REPO")]
+        repository: Option<String>,
+        /// How many of the newest releases to read
+        #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
+        releases: u16,
+    },
 }
 
 /// `pystore key ...`
@@ -629,6 +667,19 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
         Command::Root(RootCommand::List) => store_cmds::root_list(&open()?, ui),
         Command::Root(RootCommand::Remove { name }) => store_cmds::root_remove(&open()?, ui, name),
         Command::Gc { dry_run } => store_cmds::gc(&mut open()?, ui, *dry_run),
+        Command::Python(PythonCommand::List { all, recipe }) => {
+            python_cmd::list(&open()?, ui, *all, recipe.as_deref())
+        }
+        Command::Python(PythonCommand::Update {
+            repository,
+            releases,
+        }) => python_cmd::update_cmd(
+            &open()?,
+            ui,
+            &net()?,
+            repository.as_deref(),
+            usize::from(*releases),
+        ),
         Command::Diff { .. } | Command::Key(_) => unreachable!("handled above"),
     }
 }

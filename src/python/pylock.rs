@@ -432,6 +432,7 @@ fn read_own(
                 name: t.name.clone(),
                 platform: t.platform.clone(),
                 glibc: t.glibc.clone(),
+                interpreter: None,
                 packages: Vec::new(),
             };
             (t.name.clone(), locked)
@@ -678,6 +679,7 @@ fn select_for_target(
         name: want.name.clone(),
         platform: want.platform.clone(),
         glibc: want.glibc.clone(),
+        interpreter: None,
         packages: chosen.into_values().collect(),
     })
 }
@@ -707,6 +709,7 @@ mod tests {
                     name: "windows-x86_64".into(),
                     platform: "x86_64-pc-windows-msvc".into(),
                     glibc: None,
+                    interpreter: None,
                     packages: vec![
                         package("lxml", "6.1.3", "lxml-6.1.3-cp312-cp312-win_amd64.whl", &["requirements.txt:2"]),
                         package("psycopg2", "2.9.10", "psycopg2-2.9.10-cp312-cp312-win_amd64.whl", &["requirements.txt:1"]),
@@ -717,6 +720,7 @@ mod tests {
                     name: "linux-x86_64".into(),
                     platform: "x86_64-unknown-linux-gnu".into(),
                     glibc: Some("2.28".into()),
+                    interpreter: None,
                     packages: vec![
                         package("lxml", "6.1.3", "lxml-6.1.3-cp312-cp312-manylinux_2_28_x86_64.whl", &["requirements.txt:2"]),
                         package("psycopg2-binary", "2.9.10", "psycopg2_binary-2.9.10-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", &["requirements.txt:3"]),
