@@ -4,9 +4,11 @@
 //! realised offline from a store that never saw the catalogue.
 //!
 //! The archives are the machine's Debian python3.11 in python-build-standalone's layout, served
-//! under made-up future 3.11 patch releases (3.11.20, 3.11.21). That is honest about what pystore
-//! checks: the archive's layout and minor version (`lib/python3.11`), not its patch level, which
-//! the release's `SHA256SUMS` (and then the lock's sha256) vouch for.
+//! under made-up future 3.11 patch releases (3.11.20, 3.11.21). What pystore checks of them is
+//! the layout and minor version (`lib/python3.11`); the patch level is checked only against an
+//! `include/python3.11/patchlevel.h`, which real python-build-standalone archives have and this
+//! fixture (stdlib only) does not — so here only the sums file and the lock's sha256 tie the
+//! bytes to "3.11.21".
 
 mod common;
 mod pyfixtures;

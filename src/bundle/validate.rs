@@ -49,7 +49,7 @@ pub enum ValidateError {
         file: String,
         /// The library it imports.
         library: String,
-        /// `Windows` or `manylinux`.
+        /// `Windows`, `manylinux` or `macOS`.
         system: &'static str,
     },
     /// A native file that cannot be parsed.
@@ -437,16 +437,17 @@ pub fn validate(
     }
 
     let bundle_files = BundleFiles::new(&view.files);
+    let format = native::Format::for_target(target);
     let mut native_files = 0;
     for file in manifest
         .files
         .iter()
-        .filter(|f| f.package.is_some() && f.kind != "l" && native::is_native(&f.path, windows))
+        .filter(|f| f.package.is_some() && f.kind != "l" && native::is_native(&f.path, format))
     {
         let full = root.join(&file.path);
         let bytes = fs::read(&full).map_err(|e| read(full.clone(), e.to_string()))?;
         let missing =
-            native::unresolved(&file.path, &bytes, windows, &bundle_files).map_err(|cause| {
+            native::unresolved(&file.path, &bytes, format, &bundle_files).map_err(|cause| {
                 ValidateError::Native {
                     target: target_name.to_owned(),
                     cause,
@@ -457,7 +458,7 @@ pub fn validate(
                 target: target_name.to_owned(),
                 file: first.file,
                 library: first.library,
-                system: if windows { "Windows" } else { "manylinux" },
+                system: format.system(),
             });
         }
         native_files += 1;
