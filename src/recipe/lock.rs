@@ -66,7 +66,7 @@ pub enum LockRecipeError {
     NoInterpreter {
         recipe: String,
         request: String,
-        error: NoBuild,
+        error: Box<NoBuild>,
     },
     /// A `python` the recipe's other settings rule out.
     #[error("{recipe}: python = {request:?}: {message}")]
@@ -404,7 +404,7 @@ fn choose_interpreters(
     let no_build = |error: NoBuild| LockRecipeError::NoInterpreter {
         recipe: recipe.name.clone(),
         request: recipe.python.clone(),
-        error,
+        error: Box::new(error),
     };
     let request = recipe
         .python_request()
