@@ -222,7 +222,9 @@ pub enum Command {
     /// host's: markers, Requires-Python, yanked files and wheel availability are all judged for
     /// the target. Versions already in the lock are kept while they still fit, unless --upgrade
     /// (everything) or --upgrade-package NAME (just NAME). Locking unchanged inputs against an
-    /// unchanged index gives a byte-identical file.
+    /// unchanged index gives a byte-identical file. Each target's interpreter archive is chosen
+    /// from the catalogue (`pystore python list`) and pinned too; `python = "3.13"` takes the
+    /// newest 3.13 release every target has.
     Lock {
         /// Recipe name, directory or recipe.toml
         recipe: String,
@@ -232,7 +234,8 @@ pub enum Command {
         /// Ignore the versions in the existing lock: take the newest that fit
         #[arg(long)]
         upgrade: bool,
-        /// Ignore the existing lock's version of NAME only (repeatable)
+        /// Ignore the existing lock's version of NAME only (repeatable); `python` chooses the
+        /// interpreter release again (the newest the catalogue has for the recipe's `python`)
         #[arg(long = "upgrade-package", value_name = "NAME")]
         upgrade_packages: Vec<String>,
         /// Also write each target's pins to DIR/requirements-<target>.txt, hashed (pip
