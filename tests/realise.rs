@@ -428,6 +428,9 @@ fn the_samai_recipe_and_its_lock_plan_offline() {
         "samai-1.0.0-linux-x86_64.validation.json",
         "samai-1.0.0-windows-x86_64.validation.json",
         "psycopg2-2.9.13-cp312-cp312-win_amd64.whl",
+        // `python = "3.12"`: the archives the lock pinned, not the built-in table's choice.
+        "cpython-3.12.14+20260814-x86_64-pc-windows-msvc-install_only_stripped.tar.gz",
+        "cpython-3.12.14+20260814-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz",
     ] {
         assert!(
             names.contains(&expected),

@@ -19,7 +19,13 @@
 //! version they come from ([`AUDITWHEEL_VERSION`]); `.ci/auditwheel-policy.sh` checks them
 //! against that version's wheel.
 //!
-//! macOS binaries are not checked (Mach-O load commands are not read yet).
+//! macOS (Mach-O load commands, every slice of a universal binary): a dylib resolves when it is
+//! a system library — under `/usr/lib/` (libSystem, libc++, libz…, in the dyld shared cache) or
+//! `/System/Library/` (frameworks) — or inside the bundle: `@loader_path/…` from the file's own
+//! directory, `@executable_path/…` from `bin/`, `@rpath/…` through the file's `LC_RPATH` entries
+//! that are themselves `@loader_path`/`@executable_path`-relative. Any other absolute path
+//! (`/usr/local`, `/opt/homebrew`: the build machine's) resolves nothing. A slice for another
+//! architecture than the target's is an error (a universal2 binary has the target's too).
 
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
@@ -35,6 +41,17 @@ pub const AUDITWHEEL_VERSION: &str = include_str!("data/auditwheel/VERSION").tri
 const MANYLINUX_POLICY_JSON: &str = include_str!("data/auditwheel/manylinux-policy.json");
 /// auditwheel's `musllinux-policy.json`, unchanged.
 const MUSLLINUX_POLICY_JSON: &str = include_str!("data/auditwheel/musllinux-policy.json");
+
+/// The kind of native code a target loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Windows: PE (`.pyd`, `.dll`).
+    Pe,
+    /// Linux: ELF (`.so`, `.so.N`).
+    Elf,
+    /// macOS: Mach-O (`.so`, `.dylib`) for this architecture.
+    MachO(Arch),
+}
 
 /// Windows DLLs that are part of every supported Windows (lower case).
 pub const WINDOWS_SYSTEM_DLLS: &[&str] = &[
@@ -230,12 +247,14 @@ pub enum System {
     Windows,
     /// Linux: what the policy of the target's floor allows.
     Linux(LinuxPolicy),
+    /// macOS on this architecture: system dylibs and frameworks.
+    MacOs(Arch),
 }
 
 impl System {
-    /// The system of `platform`, or None where native code is not checked (macOS).
-    pub fn for_platform(platform: &Platform) -> Result<Option<System>, NativeError> {
-        Ok(Some(match platform.os {
+    /// The system of `platform`.
+    pub fn for_platform(platform: &Platform) -> Result<System, NativeError> {
+        Ok(match platform.os {
             Os::Windows => System::Windows,
             Os::LinuxGnu { glibc } => {
                 System::Linux(LinuxPolicy::for_floor(Libc::Glibc, glibc, platform.arch)?)
@@ -243,14 +262,24 @@ impl System {
             Os::LinuxMusl { musl } => {
                 System::Linux(LinuxPolicy::for_floor(Libc::Musl, musl, platform.arch)?)
             }
-            Os::MacOs { .. } => return Ok(None),
-        }))
+            Os::MacOs { .. } => System::MacOs(platform.arch),
+        })
     }
 
-    /// How error messages name it: `Windows`, or the policy and where it comes from.
+    /// The format of the native code this system loads.
+    pub fn format(&self) -> Format {
+        match self {
+            System::Windows => Format::Pe,
+            System::Linux(_) => Format::Elf,
+            System::MacOs(arch) => Format::MachO(*arch),
+        }
+    }
+
+    /// How error messages name it: `Windows`, `macOS`, or the policy and where it comes from.
     pub fn describe(&self) -> String {
         match self {
             System::Windows => "Windows".to_owned(),
+            System::MacOs(_) => "macOS".to_owned(),
             System::Linux(policy) => {
                 format!("{} (auditwheel {AUDITWHEEL_VERSION} policy)", policy.name)
             }
@@ -273,12 +302,12 @@ pub enum NativeError {
         /// What is missing.
         reason: String,
     },
-    /// Not a PE/ELF file although its name says it is native code.
+    /// Not a PE/ELF/Mach-O file although its name says it is native code.
     #[error("{file} is not a valid {expected} file ({reason}); the wheel that installed it is damaged or for another platform")]
     Malformed {
         /// The file (bundle-relative).
         file: String,
-        /// `PE` or `ELF`.
+        /// `PE`, `ELF` or `Mach-O`.
         expected: &'static str,
         /// The parser's message.
         reason: String,
@@ -302,13 +331,13 @@ impl<'a> BundleFiles<'a> {
     }
 }
 
-/// True for file names that hold native code for a Windows (`windows`) or Linux target.
-pub fn is_native(path: &str, windows: bool) -> bool {
+/// True for file names that hold native code in `format`.
+pub fn is_native(path: &str, format: Format) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    if windows {
-        name.ends_with(".pyd") || name.ends_with(".dll")
-    } else {
-        name.ends_with(".so") || name.contains(".so.")
+    match format {
+        Format::Pe => name.ends_with(".pyd") || name.ends_with(".dll"),
+        Format::Elf => name.ends_with(".so") || name.contains(".so."),
+        Format::MachO(_) => name.ends_with(".so") || name.ends_with(".dylib"),
     }
 }
 
@@ -331,6 +360,7 @@ pub fn unresolved(
     };
     let policy = match system {
         System::Linux(policy) => policy,
+        System::MacOs(arch) => return macho_unresolved(file, bytes, *arch, bundle),
         System::Windows => {
             let pe = goblin::pe::PE::parse(bytes).map_err(|e| malformed("PE", e.to_string()))?;
             let mut names: Vec<&str> = pe.libraries.clone();
@@ -365,6 +395,122 @@ pub fn unresolved(
         .collect())
 }
 
+/// The Mach-O case of [`unresolved`].
+fn macho_unresolved(
+    file: &str,
+    bytes: &[u8],
+    arch: Arch,
+    bundle: &BundleFiles<'_>,
+) -> Result<Vec<Unresolved>, NativeError> {
+    use goblin::mach::{constants::cputype, Mach, MachO, SingleArch};
+    let malformed = |reason: String| NativeError::Malformed {
+        file: file.to_owned(),
+        expected: "Mach-O",
+        reason,
+    };
+    let mach = Mach::parse(bytes).map_err(|e| malformed(e.to_string()))?;
+    let mut slices: Vec<MachO<'_>> = Vec::new();
+    match mach {
+        Mach::Binary(macho) => slices.push(macho),
+        Mach::Fat(multi) => {
+            for slice in &multi {
+                match slice.map_err(|e| malformed(e.to_string()))? {
+                    SingleArch::MachO(macho) => slices.push(macho),
+                    SingleArch::Archive(_) => {
+                        return Err(malformed("a slice is a static archive".into()))
+                    }
+                }
+            }
+        }
+    }
+    let wanted = match arch {
+        Arch::Aarch64 => cputype::CPU_TYPE_ARM64,
+        Arch::X86_64 => cputype::CPU_TYPE_X86_64,
+        Arch::X86 => cputype::CPU_TYPE_X86,
+    };
+    if !slices.iter().any(|m| m.header.cputype == wanted) {
+        let found: Vec<&str> = slices
+            .iter()
+            .map(|m| {
+                cputype::get_arch_name_from_types(m.header.cputype, m.header.cpusubtype)
+                    .unwrap_or("unknown")
+            })
+            .collect();
+        return Err(malformed(format!(
+            "it has no {} code (it is built for {})",
+            arch.triple_name(),
+            found.join(", ")
+        )));
+    }
+    let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
+    let mut missing = BTreeSet::new();
+    for macho in &slices {
+        // Directories `@rpath/` stands for: the bundle-relative ones only.
+        let rpaths: Vec<String> = macho
+            .rpaths
+            .iter()
+            .filter_map(|r| macho_relative(dir, r))
+            .collect();
+        // goblin lists the file itself first, as "self".
+        for lib in macho.libs.iter().skip(1) {
+            let resolves = if lib.starts_with("/usr/lib/") || lib.starts_with("/System/Library/") {
+                true
+            } else if let Some(name) = lib.strip_prefix("@rpath/") {
+                rpaths
+                    .iter()
+                    .any(|d| bundle.files.contains(&normalise(&join(d, name))))
+            } else {
+                macho_relative(dir, lib).is_some_and(|path| bundle.files.contains(&path))
+            };
+            if !resolves {
+                missing.insert((*lib).to_owned());
+            }
+        }
+    }
+    Ok(missing
+        .into_iter()
+        .map(|library| Unresolved {
+            file: file.to_owned(),
+            library,
+        })
+        .collect())
+}
+
+/// A Mach-O path as a bundle-relative one, when it is `@loader_path`- (relative to `dir`) or
+/// `@executable_path`-relative (relative to `bin/`, where the bundle's python is) and stays in
+/// the bundle.
+fn macho_relative(dir: &str, path: &str) -> Option<String> {
+    let (base, rest) = if let Some(rest) = path.strip_prefix("@loader_path") {
+        (dir, rest)
+    } else if let Some(rest) = path.strip_prefix("@executable_path") {
+        ("bin", rest)
+    } else {
+        return None;
+    };
+    relative_to(base, rest)
+}
+
+/// `path` (`a/b/../c`) without `.` and `..` parts; `..` past the top stays as it is, so it
+/// matches no bundle file.
+fn normalise(path: &str) -> String {
+    relative_to("", path).unwrap_or_else(|| path.to_owned())
+}
+
+/// `rest` (`/../lib/x.dylib`) applied to bundle-relative `base`, if it stays in the bundle.
+fn relative_to(base: &str, rest: &str) -> Option<String> {
+    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    for part in rest.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts.join("/"))
+}
+
 fn windows_dll_resolves(dll: &str, bundle: &BundleFiles<'_>) -> bool {
     let lower = dll.to_ascii_lowercase();
     WINDOWS_SYSTEM_DLLS.contains(&lower.as_str())
@@ -387,17 +533,7 @@ fn origin_relative(dir: &str, entry: &str) -> Option<String> {
     let rest = entry
         .strip_prefix("$ORIGIN")
         .or_else(|| entry.strip_prefix("${ORIGIN}"))?;
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for part in rest.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    Some(parts.join("/"))
+    relative_to(dir, rest)
 }
 
 #[cfg(test)]
@@ -599,7 +735,7 @@ mod tests {
         assert!(!musl.allows("libstdc++.so.6") && !musl.allows("libexpat.so.1"));
         assert_eq!(
             System::for_platform(&Platform::from_triple("aarch64-apple-darwin").unwrap()).unwrap(),
-            None
+            System::MacOs(Arch::Aarch64)
         );
     }
 
@@ -628,9 +764,149 @@ mod tests {
         assert_eq!(origin_relative("pkg", "${ORIGIN}"), Some("pkg".into()));
         assert_eq!(origin_relative("pkg", "$ORIGIN/../../x"), None);
         assert_eq!(origin_relative("pkg", "/usr/lib"), None);
-        assert!(is_native("a/b.cpython-311-x86_64-linux-gnu.so", false));
-        assert!(is_native("a.libs/libfoo-12ab.so.1.2", false));
-        assert!(is_native("a/B.PYD", true));
-        assert!(!is_native("a/b.py", true));
+        assert!(is_native(
+            "a/b.cpython-311-x86_64-linux-gnu.so",
+            Format::Elf
+        ));
+        assert!(is_native("a.libs/libfoo-12ab.so.1.2", Format::Elf));
+        assert!(is_native("a/B.PYD", Format::Pe));
+        assert!(!is_native("a/b.py", Format::Pe));
+    }
+
+    /// A minimal 64-bit Mach-O bundle (`MH_BUNDLE`, as extension modules are) for `cputype`,
+    /// whose load commands are `LC_LOAD_DYLIB` for each of `dylibs` and `LC_RPATH` for each of
+    /// `rpaths`. No real Mach-O can be compiled here; the load commands are what is checked.
+    pub(crate) fn macho(cputype: u32, dylibs: &[&str], rpaths: &[&str]) -> Vec<u8> {
+        fn padded(text: &str, fixed: usize) -> Vec<u8> {
+            let mut bytes = text.as_bytes().to_vec();
+            bytes.push(0);
+            while (fixed + bytes.len()) % 8 != 0 {
+                bytes.push(0);
+            }
+            bytes
+        }
+        let mut commands = Vec::new();
+        for lib in dylibs {
+            let name = padded(lib, 24);
+            // LC_LOAD_DYLIB: cmd, cmdsize, name offset, timestamp, current and compatibility
+            // versions, then the name.
+            for word in [0xc, (24 + name.len()) as u32, 24, 2, 0x10000, 0x10000] {
+                commands.extend(word.to_le_bytes());
+            }
+            commands.extend(name);
+        }
+        for rpath in rpaths {
+            let path = padded(rpath, 12);
+            for word in [0x8000_001c, (12 + path.len()) as u32, 12] {
+                commands.extend(word.to_le_bytes());
+            }
+            commands.extend(path);
+        }
+        let subtype = if cputype == goblin::mach::constants::cputype::CPU_TYPE_X86_64 {
+            3
+        } else {
+            0
+        };
+        let ncmds = (dylibs.len() + rpaths.len()) as u32;
+        let mut out = Vec::new();
+        for word in [
+            0xfeed_facf,
+            cputype,
+            subtype,
+            8,
+            ncmds,
+            commands.len() as u32,
+            0,
+            0,
+        ] {
+            out.extend(word.to_le_bytes());
+        }
+        out.extend(commands);
+        out
+    }
+
+    /// A universal binary of `slices` (each a [`macho`]), as `lipo` makes.
+    pub(crate) fn fat(slices: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend(0xcafe_babe_u32.to_be_bytes());
+        out.extend((slices.len() as u32).to_be_bytes());
+        let mut offset = 4096u32;
+        let mut body = Vec::new();
+        for slice in slices {
+            let cputype = u32::from_le_bytes(slice[4..8].try_into().unwrap());
+            let subtype = u32::from_le_bytes(slice[8..12].try_into().unwrap());
+            for word in [cputype, subtype, offset, slice.len() as u32, 12] {
+                out.extend(word.to_be_bytes());
+            }
+            let mut padded = slice.clone();
+            padded.resize(slice.len().div_ceil(4096) * 4096, 0);
+            offset += padded.len() as u32;
+            body.extend(padded);
+        }
+        out.resize(4096, 0);
+        out.extend(body);
+        out
+    }
+
+    #[test]
+    fn macho_load_commands_resolve_against_the_system_and_the_bundle() {
+        use goblin::mach::constants::cputype::{CPU_TYPE_ARM64, CPU_TYPE_X86_64};
+        let libs = [
+            "/usr/lib/libSystem.B.dylib",
+            "/System/Library/Frameworks/CoreFoundation.framework/Versions/A/CoreFoundation",
+            "@loader_path/.dylibs/libfoo.1.dylib",
+            "@rpath/libbar.dylib",
+            "/opt/homebrew/opt/openssl@3/lib/libssl.3.dylib",
+        ];
+        let arm = macho(
+            CPU_TYPE_ARM64,
+            &libs,
+            &["/opt/homebrew/lib", "@loader_path/../lib"],
+        );
+        let set = files(&["pkg/.dylibs/libfoo.1.dylib", "lib/libbar.dylib"]);
+        let bundle = BundleFiles::new(&set);
+        let aarch64 = &System::MacOs(Arch::Aarch64);
+        let missing = |bytes: &[u8], system: &System, bundle: &BundleFiles<'_>| -> Vec<String> {
+            unresolved("pkg/_x.cpython-312-darwin.so", bytes, system, bundle)
+                .unwrap()
+                .into_iter()
+                .map(|u| u.library)
+                .collect()
+        };
+        assert_eq!(
+            missing(&arm, aarch64, &bundle),
+            ["/opt/homebrew/opt/openssl@3/lib/libssl.3.dylib"]
+        );
+        // Without the bundled libraries, their load commands are named too.
+        let empty = files(&[]);
+        assert_eq!(
+            missing(&arm, aarch64, &BundleFiles::new(&empty)),
+            [
+                "/opt/homebrew/opt/openssl@3/lib/libssl.3.dylib",
+                "@loader_path/.dylibs/libfoo.1.dylib",
+                "@rpath/libbar.dylib",
+            ]
+        );
+        // A universal2 binary is checked slice by slice; an arm64-only one is not x86_64 code.
+        let intel = macho(CPU_TYPE_X86_64, &libs[..1], &[]);
+        let universal = fat(&[intel.clone(), arm.clone()]);
+        assert_eq!(
+            missing(&universal, &System::MacOs(Arch::X86_64), &bundle),
+            missing(&arm, aarch64, &bundle)
+        );
+        assert_eq!(
+            missing(&intel, &System::MacOs(Arch::X86_64), &bundle),
+            Vec::<String>::new()
+        );
+        let err = unresolved("pkg/_x.so", &arm, &System::MacOs(Arch::X86_64), &bundle)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pkg/_x.so is not a valid Mach-O file (it has no x86_64 code (it is built for arm64))"), "{err}");
+        let err = unresolved("pkg/_y.so", b"\x7fELF", aarch64, &bundle)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pkg/_y.so") && err.contains("Mach-O"), "{err}");
+        assert!(is_native("a/.dylibs/libz.1.dylib", aarch64.format()));
+        assert!(!is_native("a/libz.so.1", aarch64.format()));
     }
 }

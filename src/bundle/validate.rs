@@ -49,7 +49,8 @@ pub enum ValidateError {
         file: String,
         /// The library it imports.
         library: String,
-        /// `Windows`, or the Linux policy applied (`manylinux_2_17 (auditwheel 6.8.2 policy)`).
+        /// `Windows`, `macOS`, or the Linux policy applied
+        /// (`manylinux_2_17 (auditwheel 6.8.2 policy)`).
         system: String,
     },
     /// A native file that cannot be parsed.
@@ -452,21 +453,18 @@ pub fn validate(
         target: target_name.to_owned(),
         cause,
     };
-    // None (macOS): native code is not checked.
     let system = native::System::for_platform(&target.platform).map_err(native_error)?;
+    let format = system.format();
     let mut native_files = 0;
     for file in manifest
         .files
         .iter()
-        .filter(|f| f.package.is_some() && f.kind != "l" && native::is_native(&f.path, windows))
+        .filter(|f| f.package.is_some() && f.kind != "l" && native::is_native(&f.path, format))
     {
-        let Some(system) = &system else {
-            break;
-        };
         let full = root.join(&file.path);
         let bytes = fs::read(&full).map_err(|e| read(full.clone(), e.to_string()))?;
         let missing =
-            native::unresolved(&file.path, &bytes, system, &bundle_files).map_err(native_error)?;
+            native::unresolved(&file.path, &bytes, &system, &bundle_files).map_err(native_error)?;
         if let Some(first) = missing.into_iter().next() {
             return Err(ValidateError::LibraryMissing {
                 target: target_name.to_owned(),

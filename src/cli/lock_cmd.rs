@@ -49,6 +49,7 @@ pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Resu
         progress: net.fetch.progress,
         export_requirements: args.export_requirements,
         export_pylock: args.export_pylock,
+        catalogue: Some(crate::recipe::interpreters::catalogue(store)?),
     };
     let indexes = net.indexes.resolve();
     let fetcher = Fetcher::new(store, net.fetch, net.credentials);
@@ -71,7 +72,10 @@ fn render(ui: Ui, outcome: &LockOutcome) -> Result<()> {
                     .iter()
                     .map(|p| json!({"name": p.name, "version": p.version, "wheel": p.wheel}))
                     .collect();
-                json!({"name": t.name, "packages": packages})
+                let interpreter = t.interpreter.as_ref().map(|i| {
+                    json!({"version": i.version, "url": i.url, "size": i.size, "sha256": i.sha256})
+                });
+                json!({"name": t.name, "interpreter": interpreter, "packages": packages})
             })
             .collect();
         print_json(&json!({
@@ -82,7 +86,16 @@ fn render(ui: Ui, outcome: &LockOutcome) -> Result<()> {
         }))?;
     } else {
         for target in &outcome.lock.targets {
-            println!("{}: {} packages", target.name, target.packages.len());
+            match &target.interpreter {
+                Some(pin) => println!(
+                    "{}: {} packages, CPython {} (sha256 {})",
+                    target.name,
+                    target.packages.len(),
+                    pin.version,
+                    pin.sha256
+                ),
+                None => println!("{}: {} packages", target.name, target.packages.len()),
+            }
             for p in &target.packages {
                 println!("  {} {}", p.name, p.version);
             }

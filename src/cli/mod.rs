@@ -7,6 +7,7 @@ mod fetch_cmds;
 mod key_cmd;
 mod lock_cmd;
 mod output;
+mod python_cmd;
 mod realise_cmd;
 mod remote_cmds;
 mod store_cmds;
@@ -221,7 +222,9 @@ pub enum Command {
     /// host's: markers, Requires-Python, yanked files and wheel availability are all judged for
     /// the target. Versions already in the lock are kept while they still fit, unless --upgrade
     /// (everything) or --upgrade-package NAME (just NAME). Locking unchanged inputs against an
-    /// unchanged index gives a byte-identical file.
+    /// unchanged index gives a byte-identical file. Each target's interpreter archive is chosen
+    /// from the catalogue (`pystore python list`) and pinned too; `python = "3.13"` takes the
+    /// newest 3.13 release every target has.
     Lock {
         /// Recipe name, directory or recipe.toml
         recipe: String,
@@ -231,7 +234,8 @@ pub enum Command {
         /// Ignore the versions in the existing lock: take the newest that fit
         #[arg(long)]
         upgrade: bool,
-        /// Ignore the existing lock's version of NAME only (repeatable)
+        /// Ignore the existing lock's version of NAME only (repeatable); `python` chooses the
+        /// interpreter release again (the newest the catalogue has for the recipe's `python`)
         #[arg(long = "upgrade-package", value_name = "NAME")]
         upgrade_packages: Vec<String>,
         /// Also write each target's pins to DIR/requirements-<target>.txt, hashed (pip
@@ -365,6 +369,43 @@ pub enum Command {
     /// Manage signing keys for provenance
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The CPython builds pystore knows (python-build-standalone): list them, fetch newer ones
+    ///
+    /// A recipe's `python = "3.13"` locks to the newest 3.13 release with a build for every
+    /// target, and the lock pins that archive (URL, size, sha256) per target.
+    #[command(subcommand)]
+    Python(PythonCommand),
+}
+
+/// `pystore python ...`
+#[derive(Debug, Subcommand)]
+pub enum PythonCommand {
+    /// List known builds, newest first: version, release tag, triple, flavour, size, sha256
+    /// and origin (built-in, or fetched by `pystore python update`)
+    ///
+    /// Without --all, only the newest patch release of each minor version.
+    List {
+        /// Every known release, not just the newest of each minor version
+        #[arg(long)]
+        all: bool,
+        /// Only builds for RECIPE's targets, naming the targets each serves
+        #[arg(long, value_name = "RECIPE")]
+        recipe: Option<String>,
+    },
+    /// Fetch python-build-standalone's newest releases and their SHA256SUMS into the store's
+    /// catalogue (a store entry, gc root `python-catalogue`)
+    ///
+    /// Goes through the GitHub API (PYSTORE_GITHUB_API, GITHUB_TOKEN or GH_TOKEN optional).
+    /// Only archives named in their release's SHA256SUMS are taken; rows fetched before are
+    /// kept. `lock` and `python list` read the built-in table and this catalogue.
+    Update {
+        /// The repository to read [default: astral-sh/python-build-standalone]
+        #[arg(long, value_name = "OWNER/REPO")]
+        repository: Option<String>,
+        /// How many of the newest releases to read
+        #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
+        releases: u16,
+    },
 }
 
 /// `pystore key ...`
@@ -650,6 +691,19 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
         Command::Root(RootCommand::Remove { name }) => store_cmds::root_remove(&open()?, ui, name),
         Command::Gc { dry_run: true } => store_cmds::gc(&mut open_for_reading()?, ui, true),
         Command::Gc { dry_run } => store_cmds::gc(&mut open()?, ui, *dry_run),
+        Command::Python(PythonCommand::List { all, recipe }) => {
+            python_cmd::list(&open()?, ui, *all, recipe.as_deref())
+        }
+        Command::Python(PythonCommand::Update {
+            repository,
+            releases,
+        }) => python_cmd::update_cmd(
+            &open()?,
+            ui,
+            &net()?,
+            repository.as_deref(),
+            usize::from(*releases),
+        ),
         Command::Diff { .. } | Command::Key(_) => unreachable!("handled above"),
     }
 }

@@ -1,7 +1,9 @@
 //! `pystore.lock`: every wheel of every target pinned by file name, size and sha256.
 //!
 //! TOML, written in one stable order (targets by name, packages by normalised name), with no
-//! URLs: any index, mirror or wheelhouse can serve the pinned bytes. `inputs` is a hash of what
+//! wheel URLs: any index, mirror or wheelhouse can serve the pinned bytes. Each target may also
+//! pin its interpreter archive (version, URL, size, sha256), chosen from the catalogue at lock
+//! time, so realise never consults the catalogue. `inputs` is a hash of what
 //! the lock was resolved from (the parsed requirements, the Python version and the targets), so
 //! realise can refuse a lock that no longer matches the recipe.
 
@@ -48,9 +50,30 @@ pub struct LockedTarget {
     /// glibc floor, for Linux targets that set one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub glibc: Option<String>,
+    /// The interpreter archive chosen for the target, when it comes from the catalogue (a
+    /// target whose recipe names its own interpreter, and locks written before pins existed,
+    /// have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<LockedInterpreter>,
     /// Packages, sorted by normalised name.
     #[serde(default)]
     pub packages: Vec<LockedPackage>,
+}
+
+/// A pinned interpreter archive: realise fetches exactly these bytes, whatever the catalogue
+/// says later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedInterpreter {
+    /// The CPython release, `3.13.9`.
+    pub version: String,
+    /// Where the archive was found (any mirror serving the same sha256 does as well).
+    pub url: String,
+    /// The archive's size in bytes, when the catalogue knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The archive's sha256, hex.
+    pub sha256: String,
 }
 
 /// One pinned wheel.
@@ -153,6 +176,22 @@ impl Lock {
             )));
         }
         for target in &lock.targets {
+            if let Some(interpreter) = &target.interpreter {
+                if hex::decode(&interpreter.sha256).map(|b| b.len()) != Ok(32) {
+                    return Err(parse_error(format!(
+                        "the interpreter of target {}: sha256 {:?} is not 64 hex digits",
+                        target.name, interpreter.sha256
+                    )));
+                }
+                if interpreter.version.split('.').count() != 3
+                    || super::PythonVersion::parse(&interpreter.version).is_err()
+                {
+                    return Err(parse_error(format!(
+                        "the interpreter of target {}: {:?} is not a version like 3.13.9",
+                        target.name, interpreter.version
+                    )));
+                }
+            }
             for package in &target.packages {
                 if hex::decode(&package.sha256).map(|b| b.len()) != Ok(32) {
                     return Err(parse_error(format!(
@@ -244,6 +283,12 @@ mod tests {
                     name: "windows-x86_64".into(),
                     platform: "x86_64-pc-windows-msvc".into(),
                     glibc: None,
+                    interpreter: Some(LockedInterpreter {
+                        version: "3.12.7".into(),
+                        url: "https://example.invalid/cpython-3.12.7.tar.gz".into(),
+                        size: Some(1234),
+                        sha256: "cd".repeat(32),
+                    }),
                     packages: vec![LockedPackage {
                         name: "lxml".into(),
                         version: "6.1.3".into(),
@@ -257,6 +302,7 @@ mod tests {
                     name: "linux-x86_64".into(),
                     platform: "x86_64-unknown-linux-gnu".into(),
                     glibc: Some("2.28".into()),
+                    interpreter: None,
                     packages: vec![],
                 },
             ],
@@ -271,9 +317,34 @@ mod tests {
             text.find("linux-x86_64").unwrap() < text.find("windows-x86_64").unwrap(),
             "targets sorted"
         );
-        assert!(!text.contains("http"), "no URLs");
+        assert_eq!(text.matches("http").count(), 1, "no wheel URLs: {text}");
+        assert!(
+            text.contains("[targets.interpreter]\nversion = \"3.12.7\"\nurl = \"https://example.invalid/cpython-3.12.7.tar.gz\"\nsize = 1234\n"),
+            "{text}"
+        );
         let back = Lock::parse(Path::new("pystore.lock"), &text).unwrap();
+        assert_eq!(back, {
+            let mut sorted = sample();
+            sorted.targets.reverse();
+            sorted
+        });
         assert_eq!(back.to_toml(), text);
+        // A lock written before interpreters were pinned still reads.
+        let old = text.replace(
+            &text[text.find("[targets.interpreter]").unwrap()
+                ..text.find("[[targets.packages]]").unwrap()],
+            "",
+        );
+        let old = Lock::parse(Path::new("pystore.lock"), &old).unwrap();
+        assert!(old.targets.iter().all(|t| t.interpreter.is_none()));
+        let bad = text.replace(&"cd".repeat(32), "cd");
+        let err = Lock::parse(Path::new("pystore.lock"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the interpreter of target windows-x86_64: sha256"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -26,7 +26,9 @@ pub mod target;
 pub mod unpack;
 pub mod wheel;
 
-pub use builds::{known_build, known_build_for, known_builds, KnownBuild};
+pub use builds::{
+    known_build, known_build_for, known_builds, Catalogue, KnownBuild, PythonRequest,
+};
 pub use filename::{is_compatible, normalize_name, TagPriorities, WheelFilename};
 pub use install::{install_wheel, InstallError, InstallOptions, Installed, LockedAs};
 pub use interpreter::{

@@ -223,11 +223,17 @@ pub fn to_pylock(
 ) -> Result<String, String> {
     let mut targets: Vec<&LockedTarget> = lock.targets.iter().collect();
     targets.sort_by(|a, b| a.name.cmp(&b.name));
+    // The release the targets run: the pinned interpreter's (the lock's `python` may be a
+    // minor version such as 3.12, which markers and requires-python must not read as 3.12.0).
+    let python = targets
+        .iter()
+        .find_map(|t| t.interpreter.as_ref().map(|i| i.version.clone()))
+        .unwrap_or_else(|| lock.python.clone());
     let mut markers = BTreeMap::new();
     for target in &targets {
         markers.insert(
             target.name.as_str(),
-            target_marker(&lock_target(target, &lock.python)?),
+            target_marker(&lock_target(target, &python)?),
         );
     }
     let environments: BTreeSet<&String> = markers.values().collect();
@@ -323,7 +329,7 @@ pub fn to_pylock(
     let file = PylockFile {
         lock_version: PYLOCK_VERSION.to_owned(),
         environments: environments.into_iter().cloned().collect(),
-        requires_python: Some(format!("=={}", lock.python)),
+        requires_python: Some(format!("=={python}")),
         extras: Vec::new(),
         dependency_groups: Vec::new(),
         default_groups: Vec::new(),
@@ -432,6 +438,7 @@ fn read_own(
                 name: t.name.clone(),
                 platform: t.platform.clone(),
                 glibc: t.glibc.clone(),
+                interpreter: None,
                 packages: Vec::new(),
             };
             (t.name.clone(), locked)
@@ -678,6 +685,7 @@ fn select_for_target(
         name: want.name.clone(),
         platform: want.platform.clone(),
         glibc: want.glibc.clone(),
+        interpreter: None,
         packages: chosen.into_values().collect(),
     })
 }
@@ -707,6 +715,7 @@ mod tests {
                     name: "windows-x86_64".into(),
                     platform: "x86_64-pc-windows-msvc".into(),
                     glibc: None,
+                    interpreter: None,
                     packages: vec![
                         package("lxml", "6.1.3", "lxml-6.1.3-cp312-cp312-win_amd64.whl", &["requirements.txt:2"]),
                         package("psycopg2", "2.9.10", "psycopg2-2.9.10-cp312-cp312-win_amd64.whl", &["requirements.txt:1"]),
@@ -717,6 +726,7 @@ mod tests {
                     name: "linux-x86_64".into(),
                     platform: "x86_64-unknown-linux-gnu".into(),
                     glibc: Some("2.28".into()),
+                    interpreter: None,
                     packages: vec![
                         package("lxml", "6.1.3", "lxml-6.1.3-cp312-cp312-manylinux_2_28_x86_64.whl", &["requirements.txt:2"]),
                         package("psycopg2-binary", "2.9.10", "psycopg2_binary-2.9.10-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", &["requirements.txt:3"]),
@@ -769,6 +779,19 @@ mod tests {
         assert_eq!(value["requires-python"].as_str(), Some("==3.12.7"));
         let environments = value["environments"].as_array().unwrap();
         assert_eq!(environments.len(), 2);
+        // A lock of `python = "3.12"` is for the release its interpreters pin, not 3.12.0.
+        let mut minor = sample();
+        minor.python = "3.12".into();
+        for target in &mut minor.targets {
+            target.interpreter = Some(crate::python::lockfile::LockedInterpreter {
+                version: "3.12.14".into(),
+                url: "https://example.invalid/cpython.tar.gz".into(),
+                size: None,
+                sha256: "ab".repeat(32),
+            });
+        }
+        let pinned: toml::Table = toml::from_str(&to_pylock(&minor, &locations).unwrap()).unwrap();
+        assert_eq!(pinned["requires-python"].as_str(), Some("==3.12.14"));
         let packages = value["packages"].as_array().unwrap();
         let names: Vec<(&str, &str)> = packages
             .iter()

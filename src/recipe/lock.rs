@@ -22,14 +22,17 @@ use crate::fetch::index::{IndexClient, IndexFile, ProjectPage};
 use crate::fetch::ranged::RangedFile;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
 use crate::hash::to_hex;
-use crate::python::lockfile::{Lock, LockError, LockedPackage, LockedTarget, LOCK_VERSION};
+use crate::python::builds::NoBuild;
+use crate::python::lockfile::{
+    Lock, LockError, LockedInterpreter, LockedPackage, LockedTarget, LOCK_VERSION,
+};
 use crate::python::metadata::CoreMetadata;
 use crate::python::pylock::{read_pylock, to_pylock, WheelLocation};
 use crate::python::requirements::{self, Origin, RequirementsError};
 use crate::python::resolve::{
     resolve, PackageSource, ResolveError, ResolveInput, ResolvedPackage, SourceError,
 };
-use crate::python::{normalize_name, Target};
+use crate::python::{normalize_name, Catalogue, PythonRequest, PythonVersion, Target};
 use crate::store::EntryName;
 
 /// How much of a wheel's end the first range request asks for: the ZIP directory of all but
@@ -57,6 +60,20 @@ pub enum LockRecipeError {
     StaleTargets {
         recipe: String,
         targets: Vec<String>,
+    },
+    /// No interpreter build satisfies the recipe's `python` on every target.
+    #[error("{recipe}: python = {request:?}: {error}")]
+    NoInterpreter {
+        recipe: String,
+        request: String,
+        error: Box<NoBuild>,
+    },
+    /// A `python` the recipe's other settings rule out.
+    #[error("{recipe}: python = {request:?}: {message}")]
+    Python {
+        recipe: String,
+        request: String,
+        message: String,
     },
     /// A target the python layer refuses.
     #[error("target {target}: {message}")]
@@ -96,6 +113,8 @@ pub struct LockOptions {
     pub export_requirements: Option<PathBuf>,
     /// Also write the lock as this `pylock.toml` (PEP 751), with the index URL of every wheel.
     pub export_pylock: Option<PathBuf>,
+    /// The interpreter catalogue to choose archives from; `None`: the built-in table.
+    pub catalogue: Option<Catalogue>,
 }
 
 /// What `lock` wrote.
@@ -164,6 +183,17 @@ pub fn lock(
             });
         }
     }
+    let upgrade_python = options.upgrade || upgrade.iter().any(|n| n == "python");
+    let builtin;
+    let catalogue = match &options.catalogue {
+        Some(catalogue) => catalogue,
+        None => {
+            builtin = Catalogue::builtin();
+            &builtin
+        }
+    };
+    let interpreters = choose_interpreters(recipe, catalogue, existing.as_ref(), upgrade_python)?;
+    let python = interpreters.version.to_string();
     let recipe_dir = recipe.path.parent().unwrap_or(Path::new("."));
     let source = IndexSource::new(fetcher, index);
     let mut targets = Vec::new();
@@ -174,6 +204,18 @@ pub fn lock(
             .and_then(|l| l.target(&recipe_target.name));
         if !wanted {
             if let Some(old) = old {
+                // Every target runs the same CPython: a kept target locked for another one
+                // (`--upgrade-package python` with --target) would be stale.
+                if old
+                    .interpreter
+                    .as_ref()
+                    .is_some_and(|pin| pin.version != python)
+                {
+                    return Err(LockRecipeError::StaleTargets {
+                        recipe: recipe.name.clone(),
+                        targets: vec![old.name.clone()],
+                    });
+                }
                 targets.push(old.clone());
             }
             continue;
@@ -190,14 +232,20 @@ pub fn lock(
                 .collect(),
             _ => BTreeMap::new(),
         };
-        targets.push(lock_target(
+        let mut locked = lock_target(
             &source,
-            recipe,
+            &python,
             recipe_target,
             &requirements,
             preferences,
             recipe_dir,
-        )?);
+        )?;
+        locked.interpreter = interpreters
+            .pins
+            .get(&recipe_target.name)
+            .cloned()
+            .flatten();
+        targets.push(locked);
     }
     let lock = Lock {
         version: LOCK_VERSION,
@@ -330,9 +378,120 @@ fn write_pylock(
     Ok(())
 }
 
+/// The CPython release a lock is for and the archive pinned per target.
+struct Interpreters {
+    version: PythonVersion,
+    /// By target name; `None` for a target whose recipe names its own interpreter, or whose
+    /// exact version the catalogue does not know.
+    pins: BTreeMap<String, Option<LockedInterpreter>>,
+}
+
+/// Chooses the CPython release for `recipe` and pins its archive for each target: an exact
+/// `python` is that release; a minor one (`3.13`) is the release the existing lock pinned
+/// (unless `upgrade_python`), else the newest in `catalogue` with a build for every target.
+/// A target keeps its old pin while the version stays, even if the catalogue no longer has it.
+fn choose_interpreters(
+    recipe: &Recipe,
+    catalogue: &Catalogue,
+    existing: Option<&Lock>,
+    upgrade_python: bool,
+) -> Result<Interpreters, LockRecipeError> {
+    let python_error = |message: String| LockRecipeError::Python {
+        recipe: recipe.name.clone(),
+        request: recipe.python.clone(),
+        message,
+    };
+    let no_build = |error: NoBuild| LockRecipeError::NoInterpreter {
+        recipe: recipe.name.clone(),
+        request: recipe.python.clone(),
+        error: Box::new(error),
+    };
+    let request = recipe
+        .python_request()
+        .ok_or_else(|| python_error("not a CPython version like 3.12.7 or 3.13".into()))?;
+    if let PythonRequest::Minor(..) = request {
+        if let Some(own) = recipe.targets.iter().find(|t| t.interpreter.is_some()) {
+            return Err(python_error(format!(
+                "target {} names its own interpreter, whose version pystore cannot choose; give `python` as that interpreter's exact version",
+                own.name
+            )));
+        }
+        if recipe.lock_is_pylock() {
+            return Err(python_error(
+                "a pylock.toml cannot pin an interpreter archive; give `python` as an exact version, or lock into pystore.lock".into(),
+            ));
+        }
+    }
+    let from_catalogue: Vec<&RecipeTarget> = recipe
+        .targets
+        .iter()
+        .filter(|t| t.interpreter.is_none())
+        .collect();
+    let triples: Vec<&str> = from_catalogue.iter().map(|t| t.platform.as_str()).collect();
+    // The existing lock's pins, for targets whose platform has not changed.
+    let old_pins: BTreeMap<&str, &LockedInterpreter> = existing
+        .map(|lock| {
+            lock.targets
+                .iter()
+                .filter(|old| {
+                    recipe
+                        .targets
+                        .iter()
+                        .any(|t| t.name == old.name && t.platform == old.platform)
+                })
+                .filter_map(|old| Some((old.name.as_str(), old.interpreter.as_ref()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let kept = old_pins
+        .values()
+        .filter_map(|pin| PythonVersion::parse(&pin.version).ok())
+        .filter(|v| request.matches(v))
+        .max()
+        .filter(|_| !upgrade_python);
+    let version = match (request, kept) {
+        (PythonRequest::Exact(version), _) => version,
+        (_, Some(version)) => version,
+        (request, None) => catalogue.resolve(&request, &triples).map_err(no_build)?,
+    };
+    let mut pins = BTreeMap::new();
+    for target in &recipe.targets {
+        if target.interpreter.is_some() {
+            pins.insert(target.name.clone(), None);
+            continue;
+        }
+        let old = old_pins
+            .get(target.name.as_str())
+            .filter(|pin| !upgrade_python && pin.version == version.to_string());
+        let pin = match old {
+            Some(pin) => (*pin).clone(),
+            None => {
+                let build = catalogue.find(&version, &target.platform).ok_or_else(|| {
+                    let exact = PythonRequest::Exact(version);
+                    match catalogue.resolve(&exact, &triples) {
+                        Err(error) => no_build(error),
+                        Ok(_) => python_error(format!(
+                            "no CPython {version} build for {}",
+                            target.platform
+                        )),
+                    }
+                })?;
+                LockedInterpreter {
+                    version: version.to_string(),
+                    url: build.url.clone(),
+                    size: build.size,
+                    sha256: build.sha256.clone(),
+                }
+            }
+        };
+        pins.insert(target.name.clone(), Some(pin));
+    }
+    Ok(Interpreters { version, pins })
+}
+
 fn lock_target(
     source: &IndexSource<'_, '_>,
-    recipe: &Recipe,
+    python: &str,
     recipe_target: &RecipeTarget,
     requirements: &requirements::RequirementsFile,
     preferences: BTreeMap<String, Version>,
@@ -342,7 +501,7 @@ fn lock_target(
     let target = Target::new(
         &recipe_target.platform,
         recipe_target.glibc.as_deref(),
-        &recipe.python,
+        python,
     )
     .map_err(|e| LockRecipeError::Target {
         target: tname.clone(),
@@ -372,6 +531,7 @@ fn lock_target(
         name: tname.clone(),
         platform: recipe_target.platform.clone(),
         glibc: recipe_target.glibc.clone(),
+        interpreter: None,
         packages,
     })
 }

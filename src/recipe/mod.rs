@@ -3,6 +3,7 @@
 //! Parsing is strict: an unknown key or a bad value is an error naming the key and the file.
 //! Paths in a recipe are relative to the recipe's directory.
 
+pub mod interpreters;
 pub mod lock;
 pub mod pylock;
 pub mod realise;
@@ -48,7 +49,8 @@ pub struct Recipe {
     pub name: String,
     /// Bundle version.
     pub version: String,
-    /// CPython version, e.g. `3.12.7`.
+    /// CPython version: exact (`3.12.7`) or a minor version (`3.13`: the newest patch release
+    /// every target can get, chosen and pinned by `pystore lock`).
     pub python: String,
     /// The loose requirements file.
     pub requirements: PathBuf,
@@ -123,6 +125,11 @@ fn default_lock() -> String {
 }
 
 impl Recipe {
+    /// What `python` asks for (checked when the recipe was parsed).
+    pub fn python_request(&self) -> Option<crate::python::PythonRequest> {
+        crate::python::PythonRequest::parse(&self.python)
+    }
+
     /// Whether the lock file is a `pylock.toml` (PEP 751) rather than a `pystore.lock`.
     pub fn lock_is_pylock(&self) -> bool {
         self.lock
@@ -209,7 +216,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
     if !is_python_version(&raw.python) {
         return Err(invalid(
             "python",
-            format!("{:?} is not a CPython version like \"3.12.7\"", raw.python),
+            format!(
+                "{:?} is not a CPython version like \"3.12.7\" or \"3.13\"",
+                raw.python
+            ),
         ));
     }
     for (i, module) in raw.validate.iter().enumerate() {
@@ -309,7 +319,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
 
 fn is_python_version(text: &str) -> bool {
     let parts: Vec<&str> = text.split('.').collect();
-    parts.len() == 3
+    (2..=3).contains(&parts.len())
         && parts[0] == "3"
         && parts
             .iter()
@@ -373,10 +383,19 @@ interpreter = { path = "../py" }
         );
         let err = error(&SAMAI.replace("glibc = \"2.28\"", "glibc = \"2.28\"\nabi = 3"));
         assert!(err.contains("unknown field `abi`"), "{err}");
-        let err = error(&SAMAI.replace("3.12.7", "3.12"));
+        let minor = parse(
+            Path::new("/r/x/recipe.toml"),
+            &SAMAI.replace("3.12.7", "3.12"),
+        )
+        .unwrap();
+        assert_eq!(
+            minor.python_request(),
+            Some(crate::python::PythonRequest::Minor(3, 12))
+        );
+        let err = error(&SAMAI.replace("3.12.7", "3.12.7.1"));
         assert_eq!(
             err,
-            "/r/x/recipe.toml: `python`: \"3.12\" is not a CPython version like \"3.12.7\""
+            "/r/x/recipe.toml: `python`: \"3.12.7.1\" is not a CPython version like \"3.12.7\" or \"3.13\""
         );
         let err = error(&SAMAI.replace("\"lxml\"", "\"lxml-etree\""));
         assert!(err.contains("`validate[1]`"), "{err}");

@@ -33,6 +33,9 @@ pub enum PylockLockError {
     /// A target the python layer refuses.
     #[error("target {target}: {message}")]
     Target { target: String, message: String },
+    /// A minor `python` (`3.13`), whose release only a `pystore.lock` can pin.
+    #[error("{recipe}: python = {python:?} with a pylock.toml: a pylock.toml cannot pin the interpreter archive a minor version resolves to; give `python` as an exact version (like \"{python}.1\"), or use `lock = \"pystore.lock\"`")]
+    MinorPython { recipe: String, python: String },
 }
 
 /// Reads `path` as `recipe`'s lock, for all of its targets, checked against `requirements`.
@@ -41,6 +44,15 @@ pub fn lock_from_pylock(
     requirements: &RequirementsFile,
     path: &Path,
 ) -> Result<Lock, PylockLockError> {
+    if !matches!(
+        recipe.python_request(),
+        Some(crate::python::PythonRequest::Exact(_))
+    ) {
+        return Err(PylockLockError::MinorPython {
+            recipe: recipe.name.clone(),
+            python: recipe.python.clone(),
+        });
+    }
     let read = read_pylock(path, &recipe.python, &pylock_targets(recipe))?;
     let inputs = recipe.lock_inputs(requirements);
     if read.written_by_pystore {

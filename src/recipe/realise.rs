@@ -25,6 +25,7 @@ use crate::fetch::credentials::redact;
 use crate::fetch::index::IndexClient;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
 use crate::python::lockfile::Lock;
+use crate::python::lockfile::LockedInterpreter;
 use crate::python::{known_build_for, normalize_name, requirements, Target};
 use crate::sign::SecretKey;
 use crate::store::{EntryInfo, EntryName, Fingerprint, Store, StoreError};
@@ -64,6 +65,14 @@ pub enum RealiseRecipeError {
     /// A target the python layer refuses.
     #[error("target {target}: {message}")]
     Target { target: String, message: String },
+    /// A minor `python` whose lock pins no interpreter for the target.
+    #[error("target {target}: {} pins no interpreter for python = {python:?}; run `pystore lock {recipe}` to choose and pin one", path.display())]
+    NoPinnedInterpreter {
+        recipe: String,
+        target: String,
+        python: String,
+        path: PathBuf,
+    },
     /// No interpreter known for the target.
     #[error("target {target}: no built-in interpreter for CPython {python} on {triple}; set `interpreter = {{ url = \"...\", sha256 = \"...\" }}` in the target")]
     NoInterpreter {
@@ -304,15 +313,6 @@ fn plan_recipe(
     let perr = plan_error(recipe);
     for recipe_target in selected(recipe, &options.targets)? {
         let tname = recipe_target.name.clone();
-        let target = Target::new(
-            &recipe_target.platform,
-            recipe_target.glibc.as_deref(),
-            &recipe.python,
-        )
-        .map_err(|e| RealiseRecipeError::Target {
-            target: tname.clone(),
-            message: e.to_string(),
-        })?;
         let locked = lock
             .target(&tname)
             .ok_or_else(|| RealiseRecipeError::TargetNotLocked {
@@ -320,8 +320,37 @@ fn plan_recipe(
                 target: tname.clone(),
                 path: recipe.lock.clone(),
             })?;
-        let (interpreter, archive_sha256) =
-            interpreter_node(store, &mut graph, recipe_target, &target, &perr)?;
+        // The release the lock pinned; a lock without a pin (written before pins existed, or
+        // for a target with its own interpreter) is for the recipe's exact version.
+        let python = match (&locked.interpreter, recipe.python_request()) {
+            (Some(pin), _) => pin.version.clone(),
+            (None, Some(crate::python::PythonRequest::Exact(_))) => recipe.python.clone(),
+            (None, _) => {
+                return Err(RealiseRecipeError::NoPinnedInterpreter {
+                    recipe: recipe.name.clone(),
+                    target: tname,
+                    python: recipe.python.clone(),
+                    path: recipe.lock.clone(),
+                })
+            }
+        };
+        let target = Target::new(
+            &recipe_target.platform,
+            recipe_target.glibc.as_deref(),
+            &python,
+        )
+        .map_err(|e| RealiseRecipeError::Target {
+            target: tname.clone(),
+            message: e.to_string(),
+        })?;
+        let (interpreter, archive_sha256) = interpreter_node(
+            store,
+            &mut graph,
+            recipe_target,
+            locked.interpreter.as_ref(),
+            &target,
+            &perr,
+        )?;
         let mut packages = Vec::new();
         let mut wheel_files = Vec::new();
         let requires = recorded_dependencies(&locked.packages);
@@ -400,16 +429,34 @@ fn interpreter_node(
     store: &Store,
     graph: &mut Graph,
     recipe_target: &RecipeTarget,
+    pinned: Option<&LockedInterpreter>,
     target: &Target,
     perr: &impl Fn(BuildError) -> RealiseRecipeError,
 ) -> Result<(NodeIndex, Option<String>), RealiseRecipeError> {
     let tname = &recipe_target.name;
-    let (url, sha256) = match &recipe_target.interpreter {
-        Some(super::InterpreterSource::Path(prefix)) => {
+    let mut size = None;
+    let (url, sha256) = match (&recipe_target.interpreter, pinned) {
+        (Some(super::InterpreterSource::Path(prefix)), _) => {
             return capture(store, graph, tname, prefix, target, perr)
         }
-        Some(super::InterpreterSource::Archive { url, sha256 }) => (url.clone(), *sha256),
-        None => {
+        (Some(super::InterpreterSource::Archive { url, sha256 }), _) => (url.clone(), *sha256),
+        (None, Some(pin)) => {
+            let sha256 = hex::decode(&pin.sha256)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| {
+                    perr(
+                        format!(
+                            "the lock's interpreter sha256 {:?} is not 64 hex digits",
+                            pin.sha256
+                        )
+                        .into(),
+                    )
+                })?;
+            size = pin.size;
+            (pin.url.clone(), sha256)
+        }
+        (None, None) => {
             let known =
                 known_build_for(target).ok_or_else(|| RealiseRecipeError::NoInterpreter {
                     target: tname.clone(),
@@ -443,7 +490,7 @@ fn interpreter_node(
         .fetch(FixedOutput {
             name: EntryName::new(&file_name).map_err(|e| perr(e.into()))?,
             sha256,
-            size: None,
+            size,
             urls: vec![url],
         })
         .map_err(perr)?;

@@ -102,6 +102,7 @@ pub fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
             name: "t".into(),
             platform: spec.platform.into(),
             glibc: None,
+            interpreter: None,
             packages,
         }],
     }

@@ -10,6 +10,7 @@
 //! checked before any request. Retries, rate limits and the token's handling are in [`api`].
 
 mod api;
+pub mod pbs;
 
 use std::collections::BTreeMap;
 use std::fs::File;
