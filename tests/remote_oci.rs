@@ -624,3 +624,197 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// What the auth proxy saw and did.
+#[derive(Default)]
+struct ProxyState {
+    patches: usize,
+    tokens_issued: usize,
+}
+
+/// Forwards `request` to the registry at `registry` (`http://HOST:PORT`), rewriting `Location`
+/// to `public` (the proxy's own base URL).
+fn forward(
+    client: &reqwest::blocking::Client,
+    registry: &str,
+    public: &str,
+    request: &common::http::Request,
+) -> common::http::Response {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
+    let mut outgoing = client.request(method, format!("{registry}{}", request.path));
+    for name in ["content-type", "content-range", "accept"] {
+        if let Some(value) = request.header(name) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let response = outgoing.body(request.body.clone()).send().unwrap();
+    let mut answer = common::http::Response {
+        status: response.status().as_u16(),
+        ..Default::default()
+    };
+    for name in [
+        "location",
+        "docker-content-digest",
+        "range",
+        "content-type",
+        "docker-upload-uuid",
+    ] {
+        if let Some(value) = response.headers().get(name) {
+            let value = value.to_str().unwrap().replace(registry, public);
+            answer.headers.push((name.to_owned(), value));
+        }
+    }
+    answer.body = response.bytes().unwrap().to_vec();
+    answer
+}
+
+#[test]
+fn bearer_tokens_resumed_chunks_and_redirected_downloads_through_a_proxy() {
+    use common::http::{Response, Server};
+    use std::sync::{Arc, Mutex, OnceLock};
+    const USER: &str = "ci";
+    const PASSWORD: &str = "pw-for-the-token-service";
+    const TOKEN: &str = "tok-0123456789-bearer-secret";
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let setup = Setup::new();
+    let upstream = format!("http://{}", registry.host());
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // The "storage host" blob downloads are redirected to: another origin, no auth.
+    let cdn = {
+        let (client, upstream) = (client.clone(), upstream.clone());
+        Server::start(move |req| forward(&client, &upstream, &upstream, req))
+    };
+    let cdn_base = cdn.url("");
+
+    // The registry's front: Bearer tokens from /token (for the Basic login), blob downloads
+    // redirected to the cdn, the 2nd chunk dropped with a 503 (resumed from the session's
+    // Range), the 4th stored but answered 502 (the session is then unusable: restarted).
+    let state = Arc::new(Mutex::new(ProxyState::default()));
+    let public: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+    let proxy = {
+        let (client, upstream, state, public) = (
+            client.clone(),
+            upstream.clone(),
+            state.clone(),
+            public.clone(),
+        );
+        Server::start(move |req| {
+            let public = public.get().unwrap();
+            if req.route() == "/token" {
+                let expected = format!(
+                    "Basic {}",
+                    base64_encode(format!("{USER}:{PASSWORD}").as_bytes())
+                );
+                if req.header("authorization") != Some(expected.as_str()) {
+                    return Response::status(401);
+                }
+                assert_eq!(req.query("service").as_deref(), Some("pystore-test"));
+                state.lock().unwrap().tokens_issued += 1;
+                return Response::ok(format!(r#"{{"token":"{TOKEN}","expires_in":300}}"#));
+            }
+            if req.header("authorization") != Some(&format!("Bearer {TOKEN}")) {
+                return Response::status(401).header(
+                    "WWW-Authenticate",
+                    &format!(
+                        r#"Bearer realm="{public}/token",service="pystore-test",scope="repository:{REPO}:pull,push""#
+                    ),
+                );
+            }
+            if req.method == "GET" && req.route().contains("/blobs/sha256:") {
+                return Response::status(307)
+                    .header("Location", &format!("{cdn_base}{}", req.path));
+            }
+            if req.method == "PATCH" {
+                let n = {
+                    let mut state = state.lock().unwrap();
+                    state.patches += 1;
+                    state.patches
+                };
+                if n == 2 {
+                    return Response::status(503);
+                }
+                if n == 4 {
+                    forward(&client, &upstream, public, req);
+                    return Response::status(502);
+                }
+            }
+            forward(&client, &upstream, public, req)
+        })
+    };
+    public.set(proxy.url("")).unwrap();
+    let remote = format!("oci://127.0.0.1:{}/{REPO}:v1", proxy.port());
+
+    let a = TempStore::new();
+    let out = run(push(&setup, a.path(), &remote)
+        .env("PYSTORE_OCI_CHUNK_SIZE", "262144")
+        .env("PYSTORE_HTTP_RETRIES", "3")
+        .env("PYSTORE_OCI_USERNAME", USER)
+        .env("PYSTORE_OCI_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "info"));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    for secret in [TOKEN, PASSWORD] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} leaked:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("resuming the upload of sha256:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("restarting the upload of sha256:"),
+        "{stderr}"
+    );
+    {
+        let state = state.lock().unwrap();
+        assert!(state.patches > 4, "chunked uploads: {}", state.patches);
+        assert!(state.tokens_issued >= 1);
+    }
+
+    // Pull through the proxy: downloads go to the cdn, which never sees a credential.
+    let b = TempStore::new();
+    let out = run(pystore(b.path())
+        .args(["--json", "pull", &remote])
+        .env("PYSTORE_OCI_USERNAME", USER)
+        .env("PYSTORE_OCI_PASSWORD", PASSWORD)
+        .env("PYSTORE_TRUSTED_KEYS", &setup.public));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let zip_a = setup.realise(a.path())["zip"].as_str().unwrap().to_owned();
+    assert_eq!(
+        fs::read(same_zip_in(b.path(), &zip_a)).unwrap(),
+        fs::read(&zip_a).unwrap()
+    );
+    let downloads = cdn.requests();
+    assert!(downloads.len() > 3, "downloads went to the cdn");
+    for request in &downloads {
+        assert_eq!(request.header("authorization"), None, "{request:?}");
+        assert!(!request.path.contains(TOKEN) && !request.path.contains(PASSWORD));
+    }
+    // Wrong password: the token service refuses, and the message says whose credentials.
+    let c = TempStore::new();
+    let stderr = run_fails(
+        pystore(c.path())
+            .args(["pull", &remote])
+            .env("PYSTORE_OCI_USERNAME", USER)
+            .env("PYSTORE_OCI_PASSWORD", "not-the-password")
+            .env("PYSTORE_TRUSTED_KEYS", &setup.public),
+        1,
+    );
+    assert!(
+        stderr.contains("refused the credentials from PYSTORE_OCI_USERNAME/PYSTORE_OCI_PASSWORD at its token service"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-password"));
+}

@@ -552,15 +552,24 @@ impl Registry {
             tracing::info!("PATCH chunk {range} of {digest}: {reason}; resuming in {delay:?}");
             std::thread::sleep(delay);
             failures += 1;
-            let (resumed, at) = self.upload_offset(&session)?;
-            if at > size {
-                return Err(self.error(format!(
-                    "the upload session of {digest} claims {at} of {size} bytes"
-                )));
+            match self.upload_offset(&session) {
+                Ok((resumed, at)) if at <= size => {
+                    tracing::info!("resuming the upload of {digest} at byte {at} of {size}");
+                    session = resumed;
+                    offset = at;
+                }
+                // A session that cannot say where it stands (the CNCF server cancels one whose
+                // state lags behind a chunk it stored but could not acknowledge): start over.
+                status => {
+                    let why = match status {
+                        Ok((_, at)) => format!("it claims {at} of {size} bytes"),
+                        Err(e) => e.to_string(),
+                    };
+                    tracing::info!("restarting the upload of {digest}: {why}");
+                    session = self.start_upload()?;
+                    offset = 0;
+                }
             }
-            tracing::info!("resuming the upload of {digest} at byte {at} of {size}");
-            session = resumed;
-            offset = at;
         }
         let mut url = session.clone();
         url.query_pairs_mut().append_pair("digest", digest);
