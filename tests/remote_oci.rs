@@ -818,3 +818,38 @@ fn bearer_tokens_resumed_chunks_and_redirected_downloads_through_a_proxy() {
     );
     assert!(!stderr.contains("not-the-password"));
 }
+
+#[test]
+fn a_root_pushed_again_under_its_name_keeps_the_entries_the_index_still_lists() {
+    let Some(registry) = Registry::start(None) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let a = TempStore::new();
+    let remote = registry.remote("v1");
+    // Two entries of the same name ("data"), hence the same root name.
+    let mut paths = Vec::new();
+    for (i, text) in ["first", "second"].iter().enumerate() {
+        let dir = work.path().join(i.to_string()).join("data");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("file.txt"), text).unwrap();
+        let path = add(a.path(), &dir);
+        run_ok(pystore(a.path()).args(["push", "--to", &remote]).arg(&path));
+        paths.push(path);
+    }
+    let (index, _) = registry.get_json("manifests/v1");
+    let roots: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["vnd.pystore.root"].as_str())
+        .collect();
+    assert_eq!(roots, ["data"], "{index}");
+    // The first entry is no root any more, but still listed by the closure index: pullable.
+    for path in &paths {
+        let b = TempStore::new();
+        let id_name = path.file_name().unwrap().to_str().unwrap();
+        run_ok(pystore(b.path()).args(["pull", "--no-require-sigs", &remote, id_name]));
+        assert!(b.path().join("entries").join(id_name).exists(), "{id_name}");
+    }
+}

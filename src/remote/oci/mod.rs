@@ -211,6 +211,8 @@ struct Resolved {
     index_digest: Option<String>,
     /// Root manifests' descriptors in the index, by root name.
     roots: BTreeMap<String, Value>,
+    /// The titles of each root manifest's layers, by root name.
+    root_titles: BTreeMap<String, BTreeSet<String>>,
     /// The catalog's layers, by title.
     catalog: BTreeMap<String, Layer>,
     /// Every titled layer, by title.
@@ -390,6 +392,13 @@ impl OciRemote {
                 Some("root") => {
                     if let Some(name) = entry.annotations.get(ROOT_NAME) {
                         resolved.roots.insert(name.clone(), descriptor.clone());
+                        resolved.root_titles.insert(
+                            name.clone(),
+                            layers
+                                .iter()
+                                .filter_map(|l| l.annotations.get(TITLE).cloned())
+                                .collect(),
+                        );
                     }
                 }
                 _ => {}
@@ -595,6 +604,19 @@ impl Remote for OciRemote {
         // The catalog: the index, the files, and anything pushed outside a root's closure;
         // what the previous catalog held stays unless replaced by name.
         let mut catalog: BTreeMap<String, Layer> = previous.catalog.clone();
+        // Blobs only a replaced root's manifest held: the merged closure index still lists
+        // their entries, so they stay reachable from the catalog.
+        let replaced: BTreeSet<&str> = roots.iter().map(|r| r.name.as_str()).collect();
+        for (root, titles) in &previous.root_titles {
+            if !replaced.contains(root.as_str()) {
+                in_roots.extend(titles.iter().cloned());
+            }
+        }
+        for (title, layer) in &previous.blobs {
+            if !in_roots.contains(title) && !catalog.contains_key(title) {
+                catalog.insert(title.clone(), layer.clone());
+            }
+        }
         for upload in uploads {
             if in_roots.contains(&upload.name) {
                 continue;
