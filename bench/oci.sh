@@ -6,6 +6,7 @@
 #   bash bench/oci.sh                        # the closure of DATA (default: /usr/lib/python3.11)
 #   DATA="/usr/lib/python3.11 /usr/share/zoneinfo" RUNS=5 bash bench/oci.sh
 #   BENCH_DIR=/some/dir KEEP=1 bash bench/oci.sh
+#   PYSTORE=target/debug/pystore bash bench/oci.sh   # a given build (default: release, built)
 # Each number is the median of RUNS (default 3) wall-clock runs; every run pushes to a new
 # repository, so every blob is uploaded (blobs are not shared across repositories without a
 # mount). pystore's push includes packing the entries (tar + zstd; the "pack only" row is the
@@ -18,8 +19,11 @@ DATA=${DATA:-/usr/lib/python3.11}
 REGISTRY=${REGISTRY:-/usr/bin/docker-registry}
 [ -x "$REGISTRY" ] || { echo "$REGISTRY is missing: apt-get install docker-registry (.ci/oci.sh)" >&2; exit 1; }
 
-cargo build --release --quiet
-PYSTORE=$PWD/target/release/pystore
+# PYSTORE=/path/to/pystore uses that build instead of building the release one.
+if [ -z "${PYSTORE:-}" ]; then
+    cargo build --release --quiet
+    PYSTORE=$PWD/target/release/pystore
+fi
 
 OWN_DIR=0
 if [ -z "${BENCH_DIR:-}" ]; then BENCH_DIR=$(mktemp -d) OWN_DIR=1; fi
@@ -75,8 +79,13 @@ curl -fs "http://$HOST/v2/" >/dev/null || { cat "$W/registry.log" >&2; exit 1; }
 pst() { "$PYSTORE" --store "$1" -q "${@:2}"; }
 S=$W/store
 ENTRIES=()
-for dir in $DATA; do ENTRIES+=("$(pst "$S" add "$dir")"); done
-pst "$S" push "${ENTRIES[@]}" --to "file://$W/packed" 2>/dev/null
+# Copied with symlinks followed: an entry may not link outside itself (dangling links are skipped).
+for dir in $DATA; do
+    mkdir -p "$W/data"
+    cp -rL "$dir" "$W/data/" 2>/dev/null || true
+    ENTRIES+=("$(pst "$S" add "$W/data/$(basename "$dir")")")
+done
+pst "$S" push "${ENTRIES[@]}" --to "file://$W/packed" >/dev/null 2>&1
 BLOBS=("$W"/packed/*)
 BYTES=$(cat "${BLOBS[@]}" | wc -c)
 MB=$(awk -v b="$BYTES" 'BEGIN {printf "%.1f", b / 1e6}')
@@ -138,8 +147,8 @@ pack_t=() push_t=() pull_t=() oras_push_t=() oras_pull_t=() curl_push_t=() curl_
 for run in $(seq "$RUNS"); do
     echo "run $run of $RUNS" >&2
     nuke "$W/packed-again"
-    time_cmd pack_t pst "$S" push "${ENTRIES[@]}" --to "file://$W/packed-again" 2>/dev/null
-    time_cmd push_t pst "$S" push "${ENTRIES[@]}" --to "oci://$HOST/bench/pystore$run:v1" 2>/dev/null
+    time_cmd pack_t pst "$S" push "${ENTRIES[@]}" --to "file://$W/packed-again" >/dev/null 2>&1
+    time_cmd push_t pst "$S" push "${ENTRIES[@]}" --to "oci://$HOST/bench/pystore$run:v1" >/dev/null 2>&1
     nuke "$W/pulled"
     time_cmd pull_t pst "$W/pulled" pull --no-require-sigs "oci://$HOST/bench/pystore$run:v1" >/dev/null
     time_cmd oras_push_t oras_push "bench/oras$run"
@@ -162,7 +171,7 @@ C_PUSH=$(median "${curl_push_t[@]}") C_PULL=$(median "${curl_pull_t[@]}")
 P_UP=$(awk -v a="$P_PUSH" -v b="$P_PACK" 'BEGIN {printf "%.4f", a - b}')
 echo
 echo "OCI push/pull: ${#ENTRIES[@]} entries, ${#BLOBS[@]} blobs, $MB MB packed, docker-registry on loopback;" \
-    "median of $RUNS; oras-py $ORAS_VERSION; load $(cut -d' ' -f1-3 /proc/loadavg)"
+    "median of $RUNS; $PYSTORE; oras-py $ORAS_VERSION; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| operation | pystore (s) | oras-py (s) | curl (s) | pystore / oras | pystore / curl |"
 echo "|---|---|---|---|---|---|"
