@@ -10,11 +10,14 @@ use serde_json::json;
 use super::fetch_cmds::NetSettings;
 use super::output::{print_differences, print_json, Ui};
 use crate::bundle::derivations::provenance_name;
+use crate::fetch::credentials::Login;
 use crate::fetch::Fetcher;
 use crate::hash::to_hex;
 use crate::recipe::realise::{realise as realise_recipe, Outcome, RealiseOptions, TargetOutcome};
 use crate::recipe::{find, load, Recipe};
 use crate::remote::challenge::{challenge as challenge_entries, Verdict};
+use crate::remote::oci::credentials::OciCredentialSources;
+use crate::remote::oci::{OciConfig, DEFAULT_CHUNK_SIZE};
 use crate::remote::pull::{pull as pull_entries, Trust};
 use crate::remote::push::{push as push_closure, PushRequest};
 use crate::remote::substitute::Substituters;
@@ -41,6 +44,41 @@ pub fn remote_config(net: &NetSettings) -> Result<RemoteConfig> {
         http: net.fetch.http.clone(),
         github_api,
         github_token,
+        oci: oci_config()?,
+    })
+}
+
+/// OCI registry settings: `PYSTORE_OCI_USERNAME`/`PYSTORE_OCI_PASSWORD`, the docker config
+/// (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), `PYSTORE_OCI_CHUNK_SIZE`.
+fn oci_config() -> Result<OciConfig> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let login = match (env("PYSTORE_OCI_USERNAME"), env("PYSTORE_OCI_PASSWORD")) {
+        (Some(user), Some(password)) => Some(Login { user, password }),
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "set both PYSTORE_OCI_USERNAME and PYSTORE_OCI_PASSWORD, or neither (for GHCR: any user name and GITHUB_TOKEN)"
+        ),
+    };
+    let docker_config = env("DOCKER_CONFIG")
+        .map(|dir| PathBuf::from(dir).join("config.json"))
+        .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".docker/config.json")));
+    let chunk_size = match env("PYSTORE_OCI_CHUNK_SIZE") {
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| {
+                format!("PYSTORE_OCI_CHUNK_SIZE={text:?} is not a positive number of bytes")
+            })?,
+        None => DEFAULT_CHUNK_SIZE,
+    };
+    Ok(OciConfig {
+        credentials: OciCredentialSources {
+            login,
+            docker_config,
+        },
+        chunk_size,
     })
 }
 

@@ -118,16 +118,7 @@ impl HttpClient {
     }
 
     fn backoff(&self, attempt: u32, after: Option<Duration>) -> Duration {
-        if let Some(after) = after {
-            return after.min(MAX_RETRY_AFTER);
-        }
-        let step = self
-            .config
-            .backoff
-            .saturating_mul(1 << attempt.min(16))
-            .min(MAX_BACKOFF);
-        // Full jitter between half and the whole step, so parallel clients spread out.
-        step.mul_f64(0.5 + fastrand::f64() * 0.5)
+        backoff_delay(&self.config, attempt, after)
     }
 
     /// Runs `once` until it succeeds, fails for good, or retries run out.
@@ -353,6 +344,21 @@ impl HttpClient {
             sha256: hasher.finalize().into(),
         })
     }
+}
+
+/// How long to wait before retry `attempt` (0-based): the server's `Retry-After` when it gave
+/// one (capped at a minute), else exponential backoff from `config.backoff` with jitter. Every
+/// HTTP client of pystore waits by this one policy.
+pub fn backoff_delay(config: &HttpConfig, attempt: u32, after: Option<Duration>) -> Duration {
+    if let Some(after) = after {
+        return after.min(MAX_RETRY_AFTER);
+    }
+    let step = config
+        .backoff
+        .saturating_mul(1 << attempt.min(16))
+        .min(MAX_BACKOFF);
+    // Full jitter between half and the whole step, so parallel clients spread out.
+    step.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
 /// `Content-Range: bytes START-END/TOTAL` as `(START, TOTAL)`; a length of `*` is refused.

@@ -1,5 +1,6 @@
 //! Remotes: where closures are pushed to and substituted from — a directory (`file:///DIR`), a
-//! static HTTP cache (`http(s)://...`, read-only) and GitHub Releases (`github:OWNER/REPO@TAG`).
+//! static HTTP cache (`http(s)://...`, read-only), GitHub Releases (`github:OWNER/REPO@TAG`) and
+//! OCI registries (`oci://HOST[:PORT]/NAMESPACE/REPO:TAG`).
 //!
 //! A remote is a flat set of named blobs. An entry `<id>` is two blobs: its signed description
 //! `<id>.entry.json` and its archive `<id>.tar.zst`; `pystore-index.json` is the signed closure
@@ -13,6 +14,7 @@ pub mod file;
 pub mod github;
 pub mod http;
 pub mod index;
+pub mod oci;
 pub mod pull;
 pub mod push;
 pub mod substitute;
@@ -33,7 +35,7 @@ pub use index::Index;
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
     /// A remote spec that cannot be used.
-    #[error("{spec:?} is not a remote: {reason} (use file:///DIR, https://HOST/PATH or github:OWNER/REPO@TAG)")]
+    #[error("{spec:?} is not a remote: {reason} (use file:///DIR, https://HOST/PATH, github:OWNER/REPO@TAG or oci://HOST/NAMESPACE/REPO:TAG)")]
     BadSpec { spec: String, reason: String },
     /// A local file-system operation failed.
     #[error("{what} {}: {source}", path.display())]
@@ -61,6 +63,10 @@ pub enum RemoteError {
     /// Pushing to GitHub needs a token.
     #[error("pushing to {remote} needs a token: set GITHUB_TOKEN or GH_TOKEN")]
     NoToken { remote: String },
+    /// A registry refused a request or answered what pystore cannot use (auth errors name the
+    /// host and where credentials were looked for).
+    #[error("{remote}: {reason}")]
+    Registry { remote: String, reason: String },
     /// Something the remote does not have.
     #[error("{remote} has no {what}")]
     NotFound { remote: String, what: String },
@@ -195,6 +201,18 @@ pub struct PutReport {
     pub skipped: Vec<String>,
 }
 
+/// One pushed root and its closure, for remotes that group blobs by root (OCI: one manifest
+/// per root).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RootLayout {
+    /// The root's name in the closure index.
+    pub name: String,
+    /// The root entry.
+    pub id: crate::store::EntryId,
+    /// Every entry of its closure (id, name), the root included.
+    pub entries: Vec<(crate::store::EntryId, String)>,
+}
+
 /// A place blobs are read from and (for some) written to.
 pub trait Remote: Send + Sync {
     /// The remote as the user wrote it (never with credentials).
@@ -207,6 +225,16 @@ pub trait Remote: Send + Sync {
     /// Uploads `uploads` in order, skipping those already there with the same name, size and
     /// digest and replacing those that differ; then makes them visible (GitHub: publishes).
     fn put(&self, uploads: &[Upload]) -> Result<PutReport, RemoteError>;
+    /// [`Remote::put`] for a push of `roots`, whose closures' blobs are among `uploads` or
+    /// already on the remote; remotes that group blobs by root use the layout.
+    fn put_closure(
+        &self,
+        uploads: &[Upload],
+        roots: &[RootLayout],
+    ) -> Result<PutReport, RemoteError> {
+        let _ = roots;
+        self.put(uploads)
+    }
     /// Fails, before anything is packed or any request is sent, when pushing here cannot work:
     /// a read-only remote, a missing token, or `files` the remote cannot hold (GitHub: unsafe
     /// names, 2 GiB and more).
@@ -247,6 +275,8 @@ pub struct RemoteConfig {
     /// The GitHub token (`GITHUB_TOKEN` / `GH_TOKEN`): sent only to `github_api` and the upload
     /// URL it names, never printed or stored.
     pub github_token: Option<String>,
+    /// OCI registries: credentials' sources and the upload chunk size.
+    pub oci: oci::OciConfig,
 }
 
 impl std::fmt::Debug for RemoteConfig {
@@ -259,11 +289,13 @@ impl std::fmt::Debug for RemoteConfig {
                 "github_token",
                 &self.github_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("oci", &self.oci)
             .finish()
     }
 }
 
-/// Opens the remote `spec`: `file:///DIR`, `http(s)://...` or `github:OWNER/REPO@TAG`.
+/// Opens the remote `spec`: `file:///DIR`, `http(s)://...`, `github:OWNER/REPO@TAG` or
+/// `oci://HOST[:PORT]/NAMESPACE/REPO:TAG`.
 pub fn open(spec: &str, config: &RemoteConfig) -> Result<Box<dyn Remote>, RemoteError> {
     let bad = |reason: &str| RemoteError::BadSpec {
         spec: spec.to_owned(),
@@ -278,6 +310,13 @@ pub fn open(spec: &str, config: &RemoteConfig) -> Result<Box<dyn Remote>, Remote
             .ok_or_else(|| bad("expected github:OWNER/REPO@TAG"))?;
         return Ok(Box::new(github::GithubRemote::new(
             owner, name, tag, config,
+        )?));
+    }
+    if let Some(rest) = spec.strip_prefix("oci://") {
+        return Ok(Box::new(oci::OciRemote::new(
+            rest,
+            &config.oci,
+            &config.http,
         )?));
     }
     let url = Url::parse(spec).map_err(|e| bad(&e.to_string()))?;
@@ -302,6 +341,7 @@ mod tests {
             http: HttpConfig::default(),
             github_api: Url::parse("http://127.0.0.1:9/").unwrap(),
             github_token: Some("tok-SECRET".into()),
+            oci: oci::OciConfig::default(),
         }
     }
 
@@ -324,6 +364,12 @@ mod tests {
                 .location(),
             "http://127.0.0.1:9/cache/"
         );
+        assert_eq!(
+            open("oci://127.0.0.1:9/acme/bundles:v1", &config)
+                .unwrap()
+                .location(),
+            "oci://127.0.0.1:9/acme/bundles:v1"
+        );
         for (spec, why) in [
             ("github:acme/bundles", "needs a tag"),
             ("github:acme@v1", "OWNER/REPO@TAG"),
@@ -331,6 +377,7 @@ mod tests {
             ("github:acme/b@v1/../x", "plain names"),
             ("ftp://127.0.0.1/x", "unknown scheme"),
             ("relative/dir", "not a remote"),
+            ("oci://127.0.0.1:9/acme/bundles", "needs a tag"),
         ] {
             let err = open(spec, &config)
                 .err()

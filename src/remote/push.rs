@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::archive::pack;
 use super::description::{archive_name, description_name, ArchiveRef, Description};
 use super::index::{FileRef, Index, INDEX_NAME, MAX_INDEX_SIZE};
-use super::{io_err, PutReport, Remote, RemoteError, Upload};
+use super::{io_err, PutReport, Remote, RemoteError, RootLayout, Upload};
 use crate::sign::{SecretKey, TrustedKeys};
 use crate::store::{EntryId, EntryInfo, Store};
 
@@ -115,7 +115,23 @@ pub fn push(
     uploads.extend(descriptions);
     uploads.extend(files);
     uploads.push(Upload::of_file(INDEX_NAME.to_owned(), index_path)?);
-    let report = remote.put(&uploads)?;
+    // Each root's own closure, for remotes that keep one manifest per root (OCI).
+    let layout = request
+        .roots
+        .iter()
+        .map(|(name, root)| {
+            Ok(RootLayout {
+                name: name.clone(),
+                id: root.id.clone(),
+                entries: store
+                    .closure(std::slice::from_ref(root))?
+                    .into_iter()
+                    .map(|e| (e.id, e.name))
+                    .collect(),
+            })
+        })
+        .collect::<Result<Vec<_>, RemoteError>>()?;
+    let report = remote.put_closure(&uploads, &layout)?;
     Ok(PushOutcome {
         closure: closure.into_iter().map(|e| e.id).collect(),
         new_entries,

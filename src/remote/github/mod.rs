@@ -463,6 +463,7 @@ mod tests {
             http: crate::fetch::http::HttpConfig::default(),
             github_api: Url::parse("http://127.0.0.1:9/").unwrap(),
             github_token: Some("t0ken".into()),
+            oci: crate::remote::oci::OciConfig::default(),
         };
         let remote = GithubRemote::new("acme", "bundles", "v1.0.0", &config).unwrap();
         let upload = |name: &str, size: u64| Upload {
