@@ -1206,3 +1206,164 @@ fn a_hashed_file_that_is_not_a_lock_of_the_target_is_refused_naming_the_line() {
     // Nothing was added to the store by any refusal.
     assert_eq!(entries_and_tmp(store.path()), (Vec::new(), Vec::new()));
 }
+
+/// Whether `tool --version` runs; if not, says on stderr that the calling test skips it.
+fn have_tool(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!(
+            "SKIPPED: {tool} is not installed, so its output format is not tested (`.ci/lock-import.sh` installs it)"
+        );
+    }
+    found
+}
+
+/// Runs a Python packaging tool with no configuration of the machine's.
+fn run_tool(cmd: &mut std::process::Command, home: &Path) -> String {
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("PIP_") || name.starts_with("UV_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("HOME", home)
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env("XDG_CONFIG_HOME", home.join("config"));
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn uv_pip_compile_output_imports_as_the_lock_pystore_writes() {
+    if !have_tool("uv") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let server = index(Arc::new(Mutex::new(web_wheels(&w.join("wheelhouse")))));
+    let recipe = recipe(w, "3.12.7", &[WINDOWS, LINUX], WEB_REQUIREMENTS);
+    let lock_path = recipe.join("pystore.lock");
+    let store = TempStore::new();
+    run_ok(&mut lock_cmd(store.path(), &server, &recipe));
+    let resolved = fs::read_to_string(&lock_path).unwrap();
+    fs::remove_file(&lock_path).unwrap();
+
+    // uv resolves each target's platform itself and lists every file of each pinned version.
+    let mut imports = Vec::new();
+    for (target, platform) in [
+        ("windows-x86_64", "x86_64-pc-windows-msvc"),
+        ("linux-x86_64", "x86_64-manylinux_2_17"),
+    ] {
+        let out = w.join(format!("uv-{target}.txt"));
+        run_tool(
+            std::process::Command::new("uv")
+                .args(["pip", "compile", "--no-config", "--generate-hashes"])
+                .args(["--emit-index-url", "--python-version", "3.12"])
+                .args(["--python-platform", platform, "--index-url"])
+                .arg(server.url("/simple/"))
+                .arg("--cache-dir")
+                .arg(w.join("uv-cache"))
+                .arg("-o")
+                .arg(&out)
+                .arg(recipe.join("requirements.txt")),
+            w,
+        );
+        let text = fs::read_to_string(&out).unwrap();
+        assert!(
+            text.contains("--index-url") && text.contains("# via") && text.contains(" \\\n"),
+            "uv's format: option lines, continuations, comments:\n{text}"
+        );
+        imports.push((target, out));
+    }
+    let util = fs::read_to_string(&imports[0].1).unwrap();
+    assert!(
+        util.matches("--hash=sha256:").count() > 4,
+        "every file of a pinned version is listed:\n{util}"
+    );
+    let imports: Vec<(&str, &Path)> = imports.iter().map(|(t, f)| (*t, f.as_path())).collect();
+    run_ok(
+        import_cmd(store.path(), &recipe, &imports)
+            .env("PYSTORE_INDEX_URL", server.url("/simple/")),
+    );
+    assert_eq!(fs::read_to_string(&lock_path).unwrap(), resolved);
+}
+
+#[test]
+fn pip_compile_output_imports_as_the_lock_pystore_writes() {
+    if !have_tool("pip-compile") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // pip-compile resolves for the Python running it, so these wheels fit any CPython 3 on
+    // Linux; `util` also has a Windows wheel, whose hash pip-compile lists too.
+    let wheelhouse = w.join("wheelhouse");
+    fs::create_dir_all(&wheelhouse).unwrap();
+    let dists = vec![
+        pure(
+            &wheelhouse,
+            "web",
+            "1.0",
+            &[
+                "Requires-Dist: colorama; sys_platform == \"win32\"",
+                "Requires-Dist: util>=1.5",
+            ],
+        ),
+        pure(&wheelhouse, "util", "1.0", &[]),
+        pure(&wheelhouse, "util", "2.0", &[]),
+        wheel(&wheelhouse, "util", "2.0", "cp312-cp312-win_amd64", &[]),
+        pure(&wheelhouse, "colorama", "0.4.6", &[]),
+    ];
+    let server = index(Arc::new(Mutex::new(dists)));
+    let recipe = recipe(w, "3.12.7", &[LINUX], "web\n");
+    let lock_path = recipe.join("pystore.lock");
+    let store = TempStore::new();
+    run_ok(&mut lock_cmd(store.path(), &server, &recipe));
+    let resolved = fs::read_to_string(&lock_path).unwrap();
+    fs::remove_file(&lock_path).unwrap();
+
+    let out = w.join("pip-compile.txt");
+    run_tool(
+        std::process::Command::new("pip-compile")
+            .args([
+                "--no-config",
+                "--quiet",
+                "--generate-hashes",
+                "--emit-index-url",
+            ])
+            .arg("--index-url")
+            .arg(server.url("/simple/"))
+            .arg("--cache-dir")
+            .arg(w.join("pip-cache"))
+            .arg("--output-file")
+            .arg(&out)
+            .arg(recipe.join("requirements.txt")),
+        w,
+    );
+    let text = fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("--index-url") && text.contains("# via") && text.contains(" \\\n"),
+        "pip-compile's format: option lines, continuations, comments:\n{text}"
+    );
+    assert_eq!(
+        text.matches("--hash=sha256:").count(),
+        3,
+        "both util 2.0 wheels are listed:\n{text}"
+    );
+    // From the wheelhouse, offline: the Windows wheel's hash is listed but does not fit Linux.
+    run_ok(
+        import_cmd(store.path(), &recipe, &[("linux-x86_64", &out)])
+            .arg("--offline")
+            .arg("--find-links")
+            .arg(&wheelhouse),
+    );
+    assert_eq!(fs::read_to_string(&lock_path).unwrap(), resolved);
+}
