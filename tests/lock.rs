@@ -1162,7 +1162,7 @@ fn a_hashed_file_that_is_not_a_lock_of_the_target_is_refused_naming_the_line() {
         ),
         (
             format!("{web}{psycopg}"),
-            format!("pins no util for target linux-x86_64, though the requirements need it"),
+            "pins no util for target linux-x86_64, though the requirements need it".to_owned(),
         ),
         (
             format!("{web}util==2.0 --hash=sha256:{util_linux}\n{psycopg}colorama==0.4.6 --hash=sha256:{}\n", sha("colorama-0.4.6-py3-none-any.whl")),

@@ -77,9 +77,10 @@ pub enum LockRecipeError {
     /// A `pylock.toml` that cannot be read or used.
     #[error(transparent)]
     Pylock(#[from] super::pylock::PylockLockError),
-    /// A hashed requirements file that cannot be imported (`--from-requirements`).
+    /// A hashed requirements file that cannot be imported (`--from-requirements`); boxed, as
+    /// it carries the most context.
     #[error(transparent)]
-    Import(#[from] super::import::ImportError),
+    Import(Box<super::import::ImportError>),
     /// A lock that cannot be written as `pylock.toml` (a bug in the lock's targets).
     #[error("cannot write {} as pylock.toml: {message}", path.display())]
     PylockWrite { path: PathBuf, message: String },
@@ -89,6 +90,12 @@ pub enum LockRecipeError {
         path: PathBuf,
         error: std::io::Error,
     },
+}
+
+impl From<super::import::ImportError> for LockRecipeError {
+    fn from(error: super::import::ImportError) -> Self {
+        LockRecipeError::Import(Box::new(error))
+    }
 }
 
 /// Options of `pystore lock`.
