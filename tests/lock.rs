@@ -1073,6 +1073,31 @@ fn exported_requirements_import_back_to_the_identical_lock() {
     assert_eq!(fs::read_to_string(&lock_path).unwrap(), original);
     assert_eq!(server.requests().len(), asked, "no request to the index");
 
+    // A wheelhouse with some of the wheels: the index is asked only about the others.
+    let partial = w.join("partial");
+    fs::create_dir_all(&partial).unwrap();
+    let web = "web-1.0-py3-none-any.whl";
+    fs::copy(wheelhouse.join(web), partial.join(web)).unwrap();
+    fs::remove_file(&lock_path).unwrap();
+    let (web_pages, util_pages) = (server.count("/simple/web/"), server.count("/simple/util/"));
+    run_ok(
+        import_cmd(TempStore::new().path(), &recipe, &both)
+            .arg("--find-links")
+            .arg(&partial)
+            .env("PYSTORE_INDEX_URL", server.url("/simple/")),
+    );
+    assert_eq!(fs::read_to_string(&lock_path).unwrap(), original);
+    assert_eq!(
+        server.count("/simple/web/"),
+        web_pages,
+        "web is in the wheelhouse"
+    );
+    assert_eq!(
+        server.count("/simple/util/"),
+        util_pages + 1,
+        "util's page is asked for once, for both targets"
+    );
+
     // One target named: the other keeps its pins (the lock matches the requirements).
     let out = json(
         import_cmd(store.path(), &recipe, &both[1..])

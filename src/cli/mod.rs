@@ -268,7 +268,8 @@ pub enum Command {
         /// (pip-compile --generate-hashes, uv pip compile --generate-hashes, --export-requirements)
         /// whose every line is name==version with --hash=sha256: values (repeatable). Each
         /// wheel is found by hash in the wheelhouses, else on the index; the pins are checked
-        /// against the recipe's requirements. Targets not named keep their pins
+        /// against the recipe's requirements. Targets not named keep their pins (when the lock
+        /// was made from the current requirements; otherwise name every target)
         #[arg(long = "from-requirements", value_name = "TARGET=FILE", value_parser = parse_target_file,
               conflicts_with_all = ["from_pylock", "upgrade", "upgrade_packages", "targets"])]
         from_requirements: Vec<(String, PathBuf)>,

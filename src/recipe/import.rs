@@ -19,7 +19,7 @@ use super::lock::{
 };
 use super::{Recipe, RecipeTarget};
 use crate::fetch::index::{IndexClient, IndexFile, ProjectPage};
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::Fetcher;
 use crate::python::filename::{TagPriorities, WheelFilename};
 use crate::python::hashed::{pins_for_target, read_hashed, HashedError, HashedPin};
 use crate::python::lockfile::{Lock, LockedTarget, LOCK_VERSION};
@@ -277,17 +277,13 @@ fn find_wheel(
             source.wheelhouses().describe()
         ));
     }
-    if let (false, Some(index)) = (fits_locally, source.index()) {
+    if !fits_locally && source.index().is_some() {
         asked.push("the index".to_owned());
-        let page = match index.project(&pin.name) {
-            Ok(page) => page,
-            Err(FetchError::ProjectNotFound { .. }) => ProjectPage {
-                name: pin.name.clone(),
-                files: Vec::new(),
-            },
-            Err(err) => return Err(pin_error(err.to_string()).into()),
-        };
-        for file in &page.files {
+        // The source's page (kept for the next target), less the wheelhouse files it merges in.
+        let page = source.project(&pin.name).map_err(source_error)?;
+        let in_wheelhouse =
+            |file: &IndexFile| local.is_some_and(|l| l.iter().any(|w| w.url == file.url));
+        for file in page.files.iter().filter(|f| !in_wheelhouse(f)) {
             if let Some(candidate) =
                 candidate(source, pin, priorities, file, false).map_err(source_error)?
             {
