@@ -1,6 +1,7 @@
 //! pystore: reproducible Python bundles as immutable, content-addressed store entries.
 //!
 //! Layers, lowest first (a layer never uses one above it):
+//! - [`errors`]: rendering error chains (used by every layer);
 //! - [`hash`]: canonical forms and hashes;
 //! - [`sign`]: ed25519 keys and DSSE envelopes (provenance signatures);
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
@@ -20,6 +21,7 @@ pub mod build;
 pub mod bundle;
 pub mod cli;
 pub mod diff;
+pub mod errors;
 pub mod fetch;
 pub mod hash;
 pub mod python;

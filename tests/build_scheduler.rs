@@ -265,3 +265,51 @@ fn an_after_edge_orders_builds_without_changing_ids_or_references() {
     assert!(store.query(&graph.node(check).id).unwrap().is_some());
     assert_eq!(store.closure(&[entries[&zip].clone()]).unwrap().len(), 1);
 }
+
+#[test]
+fn a_panicking_builder_fails_its_build_and_the_other_workers_finish() {
+    let dir = TempStore::new();
+    let store = Store::open(dir.path()).unwrap();
+    let mut graph = Graph::new();
+    let boom = graph
+        .derive(
+            EntryName::new("boom").unwrap(),
+            ("boom", "1"),
+            json!({}),
+            BTreeMap::new(),
+            Box::new(|_ctx| panic!("boom goes the builder")),
+        )
+        .unwrap();
+    // `after` depends on `boom`: the second worker waits for it, and must be woken.
+    let after = graph
+        .derive(
+            EntryName::new("after").unwrap(),
+            ("after", "1"),
+            json!({}),
+            BTreeMap::from([("boom".to_owned(), boom)]),
+            Box::new(|ctx| {
+                fs::write(ctx.out, "after")?;
+                Ok(())
+            }),
+        )
+        .unwrap();
+    let other = leaf(&mut graph, "other", false);
+    let root = dir.path().to_path_buf();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let store = Store::open(&root).unwrap();
+        let outcome = realise(&store, &fetcher(&store), &graph, &[after, other], 2, false)
+            .map(|_| ())
+            .map_err(|err| err.to_string());
+        let _ = send.send(outcome);
+    });
+    drop(store);
+    let outcome = receive
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("realise hung after a builder panicked");
+    let err = outcome.unwrap_err();
+    assert!(
+        err.contains("building boom failed") && err.contains("boom goes the builder"),
+        "{err}"
+    );
+}

@@ -475,3 +475,25 @@ fn base64_encode(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn a_401_or_403_says_credentials_are_missing_or_refused_and_where_they_come_from() {
+    for status in [401u16, 403] {
+        let server = Server::start(move |_| Response::status(status));
+        let store = TempStore::new();
+        let url = format!("{}#sha256={}", server.url("/private.whl"), "1".repeat(64));
+        let err = run_fails(
+            fast_retries(pystore(store.path()).arg("prefetch").arg(&url))
+                .env("NETRC", store.path().join("no-netrc")),
+            1,
+        );
+        assert!(
+            err.contains(&format!(
+                "HTTP {status}: credentials missing or refused for 127.0.0.1"
+            )) && err.contains("netrc")
+                && err.contains("USER:PASSWORD@"),
+            "{err}"
+        );
+        assert_eq!(server.count("/private.whl"), 1, "not retried");
+    }
+}

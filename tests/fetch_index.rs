@@ -62,11 +62,16 @@ fn json_and_html_forms_read_identically() {
     let store = TempStore::new();
     let mut listings = Vec::new();
     for form in ["json", "html"] {
-        let value = json(
+        let index = server.url(&format!("/{form}/simple/"));
+        let mut value = json(
             pystore(store.path())
                 .args(["index", "Demo"])
-                .env("PYSTORE_INDEX_URL", server.url(&format!("/{form}/simple/"))),
+                .env("PYSTORE_INDEX_URL", &index),
         );
+        // The document names the index asked and why; the files are the same from both forms.
+        assert_eq!(value["index"]["url"], index.as_str());
+        assert_eq!(value["index"]["origin"], "PYSTORE_INDEX_URL");
+        value.as_object_mut().unwrap().remove("index");
         listings.push(value);
     }
     assert_eq!(listings[0], listings[1]);
@@ -213,10 +218,15 @@ fn index_configuration_precedence_and_missing_index() {
             .arg(good.url("/json/simple/"))
             .env("PYSTORE_INDEX_URL", good.url("/empty/simple/")),
     );
-    // Nothing configured: say exactly what to set.
-    let err = run_fails(pystore(store.path()).args(["index", "demo"]), 1);
+    // Nothing configured and no pip to ask: say exactly what to set.
+    let err = run_fails(
+        pystore(store.path())
+            .args(["index", "demo"])
+            .env("PYSTORE_PIP_PYTHON", "/nonexistent/python3"),
+        1,
+    );
     assert!(
-        err.contains("no package index is configured: set PYSTORE_INDEX_URL"),
+        err.contains("no package index is configured and no pip was found to ask for its own: set PYSTORE_INDEX_URL"),
         "{err}"
     );
     // A project no index has.
@@ -229,5 +239,107 @@ fn index_configuration_precedence_and_missing_index() {
     assert!(
         err.contains("no index has a project named \"nope\""),
         "{err}"
+    );
+}
+
+/// A Python whose pip reads `pip.conf` from a place pystore's own pip.conf reader does not know
+/// (a virtual environment's site file, found through `sys.prefix`, with `VIRTUAL_ENV` unset),
+/// with pip itself borrowed from the machine's python3. `None` when python3 has no pip.
+fn python_with_site_pip_conf(dir: &std::path::Path, index: &str) -> Option<std::path::PathBuf> {
+    let venv = dir.join("venv");
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip", "--system-site-packages"])
+        .arg(&venv)
+        .status()
+        .ok()?;
+    let python = venv.join("bin/python");
+    let has_pip = std::process::Command::new(&python)
+        .args(["-c", "import pip"])
+        .status()
+        .ok()?;
+    if !made.success() || !has_pip.success() {
+        return None;
+    }
+    fs::write(
+        venv.join("pip.conf"),
+        format!("[global]\nindex-url = {index}\n"),
+    )
+    .unwrap();
+    Some(python)
+}
+
+#[test]
+fn with_no_index_configured_the_index_the_machines_pip_uses_is_taken_and_named() {
+    let good = index_server();
+    let store = TempStore::new();
+    let work = tempfile::tempdir().unwrap();
+    let index = good.url("/json/simple/");
+    let Some(python) = python_with_site_pip_conf(work.path(), &index) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have python3 with pip"
+        );
+        eprintln!("SKIPPED: python3 has no pip, so there is no pip to ask");
+        return;
+    };
+    let home = work.path().join("home");
+    fs::create_dir(&home).unwrap();
+    let asked = |cmd: &mut std::process::Command| {
+        cmd.env_remove("PIP_CONFIG_FILE")
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_CONFIG_DIRS", &home)
+            .env("PYSTORE_PIP_PYTHON", &python);
+    };
+
+    // The index comes from pip's own configuration, and one notice line says so.
+    let mut cmd = pystore(store.path());
+    cmd.args(["index", "demo"]);
+    asked(&mut cmd);
+    let out = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("demo-1.0-py3-none-any.whl"),
+        "{out:?}"
+    );
+    let notices: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("notice:"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{stderr}");
+    assert!(
+        notices[0].contains(&format!("using the index pip uses, {index}"))
+            && notices[0].contains("'s configuration (global.index-url)")
+            && notices[0].contains("set PYSTORE_INDEX_URL to choose another"),
+        "{stderr}"
+    );
+
+    // `--json` names the choice in the document and prints no notice.
+    let mut cmd = pystore(store.path());
+    cmd.args(["index", "demo"]);
+    asked(&mut cmd);
+    let doc = json(&mut cmd);
+    assert_eq!(doc["index"]["url"], index.as_str());
+    assert!(
+        doc["index"]["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with("'s configuration (global.index-url)"),
+        "{doc}"
+    );
+
+    // A configured index wins, and pip is not asked (a python that would fail is never run).
+    let mut cmd = pystore(store.path());
+    cmd.args(["index", "demo"]).env("PYSTORE_INDEX_URL", &index);
+    asked(&mut cmd);
+    cmd.env("PYSTORE_PIP_PYTHON", "/nonexistent/python3");
+    let out = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("index: {index} (PYSTORE_INDEX_URL)"))
+            && !stderr.contains("notice:"),
+        "{stderr}"
     );
 }

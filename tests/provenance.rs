@@ -281,16 +281,9 @@ print("\n".join(errors))
 sys.exit(1 if errors else 0)
 "#;
 
-fn have_python_jsonschema() -> bool {
-    Command::new("python3")
-        .args(["-c", "import jsonschema"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn validate(bom: &[u8]) -> std::process::Output {
+fn validate(python: &Path, bom: &[u8]) -> std::process::Output {
     use std::io::Write;
-    let mut child = Command::new("python3")
+    let mut child = Command::new(python)
         .arg("-c")
         .arg(VALIDATOR)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cyclonedx"))
@@ -305,21 +298,14 @@ fn validate(bom: &[u8]) -> std::process::Output {
 
 #[test]
 fn the_sbom_validates_against_the_cyclonedx_1_5_schema() {
-    if !have_python_jsonschema() {
-        // .ci/run installs it, so in CI a missing validator is a failure, not a skip; elsewhere
-        // the test says why it checked nothing.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide python3's jsonschema module"
-        );
-        eprintln!("SKIPPED: python3 has no jsonschema module (pip install jsonschema)");
+    let Some(python) = common::pytools::python_or_skip("jsonschema") else {
         return;
-    }
+    };
     let (_work, recipe, wheels, _) = demo();
     let store = TempStore::new();
     let value = realise(store.path(), &recipe, &wheels, &[], &[]);
     let bom = fs::read(path_of(&value["sbom"])).unwrap();
-    let out = validate(&bom);
+    let out = validate(&python, &bom);
     assert!(
         out.status.success(),
         "{}{}",
@@ -329,7 +315,7 @@ fn the_sbom_validates_against_the_cyclonedx_1_5_schema() {
     // The validator does reject what the schema forbids.
     let mut broken: Value = serde_json::from_slice(&bom).unwrap();
     broken["components"][1]["hashes"][0]["alg"] = "SHA-257".into();
-    let out = validate(&serde_json::to_vec(&broken).unwrap());
+    let out = validate(&python, &serde_json::to_vec(&broken).unwrap());
     assert_eq!(
         out.status.code(),
         Some(1),

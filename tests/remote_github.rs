@@ -161,6 +161,24 @@ fn push_survives_races_502s_rate_limits_and_pagination_then_pulls_back_identical
     with_github(&mut pull, &github);
     let pulled = run_clean(&mut pull);
     assert!(!pulled["downloaded"].as_array().unwrap().is_empty());
+    // Each asset download sent one Accept, the binary type (two would be folded into one
+    // list by the server, which then describes the asset in JSON instead).
+    let downloads: Vec<String> = github
+        .server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == "GET"
+                && r.route()
+                    .starts_with("/repos/acme/bundles/releases/assets/")
+        })
+        .map(|r| r.header("accept").unwrap_or_default().to_owned())
+        .collect();
+    assert!(!downloads.is_empty());
+    assert!(
+        downloads.iter().all(|a| a == "application/octet-stream"),
+        "{downloads:?}"
+    );
     let zip_a = setup.realise(a.path())["zip"].as_str().unwrap().to_owned();
     let zip_b = b
         .path()

@@ -181,23 +181,160 @@ fn an_import_that_needs_what_only_the_host_has_fails_in_the_sandbox() {
     }
 }
 
-#[test]
-fn a_linux_extension_needing_a_library_nobody_ships_fails_naming_both() {
-    let (work, wheel_dir) = workspace();
-    // Debian's python3.11 needs libexpat.so.1 and libz.so.1, which are not manylinux
-    // system libraries: as an extension module it must fail.
-    let native = WheelBuilder::new("native_ext", "2.0", "cp311-cp311-manylinux_2_17_x86_64");
+/// Sets the recipe's (single, last) target's glibc floor and rewrites its lock to match.
+fn with_glibc(root: &Path, floor: &str) {
+    let recipe = root.join("recipe.toml");
+    let mut text = fs::read_to_string(&recipe).unwrap();
+    text.push_str(&format!("glibc = \"{floor}\"\n"));
+    fs::write(&recipe, text).unwrap();
+    let lock_path = root.join("pystore.lock");
+    let mut lock = pystore::python::lockfile::Lock::read(&lock_path).unwrap();
+    let requirements = pystore::python::requirements::read(&root.join("requirements.txt")).unwrap();
+    let targets = [pystore::python::lockfile::TargetInput {
+        name: "t",
+        platform: "x86_64-unknown-linux-gnu",
+        glibc: Some(floor),
+    }];
+    lock.inputs = pystore::python::lockfile::inputs_hash(&requirements, &lock.python, &targets);
+    lock.targets[0].glibc = Some(floor.to_owned());
+    lock.write(&lock_path).unwrap();
+}
+
+/// A platform wheel whose extension module is Debian's python3.11 ELF, which needs libm, libz,
+/// libexpat and libc.
+fn expat_wheel(wheel_dir: &Path, tag: &str) -> Vec<PathBuf> {
+    let native = WheelBuilder::new("native_ext", "2.0", tag);
     let mut native = native.file("native_ext/__init__.py", b"").executable(
         "native_ext/_speed.cpython-311-x86_64-linux-gnu.so",
         &fs::read(pyfixtures::DEBIAN_PYTHON).unwrap(),
     );
     native.root_is_purelib = false;
-    let wheels = vec![native.build(&wheel_dir)];
+    vec![native.build(wheel_dir)]
+}
+
+#[test]
+fn a_library_the_floors_policy_lacks_is_refused_naming_the_policy() {
+    // manylinux1 (glibc 2.5) does not promise libexpat.so.1; manylinux2014 does.
+    let (work, wheel_dir) = workspace();
+    let wheels = expat_wheel(&wheel_dir, "cp311-cp311-manylinux_2_5_x86_64");
     let recipe = recipe(work.path(), &wheels, &["native_ext"]);
+    with_glibc(&recipe, "2.5");
     let store = TempStore::new();
     let err = run_fails(&mut realise(store.path(), &wheel_dir, &recipe), 1);
     assert!(
-        err.contains("target t: lib/python3.11/site-packages/native_ext/_speed.cpython-311-x86_64-linux-gnu.so needs libexpat.so.1, which is not in the bundle and not a manylinux system library"),
+        err.contains("target t: lib/python3.11/site-packages/native_ext/_speed.cpython-311-x86_64-linux-gnu.so needs libexpat.so.1, which is not in the bundle and not a manylinux_2_5 (auditwheel 6.8.2 policy) system library"),
+        "{err}"
+    );
+    assert_no_zip(store.path());
+}
+
+#[test]
+fn a_linux_extension_needing_libexpat_and_libz_validates_for_manylinux2014() {
+    let (work, wheel_dir) = workspace();
+    let wheels = expat_wheel(&wheel_dir, "cp311-cp311-manylinux_2_17_x86_64");
+    let recipe = recipe(work.path(), &wheels, &["native_ext"]);
+    let store = TempStore::new();
+    let out: serde_json::Value = serde_json::from_str(&run_ok(
+        realise(store.path(), &wheel_dir, &recipe).arg("--json"),
+    ))
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(out[0]["validation"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(report["native_files"], 1, "{report}");
+}
+
+/// Compiles `source` (C) into a shared library `out` with `cc`, with extra linker `args`.
+fn cc_shared(out: &Path, soname: &str, source: &str, args: &[&str]) {
+    let c = out.with_extension("c");
+    fs::write(&c, source).unwrap();
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(out)
+        .arg(format!("-Wl,-soname,{soname}"))
+        .arg(&c)
+        .args(args)
+        .status()
+        .expect("cc (the C compiler Rust links with) runs");
+    assert!(status.success(), "cc failed for {}", out.display());
+}
+
+/// psycopg2-binary's shape: an extension module finding `libcrypto-….so.3` through
+/// `$ORIGIN/../psycopg2_binary.libs`, and that libcrypto needing the system's libz.so.1 (and
+/// `needs`, when given: a library the floor's policy may lack).
+fn psycopg2_binary_like(dir: &Path, wheel_dir: &Path, tag: &str, needs: &str) -> Vec<PathBuf> {
+    let build = dir.join("cc");
+    fs::create_dir_all(&build).unwrap();
+    let crypto_name = "libcrypto-5f3a1c9e.so.3";
+    let crypto = build.join(crypto_name);
+    cc_shared(
+        &crypto,
+        crypto_name,
+        "extern unsigned long zlibCompileFlags(void);\nunsigned long crypto_flags(void) { return zlibCompileFlags(); }\n",
+        &["-Wl,--no-as-needed", "-l:libz.so.1", needs],
+    );
+    let ext = build.join("_psycopg.so");
+    cc_shared(
+        &ext,
+        "_psycopg.cpython-311-x86_64-linux-gnu.so",
+        "extern unsigned long crypto_flags(void);\nunsigned long psycopg_flags(void) { return crypto_flags(); }\n",
+        &[
+            "-Wl,--no-as-needed",
+            &format!("-L{}", build.display()),
+            &format!("-l:{crypto_name}"),
+            "-Wl,-rpath,$ORIGIN/../psycopg2_binary.libs",
+        ],
+    );
+    let mut wheel = WheelBuilder::new("psycopg2_binary", "2.9.10", tag)
+        .file("psycopg2/__init__.py", b"")
+        .executable(
+            "psycopg2/_psycopg.cpython-311-x86_64-linux-gnu.so",
+            &fs::read(&ext).unwrap(),
+        )
+        .executable(
+            &format!("psycopg2_binary.libs/{crypto_name}"),
+            &fs::read(&crypto).unwrap(),
+        );
+    wheel.root_is_purelib = false;
+    vec![wheel.build(wheel_dir)]
+}
+
+#[test]
+fn a_bundled_libcrypto_needing_libz_validates_for_manylinux2014() {
+    // The real failure (issue 14, item 1): psycopg2-binary's libcrypto needs libz.so.1, which
+    // every manylinux policy lets a wheel take from the system.
+    let (work, wheel_dir) = workspace();
+    let wheels = psycopg2_binary_like(
+        work.path(),
+        &wheel_dir,
+        "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64",
+        "-l:libz.so.1",
+    );
+    let recipe = recipe(work.path(), &wheels, &["psycopg2"]);
+    let store = TempStore::new();
+    let out: serde_json::Value = serde_json::from_str(&run_ok(
+        realise(store.path(), &wheel_dir, &recipe).arg("--json"),
+    ))
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(out[0]["validation"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(report["native_files"], 2, "{report}");
+}
+
+#[test]
+fn a_bundled_library_needing_one_no_policy_has_is_refused() {
+    // libssl is in no manylinux policy: a wheel must bundle it.
+    let (work, wheel_dir) = workspace();
+    let wheels = psycopg2_binary_like(
+        work.path(),
+        &wheel_dir,
+        "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64",
+        "-l:libssl.so.3",
+    );
+    let recipe = recipe(work.path(), &wheels, &["psycopg2"]);
+    let store = TempStore::new();
+    let err = run_fails(&mut realise(store.path(), &wheel_dir, &recipe), 1);
+    assert!(
+        err.contains("target t: lib/python3.11/site-packages/psycopg2_binary.libs/libcrypto-5f3a1c9e.so.3 needs libssl.so.3, which is not in the bundle and not a manylinux_2_17 (auditwheel 6.8.2 policy) system library"),
         "{err}"
     );
     assert_no_zip(store.path());
@@ -307,6 +444,15 @@ fn a_windows_pyd_importing_system_and_bundled_dlls_validates() {
         provenance["predicate"]["buildDefinition"]["internalParameters"]["sandbox"],
         "static"
     );
+    // realise says what provenance says: a target that cannot run here validated statically,
+    // whatever sandbox this machine has (issue 14, item 5).
+    assert_eq!(out[0]["sandbox"], "static", "{out}");
+    let text = run_ok(&mut realise(store.path(), &wheel_dir, &recipe));
+    let validated = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("validated: "))
+        .unwrap_or_default();
+    assert!(validated.ends_with(" (static)"), "{text}");
 }
 
 #[test]

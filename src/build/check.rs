@@ -182,6 +182,16 @@ pub fn check(
             .collect::<Result<BTreeMap<String, EntryInfo>, CheckError>>()?;
         targets.push((index, entry, inputs));
     }
+    // A damaged entry (or input) must fail the check: rebuilt from registered inputs and
+    // compared with the registered manifest, it would otherwise look reproducible.
+    let mut involved: Vec<EntryInfo> = targets
+        .iter()
+        .flat_map(|(_, entry, inputs)| std::iter::once(entry).chain(inputs.values()))
+        .cloned()
+        .collect();
+    involved.sort_by(|a, b| a.path.cmp(&b.path));
+    involved.dedup_by(|a, b| a.path == b.path);
+    store.check_all_intact(&involved)?;
     let work: Vec<(usize, usize)> = (0..targets.len())
         .flat_map(|t| (1..=rounds).map(move |round| (t, round)))
         .collect();

@@ -73,16 +73,9 @@ pub enum RealiseError {
     Builds(Vec<StoreError>),
 }
 
-/// An error and its causes on one line: `building x failed: cannot read ...`.
+/// An error and its causes on one line: `building x failed: cannot read ...`, each cause once.
 fn with_causes(err: &StoreError) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    crate::errors::one_line(err)
 }
 
 /// The status of every node when realising `roots`.
@@ -135,6 +128,55 @@ pub fn plan_with(
 
 fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
     queue.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Marks one node as running; dropped without [`RunningGuard::finish`] (a panic unwinding
+/// through the worker), it records the failure and wakes the other workers, which would
+/// otherwise wait forever for `running` to drop to zero (cargo's job queue does the same).
+struct RunningGuard<'a> {
+    queue: &'a Mutex<Queue>,
+    wake: &'a Condvar,
+    name: String,
+    done: bool,
+}
+
+impl<'a> RunningGuard<'a> {
+    /// The node finished (successfully or not): the queue, locked, with `running` and
+    /// `remaining` already counted down. The caller records the outcome and notifies.
+    fn finish(mut self) -> std::sync::MutexGuard<'a, Queue> {
+        self.done = true;
+        let mut q = lock(self.queue);
+        q.running -= 1;
+        q.remaining -= 1;
+        q
+    }
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut q = lock(self.queue);
+        q.running = q.running.saturating_sub(1);
+        q.remaining = q.remaining.saturating_sub(1);
+        q.errors.push(StoreError::Build {
+            name: self.name.clone(),
+            source: "the build stopped by a panic".into(),
+        });
+        drop(q);
+        self.wake.notify_all();
+    }
+}
+
+/// The text of a panic's payload (`panic!("...")` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    format!("the builder panicked: {text}")
 }
 
 struct Queue {
@@ -310,22 +352,36 @@ pub fn realise_counted(
                         .filter_map(|(label, i)| Some((label.clone(), results.get(i)?.clone())))
                         .collect()
                 };
-                let outcome = match &node.action {
-                    Action::Build(builder) => store.build(&node.fingerprint, |out| {
-                        builder(&BuildContext {
+                // Whatever happens from here on (a builder panicking included), this node stops
+                // counting as running when the guard drops, and the other workers wake up.
+                let guard = RunningGuard {
+                    queue: &queue,
+                    wake: &wake,
+                    name: node.fingerprint.name().to_string(),
+                    done: false,
+                };
+                // A damaged input is never built from: its hash is checked before it is read.
+                let damaged = inputs
+                    .values()
+                    .try_for_each(|input| store.check_intact(input));
+                let outcome = match (&node.action, damaged) {
+                    (_, Err(err)) => Err(err),
+                    (Action::Build(builder), Ok(())) => store.build(&node.fingerprint, |out| {
+                        let context = BuildContext {
                             out,
                             inputs: &inputs,
                             cache: Some(&cache_dir),
-                        })
+                        };
+                        // A panic in a builder is that build's failure, not the process's.
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder(&context)))
+                            .unwrap_or_else(|panic| Err(panic_message(&*panic).into()))
                     }),
-                    Action::Fetch(_) | Action::Present => Err(StoreError::Root(
+                    (Action::Fetch(_) | Action::Present, Ok(())) => Err(StoreError::Root(
                         "a fetch node was scheduled as a build".into(),
                     )),
                 };
                 bar.inc(1);
-                let mut q = lock(&queue);
-                q.running -= 1;
-                q.remaining -= 1;
+                let mut q = guard.finish();
                 match outcome {
                     Ok(registration) => {
                         if registration.built {
@@ -358,4 +414,27 @@ pub fn realise_counted(
         entries: results.into_inner().unwrap_or_else(|p| p.into_inner()),
         counts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_error_names_each_cause_once() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let text = full.to_string();
+        let err = RealiseError::Builds(vec![StoreError::Build {
+            name: "x".into(),
+            source: Box::new(StoreError::Io {
+                what: "write",
+                path: "/s/tmp/x".into(),
+                source: full,
+            }),
+        }]);
+        assert_eq!(
+            err.to_string(),
+            format!("building x failed: write /s/tmp/x: {text}")
+        );
+    }
 }

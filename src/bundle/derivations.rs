@@ -29,7 +29,7 @@ use crate::hash::tree::{NodeKind, Tree};
 use crate::hash::{canonical_json, sha256_file, to_hex};
 use crate::python::interpreter::{unpack_embeddable, unpack_pbs, PbsFormat};
 use crate::python::unpack::Limits;
-use crate::python::{install_wheel, InstallOptions, Scheme, Target};
+use crate::python::{install_wheel, InstallOptions, LockedAs, Scheme, Target};
 use crate::sign::dsse::IN_TOTO_PAYLOAD_TYPE;
 use crate::sign::{Envelope, SecretKey};
 use crate::store::EntryName;
@@ -122,6 +122,9 @@ pub struct WheelInstall {
     pub sha256: String,
     /// A top-level requirement (gets `REQUESTED`).
     pub requested: bool,
+    /// The dependencies the lock recorded for it (normalised names, sorted), when the lock
+    /// records dependency edges; the wheel's own METADATA must declare exactly these.
+    pub requires: Option<Vec<String>>,
 }
 
 /// Adds the installation of the wheel at node `wheel_file` for `target`.
@@ -141,10 +144,25 @@ pub fn install(
     let target = *target;
     let requested = wheel.requested;
     let file_name = wheel.wheel.clone();
+    let locked = LockedAs {
+        name: wheel.name.clone(),
+        version: wheel.version.clone(),
+        requires: wheel
+            .requires
+            .as_ref()
+            .map(|deps| deps.iter().cloned().collect()),
+    };
+    // The name and version are in the entry name already; the recorded dependencies decide
+    // whether the build succeeds, so they are part of the id too (only when recorded, so that
+    // locks without dependency edges keep their ids).
+    let mut params = json!({ "target": target_params(&target), "requested": requested });
+    if let Some(requires) = &wheel.requires {
+        params["requires"] = json!(requires);
+    }
     graph.derive(
         entry_name,
         ("install-wheel", "1"),
-        json!({ "target": target_params(&target), "requested": requested }),
+        params,
         BTreeMap::from([("wheel".to_owned(), wheel_file)]),
         Box::new(move |ctx| {
             // The installer reads the wheel's tags from its file name, which the store keeps
@@ -159,6 +177,7 @@ pub fn install(
             }
             let options = InstallOptions {
                 requested,
+                locked: Some(locked.clone()),
                 ..Default::default()
             };
             install_wheel(

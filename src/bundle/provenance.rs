@@ -59,10 +59,7 @@ pub fn cpython_purl(version: &str) -> String {
 /// on machines that allow different levels.
 pub fn record_validation(statement: &mut Value, report: &super::validate::Report) {
     let internal = &mut statement["predicate"]["buildDefinition"]["internalParameters"];
-    internal["sandbox"] = json!(report
-        .dynamic
-        .as_ref()
-        .map_or("static", |d| d.sandbox.as_str()));
+    internal["sandbox"] = json!(report.validated_at());
     internal["validated"] = json!(report
         .modules
         .iter()

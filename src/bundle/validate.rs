@@ -49,8 +49,8 @@ pub enum ValidateError {
         file: String,
         /// The library it imports.
         library: String,
-        /// `Windows` or `manylinux`.
-        system: &'static str,
+        /// `Windows`, or the Linux policy applied (`manylinux_2_17 (auditwheel 6.8.2 policy)`).
+        system: String,
     },
     /// A native file that cannot be parsed.
     #[error("target {target}: {cause}")]
@@ -148,6 +148,17 @@ pub struct Report {
     pub native_files: usize,
     /// The dynamic check, or `None` when the target cannot run on this machine.
     pub dynamic: Option<DynamicReport>,
+}
+
+impl Report {
+    /// How the bundle was validated: the sandbox level the imports ran at (`full`, `none`,
+    /// `off`), or `static` when the target cannot run on the machine that validated it (no
+    /// imports ran). Provenance and realise's output both say this.
+    pub fn validated_at(&self) -> &str {
+        self.dynamic
+            .as_ref()
+            .map_or("static", |d| d.sandbox.as_str())
+    }
 }
 
 /// Modules compiled into every CPython 3 build (they have no file).
@@ -437,27 +448,31 @@ pub fn validate(
     }
 
     let bundle_files = BundleFiles::new(&view.files);
+    let native_error = |cause| ValidateError::Native {
+        target: target_name.to_owned(),
+        cause,
+    };
+    // None (macOS): native code is not checked.
+    let system = native::System::for_platform(&target.platform).map_err(native_error)?;
     let mut native_files = 0;
     for file in manifest
         .files
         .iter()
         .filter(|f| f.package.is_some() && f.kind != "l" && native::is_native(&f.path, windows))
     {
+        let Some(system) = &system else {
+            break;
+        };
         let full = root.join(&file.path);
         let bytes = fs::read(&full).map_err(|e| read(full.clone(), e.to_string()))?;
         let missing =
-            native::unresolved(&file.path, &bytes, windows, &bundle_files).map_err(|cause| {
-                ValidateError::Native {
-                    target: target_name.to_owned(),
-                    cause,
-                }
-            })?;
+            native::unresolved(&file.path, &bytes, system, &bundle_files).map_err(native_error)?;
         if let Some(first) = missing.into_iter().next() {
             return Err(ValidateError::LibraryMissing {
                 target: target_name.to_owned(),
                 file: first.file,
                 library: first.library,
-                system: if windows { "Windows" } else { "manylinux" },
+                system: system.describe(),
             });
         }
         native_files += 1;

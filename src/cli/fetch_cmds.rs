@@ -38,7 +38,13 @@ pub fn net_settings(
     let env = |name: &str| std::env::var(name).ok();
     let mut credentials = Credentials::default();
     config::load_netrc(&env, &mut credentials);
-    let indexes = config::index_urls(index_url, extra_index_urls, &env, &mut credentials)?;
+    let indexes = config::index_urls(
+        index_url,
+        extra_index_urls,
+        &env,
+        &mut credentials,
+        ui.quiet || ui.json,
+    )?;
     let progress = !ui.quiet && !ui.json && std::io::stderr().is_terminal();
     let fetch = config::fetch_config(
         &env,
@@ -211,8 +217,14 @@ pub fn index(ui: Ui, net: NetSettings, project: &str) -> Result<bool> {
         bail!("--offline: `pystore index` has to ask the index");
     }
     let http = HttpClient::new(net.fetch.http.clone(), net.credentials)?;
-    let client = IndexClient::new(&http, net.indexes.urls.clone())?;
+    let (indexes, origin) = net.indexes.resolve_with_origin();
+    let client = IndexClient::new(&http, indexes.clone())?;
     let page = client.project(project)?;
+    let origin = origin.unwrap_or_default();
+    // (When pip chose the index, resolving it has printed the same notice already.)
+    if !ui.json && !ui.quiet && !net.indexes.urls.is_empty() {
+        eprintln!("index: {} ({origin})", redact(&indexes[0]));
+    }
     if ui.json {
         let files: Vec<_> = page
             .files
@@ -229,7 +241,8 @@ pub fn index(ui: Ui, net: NetSettings, project: &str) -> Result<bool> {
                 })
             })
             .collect();
-        print_json(&json!({"name": page.name, "files": files}))?;
+        let index = json!({"url": redact(&indexes[0]), "origin": origin});
+        print_json(&json!({"name": page.name, "index": index, "files": files}))?;
     } else {
         for f in &page.files {
             let mut line = f.filename.clone();

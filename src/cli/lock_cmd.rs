@@ -59,13 +59,18 @@ pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Resu
         export_pylock: args.export_pylock,
         wheelhouses: net.fetch.find_links.clone(),
     };
-    let indexes = net.indexes.urls.clone();
     let net_offline = net.fetch.offline;
+    let importing = !args.from_requirements.is_empty();
+    // --no-index (or an import under --offline): no index is looked up at all, not even pip's.
+    let indexes = if args.no_index || (importing && net_offline) {
+        Vec::new()
+    } else {
+        net.indexes.resolve()
+    };
     let fetcher = Fetcher::new(store, net.fetch, net.credentials);
     // With --no-index no index client exists at all, so none can be asked anything; an import
     // under --offline takes wheels from the wheelhouses alone too. An import needs the index
     // only for wheels the wheelhouses lack, so having none configured is not an error yet.
-    let importing = !args.from_requirements.is_empty();
     let index = if args.no_index || (importing && (net_offline || indexes.is_empty())) {
         None
     } else {

@@ -313,10 +313,17 @@ pub enum Command {
     /// file's size, blake3, executable bit and link target, and nothing else in the ZIP. With
     /// --provenance, the provenance must name the ZIP's sha256 as its subject, and with
     /// PYSTORE_TRUSTED_KEYS set it must be signed by one of those keys.
+    ///
+    /// With --repair, damaged entries (a missing directory included) and every entry built from
+    /// them are invalidated (removed), so that the next realise rebuilds or refetches them; the
+    /// exit code is then 0 once that is done.
     Verify {
         /// Entries to verify [default: all], or bundle ZIP files
         #[arg(value_name = "PATH")]
         paths: Vec<String>,
+        /// Invalidate damaged entries and what was built from them (waits for other processes)
+        #[arg(long, conflicts_with = "provenance")]
+        repair: bool,
         /// The ZIP's provenance (<zip>.provenance.json or <zip>.intoto.jsonl); one ZIP only
         #[arg(long, value_name = "FILE")]
         provenance: Option<PathBuf>,
@@ -434,8 +441,10 @@ pub fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(err) => {
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
+            // Each cause once: many errors already embed their source in their message.
+            let chain = crate::errors::chain(err.as_ref());
+            eprintln!("error: {}", chain[0]);
+            for cause in &chain[1..] {
                 eprintln!("  caused by: {cause}");
             }
             ExitCode::from(1)
@@ -474,6 +483,8 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
         )
     };
     let open = || Store::open(&root);
+    // Commands that change nothing also work on a store this process cannot write.
+    let open_for_reading = || Store::open_for_reading(&root);
     match &cli.command {
         Command::Realise {
             recipe,
@@ -625,11 +636,12 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             paths,
             closure,
             size,
-        } => store_cmds::path_info(&open()?, ui, paths, *closure, *size),
+        } => store_cmds::path_info(&open_for_reading()?, ui, paths, *closure, *size),
         Command::Verify {
             paths,
             provenance,
             trusted_keys,
+            repair,
         } => {
             let entries_dir = root.join("entries");
             let zip_files = !paths.is_empty()
@@ -637,10 +649,18 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                     let path = std::path::Path::new(p);
                     p.ends_with(".zip") && path.is_file() && !path.starts_with(&entries_dir)
                 });
+            if zip_files && *repair {
+                anyhow::bail!("--repair repairs store entries; a ZIP outside the store cannot be repaired (realise it again)");
+            }
             if zip_files || provenance.is_some() {
                 verify_cmd::verify_zips(ui, paths, provenance.as_deref(), trusted_keys.as_deref())
             } else {
-                store_cmds::verify(&open()?, ui, paths)
+                let mut store = if *repair {
+                    open()?
+                } else {
+                    open_for_reading()?
+                };
+                store_cmds::verify(&mut store, ui, paths, *repair)
             }
         }
         Command::Prefetch { urls, sha256, name } => fetch_cmds::prefetch(
@@ -656,8 +676,9 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
         Command::Root(RootCommand::Add { name, path }) => {
             store_cmds::root_add(&open()?, ui, name, path)
         }
-        Command::Root(RootCommand::List) => store_cmds::root_list(&open()?, ui),
+        Command::Root(RootCommand::List) => store_cmds::root_list(&open_for_reading()?, ui),
         Command::Root(RootCommand::Remove { name }) => store_cmds::root_remove(&open()?, ui, name),
+        Command::Gc { dry_run: true } => store_cmds::gc(&mut open_for_reading()?, ui, true),
         Command::Gc { dry_run } => store_cmds::gc(&mut open()?, ui, *dry_run),
         Command::Diff { .. } | Command::Key(_) => unreachable!("handled above"),
     }

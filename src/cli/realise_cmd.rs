@@ -65,7 +65,7 @@ fn prepare(args: &RealiseArgs<'_>, net: &NetSettings) -> Result<(Recipe, Realise
         dry_run: args.dry_run,
         source_date_epoch,
         out_dir: args.out.clone(),
-        indexes: net.indexes.urls.clone(),
+        indexes: net.indexes.clone(),
         signing_key,
         sandbox: args.sandbox,
         substituter: args.substituter.clone(),
@@ -189,7 +189,7 @@ fn target_json(t: &TargetOutcome) -> serde_json::Value {
         "provenance": t.provenance.path,
         "sbom": t.sbom.path,
         "validation": t.validation.path,
-        "sandbox": t.sandbox.as_str(),
+        "sandbox": t.sandbox,
         "root": t.root,
         "copied_to": t.copied_to,
         "provenance_copied_to": t.provenance_copied_to,
@@ -204,13 +204,22 @@ fn print_targets(targets: &[TargetOutcome]) {
         println!("  provenance: {}", t.provenance.path.display());
         println!("  sbom: {}", t.sbom.path.display());
         println!(
-            "  validated: {} (sandbox {})",
+            "  validated: {} ({})",
             t.validation.path.display(),
-            t.sandbox
+            validated_text(&t.sandbox)
         );
         if let Some(copy) = &t.copied_to {
             println!("  copied to: {}", copy.display());
         }
+    }
+}
+
+/// `sandbox full` for a level the imports ran at; `static` as it is.
+fn validated_text(how: &str) -> String {
+    if how == "static" {
+        how.to_owned()
+    } else {
+        format!("sandbox {how}")
     }
 }
 

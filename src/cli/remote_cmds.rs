@@ -201,7 +201,7 @@ fn realise_targets(
         targets: targets.to_vec(),
         jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         progress: net.fetch.progress,
-        indexes: net.indexes.urls.clone(),
+        indexes: net.indexes.clone(),
         signing_key: key,
         ..Default::default()
     };

@@ -98,8 +98,9 @@ pub fn path_info(
     Ok(true)
 }
 
-/// `pystore verify [PATH...]`; false when something is damaged.
-pub fn verify(store: &Store, ui: Ui, paths: &[String]) -> Result<bool> {
+/// `pystore verify [PATH...] [--repair]`; false when something is damaged (and, with `repair`,
+/// was not invalidated).
+pub fn verify(store: &mut Store, ui: Ui, paths: &[String], repair: bool) -> Result<bool> {
     let entries = if paths.is_empty() {
         None
     } else {
@@ -110,12 +111,20 @@ pub fn verify(store: &Store, ui: Ui, paths: &[String]) -> Result<bool> {
                 .collect::<Result<Vec<_>, _>>()?,
         )
     };
+    if let Some(message) = store.lost_database() {
+        eprintln!("error: {message}");
+        return Ok(false);
+    }
     let total = entries
         .as_ref()
         .map_or_else(|| store.entries().map(|e| e.len()), |e| Ok(e.len()))?;
     let bar = ui.progress_bar(total as u64, "verifying");
     let started = std::time::Instant::now();
-    let report = store.verify(entries, &|_| bar.inc(1))?;
+    let (report, invalidated) = if repair {
+        store.repair(entries, &|_| bar.inc(1))?
+    } else {
+        (store.verify(entries, &|_| bar.inc(1))?, Vec::new())
+    };
     bar.finish_and_clear();
     let elapsed = started.elapsed();
     if ui.json {
@@ -139,6 +148,7 @@ pub fn verify(store: &Store, ui: Ui, paths: &[String]) -> Result<bool> {
             "bytes": report.bytes,
             "damaged": damaged,
             "unregistered": report.unregistered,
+            "invalidated": invalidated,
             "ok": report.damaged.is_empty(),
         }))?;
     } else {
@@ -150,6 +160,12 @@ pub fn verify(store: &Store, ui: Ui, paths: &[String]) -> Result<bool> {
                     problem.file, problem.problem, problem.detail
                 );
             }
+        }
+        for path in &invalidated {
+            println!("invalidated: {}", path.display());
+        }
+        if !repair && !report.damaged.is_empty() {
+            eprintln!("hint: `pystore verify --repair` invalidates the damaged entries and everything built from them; the next realise rebuilds or refetches them");
         }
         for path in &report.unregistered {
             tracing::warn!("{} is not a registered entry (left by an interrupted build); `pystore gc` removes it", path.display());
@@ -164,13 +180,20 @@ pub fn verify(store: &Store, ui: Ui, paths: &[String]) -> Result<bool> {
                 report.bytes as f64 / 1e6 / secs,
                 if report.damaged.is_empty() {
                     "all intact".to_owned()
+                } else if repair {
+                    format!(
+                        "{} damaged; invalidated {} (with what was built from them)",
+                        report.damaged.len(),
+                        count(invalidated.len(), "entry", "entries")
+                    )
                 } else {
                     format!("{} damaged", report.damaged.len())
                 }
             );
         }
     }
-    Ok(report.damaged.is_empty())
+    // After a repair the store is consistent again: what was damaged is no longer registered.
+    Ok(report.damaged.is_empty() || repair)
 }
 
 /// `pystore root add NAME PATH`

@@ -2,6 +2,7 @@
 //! and netrc. Read once by the CLI; the fetch code below it sees only the result.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -9,6 +10,7 @@ use reqwest::Url;
 use super::credentials::Credentials;
 use super::fixed::FetchConfig;
 use super::http::HttpConfig;
+use super::pip_default::{PipIndexQuery, PIP_PYTHON_VAR};
 use super::FetchError;
 
 /// Looks up an environment variable (a closure, so tests can supply their own).
@@ -21,6 +23,54 @@ pub struct IndexUrls {
     pub urls: Vec<Url>,
     /// Where the primary came from (a flag, a variable or a file), for messages.
     pub origin: Option<String>,
+    /// When nothing above names an index: the machine's pip, asked once, only if an index is
+    /// needed (a no-op realise never runs pip).
+    pip: Option<Arc<PipIndexQuery>>,
+    /// `-q` / `--json`: no notice line when pip's choice is taken.
+    quiet: bool,
+}
+
+impl IndexUrls {
+    /// Configured indexes only (no pip fallback): for tests and for callers that have a list.
+    pub fn fixed(urls: Vec<Url>) -> IndexUrls {
+        IndexUrls {
+            urls,
+            ..IndexUrls::default()
+        }
+    }
+
+    /// The indexes to ask, primary first. With none configured, asks the machine's pip (once)
+    /// and says in one notice line which index it chose and why; empty when there is no pip
+    /// either, and the caller's "no index" error applies.
+    pub fn resolve(&self) -> Vec<Url> {
+        self.resolve_with_origin().0
+    }
+
+    /// [`Self::resolve`], with where the primary index came from.
+    pub fn resolve_with_origin(&self) -> (Vec<Url>, Option<String>) {
+        if !self.urls.is_empty() {
+            return (self.urls.clone(), self.origin.clone());
+        }
+        let Some(answer) = self.pip.as_deref().and_then(PipIndexQuery::answer) else {
+            return (Vec::new(), None);
+        };
+        let Ok(mut url) = Url::parse(&answer.url) else {
+            return (Vec::new(), None);
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            // Credentials are taken from the configuration pystore reads (and netrc) only.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            tracing::warn!("pip's index URL carries credentials, which pystore does not take from pip: put them in ~/.netrc or PYSTORE_INDEX_URL");
+        }
+        if !self.quiet {
+            eprintln!(
+                "notice: using the index pip uses, {url} ({}); set PYSTORE_INDEX_URL to choose another",
+                answer.reason
+            );
+        }
+        (vec![url], Some(answer.reason.clone()))
+    }
 }
 
 /// Parses a URL or an absolute path (as a `file://` URL).
@@ -38,13 +88,16 @@ pub fn parse_location(what: &str, value: &str) -> Result<Url, FetchError> {
 }
 
 /// Index settings, highest precedence first: `--index-url`, `PYSTORE_INDEX_URL`,
-/// `PIP_INDEX_URL`, pip.conf `index-url`; extras from `--extra-index-url`, `PIP_EXTRA_INDEX_URL`
-/// and pip.conf `extra-index-url`. Credentials in the URLs go into `credentials`.
+/// `PIP_INDEX_URL`, pip.conf `index-url`, and last what the machine's pip would use (asked only
+/// when needed, see [`IndexUrls::resolve`]); extras from `--extra-index-url`,
+/// `PIP_EXTRA_INDEX_URL` and pip.conf `extra-index-url`. Credentials in the URLs go into
+/// `credentials`. `quiet` silences the notice printed when pip's choice is taken.
 pub fn index_urls(
     flag_index: Option<&str>,
     flag_extra: &[String],
     env: Env<'_>,
     credentials: &mut Credentials,
+    quiet: bool,
 ) -> Result<IndexUrls, FetchError> {
     let pip = super::pipconf::PipConfig::load(env);
     let primary = flag_index
@@ -89,7 +142,15 @@ pub fn index_urls(
             urls.push(clean);
         }
     }
-    Ok(IndexUrls { urls, origin })
+    let pip = urls
+        .is_empty()
+        .then(|| Arc::new(PipIndexQuery::from_env(env(PIP_PYTHON_VAR))));
+    Ok(IndexUrls {
+        urls,
+        origin,
+        pip,
+        quiet,
+    })
 }
 
 /// Loads netrc logins from `$NETRC`, else `~/.netrc`.

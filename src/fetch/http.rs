@@ -175,6 +175,13 @@ impl HttpClient {
                 after: retry_after(response.headers()),
             });
         }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(FetchError::Unauthorized {
+                url: redact(url),
+                host: url.host_str().unwrap_or("the server").to_owned(),
+                status: status.as_u16(),
+            });
+        }
         Err(FetchError::Status {
             url: redact(url),
             status: status.as_u16(),
@@ -382,14 +389,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// An error and its sources, `: `-joined (reqwest hides the useful part in the sources).
 pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    crate::errors::one_line(err)
 }
 
 #[cfg(test)]

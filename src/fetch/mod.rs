@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod fixed;
 pub mod http;
 pub mod index;
+pub mod pip_default;
 pub mod pipconf;
 pub mod ranged;
 
@@ -26,6 +27,13 @@ pub enum FetchError {
     /// A server answered with an error status that retrying will not fix.
     #[error("GET {url}: HTTP {status}")]
     Status { url: String, status: u16 },
+    /// A server refused the request for lack of (valid) credentials: HTTP 401 or 403.
+    #[error("GET {url}: HTTP {status}: credentials missing or refused for {host}; pystore sends the login it finds in the URL (https://USER:PASSWORD@{host}/…) or in the netrc file ($NETRC, default ~/.netrc: `machine {host} login USER password PASSWORD`)")]
+    Unauthorized {
+        url: String,
+        host: String,
+        status: u16,
+    },
     /// A request failed in a way retrying will not fix.
     #[error("GET {url}: {message}")]
     Transport { url: String, message: String },
@@ -71,7 +79,7 @@ pub enum FetchError {
         message: String,
     },
     /// No index configured but one is needed.
-    #[error("no package index is configured: set PYSTORE_INDEX_URL to your index's simple-API URL (or PIP_INDEX_URL, or index-url in pip.conf), or pass --index-url")]
+    #[error("no package index is configured and no pip was found to ask for its own: set PYSTORE_INDEX_URL to your index's simple-API URL (or PIP_INDEX_URL, or index-url in pip.conf), or pass --index-url; or install pip (PYSTORE_PIP_PYTHON names the python whose pip is asked)")]
     NoIndex,
     /// A URL that cannot be used.
     #[error("bad URL {value}: {reason}")]

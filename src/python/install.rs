@@ -12,8 +12,14 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::filename::TagPriorities;
+use std::str::FromStr;
+
+use pep440_rs::Version;
+
+use super::filename::{normalize_name, TagPriorities};
 use super::launcher::{make_launcher, parse_entry_points, rewrite_script_shebang, LauncherError};
+use super::markers::marker_environment;
+use super::metadata::CoreMetadata;
 use super::record::{sha256_field, HashAlgorithm, RecordEntry, RecordHasher};
 use super::scheme::{join, relative, Scheme};
 use super::target::Target;
@@ -30,6 +36,21 @@ pub struct InstallOptions {
     pub allow_bad_record: BTreeSet<String>,
     /// Archive size limits.
     pub limits: Limits,
+    /// What the lock says the wheel is: its own METADATA must agree before anything is
+    /// installed (an index's PEP 658 file, which locking trusted, may describe another wheel).
+    pub locked: Option<LockedAs>,
+}
+
+/// A wheel as its lock describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LockedAs {
+    /// Normalised project name.
+    pub name: String,
+    /// Version, as locked.
+    pub version: String,
+    /// The dependencies the lock recorded for it in this target (normalised names), when the
+    /// lock records dependency edges at all (see `recorded_dependencies` in the recipe layer).
+    pub requires: Option<BTreeSet<String>>,
 }
 
 /// What was installed.
@@ -68,6 +89,14 @@ pub enum InstallError {
         wheel: String,
         path: String,
         reason: String,
+    },
+    /// The wheel's own METADATA describes another distribution than the lock does.
+    #[error("{wheel}: the lock says {locked}, but the wheel's own {dist_info}/METADATA says {found}; the index's metadata does not describe this wheel (it was altered or is wrong): lock again from a trusted index, or remove the package")]
+    LockMismatch {
+        wheel: String,
+        dist_info: String,
+        locked: String,
+        found: String,
     },
     /// A file of the wheel has no place in the scheme.
     #[error("{wheel}: {path}: {reason}")]
@@ -118,7 +147,10 @@ pub fn install_wheel(
             examples: format!("{examples}, …"),
         });
     }
-    let wheel = Wheel::open(wheel_path, &options.limits)?;
+    let mut wheel = Wheel::open(wheel_path, &options.limits)?;
+    if let Some(locked) = &options.locked {
+        check_locked(&mut wheel, wheel_path, &wheel_name, target, locked)?;
+    }
     fs::create_dir(out).map_err(|source| InstallError::Io {
         what: "create",
         path: out.to_path_buf(),
@@ -129,6 +161,89 @@ pub fn install_wheel(
         let _ = fs::remove_dir_all(out);
     }
     result
+}
+
+/// Compares the wheel's own METADATA (name, version, `Requires-Dist`) and its `.dist-info`
+/// directory's version with what the lock says.
+fn check_locked(
+    wheel: &mut Wheel,
+    wheel_path: &Path,
+    wheel_name: &str,
+    target: &Target,
+    locked: &LockedAs,
+) -> Result<(), InstallError> {
+    let dist_info = wheel.dist_info.clone();
+    let metadata_name = format!("{dist_info}/METADATA");
+    let text = read_text(&mut wheel.zip, &metadata_name, wheel_path)?;
+    let meta = CoreMetadata::parse(text.as_bytes(), &format!("{wheel_name}: {metadata_name}"))
+        .map_err(|e| WheelError::Invalid {
+            wheel: wheel_path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let mismatch = |locked: String, found: String| InstallError::LockMismatch {
+        wheel: wheel_name.to_owned(),
+        dist_info: dist_info.clone(),
+        locked,
+        found,
+    };
+    let locked_version = Version::from_str(&locked.version).ok();
+    let dir_version = dist_info
+        .trim_end_matches(".dist-info")
+        .split_once('-')
+        .and_then(|(_, v)| Version::from_str(v).ok());
+    let found_name = normalize_name(&meta.name);
+    if found_name != locked.name
+        || locked_version.as_ref() != Some(&meta.version)
+        || dir_version.as_ref() != Some(&meta.version)
+    {
+        return Err(mismatch(
+            format!("{} {}", locked.name, locked.version),
+            format!(
+                "{} {} (in a directory named {dist_info})",
+                meta.name, meta.version
+            ),
+        ));
+    }
+    let Some(recorded) = &locked.requires else {
+        return Ok(());
+    };
+    let env = marker_environment(target).map_err(|e| WheelError::Invalid {
+        wheel: wheel_path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    // Every dependency the wheel declares for this target (no extras) must be one the lock
+    // recorded; every recorded one must be declared (under any marker or extra).
+    let mut declared_anywhere = BTreeSet::new();
+    for requirement in &meta.requires_dist {
+        let dep = normalize_name(requirement.name.as_ref());
+        if requirement.marker.evaluate(&env, &[]) && !recorded.contains(&dep) {
+            return Err(mismatch(
+                format!(
+                    "{} {} depends on {}",
+                    locked.name,
+                    locked.version,
+                    list_or_nothing(recorded)
+                ),
+                format!("it requires {requirement}"),
+            ));
+        }
+        declared_anywhere.insert(dep);
+    }
+    if let Some(missing) = recorded.iter().find(|d| !declared_anywhere.contains(*d)) {
+        return Err(mismatch(
+            format!("{} {} depends on {missing}", locked.name, locked.version),
+            format!("it requires {}", list_or_nothing(&declared_anywhere)),
+        ));
+    }
+    Ok(())
+}
+
+fn list_or_nothing(names: &BTreeSet<String>) -> String {
+    if names.is_empty() {
+        "nothing".to_owned()
+    } else {
+        names.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
 }
 
 fn install_into(

@@ -29,7 +29,7 @@ pub mod wheel;
 
 pub use builds::{known_build, known_build_for, known_builds, KnownBuild};
 pub use filename::{is_compatible, normalize_name, TagPriorities, WheelFilename};
-pub use install::{install_wheel, InstallError, InstallOptions, Installed};
+pub use install::{install_wheel, InstallError, InstallOptions, Installed, LockedAs};
 pub use interpreter::{
     capture_installed, unpack_embeddable, unpack_pbs, InterpreterError, InterpreterInfo, PbsFormat,
 };

@@ -64,6 +64,14 @@ pub enum UnpackError {
         member: String,
         reason: String,
     },
+    /// The disk (or the quota on it) filled up while a member was written: not the archive's
+    /// fault, so not worded as a refusal.
+    #[error("no space left on the device while writing {member:?} of {archive} ({cause}); free some space (`pystore gc` removes entries nothing needs) and try again")]
+    DiskFull {
+        archive: PathBuf,
+        member: String,
+        cause: String,
+    },
     /// A limit was exceeded.
     #[error("{archive}: member {member:?} exceeds the limit of {limit} bytes for {what}; the archive may be a decompression bomb")]
     TooLarge {
@@ -79,6 +87,19 @@ fn member_err(archive: &Path, member: &str, reason: impl Into<String>) -> Unpack
         archive: archive.to_path_buf(),
         member: member.to_owned(),
         reason: reason.into(),
+    }
+}
+
+/// A failed write of a member: a full disk says so; anything else is the archive's member.
+fn write_err(archive: &Path, member: &str, err: io::Error) -> UnpackError {
+    if crate::errors::is_disk_full(&err) {
+        UnpackError::DiskFull {
+            archive: archive.to_path_buf(),
+            member: member.to_owned(),
+            cause: err.to_string(),
+        }
+    } else {
+        member_err(archive, member, format!("write failed: {err}"))
     }
 }
 
@@ -413,7 +434,7 @@ impl CheckedZip {
             }
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n])
-                .map_err(|e| member_err(&path, name, format!("write failed: {e}")))?;
+                .map_err(|e| write_err(&path, name, e))?;
         }
         if written != size {
             return Err(member_err(
@@ -717,8 +738,13 @@ fn extract_tar_into(
                 }
                 let mut file = create_file(&dest, executable)?;
                 let mut limited = (&mut entry).take(size);
-                let copied = io::copy(&mut limited, &mut file)
-                    .map_err(|e| member_err(archive, &name, format!("read failed: {e}")))?;
+                let copied = io::copy(&mut limited, &mut file).map_err(|e| {
+                    if crate::errors::is_disk_full(&e) {
+                        write_err(archive, &name, e)
+                    } else {
+                        member_err(archive, &name, format!("read failed: {e}"))
+                    }
+                })?;
                 if copied != size {
                     return Err(member_err(archive, &name, "truncated"));
                 }
@@ -763,6 +789,34 @@ fn make_symlink(target: &str, link: &Path) -> Result<(), UnpackError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_is_reported_as_such_not_as_a_bad_member() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.whl");
+        let mut zip = zip::ZipWriter::new(fs::File::create(&path).unwrap());
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("a/big.bin", options).unwrap();
+        zip.write_all(&vec![7u8; 200_000]).unwrap();
+        zip.finish().unwrap();
+        let mut checked = CheckedZip::open(&path, &Limits::default()).unwrap();
+        // /dev/full: every write fails with ENOSPC.
+        let mut full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let err = checked.copy_member("a/big.bin", &mut full).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, UnpackError::DiskFull { .. }), "{text}");
+        assert!(
+            text.contains("no space left on the device while writing \"a/big.bin\"")
+                && !text.contains("refusing"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn member_names() {

@@ -13,13 +13,14 @@ use reqwest::Url;
 use super::{Recipe, RecipeTarget};
 use crate::archive::timestamp::DosDateTime;
 use crate::build::check::{check as check_graph, derived_closure, CheckError, CheckReport};
-use crate::build::sandbox::{Level, Mode, Sandbox, SandboxError};
+use crate::build::sandbox::{Mode, Sandbox, SandboxError};
 use crate::build::{
     plan, plan_with, realise_counted, substitute, BuildError, Counts, Graph, NodeIndex,
     RealiseError, Status, Substituter,
 };
 use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, WheelInstall};
 use crate::bundle::provenance::{with_run_times, ProvenanceInputs};
+use crate::fetch::config::IndexUrls;
 use crate::fetch::credentials::redact;
 use crate::fetch::index::IndexClient;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
@@ -128,8 +129,8 @@ pub struct RealiseOptions {
     pub source_date_epoch: Option<i64>,
     /// Also copy each ZIP here as `<recipe>-<version>-<target>.zip`.
     pub out_dir: Option<PathBuf>,
-    /// The indexes to ask for wheel URLs.
-    pub indexes: Vec<Url>,
+    /// The indexes to ask for wheel URLs (resolved only when a wheel must be downloaded).
+    pub indexes: IndexUrls,
     /// Sign each ZIP's provenance with this key (a DSSE envelope instead of a bare statement).
     pub signing_key: Option<Arc<SecretKey>>,
     /// `--sandbox`: how programs (the validation imports) are isolated.
@@ -167,9 +168,10 @@ pub struct TargetOutcome {
     pub sbom: EntryInfo,
     /// The bundle's validation report entry.
     pub validation: EntryInfo,
-    /// The sandbox level of this machine (the validation imports ran at it, when the target
-    /// runs here).
-    pub sandbox: Level,
+    /// How the bundle was validated, from its validation report (as its provenance says):
+    /// the sandbox level the imports ran at (`full`, `none`, `off`), or `static` for a target
+    /// that cannot run where it was validated.
+    pub sandbox: String,
     /// The gc root keeping the ZIP and the bundle.
     pub root: PathBuf,
     /// Where `--out` copied the ZIP, its provenance (with this run's times added in
@@ -322,6 +324,7 @@ fn plan_recipe(
             interpreter_node(store, &mut graph, recipe_target, &target, &perr)?;
         let mut packages = Vec::new();
         let mut wheel_files = Vec::new();
+        let requires = recorded_dependencies(&locked.packages);
         for package in &locked.packages {
             let sha256 = hex::decode(&package.sha256)
                 .ok()
@@ -344,6 +347,9 @@ fn plan_recipe(
                 wheel: package.wheel.clone(),
                 sha256: package.sha256.clone(),
                 requested: requested.contains(&package.name),
+                requires: requires
+                    .as_ref()
+                    .map(|r| r.get(&package.name).cloned().unwrap_or_default()),
             };
             let installed =
                 derivations::install(&mut graph, file, &wheel, &target).map_err(&perr)?;
@@ -495,10 +501,14 @@ fn find_wheel_urls(
             !find_links.iter().any(|dir| dir.join(&name).is_file())
         })
         .collect();
-    if needed.is_empty() || options.indexes.is_empty() {
+    if needed.is_empty() {
         return Ok(());
     }
-    let client = IndexClient::new(fetcher.http()?, options.indexes.clone())?;
+    let indexes = options.indexes.resolve();
+    if indexes.is_empty() {
+        return Ok(());
+    }
+    let client = IndexClient::new(fetcher.http()?, indexes)?;
     let mut pages = BTreeMap::new();
     for index in needed {
         let project = planned.wheels[&index].clone();
@@ -531,6 +541,35 @@ fn find_wheel_urls(
         planned.graph.set_urls(index, urls);
     }
     Ok(())
+}
+
+/// The dependencies of each package of a locked target (normalised names, sorted), from the
+/// lock's `required_by` edges, when the lock records them: `pystore lock` gives every package
+/// at least one `required_by` (a requirement line or a package); locks imported from
+/// requirements or pylock files, and hand-written ones, may not, and then `None` (only names
+/// and versions are compared with the wheels).
+fn recorded_dependencies(
+    packages: &[crate::python::lockfile::LockedPackage],
+) -> Option<BTreeMap<String, Vec<String>>> {
+    if packages.iter().any(|p| p.required_by.is_empty()) {
+        return None;
+    }
+    let names: BTreeSet<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+    let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for package in packages {
+        for by in &package.required_by {
+            // A package, possibly with extras (`name[extra]`); requirement lines are not.
+            let owner = normalize_name(by.split('[').next().unwrap_or(by));
+            if names.contains(owner.as_str()) {
+                deps.entry(owner).or_default().push(package.name.clone());
+            }
+        }
+    }
+    for list in deps.values_mut() {
+        list.sort();
+        list.dedup();
+    }
+    Some(deps)
 }
 
 /// Realises `recipe` (or plans it, with `dry_run`).
@@ -623,6 +662,14 @@ pub fn realise(
         let provenance = get(planned_target.provenance)?;
         let sbom = get(planned_target.sbom)?;
         let validation = get(planned_target.validation)?;
+        // What realise hands out (and --out copies) is checked against its recorded hashes.
+        store.check_all_intact(&[
+            bundle.clone(),
+            zip.clone(),
+            provenance.clone(),
+            sbom.clone(),
+            validation.clone(),
+        ])?;
         let root_name = format!("{}-{}", recipe.name, target);
         let root = store.add_root(&root_name, &zip)?;
         // Provenance and SBOM refer to the ZIP, not the other way round: they need roots too.
@@ -657,6 +704,7 @@ pub fn realise(
             provenance_copied_to = Some(dest);
             sbom_copied_to = Some(copy(&sbom, format!("{zip_name}.cdx.json"))?);
         }
+        let sandbox = validated_at(&recipe.name, &validation)?;
         outcomes.push(TargetOutcome {
             target: target.clone(),
             bundle,
@@ -664,7 +712,7 @@ pub fn realise(
             provenance,
             sbom,
             validation,
-            sandbox: sandbox.level(),
+            sandbox,
             root,
             copied_to,
             provenance_copied_to,
@@ -685,6 +733,25 @@ pub fn realise(
         }
         None => Ok(Outcome::Realised(outcomes, counts)),
     }
+}
+
+/// How the bundle whose validation report is `validation` was validated
+/// ([`crate::bundle::validate::Report::validated_at`]).
+fn validated_at(recipe: &str, validation: &EntryInfo) -> Result<String, RealiseRecipeError> {
+    let bytes = std::fs::read(&validation.path).map_err(|source| StoreError::Io {
+        what: "read the validation report",
+        path: validation.path.clone(),
+        source,
+    })?;
+    let report: crate::bundle::validate::Report =
+        serde_json::from_slice(&bytes).map_err(|e| RealiseRecipeError::Plan {
+            recipe: recipe.to_owned(),
+            message: format!(
+                "{} is not a validation report: {e}",
+                validation.path.display()
+            ),
+        })?;
+    Ok(report.validated_at().to_owned())
 }
 
 /// Writes `bytes` to `to`, replacing what is there atomically.

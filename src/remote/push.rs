@@ -47,6 +47,8 @@ pub fn push(
     remote.check_writable(&files)?;
     let roots: Vec<EntryInfo> = request.roots.iter().map(|(_, e)| e.clone()).collect();
     let closure = store.closure(&roots)?;
+    // Never ship a damaged entry: every entry of the closure is re-hashed against its manifest.
+    store.check_all_intact(&closure)?;
     let listing = remote.list()?.unwrap_or_default();
     let staging =
         tempfile::tempdir().map_err(io_err("create a staging directory for", store.root()))?;

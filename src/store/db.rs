@@ -172,6 +172,31 @@ fn enable_wal(conn: &Connection) -> Result<(), rusqlite::Error> {
     }
 }
 
+/// `path` escaped for an SQLite URI (`%`, `?` and `#` would end or change it).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether `err` says the file is not an SQLite database or is corrupt.
+pub fn is_corrupt(err: &DbError) -> bool {
+    matches!(
+        err,
+        DbError::Sqlite {
+            source: rusqlite::Error::SqliteFailure(e, _),
+            ..
+        } if matches!(e.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}
+
 impl Db {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db, DbError> {
@@ -186,6 +211,53 @@ impl Db {
         let mut db = Db { conn };
         db.migrate()?;
         Ok(db)
+    }
+
+    /// Opens the database at `path` for reading only: no migration, no WAL switch, nothing
+    /// written (a store the user cannot write, or on a read-only file system). When SQLite
+    /// cannot set up its shared memory beside the file (the directory is not writable), the
+    /// database is opened as immutable: no other process can be writing it then either.
+    pub fn open_read_only(path: &Path) -> Result<Db, DbError> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let try_open = |conn: Connection| -> Result<Db, DbError> {
+            conn.busy_timeout(BUSY_TIMEOUT)
+                .context("set busy timeout")?;
+            let version: i64 = conn
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .context("read schema version")?;
+            if version > SCHEMA_VERSION {
+                return Err(DbError::SchemaTooNew { found: version });
+            }
+            if version < SCHEMA_VERSION {
+                return Err(DbError::Malformed {
+                    what: format!("schema version {version} (it needs a migration, which a read-only store cannot have)"),
+                });
+            }
+            Ok(Db { conn })
+        };
+        let first = Connection::open_with_flags(path, flags)
+            .context("open")
+            .and_then(try_open);
+        match first {
+            Ok(db) => Ok(db),
+            Err(DbError::Sqlite { .. }) => {
+                let uri = format!("file:{}?immutable=1", uri_path(path));
+                let conn = Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+                    .context("open read-only")?;
+                try_open(conn)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Whether the database has no entry at all.
+    pub fn is_empty(&self) -> Result<bool, DbError> {
+        let count: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM entries", [], |row| row.get(0))
+            .context("count entries")?;
+        Ok(count == 0)
     }
 
     fn migrate(&mut self) -> Result<(), DbError> {

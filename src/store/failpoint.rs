@@ -10,6 +10,9 @@
 //! (entries and `realise --check` rebuilds alike; the name keeps the files of an interpreter and
 //! its packages apart when a bundle merges them), so the reproducibility harness and `--check`
 //! see a difference. It is never set by pystore itself.
+//!
+//! Release builds ignore the variable: the seams exist only where [`SEAMS`] is true (debug builds,
+//! which `cargo test` and the reproducibility harness use, or the `test-seams` cargo feature).
 
 use std::io::Write;
 use std::time::Duration;
@@ -23,6 +26,11 @@ pub const NONDETERMINISTIC_OUTPUT: &str = "nondeterministic-output";
 /// The prefix of the file `nondeterministic-output` writes the time into.
 pub const NONDETERMINISM_FILE: &str = "pystore-failpoint-time";
 
+/// Whether this build honours the test seams (`PYSTORE_FAILPOINT`,
+/// `PYSTORE_TEST_SANDBOX_UNAVAILABLE`): debug builds and builds with the `test-seams` feature.
+/// A release build must not let an environment variable hang it or weaken its sandbox.
+pub const SEAMS: bool = cfg!(any(debug_assertions, feature = "test-seams"));
+
 /// The armed failpoint, read once when the store is opened.
 #[derive(Clone, Debug, Default)]
 pub struct Failpoints {
@@ -31,9 +39,17 @@ pub struct Failpoints {
 }
 
 impl Failpoints {
-    /// Reads `PYSTORE_FAILPOINT`.
+    /// Reads `PYSTORE_FAILPOINT` (only where [`SEAMS`] is true; never armed otherwise).
     pub fn from_env() -> Failpoints {
-        let spec = std::env::var("PYSTORE_FAILPOINT").ok();
+        Failpoints::from_spec(if SEAMS {
+            std::env::var("PYSTORE_FAILPOINT").ok()
+        } else {
+            None
+        })
+    }
+
+    /// The failpoints a `PYSTORE_FAILPOINT` value arms.
+    fn from_spec(spec: Option<String>) -> Failpoints {
         let nondeterministic = spec.as_deref() == Some(NONDETERMINISTIC_OUTPUT);
         let armed = spec.and_then(|spec| {
             let (point, action) = spec.split_once(':').unwrap_or((&spec, ""));

@@ -34,7 +34,17 @@ pub struct GcReport {
 
 impl Store {
     /// Collects garbage. Waits until no other process has this store open.
+    ///
+    /// Refused when the database was found missing or empty beside entry directories (it would
+    /// delete every entry). A dry run deletes nothing, so it takes no exclusive lock (and works
+    /// on a read-only store).
     pub fn gc(&mut self, dry_run: bool) -> Result<GcReport> {
+        if let Some(message) = self.lost_database() {
+            return Err(StoreError::DatabaseLost(message.to_owned()));
+        }
+        if dry_run {
+            return self.collect(true);
+        }
         let lock_path = self.layout().gc_lock_path();
         let shared = self
             .gc_lock

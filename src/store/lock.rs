@@ -61,6 +61,26 @@ pub fn acquire(path: &Path, mode: LockMode, on_wait: impl FnOnce()) -> io::Resul
         .ok_or_else(|| io::Error::other("blocking lock returned without the lock"))
 }
 
+/// Takes the lock at `path` through a read-only descriptor (flock needs no write access), for
+/// a store this process cannot write; `None` when the lock file cannot be opened at all (it
+/// does not exist and cannot be created), in which case nothing can be coordinated and
+/// nothing is written either.
+pub fn acquire_read_only(
+    path: &Path,
+    mode: LockMode,
+    on_wait: impl FnOnce(),
+) -> io::Result<Option<HeldLock>> {
+    let open = || OpenOptions::new().read(true).open(path);
+    let Ok(file) = open() else {
+        return Ok(None);
+    };
+    if let Some(held) = lock_file(file, mode, false)? {
+        return Ok(Some(held));
+    }
+    on_wait();
+    lock_file(open()?, mode, true)
+}
+
 /// Takes the lock at `path` only if nobody holds it.
 pub fn try_acquire(path: &Path, mode: LockMode) -> io::Result<Option<HeldLock>> {
     lock_file(open_lock_file(path)?, mode, false)

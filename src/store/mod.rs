@@ -86,6 +86,93 @@ pub enum StoreError {
     /// A gc root problem.
     #[error("{0}")]
     Root(String),
+    /// A registered entry whose files are not what its manifest records (or whose directory is
+    /// gone): it is not used, copied out or pushed.
+    #[error("{} is damaged ({problem}); it was not used. Run `pystore verify --repair` to invalidate it and everything built from it, then run this command again to rebuild or refetch them", path.display())]
+    Damaged { path: PathBuf, problem: String },
+    /// The database cannot be read as one.
+    #[error("the store database {} is damaged ({cause}). pystore cannot rebuild it: entries' fingerprints and references are kept only there. Move the store aside (`mv {root} {root}.damaged`) and realise again (or restore {} from a backup)", path.display(), path.display(), root = root.display())]
+    DatabaseDamaged {
+        path: PathBuf,
+        root: PathBuf,
+        cause: String,
+    },
+    /// The database is gone while entries remain: gc would delete them all.
+    #[error("{0}")]
+    DatabaseLost(String),
+    /// Several damaged entries, each on its own line.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    DamagedSeveral(Vec<StoreError>),
+}
+
+/// Whether the database file (or its write-ahead log) holds anything: a missing or zero-byte
+/// file is a database SQLite would silently create afresh.
+fn database_has_content(db_path: &Path) -> bool {
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut wal = db_path.as_os_str().to_owned();
+    wal.push("-wal");
+    size(db_path) > 0 || size(Path::new(&wal)) > 0
+}
+
+/// A database SQLite cannot read as one gets a message that says what to do.
+fn damaged_database(layout: &Layout, err: DbError) -> StoreError {
+    if db::is_corrupt(&err) {
+        StoreError::DatabaseDamaged {
+            path: layout.db_path(),
+            root: layout.root().to_path_buf(),
+            cause: err.to_string(),
+        }
+    } else {
+        StoreError::Db(err)
+    }
+}
+
+/// A database with no entry beside entry directories (after crash recovery, which removes the
+/// leftovers of interrupted builds): the database was lost (deleted, emptied, replaced), every
+/// entry has become unregistered, and gc would delete them all.
+fn lost_database(layout: &Layout, db: &Db) -> Result<Option<String>> {
+    if !db.is_empty()? {
+        return Ok(None);
+    }
+    let entries = layout.entries_dir();
+    let count = std::fs::read_dir(&entries)
+        .map_err(io_err("list", &entries))?
+        .filter(|child| child.is_ok())
+        .count();
+    if count == 0 {
+        return Ok(None);
+    }
+    let root = layout.root().display();
+    Ok(Some(format!(
+        "the store database {} has no entries, but {} holds {count} entry {}: the database \
+         was lost or emptied, and they are no longer registered. pystore cannot rebuild the \
+         database from them (entries' fingerprints and references were kept only there), and \
+         `pystore gc` refuses to run (it would delete them all). Restore the database from a \
+         backup, or move the store aside (`mv {root} {root}.old`) and realise again",
+        layout.db_path().display(),
+        entries.display(),
+        if count == 1 {
+            "directory"
+        } else {
+            "directories"
+        },
+    )))
+}
+
+/// Errors that mean "this process may not write here".
+fn cannot_write(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::PermissionDenied || err.raw_os_error() == Some(30)
+    // EROFS
+}
+
+fn db_cannot_write(err: &DbError) -> bool {
+    matches!(
+        err,
+        DbError::Sqlite {
+            source: rusqlite::Error::SqliteFailure(e, _),
+            ..
+        } if matches!(e.code, rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::PermissionDenied)
+    )
 }
 
 /// Shorthand for results of store operations.
@@ -131,6 +218,13 @@ pub struct Store {
     failpoints: Failpoints,
     /// Shared for as long as the store is open; gc converts it to exclusive.
     gc_lock: Option<HeldLock>,
+    /// Entries this process has re-hashed and found intact ([`Store::check_intact`]): each is
+    /// read once per process, however many builds use it.
+    intact: Mutex<std::collections::HashSet<EntryId>>,
+    /// Set when the database has no entry while entries/ holds directories.
+    lost_database: Option<String>,
+    /// Opened with [`Store::open_read_only`].
+    read_only: bool,
 }
 
 impl Store {
@@ -157,15 +251,79 @@ impl Store {
             )
         })
         .map_err(io_err("lock", &gc_lock_path))?;
-        let db = Db::open(&layout.db_path())?;
-        let store = Store {
+        let db_path = layout.db_path();
+        let db = Db::open(&db_path).map_err(|err| damaged_database(&layout, err))?;
+        let mut store = Store {
             layout,
             db: Mutex::new(db),
             failpoints: Failpoints::from_env(),
             gc_lock: Some(gc_lock),
+            intact: Mutex::default(),
+            lost_database: None,
+            read_only: false,
         };
         recovery::recover(&store)?;
+        let lost = lost_database(&store.layout, &store.db())?;
+        store.lost_database = lost;
         Ok(store)
+    }
+
+    /// Opens the store at `root` for reading only, for commands that change nothing (`verify`,
+    /// `path-info`, `root list`, `gc --dry-run`) on a store this process cannot write: nothing
+    /// is created, migrated, recovered or written, and the store-wide lock is taken shared
+    /// through a read-only descriptor when its file exists.
+    pub fn open_read_only(root: &Path) -> Result<Store> {
+        let root = std::path::absolute(root).map_err(io_err("resolve store root", root))?;
+        let layout = Layout::new(root);
+        let db_path = layout.db_path();
+        if !database_has_content(&db_path) {
+            return Err(StoreError::NotValid {
+                what: format!("{} (no store database)", db_path.display()),
+                store: layout.root().to_path_buf(),
+            });
+        }
+        let gc_lock_path = layout.gc_lock_path();
+        let gc_lock = lock::acquire_read_only(&gc_lock_path, LockMode::Shared, || {
+            tracing::info!(
+                "waiting for a garbage collection of {} to finish",
+                layout.root().display()
+            )
+        })
+        .map_err(io_err("lock", &gc_lock_path))?;
+        let db = Db::open_read_only(&db_path).map_err(|err| damaged_database(&layout, err))?;
+        let lost_database = lost_database(&layout, &db)?;
+        Ok(Store {
+            layout,
+            db: Mutex::new(db),
+            failpoints: Failpoints::default(),
+            gc_lock,
+            intact: Mutex::default(),
+            lost_database,
+            read_only: true,
+        })
+    }
+
+    /// Opens the store at `root` for a command that only reads it: as [`Store::open`] when
+    /// this process may write it, else read-only ([`Store::open_read_only`]).
+    pub fn open_for_reading(root: &Path) -> Result<Store> {
+        match Store::open(root) {
+            Err(StoreError::Io { source, .. }) if cannot_write(&source) => {
+                Store::open_read_only(root)
+            }
+            Err(StoreError::Db(err)) if db_cannot_write(&err) => Store::open_read_only(root),
+            other => other,
+        }
+    }
+
+    /// Why the store's entries are unregistered, when the database has no entry while
+    /// entries/ holds directories (see [`StoreError::DatabaseLost`]).
+    pub fn lost_database(&self) -> Option<&str> {
+        self.lost_database.as_deref()
+    }
+
+    /// Whether the store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The store's layout (its root and sub-directories).

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::canonicalise::remove_tree;
 use super::layout::entry_dir_name;
-use super::{io_err, EntryInfo, Result, Store};
+use super::{io_err, EntryInfo, Result, Store, StoreError};
 use crate::hash::to_hex;
 use crate::hash::tree::{Node, NodeKind, Tree};
 
@@ -90,6 +91,134 @@ impl Store {
             damaged: reports,
             unregistered,
         })
+    }
+
+    /// Checks that `entry`'s files are exactly what its manifest records (re-hashing every file
+    /// with blake3), before anything reads it as a build input, copies it out or pushes it. A
+    /// damaged entry, or one whose directory is gone, is a [`StoreError::Damaged`] naming it and
+    /// `pystore verify --repair`. Each entry is checked once per process.
+    pub fn check_intact(&self, entry: &EntryInfo) -> Result<()> {
+        if self.intact_lock().contains(&entry.id) {
+            return Ok(());
+        }
+        let manifest = self.manifest(entry)?;
+        let problems = verify_entry(entry, &manifest);
+        if let Some(first) = problems.first() {
+            let more = match problems.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            let problem = if first.problem == "missing-entry" {
+                "its directory is missing".to_owned()
+            } else {
+                format!("{}: {}: {}{more}", first.file, first.problem, first.detail)
+            };
+            return Err(StoreError::Damaged {
+                path: entry.path.clone(),
+                problem,
+            });
+        }
+        self.intact_lock().insert(entry.id.clone());
+        Ok(())
+    }
+
+    /// [`Store::check_intact`] for several entries, in parallel; the first damaged one (in path
+    /// order) is the error.
+    pub fn check_all_intact(&self, entries: &[EntryInfo]) -> Result<()> {
+        let mut failures: Vec<StoreError> = entries
+            .par_iter()
+            .filter_map(|entry| self.check_intact(entry).err())
+            .collect();
+        failures.sort_by_key(|err| match err {
+            StoreError::Damaged { path, .. } => Some(path.clone()),
+            _ => None,
+        });
+        // Several at once (one damaged file hard-linked into several entries): name them all.
+        match failures.len() {
+            0 => Ok(()),
+            1 => Err(failures.remove(0)),
+            _ => Err(StoreError::DamagedSeveral(failures)),
+        }
+    }
+
+    fn intact_lock(&self) -> std::sync::MutexGuard<'_, HashSet<crate::store::EntryId>> {
+        // The set only ever grows by whole ids: a poisoned lock still holds a valid set.
+        self.intact
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `verify --repair`: verifies `entries` (all when `None`) while no other process has the
+    /// store open, then invalidates every damaged entry (a missing directory included) and,
+    /// transitively, every entry that refers to one (was built from it): their rows are deleted
+    /// in one transaction and their directories removed, so the next `realise` rebuilds or
+    /// refetches them. Gc roots pointing at them stay, dangling, until realise points them again.
+    pub fn repair(
+        &mut self,
+        entries: Option<Vec<EntryInfo>>,
+        on_entry: &(dyn Fn(&EntryInfo) + Sync),
+    ) -> Result<(VerifyReport, Vec<PathBuf>)> {
+        let lock_path = self.layout().gc_lock_path();
+        let shared = self
+            .gc_lock
+            .take()
+            .ok_or_else(|| StoreError::Root("gc lock lost".into()))?;
+        let exclusive = shared
+            .convert(super::lock::LockMode::Exclusive, || {
+                tracing::info!("waiting for other pystore processes using this store to finish")
+            })
+            .map_err(io_err("lock", &lock_path))?;
+        let result = self.verify(entries, on_entry).and_then(|report| {
+            let invalidated = self.invalidate(&report)?;
+            Ok((report, invalidated))
+        });
+        self.gc_lock = Some(
+            exclusive
+                .convert(super::lock::LockMode::Shared, || {})
+                .map_err(io_err("lock", &lock_path))?,
+        );
+        self.intact_lock().clear();
+        result
+    }
+
+    /// Deletes the damaged entries of `report` and everything referring to them; their paths,
+    /// sorted.
+    fn invalidate(&self, report: &VerifyReport) -> Result<Vec<PathBuf>> {
+        if report.damaged.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.db().all_entries()?;
+        let mut referrers: std::collections::HashMap<i64, Vec<i64>> = Default::default();
+        for (referrer, reference) in self.db().all_references()? {
+            referrers.entry(reference).or_default().push(referrer);
+        }
+        let mut doomed: HashSet<i64> = HashSet::new();
+        let mut stack: Vec<i64> = report.damaged.iter().map(|r| r.entry.rowid).collect();
+        while let Some(rowid) = stack.pop() {
+            if doomed.insert(rowid) {
+                stack.extend(referrers.get(&rowid).into_iter().flatten());
+            }
+        }
+        let doomed_rows: Vec<_> = rows
+            .into_iter()
+            .filter(|row| doomed.contains(&row.rowid))
+            .collect();
+        // Rows first: from the commit on these entries are not valid, whatever happens next.
+        self.db()
+            .delete(&doomed_rows.iter().map(|row| row.rowid).collect::<Vec<_>>())?;
+        let mut paths: Vec<PathBuf> = doomed_rows
+            .iter()
+            .map(|row| self.layout().entry_path(&row.id, &row.name))
+            .collect();
+        paths.sort();
+        paths
+            .par_iter()
+            .try_for_each(|path| remove_tree(path).map_err(io_err("remove", path)))?;
+        // No other process has the store open, so no one waits on these locks.
+        for row in &doomed_rows {
+            let _ = fs::remove_file(self.layout().lock_path(&row.id));
+        }
+        Ok(paths)
     }
 
     /// Directories under entries/ that are not valid entries.

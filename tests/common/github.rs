@@ -1,15 +1,17 @@
 //! A fake GitHub REST API for releases on a loopback server, with faults to inject: a release
 //! created by someone else between our lookup and our create (422 already_exists), an upload
 //! that fails with 502 after leaving a "starter" asset, a secondary rate limit (403 with
-//! Retry-After), and pagination of long asset lists (Link headers).
+//! Retry-After), and pagination of long asset lists (Link headers). It reads headers strictly
+//! (a repeated field is one comma-separated list, tests/common/http.rs): an asset download that
+//! does not accept exactly `application/octet-stream` gets the asset's JSON description.
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use super::http::{Request, Response, Server};
-use super::sha256_hex;
+use crate::common::http::{Request, Response, Server};
+use crate::common::sha256_hex;
 
 pub const OWNER: &str = "acme";
 pub const REPO: &str = "bundles";
@@ -266,6 +268,10 @@ fn handle(req: &Request, state: &mut State, token: &str, base: &str) -> Response
                 break;
             }
             let asset = &release.assets[pos];
+            // GitHub sends an asset's bytes only when the request accepts exactly
+            // `application/octet-stream`; otherwise (the API's `application/vnd.github+json`,
+            // or both, as two Accept fields folded into one list) it describes the asset in
+            // JSON. A client that sends two Accept headers gets JSON, as from GitHub.
             if req.header("accept") == Some("application/octet-stream") {
                 if let Some(cdn) = &state.redirect_downloads_to {
                     let mut redirect = Response::status(302);

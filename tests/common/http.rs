@@ -200,7 +200,15 @@ fn serve(
             break;
         }
         if let Some((name, value)) = header.split_once(':') {
-            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+            // As a strict server reads them (RFC 9110 §5.3): a field sent twice is one list,
+            // the values joined by ", " in the order sent; never just the last one.
+            headers
+                .entry(name.trim().to_ascii_lowercase())
+                .and_modify(|list: &mut String| {
+                    list.push_str(", ");
+                    list.push_str(value.trim());
+                })
+                .or_insert_with(|| value.trim().to_owned());
         }
     }
     let length: usize = headers

@@ -3,6 +3,7 @@
 
 pub mod github;
 pub mod http;
+pub mod pytools;
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -37,6 +38,8 @@ pub fn pystore(store: &Path) -> Command {
             cmd.env_remove(key);
         }
     }
+    // Never ask the machine's pip for an index: tests name the indexes they use.
+    cmd.env("PYSTORE_PIP_PYTHON", "");
     cmd
 }
 

@@ -63,6 +63,7 @@ const STEPS: &[&str] = &[
     "enter /build",
     "set the hostname",
     "set the parent-death signal",
+    "start a session without a controlling terminal",
 ];
 
 const S_UNSHARE: i32 = 1;
@@ -85,6 +86,7 @@ const S_ROOT_RO: i32 = 17;
 const S_CHDIR: i32 = 18;
 const S_HOSTNAME: i32 = 19;
 const S_PDEATHSIG: i32 = 20;
+const S_SETSID: i32 = 21;
 
 /// Turns an error number from the child into "step: cause".
 pub fn describe(raw: i32) -> String {
@@ -396,6 +398,10 @@ impl Child {
                     0,
                 ),
             )?;
+            // A new session has no controlling terminal: the bound /dev/tty then opens with
+            // ENXIO, and imported code cannot read from or write to the user's terminal, nor
+            // get signals from it (Nix's builders do the same).
+            check(S_SETSID, libc::setsid())?;
         }
         let null = std::ptr::null();
         mount(
@@ -635,7 +641,7 @@ mod tests {
             describe(libc::ENOENT),
             std::io::Error::from_raw_os_error(libc::ENOENT).to_string()
         );
-        assert_eq!(STEPS.len() as i32, S_PDEATHSIG + 1);
+        assert_eq!(STEPS.len() as i32, S_SETSID + 1);
     }
 }
 
@@ -696,5 +702,19 @@ mod run_tests {
             out.contains("hi\netc-ro\ninputs-ro\n0\nno-usr-local\n"),
             "{out}\n{err}"
         );
+    }
+
+    #[test]
+    fn the_sandboxed_program_leads_a_session_without_a_terminal() {
+        // Fields 6 and 7 of /proc/1/stat: the session id (1: pid 1 of the namespace leads its
+        // own session; 0 would mean a session led from outside, the host's) and the
+        // controlling terminal (0: none). /dev/tty must not open either.
+        let Some((code, out, err)) = sh(
+            "cut -d' ' -f6,7 /proc/1/stat; (: < /dev/tty) 2>/dev/null && echo tty || echo no-tty",
+        ) else {
+            return;
+        };
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert_eq!(out, "1 0\nno-tty\n", "{err}");
     }
 }

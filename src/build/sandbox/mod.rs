@@ -22,7 +22,9 @@ use std::process::Command;
 
 /// The environment variable that makes the probe report that namespaces are unavailable, with
 /// its value as the reason. A test seam (like `PYSTORE_FAILPOINT`): it lets tests running as
-/// root see what a machine without user namespaces does. Only [`Sandbox::new`] reads it.
+/// root see what a machine without user namespaces does. Only [`Sandbox::new`] reads it, and
+/// only in builds that honour test seams ([`crate::store::failpoint::SEAMS`]): a release build
+/// ignores it.
 pub const UNAVAILABLE_SEAM: &str = "PYSTORE_TEST_SANDBOX_UNAVAILABLE";
 
 /// Where `/build` is inside the sandbox; the program's working directory and `TMPDIR`.
@@ -360,7 +362,10 @@ pub fn fixed_env(
 
 /// `None` when full isolation works here, else why not.
 fn probe() -> Option<String> {
-    if let Some(reason) = std::env::var_os(UNAVAILABLE_SEAM) {
+    let seam = crate::store::failpoint::SEAMS
+        .then(|| std::env::var_os(UNAVAILABLE_SEAM))
+        .flatten();
+    if let Some(reason) = seam {
         return Some(format!(
             "{UNAVAILABLE_SEAM} is set: {}",
             reason.to_string_lossy()

@@ -104,10 +104,17 @@ impl Api {
     /// A request with the API headers and the token. Only URLs of the API and the upload URL
     /// it names for a release are requested, so only they see the token.
     pub(super) fn request(&self, method: Method, url: &Url) -> RequestBuilder {
+        self.request_accepting(method, url, "application/vnd.github+json")
+    }
+
+    /// [`Self::request`] with `accept` as its one `Accept` header. `RequestBuilder::header`
+    /// appends, so a second `Accept` added later would be sent as well, and GitHub answers an
+    /// asset URL that accepts its JSON type with the asset's description, not its bytes.
+    fn request_accepting(&self, method: Method, url: &Url, accept: &str) -> RequestBuilder {
         let mut request = self
             .client
             .request(method, url.clone())
-            .header(ACCEPT, "application/vnd.github+json")
+            .header(ACCEPT, accept)
             .header("X-GitHub-Api-Version", "2022-11-28");
         if let Some(token) = &self.token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -298,11 +305,7 @@ impl Api {
         size: Size,
     ) -> Result<(), RemoteError> {
         let url = self.endpoint(&format!("releases/assets/{id}"))?;
-        let build = || {
-            Ok(self
-                .request(Method::GET, &url)
-                .header(ACCEPT, "application/octet-stream"))
-        };
+        let build = || Ok(self.request_accepting(Method::GET, &url, "application/octet-stream"));
         let response = self.call(Method::GET, &url, &build, &|| Ok(()))?;
         let status = response.status();
         if !status.is_success() {
