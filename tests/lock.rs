@@ -885,3 +885,506 @@ fn pages_and_metadata_of_dependencies_are_fetched_in_parallel_with_the_same_resu
         );
     }
 }
+
+/// The wheels of the import and `--no-index` tests, built into `dir`: psycopg for both
+/// targets, `web` needing `util` (and `colorama` on Windows), `util` for each platform in two
+/// versions, `colorama` pure.
+fn web_wheels(dir: &Path) -> Vec<Dist> {
+    fs::create_dir_all(dir).unwrap();
+    let mut dists = psycopg_wheels(dir);
+    dists.extend([
+        pure(
+            dir,
+            "web",
+            "1.0",
+            &[
+                "Requires-Dist: colorama; sys_platform == \"win32\"",
+                "Requires-Dist: util>=1.5",
+            ],
+        ),
+        wheel(dir, "util", "1.0", "cp312-cp312-win_amd64", &[]),
+        wheel(dir, "util", "2.0", "cp312-cp312-win_amd64", &[]),
+        wheel(
+            dir,
+            "util",
+            "2.0",
+            "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64",
+            &[],
+        ),
+        pure(dir, "colorama", "0.4.6", &[]),
+    ]);
+    // Half the projects offer PEP 658 metadata (with sizes), half are read from the wheel.
+    for (i, dist) in dists.iter_mut().enumerate() {
+        dist.pep658 = i % 2 == 0;
+    }
+    dists
+}
+
+const WEB_REQUIREMENTS: &str = "psycopg2; sys_platform == \"win32\"\n\
+                                psycopg2-binary ; sys_platform == \"linux\"\n\
+                                web\n";
+
+#[test]
+fn no_index_resolves_from_wheelhouses_alone_without_a_request() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // Two wheelhouses, as pip's --find-links takes them; a stray file is ignored.
+    let first = w.join("wheelhouse");
+    let second = w.join("more-wheels");
+    let mut dists = web_wheels(&first);
+    fs::create_dir_all(&second).unwrap();
+    fs::rename(
+        first.join("colorama-0.4.6-py3-none-any.whl"),
+        second.join("colorama-0.4.6-py3-none-any.whl"),
+    )
+    .unwrap();
+    fs::write(first.join("README.txt"), "not a wheel").unwrap();
+    for dist in &mut dists {
+        dist.ranges = true;
+    }
+    let server = index(Arc::new(Mutex::new(dists)));
+    let recipe = recipe(w, "3.12.7", &[WINDOWS, LINUX], WEB_REQUIREMENTS);
+    let lock_path = recipe.join("pystore.lock");
+
+    // The reference: the same wheels locked from an index.
+    run_ok(&mut lock_cmd(TempStore::new().path(), &server, &recipe));
+    let from_index = fs::read_to_string(&lock_path).unwrap();
+    fs::remove_file(&lock_path).unwrap();
+    let asked = server.requests().len();
+
+    // Air-gapped: an index is configured (PYSTORE_INDEX_URL) but --no-index keeps it out, and
+    // --offline is accepted.
+    let store = TempStore::new();
+    let no_index = || {
+        let mut cmd = lock_cmd(store.path(), &server, &recipe);
+        cmd.arg("--no-index")
+            .arg("--offline")
+            .arg("--find-links")
+            .arg(&first)
+            .arg("--find-links")
+            .arg(&second);
+        cmd
+    };
+    let out = json(&mut no_index());
+    assert_eq!(out["changed"], true, "{out}");
+    assert_eq!(server.requests().len(), asked, "no request to the index");
+    assert_eq!(
+        fs::read_to_string(&lock_path).unwrap(),
+        from_index,
+        "the same pins, sizes, hashes and reasons as from the index"
+    );
+    assert_eq!(
+        versions(&recipe, "windows-x86_64"),
+        pairs(&[
+            ("colorama", "0.4.6"),
+            ("psycopg2", "2.9.10"),
+            ("util", "2.0"),
+            ("web", "1.0")
+        ])
+    );
+    // Nothing was copied into the store: local wheels are read where they lie.
+    assert_eq!(entries_and_tmp(store.path()).0, Vec::<String>::new());
+
+    // A project no wheelhouse has: named, with the wheelhouses; the lock is left as it was.
+    fs::write(
+        recipe.join("requirements.txt"),
+        format!("{WEB_REQUIREMENTS}absent>=1\n"),
+    )
+    .unwrap();
+    let err = run_fails(&mut no_index(), 1);
+    assert!(
+        err.contains("absent: no wheel of absent in the wheelhouses (")
+            && err.contains(first.to_str().unwrap())
+            && err.contains(second.to_str().unwrap())
+            && err.contains("--no-index"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&lock_path).unwrap(), from_index);
+    assert_eq!(server.requests().len(), asked, "still no request");
+
+    // --no-index needs a wheelhouse; an unreadable one is named.
+    let err = run_fails(
+        lock_cmd(store.path(), &server, &recipe).arg("--no-index"),
+        1,
+    );
+    assert!(err.contains("pass --find-links DIR"), "{err}");
+    let err = run_fails(
+        lock_cmd(store.path(), &server, &recipe)
+            .args(["--no-index", "--find-links"])
+            .arg(w.join("nowhere")),
+        1,
+    );
+    assert!(
+        err.contains("cannot read the wheelhouse") && err.contains("nowhere"),
+        "{err}"
+    );
+}
+
+/// `pystore lock RECIPE --from-requirements T=FILE...` (more arguments after).
+fn import_cmd(store: &Path, recipe: &Path, imports: &[(&str, &Path)]) -> std::process::Command {
+    let mut cmd = pystore(store);
+    cmd.arg("lock").arg(recipe);
+    for (target, file) in imports {
+        cmd.arg("--from-requirements")
+            .arg(format!("{target}={}", file.display()));
+    }
+    cmd
+}
+
+#[test]
+fn exported_requirements_import_back_to_the_identical_lock() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let wheelhouse = w.join("wheelhouse");
+    let server = index(Arc::new(Mutex::new(web_wheels(&wheelhouse))));
+    let recipe = recipe(w, "3.12.7", &[WINDOWS, LINUX], WEB_REQUIREMENTS);
+    let lock_path = recipe.join("pystore.lock");
+    let exported = w.join("exported");
+    run_ok(
+        lock_cmd(TempStore::new().path(), &server, &recipe)
+            .arg("--export-requirements")
+            .arg(&exported),
+    );
+    let original = fs::read_to_string(&lock_path).unwrap();
+    let windows_file = exported.join("requirements-windows-x86_64.txt");
+    let linux_file = exported.join("requirements-linux-x86_64.txt");
+    let both = [
+        ("windows-x86_64", windows_file.as_path()),
+        ("linux-x86_64", linux_file.as_path()),
+    ];
+
+    // From the index: file names and sizes found by hash on its pages.
+    fs::remove_file(&lock_path).unwrap();
+    let out = json(
+        import_cmd(TempStore::new().path(), &recipe, &both)
+            .env("PYSTORE_INDEX_URL", server.url("/simple/")),
+    );
+    assert_eq!(out["changed"], true, "{out}");
+    assert_eq!(fs::read_to_string(&lock_path).unwrap(), original);
+
+    // From a wheelhouse, offline: no request at all, same bytes.
+    fs::remove_file(&lock_path).unwrap();
+    let asked = server.requests().len();
+    let store = TempStore::new();
+    run_ok(
+        import_cmd(store.path(), &recipe, &both)
+            .arg("--offline")
+            .arg("--find-links")
+            .arg(&wheelhouse)
+            .env("PYSTORE_INDEX_URL", server.url("/simple/")),
+    );
+    assert_eq!(fs::read_to_string(&lock_path).unwrap(), original);
+    assert_eq!(server.requests().len(), asked, "no request to the index");
+
+    // A wheelhouse with some of the wheels: the index is asked only about the others.
+    let partial = w.join("partial");
+    fs::create_dir_all(&partial).unwrap();
+    let web = "web-1.0-py3-none-any.whl";
+    fs::copy(wheelhouse.join(web), partial.join(web)).unwrap();
+    fs::remove_file(&lock_path).unwrap();
+    let (web_pages, util_pages) = (server.count("/simple/web/"), server.count("/simple/util/"));
+    run_ok(
+        import_cmd(TempStore::new().path(), &recipe, &both)
+            .arg("--find-links")
+            .arg(&partial)
+            .env("PYSTORE_INDEX_URL", server.url("/simple/")),
+    );
+    assert_eq!(fs::read_to_string(&lock_path).unwrap(), original);
+    assert_eq!(
+        server.count("/simple/web/"),
+        web_pages,
+        "web is in the wheelhouse"
+    );
+    assert_eq!(
+        server.count("/simple/util/"),
+        util_pages + 1,
+        "util's page is asked for once, for both targets"
+    );
+
+    // One target named: the other keeps its pins (the lock matches the requirements).
+    let out = json(
+        import_cmd(store.path(), &recipe, &both[1..])
+            .arg("--find-links")
+            .arg(&wheelhouse),
+    );
+    assert_eq!(out["changed"], false, "{out}");
+    // ... but not when the requirements changed since: then every target must be named.
+    fs::write(
+        recipe.join("requirements.txt"),
+        format!("{WEB_REQUIREMENTS}# reformatted\nutil>=1\n"),
+    )
+    .unwrap();
+    let err = run_fails(
+        import_cmd(store.path(), &recipe, &both[1..])
+            .arg("--find-links")
+            .arg(&wheelhouse),
+        1,
+    );
+    assert!(
+        err.contains("so the pins of windows-x86_64 are stale too"),
+        "{err}"
+    );
+    run_ok(
+        import_cmd(store.path(), &recipe, &both)
+            .arg("--find-links")
+            .arg(&wheelhouse),
+    );
+    assert_ne!(fs::read_to_string(&lock_path).unwrap(), original);
+    assert_eq!(
+        pins(&recipe, "linux-x86_64")["util"].1,
+        ["requirements.txt:5", "web"],
+        "reasons recorded as `pystore lock` records them"
+    );
+}
+
+#[test]
+fn a_hashed_file_that_is_not_a_lock_of_the_target_is_refused_naming_the_line() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let wheelhouse = w.join("wheelhouse");
+    let dists = web_wheels(&wheelhouse);
+    let sha = |file: &str| {
+        let dist = dists.iter().find(|d| d.filename == file).unwrap();
+        sha256_hex(&dist.bytes)
+    };
+    let web = format!(
+        "web==1.0 \\\n    --hash=sha256:{}\n    # via -r requirements.in\n",
+        sha("web-1.0-py3-none-any.whl")
+    );
+    let util_win = sha("util-2.0-cp312-cp312-win_amd64.whl");
+    let util_linux = sha("util-2.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl");
+    let psycopg = format!(
+        "psycopg2-binary==2.9.10 --hash=sha256:{}\n",
+        sha("psycopg2_binary-2.9.10-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
+    );
+    let recipe = recipe(w, "3.12.7", &[WINDOWS, LINUX], WEB_REQUIREMENTS);
+    let store = TempStore::new();
+    let file = w.join("requirements.lock.txt");
+    let import = |text: &str| {
+        fs::write(&file, text).unwrap();
+        run_fails(
+            import_cmd(store.path(), &recipe, &[("linux-x86_64", &file)])
+                .arg("--offline")
+                .arg("--find-links")
+                .arg(&wheelhouse),
+            1,
+        )
+    };
+    let name = file.display().to_string();
+    let cases = [
+        (
+            format!("{web}util>=2 --hash=sha256:{util_linux}\n{psycopg}"),
+            format!("{name}:4: util>=2 is not pinned: every line"),
+        ),
+        (
+            format!("{web}util==2.0\n{psycopg}"),
+            format!("{name}:4: util==2.0 has no --hash=sha256: value"),
+        ),
+        (
+            format!("{web}util==2.0 --hash=sha256:{}\n{psycopg}", "0".repeat(64)),
+            format!("{name}:4: util==2.0: no file with any of its 1 sha256 hashes in the wheelhouses ("),
+        ),
+        (
+            format!("{web}util==2.0 --hash=sha256:{util_win}\n{psycopg}"),
+            format!("{name}:4: util==2.0: the files with its hashes (util-2.0-cp312-cp312-win_amd64.whl) do not fit target linux-x86_64"),
+        ),
+        (
+            format!("{web}{psycopg}"),
+            "pins no util for target linux-x86_64, though the requirements need it".to_owned(),
+        ),
+        (
+            format!("{web}util==2.0 --hash=sha256:{util_linux}\n{psycopg}colorama==0.4.6 --hash=sha256:{}\n", sha("colorama-0.4.6-py3-none-any.whl")),
+            format!("{name}:6: colorama==0.4.6 is not needed by demo's requirements for target linux-x86_64"),
+        ),
+        (
+            format!("{web}util==1.0 --hash=sha256:{}\n{psycopg}", sha("util-1.0-cp312-cp312-win_amd64.whl")),
+            format!("{name}:4: util==1.0: the files with its hashes (util-1.0-cp312-cp312-win_amd64.whl) do not fit"),
+        ),
+        (
+            format!("--index-url http://127.0.0.1:9/simple\n-r more.txt\n{web}"),
+            format!("{name}:2: -r is not supported"),
+        ),
+    ];
+    for (text, expected) in &cases {
+        let err = import(text);
+        assert!(
+            err.contains(expected.as_str()),
+            "{text}\nexpected {expected:?} in:\n{err}"
+        );
+        assert!(
+            !recipe.join("pystore.lock").exists(),
+            "nothing written:\n{text}"
+        );
+    }
+    // A pin at a version the requirements exclude: the resolver says which.
+    fs::write(
+        recipe.join("requirements.txt"),
+        format!("{WEB_REQUIREMENTS}util<2\n"),
+    )
+    .unwrap();
+    let err = import(&format!(
+        "{web}util==2.0 --hash=sha256:{util_linux}\n{psycopg}"
+    ));
+    assert!(
+        err.contains("target linux-x86_64: the pins do not satisfy demo's requirements")
+            && err.contains("util"),
+        "{err}"
+    );
+    assert!(!recipe.join("pystore.lock").exists());
+    // Nothing was added to the store by any refusal.
+    assert_eq!(entries_and_tmp(store.path()), (Vec::new(), Vec::new()));
+}
+
+/// `tool`'s executable in the tests' provisioned Python environment (`common::pytools`), or
+/// `None` after saying on stderr why the calling test skips (never in CI).
+fn python_tool(tool: &str) -> Option<PathBuf> {
+    let python = common::pytools::python_or_skip(&format!("{tool} (the format it writes)"))?;
+    Some(python.with_file_name(tool))
+}
+
+/// Runs a Python packaging tool with no configuration of the machine's.
+fn run_tool(cmd: &mut std::process::Command, home: &Path) -> String {
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("PIP_") || name.starts_with("UV_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("HOME", home)
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env("XDG_CONFIG_HOME", home.join("config"));
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn uv_pip_compile_output_imports_as_the_lock_pystore_writes() {
+    let Some(uv) = python_tool("uv") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let server = index(Arc::new(Mutex::new(web_wheels(&w.join("wheelhouse")))));
+    let recipe = recipe(w, "3.12.7", &[WINDOWS, LINUX], WEB_REQUIREMENTS);
+    let lock_path = recipe.join("pystore.lock");
+    let store = TempStore::new();
+    run_ok(&mut lock_cmd(store.path(), &server, &recipe));
+    let resolved = fs::read_to_string(&lock_path).unwrap();
+    fs::remove_file(&lock_path).unwrap();
+
+    // uv resolves each target's platform itself and lists every file of each pinned version.
+    let mut imports = Vec::new();
+    for (target, platform) in [
+        ("windows-x86_64", "x86_64-pc-windows-msvc"),
+        ("linux-x86_64", "x86_64-manylinux_2_17"),
+    ] {
+        let out = w.join(format!("uv-{target}.txt"));
+        run_tool(
+            std::process::Command::new(&uv)
+                .args(["pip", "compile", "--no-config", "--generate-hashes"])
+                .args(["--emit-index-url", "--python-version", "3.12"])
+                .args(["--python-platform", platform, "--index-url"])
+                .arg(server.url("/simple/"))
+                .arg("--cache-dir")
+                .arg(w.join("uv-cache"))
+                .arg("-o")
+                .arg(&out)
+                .arg(recipe.join("requirements.txt")),
+            w,
+        );
+        let text = fs::read_to_string(&out).unwrap();
+        assert!(
+            text.contains("--index-url") && text.contains("# via") && text.contains(" \\\n"),
+            "uv's format: option lines, continuations, comments:\n{text}"
+        );
+        imports.push((target, out));
+    }
+    let util = fs::read_to_string(&imports[0].1).unwrap();
+    assert!(
+        util.matches("--hash=sha256:").count() > 4,
+        "every file of a pinned version is listed:\n{util}"
+    );
+    let imports: Vec<(&str, &Path)> = imports.iter().map(|(t, f)| (*t, f.as_path())).collect();
+    run_ok(
+        import_cmd(store.path(), &recipe, &imports)
+            .env("PYSTORE_INDEX_URL", server.url("/simple/")),
+    );
+    assert_eq!(fs::read_to_string(&lock_path).unwrap(), resolved);
+}
+
+#[test]
+fn pip_compile_output_imports_as_the_lock_pystore_writes() {
+    let Some(pip_compile) = python_tool("pip-compile") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // pip-compile resolves for the Python running it, so these wheels fit any CPython 3 on
+    // Linux; `util` also has a Windows wheel, whose hash pip-compile lists too.
+    let wheelhouse = w.join("wheelhouse");
+    fs::create_dir_all(&wheelhouse).unwrap();
+    let dists = vec![
+        pure(
+            &wheelhouse,
+            "web",
+            "1.0",
+            &[
+                "Requires-Dist: colorama; sys_platform == \"win32\"",
+                "Requires-Dist: util>=1.5",
+            ],
+        ),
+        pure(&wheelhouse, "util", "1.0", &[]),
+        pure(&wheelhouse, "util", "2.0", &[]),
+        wheel(&wheelhouse, "util", "2.0", "cp312-cp312-win_amd64", &[]),
+        pure(&wheelhouse, "colorama", "0.4.6", &[]),
+    ];
+    let server = index(Arc::new(Mutex::new(dists)));
+    let recipe = recipe(w, "3.12.7", &[LINUX], "web\n");
+    let lock_path = recipe.join("pystore.lock");
+    let store = TempStore::new();
+    run_ok(&mut lock_cmd(store.path(), &server, &recipe));
+    let resolved = fs::read_to_string(&lock_path).unwrap();
+    fs::remove_file(&lock_path).unwrap();
+
+    let out = w.join("pip-compile.txt");
+    run_tool(
+        std::process::Command::new(&pip_compile)
+            .args([
+                "--no-config",
+                "--quiet",
+                "--generate-hashes",
+                "--emit-index-url",
+            ])
+            .arg("--index-url")
+            .arg(server.url("/simple/"))
+            .arg("--cache-dir")
+            .arg(w.join("pip-cache"))
+            .arg("--output-file")
+            .arg(&out)
+            .arg(recipe.join("requirements.txt")),
+        w,
+    );
+    let text = fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("--index-url") && text.contains("# via") && text.contains(" \\\n"),
+        "pip-compile's format: option lines, continuations, comments:\n{text}"
+    );
+    assert_eq!(
+        text.matches("--hash=sha256:").count(),
+        3,
+        "both util 2.0 wheels are listed:\n{text}"
+    );
+    // From the wheelhouse, offline: the Windows wheel's hash is listed but does not fit Linux.
+    run_ok(
+        import_cmd(store.path(), &recipe, &[("linux-x86_64", &out)])
+            .arg("--offline")
+            .arg("--find-links")
+            .arg(&wheelhouse),
+    );
+    assert_eq!(fs::read_to_string(&lock_path).unwrap(), resolved);
+}

@@ -7,6 +7,7 @@ use super::fetch_cmds::NetSettings;
 use super::output::{print_json, Ui};
 use crate::fetch::index::IndexClient;
 use crate::fetch::Fetcher;
+use crate::recipe::import::import_requirements;
 use crate::recipe::lock::{import_pylock, lock as lock_recipe, LockOptions, LockOutcome};
 use crate::recipe::{find, load};
 use crate::store::Store;
@@ -27,6 +28,10 @@ pub struct LockArgs<'a> {
     pub export_pylock: Option<std::path::PathBuf>,
     /// `--from-pylock`.
     pub from_pylock: Option<std::path::PathBuf>,
+    /// `--no-index`.
+    pub no_index: bool,
+    /// `--from-requirements TARGET=FILE`.
+    pub from_requirements: &'a [(String, std::path::PathBuf)],
 }
 
 /// `pystore lock RECIPE`
@@ -38,8 +43,11 @@ pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Resu
         render(ui, &outcome)?;
         return Ok(true);
     }
-    if net.fetch.offline {
-        bail!("--offline: `pystore lock` has to ask the index which versions exist (or take pins from a pylock.toml with --from-pylock)");
+    if args.no_index && net.fetch.find_links.is_empty() {
+        bail!("--no-index: `pystore lock` then resolves from wheelhouses alone, and none is given; pass --find-links DIR (or set PYSTORE_FIND_LINKS)");
+    }
+    if net.fetch.offline && !args.no_index && args.from_requirements.is_empty() {
+        bail!("--offline: `pystore lock` has to ask the index which versions exist; resolve from wheelhouses alone with --no-index --find-links DIR, or take pins from a pylock.toml with --from-pylock");
     }
     let recipe = load(&find(args.recipe, &cwd)?)?;
     let options = LockOptions {
@@ -50,11 +58,36 @@ pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Resu
         export_requirements: args.export_requirements,
         export_pylock: args.export_pylock,
         catalogue: Some(crate::recipe::interpreters::catalogue(store)?),
+        wheelhouses: net.fetch.find_links.clone(),
     };
-    let indexes = net.indexes.resolve();
+    let net_offline = net.fetch.offline;
+    let importing = !args.from_requirements.is_empty();
+    // --no-index (or an import under --offline): no index is looked up at all, not even pip's.
+    let indexes = if args.no_index || (importing && net_offline) {
+        Vec::new()
+    } else {
+        net.indexes.resolve()
+    };
     let fetcher = Fetcher::new(store, net.fetch, net.credentials);
-    let index = IndexClient::new(fetcher.http()?, indexes)?;
-    let outcome = lock_recipe(&fetcher, &index, &recipe, &options)?;
+    // With --no-index no index client exists at all, so none can be asked anything; an import
+    // under --offline takes wheels from the wheelhouses alone too. An import needs the index
+    // only for wheels the wheelhouses lack, so having none configured is not an error yet.
+    let index = if args.no_index || (importing && (net_offline || indexes.is_empty())) {
+        None
+    } else {
+        Some(IndexClient::new(fetcher.http()?, indexes)?)
+    };
+    let outcome = if args.from_requirements.is_empty() {
+        lock_recipe(&fetcher, index.as_ref(), &recipe, &options)?
+    } else {
+        import_requirements(
+            &fetcher,
+            index.as_ref(),
+            &recipe,
+            args.from_requirements,
+            &options,
+        )?
+    };
     render(ui, &outcome)?;
     Ok(true)
 }

@@ -24,6 +24,18 @@ use crate::store::{layout, Store};
 fn parse_sandbox(text: &str) -> Result<Mode, String> {
     text.parse()
 }
+
+/// `TARGET=FILE`, as `--from-requirements` takes it.
+fn parse_target_file(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((target, file)) if !target.is_empty() && !file.is_empty() => {
+            Ok((target.to_owned(), PathBuf::from(file)))
+        }
+        _ => Err(format!(
+            "{text:?} is not TARGET=FILE (a target name of the recipe, then a hashed requirements file)"
+        )),
+    }
+}
 pub use output::Ui;
 
 const ABOUT: &str =
@@ -251,6 +263,20 @@ pub enum Command {
         /// target (needs no network)
         #[arg(long, value_name = "FILE", conflicts_with_all = ["upgrade", "upgrade_packages", "targets"])]
         from_pylock: Option<PathBuf>,
+        /// Consult no index: resolve from the wheelhouses (--find-links DIR, $PYSTORE_FIND_LINKS)
+        /// alone, reading metadata from their wheels, as pip's --no-index --find-links does
+        /// (for machines without network); works with --offline
+        #[arg(long, conflicts_with = "from_pylock")]
+        no_index: bool,
+        /// Resolve nothing for TARGET: take its pins from FILE, a hashed requirements file
+        /// (pip-compile --generate-hashes, uv pip compile --generate-hashes, --export-requirements)
+        /// whose every line is name==version with --hash=sha256: values (repeatable). Each
+        /// wheel is found by hash in the wheelhouses, else on the index; the pins are checked
+        /// against the recipe's requirements. Targets not named keep their pins (when the lock
+        /// was made from the current requirements; otherwise name every target)
+        #[arg(long = "from-requirements", value_name = "TARGET=FILE", value_parser = parse_target_file,
+              conflicts_with_all = ["from_pylock", "upgrade", "upgrade_packages", "targets"])]
+        from_requirements: Vec<(String, PathBuf)>,
     },
     /// Add local files or directories to the store; prints each store path
     ///
@@ -621,6 +647,8 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             export_requirements,
             export_pylock,
             from_pylock,
+            no_index,
+            from_requirements,
         } => lock_cmd::lock(
             &open()?,
             ui,
@@ -633,6 +661,8 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                 export_requirements: export_requirements.clone(),
                 export_pylock: export_pylock.clone(),
                 from_pylock: from_pylock.clone(),
+                no_index: *no_index,
+                from_requirements,
             },
         ),
         Command::Add { paths, name } => {

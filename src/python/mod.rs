@@ -8,6 +8,7 @@
 
 pub mod builds;
 pub mod filename;
+pub mod hashed;
 pub mod install;
 pub mod interpreter;
 pub mod launcher;

@@ -114,7 +114,7 @@ fn read_into(
 }
 
 /// Joins continued lines and strips comments; yields (first line number, text).
-fn logical_lines(text: &str) -> Vec<(usize, String)> {
+pub(crate) fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut lines = Vec::new();
     let mut current = String::new();
     let mut start = 0;

@@ -18,11 +18,12 @@ use sha2::Digest;
 
 use super::{Recipe, RecipeTarget};
 use crate::fetch::http::HttpClient;
-use crate::fetch::index::{IndexClient, IndexFile, ProjectPage};
+use crate::fetch::index::{CoreMetadata as IndexCoreMetadata, IndexClient, IndexFile, ProjectPage};
 use crate::fetch::ranged::RangedFile;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
 use crate::hash::to_hex;
 use crate::python::builds::NoBuild;
+use crate::python::filename::WheelFilename;
 use crate::python::lockfile::{
     Lock, LockError, LockedInterpreter, LockedPackage, LockedTarget, LOCK_VERSION,
 };
@@ -84,9 +85,19 @@ pub enum LockRecipeError {
     /// The index cannot be used.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// A wheelhouse (`--find-links`) cannot be listed.
+    #[error("cannot read the wheelhouse {}: {error}; check --find-links and PYSTORE_FIND_LINKS", path.display())]
+    Wheelhouse {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// A `pylock.toml` that cannot be read or used.
     #[error(transparent)]
     Pylock(#[from] super::pylock::PylockLockError),
+    /// A hashed requirements file that cannot be imported (`--from-requirements`); boxed, as
+    /// it carries the most context.
+    #[error(transparent)]
+    Import(Box<super::import::ImportError>),
     /// A lock that cannot be written as `pylock.toml` (a bug in the lock's targets).
     #[error("cannot write {} as pylock.toml: {message}", path.display())]
     PylockWrite { path: PathBuf, message: String },
@@ -96,6 +107,12 @@ pub enum LockRecipeError {
         path: PathBuf,
         error: std::io::Error,
     },
+}
+
+impl From<super::import::ImportError> for LockRecipeError {
+    fn from(error: super::import::ImportError) -> Self {
+        LockRecipeError::Import(Box::new(error))
+    }
 }
 
 /// Options of `pystore lock`.
@@ -115,6 +132,29 @@ pub struct LockOptions {
     pub export_pylock: Option<PathBuf>,
     /// The interpreter catalogue to choose archives from; `None`: the built-in table.
     pub catalogue: Option<Catalogue>,
+    /// Local wheelhouses (`--find-links`): their wheels are candidates beside the index's.
+    pub wheelhouses: Vec<PathBuf>,
+}
+
+impl LockOptions {
+    /// The CPython release and per-target archive pins for `recipe`, from the catalogue these
+    /// options name (the built-in table when none).
+    pub(super) fn interpreters(
+        &self,
+        recipe: &Recipe,
+        existing: Option<&Lock>,
+        upgrade_python: bool,
+    ) -> Result<Interpreters, LockRecipeError> {
+        let builtin;
+        let catalogue = match &self.catalogue {
+            Some(catalogue) => catalogue,
+            None => {
+                builtin = Catalogue::builtin();
+                &builtin
+            }
+        };
+        choose_interpreters(recipe, catalogue, existing, upgrade_python)
+    }
 }
 
 /// What `lock` wrote.
@@ -130,10 +170,11 @@ pub struct LockOutcome {
     pub exported: Vec<PathBuf>,
 }
 
-/// Resolves `recipe` for its targets and writes its lock.
+/// Resolves `recipe` for its targets and writes its lock. `index` is `None` with `--no-index`:
+/// then the wheelhouses in `options` are the only source, and no request is made.
 pub fn lock(
     fetcher: &Fetcher<'_>,
-    index: &IndexClient<'_>,
+    index: Option<&IndexClient<'_>>,
     recipe: &Recipe,
     options: &LockOptions,
 ) -> Result<LockOutcome, LockRecipeError> {
@@ -159,43 +200,12 @@ pub fn lock(
         .map(|n| normalize_name(n))
         .collect();
     let inputs = recipe.lock_inputs(&requirements);
-    // Pins of targets not resolved now are kept only if they were resolved from these very
-    // inputs: the new lock's inputs hash vouches for every target in it.
-    let unchanged = existing
-        .as_ref()
-        .is_some_and(|l| l.inputs == inputs && l.python == recipe.python);
-    if !options.targets.is_empty() && !unchanged {
-        let stale: Vec<String> = recipe
-            .targets
-            .iter()
-            .filter(|t| !options.targets.contains(&t.name))
-            .filter(|t| {
-                existing
-                    .as_ref()
-                    .is_some_and(|l| l.target(&t.name).is_some())
-            })
-            .map(|t| t.name.clone())
-            .collect();
-        if !stale.is_empty() {
-            return Err(LockRecipeError::StaleTargets {
-                recipe: recipe.name.clone(),
-                targets: stale,
-            });
-        }
-    }
+    check_kept_targets(recipe, existing.as_ref(), &inputs, &options.targets)?;
     let upgrade_python = options.upgrade || upgrade.iter().any(|n| n == "python");
-    let builtin;
-    let catalogue = match &options.catalogue {
-        Some(catalogue) => catalogue,
-        None => {
-            builtin = Catalogue::builtin();
-            &builtin
-        }
-    };
-    let interpreters = choose_interpreters(recipe, catalogue, existing.as_ref(), upgrade_python)?;
+    let interpreters = options.interpreters(recipe, existing.as_ref(), upgrade_python)?;
     let python = interpreters.version.to_string();
     let recipe_dir = recipe.path.parent().unwrap_or(Path::new("."));
-    let source = IndexSource::new(fetcher, index);
+    let source = IndexSource::new(fetcher, index, &options.wheelhouses)?;
     let mut targets = Vec::new();
     for recipe_target in &recipe.targets {
         let wanted = options.targets.is_empty() || options.targets.contains(&recipe_target.name);
@@ -253,8 +263,45 @@ pub fn lock(
         inputs,
         targets,
     };
-    let locations = source.locations();
-    let changed = write_recipe_lock(recipe, &lock, &locations)?;
+    finish(recipe, lock, &source.locations(), options)
+}
+
+/// Pins of targets not locked now are kept only if they were locked from these very inputs:
+/// the new lock's inputs hash vouches for every target in it. `named` empty means all.
+pub(super) fn check_kept_targets(
+    recipe: &Recipe,
+    existing: Option<&Lock>,
+    inputs: &str,
+    named: &[String],
+) -> Result<(), LockRecipeError> {
+    let unchanged = existing.is_some_and(|l| l.inputs == inputs && l.python == recipe.python);
+    if named.is_empty() || unchanged {
+        return Ok(());
+    }
+    let stale: Vec<String> = recipe
+        .targets
+        .iter()
+        .filter(|t| !named.contains(&t.name))
+        .filter(|t| existing.is_some_and(|l| l.target(&t.name).is_some()))
+        .map(|t| t.name.clone())
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    Err(LockRecipeError::StaleTargets {
+        recipe: recipe.name.clone(),
+        targets: stale,
+    })
+}
+
+/// Writes `lock` as the recipe's lock, and the exports `options` asks for.
+pub(super) fn finish(
+    recipe: &Recipe,
+    lock: Lock,
+    locations: &BTreeMap<String, WheelLocation>,
+    options: &LockOptions,
+) -> Result<LockOutcome, LockRecipeError> {
+    let changed = write_recipe_lock(recipe, &lock, locations)?;
     let mut exported = Vec::new();
     if let Some(dir) = &options.export_requirements {
         for target in &lock.targets {
@@ -270,7 +317,7 @@ pub fn lock(
         }
     }
     if let Some(path) = &options.export_pylock {
-        write_pylock(&lock, &locations, path)?;
+        write_pylock(&lock, locations, path)?;
         exported.push(path.clone());
     }
     Ok(LockOutcome {
@@ -296,7 +343,7 @@ pub fn import_pylock(recipe: &Recipe, file: &Path) -> Result<LockOutcome, LockRe
 }
 
 /// The recipe's current lock, whatever inputs it was made from (only a source of preferences).
-fn read_recipe_lock(recipe: &Recipe) -> Option<Lock> {
+pub(super) fn read_recipe_lock(recipe: &Recipe) -> Option<Lock> {
     if !recipe.lock_is_pylock() {
         return Lock::read(&recipe.lock).ok();
     }
@@ -379,18 +426,18 @@ fn write_pylock(
 }
 
 /// The CPython release a lock is for and the archive pinned per target.
-struct Interpreters {
-    version: PythonVersion,
+pub(super) struct Interpreters {
+    pub(super) version: PythonVersion,
     /// By target name; `None` for a target whose recipe names its own interpreter, or whose
     /// exact version the catalogue does not know.
-    pins: BTreeMap<String, Option<LockedInterpreter>>,
+    pub(super) pins: BTreeMap<String, Option<LockedInterpreter>>,
 }
 
 /// Chooses the CPython release for `recipe` and pins its archive for each target: an exact
 /// `python` is that release; a minor one (`3.13`) is the release the existing lock pinned
 /// (unless `upgrade_python`), else the newest in `catalogue` with a build for every target.
 /// A target keeps its old pin while the version stays, even if the catalogue no longer has it.
-fn choose_interpreters(
+pub(super) fn choose_interpreters(
     recipe: &Recipe,
     catalogue: &Catalogue,
     existing: Option<&Lock>,
@@ -536,7 +583,7 @@ fn lock_target(
     })
 }
 
-fn locked_package(
+pub(super) fn locked_package(
     package: ResolvedPackage,
     size: u64,
     sha256: String,
@@ -570,29 +617,161 @@ fn relative_origin(origin: &Origin, recipe_dir: &Path) -> String {
     format!("{file}:{}", origin.line)
 }
 
-/// The index and the store as a [`PackageSource`], with what it learnt about files kept for
-/// the lock (sizes and hashes of downloaded wheels).
-struct IndexSource<'f, 'i> {
+/// The index, local wheelhouses and the store as a [`PackageSource`], with what it learnt about
+/// files kept for the lock (sizes and hashes of downloaded or local wheels).
+pub(super) struct IndexSource<'f, 'i> {
     fetcher: &'f Fetcher<'f>,
-    index: &'i IndexClient<'i>,
+    /// `None` with `--no-index`: nothing is asked of any index.
+    index: Option<&'i IndexClient<'i>>,
+    /// Wheelhouse wheels by normalised project name, as `file://` index files.
+    local: Wheelhouses,
     pages: RefCell<BTreeMap<String, ProjectPage>>,
     metadata: RefCell<BTreeMap<String, CoreMetadata>>,
-    /// `(size, sha256 hex)` of wheels downloaded, by file name.
+    /// `(size, sha256 hex)` of wheels downloaded or hashed, by file name.
     facts: RefCell<BTreeMap<String, (u64, String)>>,
     /// Wheels the index gives no sha256 for are downloaded here to be read.
     scratch: RefCell<Option<tempfile::TempDir>>,
 }
 
+/// The wheels of local wheelhouses (`--find-links`), listed once: by normalised project name,
+/// in wheelhouse order then file name order; a file name seen in an earlier wheelhouse hides it
+/// in later ones (realise looks them up by name in that order too).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Wheelhouses {
+    /// The directories, as given.
+    pub dirs: Vec<PathBuf>,
+    /// Their wheels by normalised project name.
+    pub files: BTreeMap<String, Vec<IndexFile>>,
+}
+
+impl Wheelhouses {
+    /// Lists the wheels in `dirs` (files whose names are valid wheel names; others are ignored,
+    /// as pip ignores them). An unreadable directory is an error naming it.
+    pub fn list(dirs: &[PathBuf]) -> Result<Wheelhouses, LockRecipeError> {
+        let mut files: BTreeMap<String, Vec<IndexFile>> = BTreeMap::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for dir in dirs {
+            let error = |error: std::io::Error| LockRecipeError::Wheelhouse {
+                path: dir.clone(),
+                error,
+            };
+            let absolute = std::path::absolute(dir).map_err(error)?;
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(&absolute).map_err(error)? {
+                let entry = entry.map_err(error)?;
+                if let Some(name) = entry.file_name().to_str() {
+                    names.push(name.to_owned());
+                }
+            }
+            names.sort();
+            for name in names {
+                let Ok(wheel) = WheelFilename::parse(&name) else {
+                    continue;
+                };
+                let path = absolute.join(&name);
+                let meta = std::fs::metadata(&path).map_err(error)?;
+                if !meta.is_file() || !seen.insert(name.clone()) {
+                    continue;
+                }
+                let Ok(url) = reqwest::Url::from_file_path(&path) else {
+                    continue;
+                };
+                files
+                    .entry(wheel.normalized_name())
+                    .or_default()
+                    .push(IndexFile {
+                        filename: name,
+                        url,
+                        hashes: BTreeMap::new(),
+                        requires_python: None,
+                        yanked: None,
+                        core_metadata: IndexCoreMetadata::Absent,
+                        size: Some(meta.len()),
+                    });
+            }
+        }
+        Ok(Wheelhouses {
+            dirs: dirs.to_vec(),
+            files,
+        })
+    }
+
+    /// The wheelhouse directories, for messages.
+    pub fn describe(&self) -> String {
+        self.dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The local path of a wheelhouse file (a `file://` URL), if it is one.
+fn local_path(file: &IndexFile) -> Option<PathBuf> {
+    (file.url.scheme() == "file")
+        .then(|| file.url.to_file_path().ok())
+        .flatten()
+}
+
+/// A project's files from the index (when there is one) and the wheelhouses: the index's first,
+/// then wheelhouse files of other names. Without an index, a project no wheelhouse has is an
+/// error naming the wheelhouses.
+fn merged_page(
+    index: Option<&IndexClient<'_>>,
+    local: &Wheelhouses,
+    name: &str,
+) -> Result<ProjectPage, SourceError> {
+    let mut files = match index {
+        Some(index) => match index.project(name) {
+            Ok(page) => page.files,
+            Err(FetchError::ProjectNotFound { .. }) => Vec::new(),
+            Err(err) => return Err(err.into()),
+        },
+        None => Vec::new(),
+    };
+    for file in local.files.get(name).into_iter().flatten() {
+        if !files.iter().any(|f| f.filename == file.filename) {
+            files.push(file.clone());
+        }
+    }
+    if files.is_empty() && index.is_none() {
+        return Err(format!(
+            "no wheel of {name} in the wheelhouses ({}); with --no-index they are the only source: put its wheels there",
+            local.describe()
+        )
+        .into());
+    }
+    Ok(ProjectPage {
+        name: name.to_owned(),
+        files,
+    })
+}
+
 impl<'f, 'i> IndexSource<'f, 'i> {
-    fn new(fetcher: &'f Fetcher<'f>, index: &'i IndexClient<'i>) -> Self {
-        IndexSource {
+    pub(super) fn new(
+        fetcher: &'f Fetcher<'f>,
+        index: Option<&'i IndexClient<'i>>,
+        wheelhouses: &[PathBuf],
+    ) -> Result<Self, LockRecipeError> {
+        Ok(IndexSource {
             fetcher,
             index,
+            local: Wheelhouses::list(wheelhouses)?,
             pages: RefCell::default(),
             metadata: RefCell::default(),
             facts: RefCell::default(),
             scratch: RefCell::default(),
-        }
+        })
+    }
+
+    /// The wheelhouses' wheels.
+    pub(super) fn wheelhouses(&self) -> &Wheelhouses {
+        &self.local
+    }
+
+    /// The index, unless `--no-index`.
+    pub(super) fn index(&self) -> Option<&'i IndexClient<'i>> {
+        self.index
     }
 
     /// Downloads `file` (into the store when its sha256 is known); reads `with` on its path.
@@ -601,6 +780,9 @@ impl<'f, 'i> IndexSource<'f, 'i> {
         file: &IndexFile,
         with: impl FnOnce(&Path) -> Result<T, SourceError>,
     ) -> Result<T, SourceError> {
+        if let Some(path) = local_path(file) {
+            return with(&path);
+        }
         if let Some(sha256) = file.sha256() {
             let fetched = self.fetcher.fetch(&FixedOutput {
                 name: EntryName::new(&file.filename)?,
@@ -675,30 +857,33 @@ impl<'f, 'i> IndexSource<'f, 'i> {
 
     /// Where every file of every project page seen can be downloaded, by file name: a URL, or
     /// a local path for a wheelhouse's files.
-    fn locations(&self) -> BTreeMap<String, WheelLocation> {
+    pub(super) fn locations(&self) -> BTreeMap<String, WheelLocation> {
         let mut out = BTreeMap::new();
         for page in self.pages.borrow().values() {
             for file in &page.files {
-                let location = match file.url.to_file_path() {
-                    Ok(path) if file.url.scheme() == "file" => {
-                        WheelLocation::Path(path.to_string_lossy().into_owned())
-                    }
-                    _ => WheelLocation::Url(file.url.to_string()),
-                };
-                out.entry(file.filename.clone()).or_insert(location);
+                out.entry(file.filename.clone())
+                    .or_insert_with(|| location(file));
             }
         }
         out
     }
 
     /// The size and sha256 of a chosen wheel: from the index when it gives both, else from the
-    /// downloaded file.
-    fn facts(&self, file: &IndexFile) -> Result<(u64, String), SourceError> {
+    /// downloaded (or local) file.
+    pub(super) fn facts(&self, file: &IndexFile) -> Result<(u64, String), SourceError> {
         if let (Some(size), Some(sha256)) = (file.size, file.sha256()) {
             return Ok((size, to_hex(&sha256)));
         }
         if let Some(known) = self.facts.borrow().get(&file.filename) {
             return Ok(known.clone());
+        }
+        if let Some(path) = local_path(file) {
+            let size = std::fs::metadata(&path)?.len();
+            let sha256 = to_hex(&crate::hash::sha256_file(&path)?);
+            self.facts
+                .borrow_mut()
+                .insert(file.filename.clone(), (size, sha256.clone()));
+            return Ok((size, sha256));
         }
         self.with_wheel(file, |_| Ok(()))?;
         self.facts
@@ -706,6 +891,14 @@ impl<'f, 'i> IndexSource<'f, 'i> {
             .get(&file.filename)
             .cloned()
             .ok_or_else(|| format!("{}: downloaded but not measured (a bug)", file.filename).into())
+    }
+}
+
+/// Where `file` can be downloaded: its URL, or its path for a wheelhouse file.
+pub(super) fn location(file: &IndexFile) -> WheelLocation {
+    match local_path(file) {
+        Some(path) => WheelLocation::Path(path.to_string_lossy().into_owned()),
+        None => WheelLocation::Url(file.url.to_string()),
     }
 }
 
@@ -738,7 +931,8 @@ impl PackageSource for IndexSource<'_, '_> {
             .iter()
             .filter(|n| !self.pages.borrow().contains_key(n.as_str()))
             .collect();
-        let pages = self.parallel(&missing, |name| self.index.project(name));
+        let (index, local) = (self.index, &self.local);
+        let pages = self.parallel(&missing, |name| merged_page(index, local, name));
         for (name, page) in missing.into_iter().zip(pages) {
             // Failures are left for `project` to meet again and report.
             if let Ok(page) = page {
@@ -748,15 +942,19 @@ impl PackageSource for IndexSource<'_, '_> {
     }
 
     fn prefetch_metadata(&self, files: &[IndexFile]) {
+        let Some(index) = self.index else {
+            return;
+        };
         let Ok(http) = self.fetcher.http() else {
             return;
         };
         let missing: Vec<&IndexFile> = files
             .iter()
+            .filter(|f| local_path(f).is_none())
             .filter(|f| !self.metadata.borrow().contains_key(&f.filename))
             .collect();
         let found = self.parallel(&missing, |file| {
-            let meta = match self.index.core_metadata(file).ok()? {
+            let meta = match index.core_metadata(file).ok()? {
                 Some(bytes) => {
                     let source = format!("{}.metadata", file.filename);
                     (CoreMetadata::parse(&bytes, &source).ok()?, None)
@@ -784,14 +982,7 @@ impl PackageSource for IndexSource<'_, '_> {
         if let Some(page) = self.pages.borrow().get(name) {
             return Ok(page.clone());
         }
-        let page = match self.index.project(name) {
-            Ok(page) => page,
-            Err(FetchError::ProjectNotFound { .. }) => ProjectPage {
-                name: name.to_owned(),
-                files: Vec::new(),
-            },
-            Err(err) => return Err(err.into()),
-        };
+        let page = merged_page(self.index, &self.local, name)?;
         self.pages
             .borrow_mut()
             .insert(name.to_owned(), page.clone());
@@ -802,7 +993,11 @@ impl PackageSource for IndexSource<'_, '_> {
         if let Some(meta) = self.metadata.borrow().get(&file.filename) {
             return Ok(meta.clone());
         }
-        let meta = match self.index.core_metadata(file)? {
+        let from_index = match (local_path(file), self.index) {
+            (None, Some(index)) => index.core_metadata(file)?,
+            _ => None,
+        };
+        let meta = match from_index {
             Some(bytes) => CoreMetadata::parse(&bytes, &format!("{}.metadata", file.filename))?,
             None => match self.metadata_by_ranges(file)? {
                 Some(meta) => meta,

@@ -3,6 +3,7 @@
 //! Parsing is strict: an unknown key or a bad value is an error naming the key and the file.
 //! Paths in a recipe are relative to the recipe's directory.
 
+pub mod import;
 pub mod interpreters;
 pub mod lock;
 pub mod pylock;

@@ -1,5 +1,6 @@
 //! Python packages some tests use as independent oracles (jsonschema for the CycloneDX schema,
-//! PyPA's packaging for PEP 751), provisioned by the tests themselves so that `cargo test` works
+//! PyPA's packaging for PEP 751, uv and pip-tools for the hashed requirements files they write),
+//! provisioned by the tests themselves so that `cargo test` works
 //! on a fresh machine: a virtual environment under the target directory, made once with the
 //! pinned versions below and reused by every test binary after that.
 
@@ -7,7 +8,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// The pinned oracle packages. Changing this list remakes the environment.
-const REQUIREMENTS: &[&str] = &["jsonschema==4.26.0", "packaging==26.4"];
+const REQUIREMENTS: &[&str] = &[
+    "jsonschema==4.26.0",
+    "packaging==26.4",
+    "uv==0.13.9",
+    "pip-tools==7.6.2",
+];
 
 /// The environment's python, or why there is none. Made (under a lock, so concurrent test
 /// binaries make it once) with the machine's `python3 -m venv` and pip, which fetches from the

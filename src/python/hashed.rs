@@ -1,0 +1,321 @@
+//! Hashed requirements files read as a lock: pip's `--require-hashes` format as pip-compile
+//! `--generate-hashes`, `uv pip compile --generate-hashes` and `pystore lock
+//! --export-requirements` write it. Every requirement line must pin one version (`name==version`)
+//! and give at least one `--hash=sha256:`; markers say which targets a line applies to.
+//!
+//! Comments (`# via …` included), `\` continuations and the index options those tools write at
+//! the top (`--index-url`, `--extra-index-url`, `--find-links`, `--trusted-host`, `--no-index`)
+//! are accepted and ignored: the hashes name the bytes, so where they come from is pystore's own
+//! configuration. Includes (`-r`, `-c`) and editable lines are refused, as is any other option.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use pep440_rs::{Operator, Version};
+use pep508_rs::{Requirement, VersionOrUrl};
+
+use super::markers::marker_environment;
+use super::normalize_name;
+use super::requirements::{logical_lines, Origin};
+use super::target::Target;
+
+/// One pinned line.
+#[derive(Clone, Debug)]
+pub struct HashedPin {
+    /// Normalised project name.
+    pub name: String,
+    /// The pinned version.
+    pub version: Version,
+    /// The sha256 values listed (lower-case hex), in file order.
+    pub sha256: Vec<String>,
+    /// The requirement as parsed (its marker decides which targets it applies to).
+    pub requirement: Requirement,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+/// Why a hashed requirements file cannot serve as a lock.
+#[derive(Debug, thiserror::Error)]
+pub enum HashedError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A line that is not a hashed pin (or an option pystore cannot honour).
+    #[error("{origin}: {message}")]
+    Line { origin: Origin, message: String },
+    /// The target's marker environment (a bug in the target tables).
+    #[error("{}: target {target}: {message}", path.display())]
+    Target {
+        path: PathBuf,
+        target: String,
+        message: String,
+    },
+}
+
+/// Options the generating tools write that only say where files come from: ignored.
+const IGNORED_OPTIONS: &[&str] = &[
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "--trusted-host",
+    "--no-index",
+    "--prefer-binary",
+    "--only-binary",
+    "--require-hashes",
+    "--pre",
+];
+
+/// Reads the hashed requirements file at `path`.
+pub fn read_hashed(path: &Path) -> Result<Vec<HashedPin>, HashedError> {
+    let text = std::fs::read_to_string(path).map_err(|source| HashedError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_hashed(path, &text)
+}
+
+/// Parses hashed requirements `text`; `path` names the file in errors.
+pub fn parse_hashed(path: &Path, text: &str) -> Result<Vec<HashedPin>, HashedError> {
+    let mut pins = Vec::new();
+    for (line, content) in logical_lines(text) {
+        let origin = Origin {
+            file: path.to_path_buf(),
+            line,
+        };
+        if let Some(pin) = parse_line(&content, origin)? {
+            pins.push(pin);
+        }
+    }
+    Ok(pins)
+}
+
+fn parse_line(line: &str, origin: Origin) -> Result<Option<HashedPin>, HashedError> {
+    let fail = |message: String| HashedError::Line {
+        origin: origin.clone(),
+        message,
+    };
+    if line.starts_with('-') {
+        let option = line.split([' ', '\t', '=']).next().unwrap_or(line);
+        if IGNORED_OPTIONS.contains(&option) {
+            return Ok(None);
+        }
+        let why = match option {
+            "-r" | "--requirement" | "-c" | "--constraint" => {
+                "a lock is one file: pystore does not follow includes here; import the file that holds the pins"
+            }
+            "-e" | "--editable" => "pystore installs wheels, not editable projects",
+            _ => "pystore does not know this option in a hashed requirements file",
+        };
+        return Err(fail(format!("{option} is not supported: {why}")));
+    }
+    let mut sha256 = Vec::new();
+    let mut requirement_text = String::new();
+    let mut words = line.split_whitespace();
+    while let Some(word) = words.next() {
+        let value = match word.strip_prefix("--hash=") {
+            Some(value) => Some(value),
+            None if word == "--hash" => Some(words.next().unwrap_or_default()),
+            None => None,
+        };
+        if let Some(value) = value {
+            let (algorithm, hex) = value
+                .split_once(':')
+                .ok_or_else(|| fail(format!("--hash={value} is not ALGORITHM:HEX")))?;
+            // Other algorithms (sha384, sha512) are allowed by pip; the lock pins by sha256.
+            if algorithm.eq_ignore_ascii_case("sha256") {
+                let hex = hex.to_ascii_lowercase();
+                if hex::decode(&hex).map(|b| b.len()) != Ok(32) {
+                    return Err(fail(format!(
+                        "--hash=sha256:{hex} is not 64 hexadecimal digits"
+                    )));
+                }
+                sha256.push(hex);
+            }
+        } else if word.starts_with("--") {
+            return Err(fail(format!(
+                "{word} is not supported on a requirement line"
+            )));
+        } else {
+            if !requirement_text.is_empty() {
+                requirement_text.push(' ');
+            }
+            requirement_text.push_str(word);
+        }
+    }
+    let requirement = Requirement::from_str(&requirement_text).map_err(|e| fail(e.to_string()))?;
+    let unpinned = || {
+        fail(format!(
+            "{requirement_text} is not pinned: every line of a lock must be name==version with --hash=sha256: values (generate the file with --generate-hashes)"
+        ))
+    };
+    let version = match &requirement.version_or_url {
+        Some(VersionOrUrl::VersionSpecifier(specifiers)) => match specifiers.iter().collect::<Vec<_>>()[..] {
+            [only] if matches!(only.operator(), Operator::Equal | Operator::ExactEqual) => {
+                only.version().clone()
+            }
+            _ => return Err(unpinned()),
+        },
+        Some(VersionOrUrl::Url(_)) => {
+            return Err(fail(format!(
+                "{requirement_text}: a direct URL is not supported: pin name==version and serve the wheel from an index or a wheelhouse"
+            )))
+        }
+        None => return Err(unpinned()),
+    };
+    if sha256.is_empty() {
+        return Err(fail(format!(
+            "{requirement_text} has no --hash=sha256: value; pystore pins every wheel by sha256 (generate the file with --generate-hashes)"
+        )));
+    }
+    Ok(Some(HashedPin {
+        name: normalize_name(requirement.name.as_ref()),
+        version,
+        sha256,
+        requirement,
+        origin,
+    }))
+}
+
+/// The pins that apply to `target` (their markers hold in its environment), one per project:
+/// two lines for one project that both apply are refused, naming both.
+pub fn pins_for_target<'p>(
+    path: &Path,
+    pins: &'p [HashedPin],
+    target: &Target,
+    target_name: &str,
+) -> Result<Vec<&'p HashedPin>, HashedError> {
+    let env = marker_environment(target).map_err(|e| HashedError::Target {
+        path: path.to_path_buf(),
+        target: target_name.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mut out: Vec<&HashedPin> = Vec::new();
+    for pin in pins {
+        if !pin.requirement.marker.evaluate(&env, &[]) {
+            continue;
+        }
+        if let Some(other) = out.iter().find(|p| p.name == pin.name) {
+            return Err(HashedError::Line {
+                origin: pin.origin.clone(),
+                message: format!(
+                    "{} is pinned again for target {target_name} (also at line {}); give each project one line per target (use markers)",
+                    pin.name, other.origin.line
+                ),
+            });
+        }
+        out.push(pin);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+
+    fn parse(text: &str) -> Result<Vec<HashedPin>, String> {
+        parse_hashed(Path::new("/r/req.txt"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_what_pip_compile_and_uv_write() {
+        let text = format!(
+            "#\n# This file is autogenerated by pip-compile with Python 3.11\n\
+             --index-url http://127.0.0.1:1/simple\n--extra-index-url=http://127.0.0.1:2/simple\n\
+             --trusted-host 127.0.0.1\n\n\
+             colorama==0.4.6 ; sys_platform == \"win32\" \\\n    --hash=sha256:{A}\n    # via web\n\
+             Web_Kit[extra]==1.0 \\\n    --hash=sha256:{A} \\\n    --hash=sha512:00 \\\n    --hash=sha256:{B}\n\
+             # via\n    #   -r requirements.in\n    #   other\n"
+        );
+        let pins = parse(&text).unwrap();
+        assert_eq!(pins.len(), 2);
+        assert_eq!(pins[0].name, "colorama");
+        assert_eq!(pins[0].origin.line, 7);
+        assert_eq!(pins[1].name, "web-kit");
+        assert_eq!(pins[1].version.to_string(), "1.0");
+        assert_eq!(pins[1].origin.line, 10);
+        assert_eq!(pins[1].sha256, [A.to_owned(), B.to_ascii_lowercase()]);
+        let linux = Target::new("x86_64-unknown-linux-gnu", None, "3.12.7").unwrap();
+        let windows = Target::new("x86_64-pc-windows-msvc", None, "3.12.7").unwrap();
+        let names = |target: &Target| -> Vec<String> {
+            pins_for_target(Path::new("r"), &pins, target, "t")
+                .unwrap()
+                .iter()
+                .map(|p| p.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&linux), ["web-kit"]);
+        assert_eq!(names(&windows), ["colorama", "web-kit"]);
+    }
+
+    #[test]
+    fn refuses_lines_that_do_not_pin_by_hash_naming_the_line() {
+        let cases = [
+            (
+                "lxml>=5 --hash=sha256:{A}\n",
+                "/r/req.txt:1: lxml>=5 is not pinned",
+            ),
+            ("\nlxml\n", "/r/req.txt:2: lxml is not pinned"),
+            (
+                "lxml==5.*  --hash=sha256:{A}\n",
+                ":1: lxml==5.* is not pinned",
+            ),
+            ("lxml==5.0\n", ":1: lxml==5.0 has no --hash=sha256: value"),
+            (
+                "lxml==5.0 --hash=sha512:00\n",
+                ":1: lxml==5.0 has no --hash=sha256:",
+            ),
+            (
+                "lxml==5.0 --hash=sha256:abc\n",
+                ":1: --hash=sha256:abc is not 64",
+            ),
+            (
+                "lxml==5.0 --hash=md5\n",
+                ":1: --hash=md5 is not ALGORITHM:HEX",
+            ),
+            (
+                "-r other.txt\n",
+                ":1: -r is not supported: a lock is one file",
+            ),
+            (
+                "-e ./src\n",
+                ":1: -e is not supported: pystore installs wheels",
+            ),
+            ("--no-deps\n", ":1: --no-deps is not supported"),
+            (
+                "x @ https://h/x.whl --hash=sha256:{A}\n",
+                ":1: x @ https://h/x.whl: a direct URL",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(&text.replace("{A}", A)).unwrap_err();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn one_line_per_project_and_target() {
+        let text = format!(
+            "six==1.16 ; sys_platform == 'linux' --hash=sha256:{A}\n\
+             six==1.17 ; sys_platform == 'win32' --hash=sha256:{A}\nsix==1.15 --hash=sha256:{A}\n"
+        );
+        let pins = parse(&text).unwrap();
+        let linux = Target::new("x86_64-unknown-linux-gnu", None, "3.12.7").unwrap();
+        let err = pins_for_target(Path::new("r"), &pins[..2], &linux, "lin").unwrap();
+        assert_eq!(err.len(), 1);
+        let err = pins_for_target(Path::new("r"), &pins, &linux, "lin")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/r/req.txt:3: six is pinned again for target lin (also at line 1)"),
+            "{err}"
+        );
+    }
+}
