@@ -53,8 +53,9 @@ impl Registry {
     /// when the binary or `htpasswd` is missing.
     fn start(htpasswd: Option<(&str, &str)>) -> Option<Registry> {
         let Some(binary) = registry_binary() else {
-            eprintln!(
-                "SKIPPED: /usr/bin/docker-registry is missing (apt-get install docker-registry; .ci/oci.sh does)"
+            skip_without(
+                "/usr/bin/docker-registry",
+                "apt-get install docker-registry; .ci/oci.sh does",
             );
             return None;
         };
@@ -66,7 +67,7 @@ impl Registry {
                 .args(["-Bbn", user, password])
                 .output();
             let Some(out) = out.ok().filter(|o| o.status.success()) else {
-                eprintln!("SKIPPED: htpasswd is missing (apt-get install apache2-utils)");
+                skip_without("htpasswd", "apt-get install apache2-utils");
                 return None;
             };
             fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();

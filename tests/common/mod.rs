@@ -149,3 +149,14 @@ impl Drop for TempStore {
         make_writable(self.0.path());
     }
 }
+
+/// Says that a test checked nothing because `tool` is missing from this machine — unless
+/// `PYSTORE_REQUIRE_HOST_TOOLS` is set (as `.ci/run` sets it once it has installed them all),
+/// where a missing tool is a failure, never a silent pass.
+pub fn skip_without(tool: &str, install: &str) {
+    assert!(
+        std::env::var_os("PYSTORE_REQUIRE_HOST_TOOLS").is_none(),
+        "{tool} is required here (PYSTORE_REQUIRE_HOST_TOOLS is set): {install}"
+    );
+    eprintln!("SKIPPED: {tool} is missing ({install})");
+}
