@@ -377,7 +377,7 @@ mod tests {
             let err = assemble(&out, &layers, Names::Windows)
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains(&format!("(from beta 2.0)")), "{err}");
+            assert!(err.contains("(from beta 2.0)"), "{err}");
             assert!(err.contains(&format!("{second} (from")), "{err}");
             assert!(err.contains("differ only in case"), "{err}");
         }

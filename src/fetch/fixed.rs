@@ -429,11 +429,7 @@ fn copy_hashing(
                 "larger than {cap} bytes, the most pystore copies for a file of unknown size (PYSTORE_HTTP_MAX_SIZE)"
             )))
         }
-        Err(InputError::NotRegular { kind, .. }) => {
-            return Err(refused(format!("it is {kind}, not a regular file")))
-        }
-        Err(InputError::Io { source, .. }) => return Err(refused(source.to_string())),
-        Err(other @ InputError::NotText { .. }) => return Err(refused(other.to_string())),
+        Err(other) => return Err(refused(other.reason())),
     };
     if let Some(expected) = expected.filter(|&e| e != size) {
         return Err(FetchError::SizeMismatch {

@@ -50,6 +50,19 @@ pub enum InputError {
 }
 
 impl InputError {
+    /// What is wrong, without the file's name (for messages that name it already).
+    pub fn reason(&self) -> String {
+        match self {
+            InputError::Io { source, .. } => source.to_string(),
+            InputError::NotRegular { kind, .. } => format!("it is {kind}, not a regular file"),
+            InputError::TooLarge { cap, size, .. } => format!(
+                "it is larger than {cap} bytes, the most pystore reads for it{}",
+                size.map(|s| format!(" ({s} bytes)")).unwrap_or_default()
+            ),
+            InputError::NotText { .. } => "it is not UTF-8 text".to_owned(),
+        }
+    }
+
     /// The file the error is about.
     pub fn path(&self) -> &Path {
         match self {

@@ -264,7 +264,7 @@ pub fn capture_installed(
                             .map_err(|e| UnpackError::Member {
                                 archive: prefix.to_path_buf(),
                                 member: rel.clone(),
-                                reason: e.to_string(),
+                                reason: e.reason(),
                             })?;
                     let mut file = create_file(&dest, *executable)?;
                     std::io::copy(&mut reader.take(limits.max_member), &mut file)

@@ -210,13 +210,18 @@ struct Planned {
     wheels: BTreeMap<NodeIndex, String>,
 }
 
+/// sha256 of a user input file (recipe, requirements, lock), read bounded like any input.
 fn sha256_of(path: &Path) -> Result<String, RealiseRecipeError> {
-    crate::hash::sha256_file(path)
-        .map(|digest| crate::hash::to_hex(&digest))
-        .map_err(|source| RealiseRecipeError::Digest {
+    use sha2::Digest;
+    let bytes = crate::hash::files::read_input(path, "input file", crate::hash::files::TEXT_CAP)
+        .map_err(|err| RealiseRecipeError::Digest {
             path: path.to_path_buf(),
-            source,
-        })
+            source: match err {
+                crate::hash::files::InputError::Io { source, .. } => source,
+                other => std::io::Error::other(other.reason()),
+            },
+        })?;
+    Ok(crate::hash::to_hex(&sha2::Sha256::digest(&bytes)))
 }
 
 fn plan_error(recipe: &Recipe) -> impl Fn(BuildError) -> RealiseRecipeError + '_ {
