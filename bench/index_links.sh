@@ -53,8 +53,7 @@ with open(f"{root}/simple/demo/index.html", "w") as page:
 EOF
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 
 mkdir -p "$W/recipe"
 cat >"$W/recipe/recipe.toml" <<'EOF'
@@ -80,19 +79,19 @@ for n in $LINKS; do
         local bin=$1 times=()
         for _ in $(seq "$RUNS"); do
             rm -rf "$W/store" "$W/recipe/pystore.lock"
-            local t0 t1
-            t0=$(now)
-            "$bin" --store "$W/store" -q --index-url "http://127.0.0.1:$port/simple/" lock "$W/recipe" >/dev/null
-            t1=$(now)
-            times+=("$(echo "$t1 - $t0" | bc)")
+            # Wall-clock and CPU (user + sys) seconds: on a shared machine the CPU time shows the
+            # growth with fewer effects of the load.
+            /usr/bin/time -f "%e %U %S" -o "$W/time" \
+                "$bin" --store "$W/store" -q --index-url "http://127.0.0.1:$port/simple/" lock "$W/recipe" >/dev/null
+            times+=("$(awk '{printf "%.2f s (CPU %.2f s)", $1, $2 + $3}' "$W/time")")
         done
         printf '%s\n' "${times[@]}" | median
     }
     after=$(time_of "$PYSTORE")
     before=-
-    if [ -n "${PYSTORE_BEFORE:-}" ]; then before="$(time_of "$PYSTORE_BEFORE") s"; fi
+    if [ -n "${PYSTORE_BEFORE:-}" ]; then before="$(time_of "$PYSTORE_BEFORE")"; fi
     size=$(du -h "$W/idx-$n/simple/demo/index.html" | cut -f1)
-    echo "| $n | $size | $after s | $before |"
+    echo "| $n | $size | $after | $before |"
     kill "$SERVER"
     SERVER=
 done

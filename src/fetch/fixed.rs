@@ -455,3 +455,45 @@ fn copy_hashing(
     }
     Ok((size, hasher.finalize().into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_file_of_the_wrong_size_is_refused_before_a_byte_is_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("demo-1.0-py3-none-any.whl");
+        // Sparse: 64 MiB named like an 857-byte wheel costs no disk.
+        fs::File::create(&huge).unwrap().set_len(64 << 20).unwrap();
+        let out = dir.path().join("out");
+        let err = copy_hashing(&huge, &out, Some(857), 4 << 30).unwrap_err();
+        assert!(
+            matches!(err, FetchError::SizeMismatch { expected: 857, actual, .. } if actual == 64 << 20),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing is copied");
+        let err = copy_hashing(&huge, &out, None, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("PYSTORE_HTTP_MAX_SIZE"), "{err}");
+        assert!(!out.exists(), "nothing is copied");
+        // The right size is copied and hashed.
+        let small = dir.path().join("small.whl");
+        fs::write(&small, b"abc").unwrap();
+        let (size, sha256) = copy_hashing(&small, &out, Some(3), 4 << 30).unwrap();
+        assert_eq!(size, 3);
+        assert_eq!(sha256, <[u8; 32]>::from(sha2::Sha256::digest(b"abc")));
+        assert_eq!(fs::read(&out).unwrap(), b"abc");
+        let item = FixedOutput {
+            name: EntryName::new("small.whl").unwrap(),
+            sha256,
+            size: Some(3),
+            urls: Vec::new(),
+        };
+        assert!(wheelhouse_holds(&[dir.path().to_path_buf()], &item));
+        let wrong = FixedOutput {
+            sha256: [0; 32],
+            ..item.clone()
+        };
+        assert!(!wheelhouse_holds(&[dir.path().to_path_buf()], &wrong));
+    }
+}

@@ -114,10 +114,11 @@ pub fn check_relative(value: &str) -> Option<&'static str> {
     if value.is_empty() {
         return Some("it is empty");
     }
+    // `C:\x` and `\\server\x` are absolute on Windows, wherever pystore runs.
     if path.has_root()
         || path.is_absolute()
         || value.starts_with(['/', '\\'])
-        || value.contains(':')
+        || value.as_bytes().get(1) == Some(&b':')
     {
         return Some("it is an absolute path");
     }
@@ -339,6 +340,25 @@ fn parse_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_inside_the_recipe_directory_are_relative_without_dot_dot() {
+        for ok in ["requirements.txt", "reqs/base.txt", "./a.txt", "a..b.txt"] {
+            assert_eq!(check_relative(ok), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("/dev/zero", "absolute"),
+            ("C:\\x.txt", "absolute"),
+            ("\\\\server\\x.txt", "absolute"),
+            ("../x.txt", "`..`"),
+            ("a/../../x.txt", "`..`"),
+            ("a\\..\\x.txt", "`..`"),
+            ("", "empty"),
+        ] {
+            let reason = check_relative(bad).unwrap_or_default();
+            assert!(reason.contains(why), "{bad:?}: {reason:?}");
+        }
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
