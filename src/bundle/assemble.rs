@@ -4,8 +4,14 @@
 //! the same bytes (and kind) in both, else the error names both layers. Files are hard-linked
 //! from the input entries when the file system allows (entries share canonical modes and
 //! mtimes, so a shared inode is the same file in both), and copied otherwise.
+//!
+//! For a Windows target the names are checked as they are merged: Windows cannot hold two
+//! names that differ only in case (extraction overwrites one with the other), reserved device
+//! names (`CON`, `aux.py`), the characters `< > : " / \ | ? *` or control characters, nor a
+//! name ending in a dot or a space. Such a bundle is refused, naming the files and the layers
+//! (packages, or the interpreter) that ship them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,6 +42,98 @@ pub enum AssembleError {
     /// A name that is not UTF-8.
     #[error("{}: file name is not UTF-8", path.display())]
     NonUtf8 { path: PathBuf },
+    /// A name Windows cannot hold, in a bundle for Windows.
+    #[error("{path} (from {layer}): {reason}, which Windows cannot hold; this bundle cannot be built for Windows (drop the package, or pin a version without that file)")]
+    WindowsName {
+        path: String,
+        layer: String,
+        reason: String,
+    },
+    /// Two names that differ only in case, in a bundle for Windows.
+    #[error("{first} (from {first_layer}) and {second} (from {second_layer}) differ only in case: on Windows they are one file, so extraction would overwrite one with the other; this bundle cannot be built for Windows (drop one of the packages, or pin versions that agree)")]
+    WindowsCaseCollision {
+        first: String,
+        first_layer: String,
+        second: String,
+        second_layer: String,
+    },
+}
+
+/// The rules names in the bundle follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Names {
+    /// Any name a POSIX file system holds.
+    Posix,
+    /// Names Windows can hold: see the module documentation.
+    Windows,
+}
+
+/// Why Windows cannot hold a file named `name` (one path component); `None` when it can.
+pub fn windows_name_problem(name: &str) -> Option<String> {
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Some(format!("its name has the control character {:?}", c));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*'))
+    {
+        return Some(format!("its name has the character {c:?}"));
+    }
+    if name.ends_with('.') || name.ends_with(' ') {
+        return Some("its name ends in a dot or a space".to_owned());
+    }
+    // A device name is reserved with any extension and in any case (`aux.py`, `Con`).
+    let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
+    let upper = stem.to_ascii_uppercase();
+    let reserved = matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((upper.starts_with("COM") || upper.starts_with("LPT"))
+            && upper.len() == 4
+            && matches!(upper.as_bytes()[3], b'1'..=b'9'));
+    if reserved {
+        return Some(format!("{stem:?} is a reserved device name"));
+    }
+    None
+}
+
+/// Every path merged so far, by its case-folded form (Windows bundles only).
+#[derive(Default)]
+struct Folded {
+    seen: HashMap<String, (String, usize)>,
+}
+
+impl Folded {
+    /// Checks the new path `rel` from `layer` (its last component `name`) for Windows.
+    fn admit(
+        &mut self,
+        rel: &str,
+        name: &str,
+        layer: usize,
+        layers: &[Layer],
+    ) -> Result<(), AssembleError> {
+        if let Some(reason) = windows_name_problem(name) {
+            return Err(AssembleError::WindowsName {
+                path: rel.to_owned(),
+                layer: layers[layer].label.clone(),
+                reason,
+            });
+        }
+        let key = rel.to_lowercase();
+        match self.seen.get(&key) {
+            Some((first, first_layer)) if first != rel => {
+                Err(AssembleError::WindowsCaseCollision {
+                    first: first.clone(),
+                    first_layer: layers[*first_layer].label.clone(),
+                    second: rel.to_owned(),
+                    second_layer: layers[layer].label.clone(),
+                })
+            }
+            Some(_) => Ok(()),
+            None => {
+                self.seen.insert(key, (rel.to_owned(), layer));
+                Ok(())
+            }
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> AssembleError + '_ {
@@ -45,12 +143,26 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> AssembleError + '_ {
     }
 }
 
-/// Merges `layers` into the new directory `out`; returns which layer provided each file path.
-pub fn assemble(out: &Path, layers: &[Layer]) -> Result<BTreeMap<String, usize>, AssembleError> {
+/// Merges `layers` into the new directory `out`, its names following `names`; returns which
+/// layer provided each file path.
+pub fn assemble(
+    out: &Path,
+    layers: &[Layer],
+    names: Names,
+) -> Result<BTreeMap<String, usize>, AssembleError> {
     fs::create_dir(out).map_err(io_err(out))?;
     let mut owners: BTreeMap<String, usize> = BTreeMap::new();
+    let mut folded = (names == Names::Windows).then(Folded::default);
     for (index, layer) in layers.iter().enumerate() {
-        merge_dir(&layer.root, out, "", index, layers, &mut owners)?;
+        merge_dir(
+            &layer.root,
+            out,
+            "",
+            index,
+            layers,
+            &mut owners,
+            &mut folded,
+        )?;
     }
     Ok(owners)
 }
@@ -62,6 +174,7 @@ fn merge_dir(
     layer: usize,
     layers: &[Layer],
     owners: &mut BTreeMap<String, usize>,
+    folded: &mut Option<Folded>,
 ) -> Result<(), AssembleError> {
     let mut children: Vec<(String, PathBuf)> = Vec::new();
     for child in fs::read_dir(from).map_err(io_err(from))? {
@@ -79,6 +192,9 @@ fn merge_dir(
         } else {
             format!("{rel}/{name}")
         };
+        if let Some(folded) = folded.as_mut() {
+            folded.admit(&rel_path, &name, layer, layers)?;
+        }
         let target = to.join(&name);
         let meta = fs::symlink_metadata(&source).map_err(io_err(&source))?;
         let existing = fs::symlink_metadata(&target).ok();
@@ -97,7 +213,7 @@ fn merge_dir(
                 None => fs::create_dir(&target).map_err(io_err(&target))?,
             }
             // Directories may be read-only in input entries; ours stay writable until sealed.
-            merge_dir(&source, &target, &rel_path, layer, layers, owners)?;
+            merge_dir(&source, &target, &rel_path, layer, layers, owners, folded)?;
         } else if meta.file_type().is_symlink() {
             let link = fs::read_link(&source).map_err(io_err(&source))?;
             match existing {
@@ -207,7 +323,7 @@ mod tests {
             ],
         );
         let out = dir.path().join("out");
-        let owners = assemble(&out, &[python.clone(), a.clone(), b.clone()]).unwrap();
+        let owners = assemble(&out, &[python.clone(), a.clone(), b.clone()], Names::Posix).unwrap();
         assert_eq!(
             fs::read_to_string(out.join("lib/site-packages/beta.py")).unwrap(),
             "b"
@@ -222,9 +338,116 @@ mod tests {
             "gamma 3.0",
             &[("lib/site-packages/alpha/__init__.py", "different")],
         );
-        let err = assemble(&dir.path().join("out2"), &[python, a, c])
+        let err = assemble(&dir.path().join("out2"), &[python, a, c], Names::Posix)
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("lib/site-packages/alpha/__init__.py: alpha 1.0 and gamma 3.0 both install it, with different contents"), "{err}");
+    }
+
+    #[test]
+    fn windows_bundles_refuse_case_collisions_across_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let python = layer(dir.path(), "CPython 3.12.7", &[("Lib/os.py", "os")]);
+        let cases: [(&str, &str, &str); 4] = [
+            (
+                "Lib/site-packages/A.py",
+                "Lib/site-packages/a.py",
+                "Lib/site-packages/a.py",
+            ),
+            (
+                "Lib/site-packages/Sub/x.py",
+                "Lib/site-packages/sub/y.py",
+                "Lib/site-packages/sub",
+            ),
+            ("Scripts/Tool.exe", "Scripts/tool.exe", "Scripts/tool.exe"),
+            // Against the interpreter's own files too.
+            ("Lib/site-packages/x.py", "lib/OS.py", "lib"),
+        ];
+        for (i, (one, two, second)) in cases.into_iter().enumerate() {
+            let a = layer(
+                &dir.path().join(format!("a{i}")),
+                "alpha 1.0",
+                &[(one, "1")],
+            );
+            let b = layer(&dir.path().join(format!("b{i}")), "beta 2.0", &[(two, "2")]);
+            let layers = [python.clone(), a, b];
+            let out = dir.path().join(format!("posix{i}"));
+            assemble(&out, &layers, Names::Posix).unwrap();
+            let out = dir.path().join(format!("windows{i}"));
+            let err = assemble(&out, &layers, Names::Windows)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("(from beta 2.0)"), "{err}");
+            assert!(err.contains(&format!("{second} (from")), "{err}");
+            assert!(err.contains("differ only in case"), "{err}");
+        }
+        let err = assemble(
+            &dir.path().join("w"),
+            &[
+                python,
+                layer(&dir.path().join("c"), "gamma 3.0", &[("lib/os.py", "x")]),
+            ],
+            Names::Windows,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "Lib (from CPython 3.12.7) and lib (from gamma 3.0) differ only in case"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn windows_names_are_checked() {
+        for bad in [
+            "CON",
+            "con.exe",
+            "aux.py",
+            "Nul.txt",
+            "com1",
+            "LPT9.dll",
+            "a:b",
+            "a*b",
+            "a?b",
+            "a\"b",
+            "a<b",
+            "a>b",
+            "a|b",
+            "a\\b",
+            "tab\there",
+            "dot.",
+            "space ",
+        ] {
+            assert!(windows_name_problem(bad).is_some(), "{bad:?} passes");
+        }
+        for good in [
+            "console.py",
+            "com10",
+            "COM0",
+            "auxiliary.py",
+            "con_",
+            "a.b.c",
+            "LPT",
+        ] {
+            assert_eq!(windows_name_problem(good), None, "{good:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let python = layer(dir.path(), "CPython 3.12.7", &[("python.exe", "py")]);
+        let evil = layer(
+            &dir.path().join("e"),
+            "evil 1.0",
+            &[("Lib/site-packages/aux.py", "x")],
+        );
+        let err = assemble(&dir.path().join("out"), &[python, evil], Names::Windows)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "Lib/site-packages/aux.py (from evil 1.0): \"aux\" is a reserved device name"
+            ),
+            "{err}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::assemble::{assemble, Layer};
+use super::assemble::{assemble, Layer, Names};
 use super::manifest::{
     BundleManifest, InterpreterRef, PackageRef, RecipeRef, TargetRef, MANIFEST_NAME,
 };
@@ -251,6 +251,13 @@ pub fn bundle(
     };
     let params = serde_json::to_value(&manifest)?;
     let python_label = format!("CPython {}", spec.target.python);
+    // A Windows bundle must hold only names Windows can (refusing changes no output, so the
+    // builder version stays).
+    let names = if spec.target.platform.is_windows() {
+        Names::Windows
+    } else {
+        Names::Posix
+    };
     graph.derive(
         entry_name,
         ("bundle", "1"),
@@ -269,7 +276,7 @@ pub fn bundle(
                 });
                 labels.push(Some(package.name.clone()));
             }
-            let owners = assemble(ctx.out, &layers)?;
+            let owners = assemble(ctx.out, &layers, names)?;
             let owners: BTreeMap<String, String> = owners
                 .into_iter()
                 .filter_map(|(path, layer)| Some((path, labels[layer].clone()?)))

@@ -165,7 +165,9 @@ pub fn load_netrc(env: Env<'_>, credentials: &mut Credentials) {
 
 /// Fetch settings from the environment: `PYSTORE_MIRRORS` (whitespace-separated URLs or absolute
 /// paths), `PYSTORE_FIND_LINKS` (whitespace-separated directories) plus `--find-links`,
-/// `PYSTORE_HTTP_RETRIES`, `PYSTORE_HTTP_TIMEOUT` (seconds), `PYSTORE_HTTP_BACKOFF_MS`.
+/// `PYSTORE_HTTP_RETRIES`, `PYSTORE_HTTP_TIMEOUT` (seconds), `PYSTORE_HTTP_BACKOFF_MS`,
+/// `PYSTORE_HTTP_DEADLINE` (seconds per transfer), `PYSTORE_HTTP_MIN_RATE` (bytes per second),
+/// `PYSTORE_HTTP_MAX_SIZE` (bytes, for downloads of unknown size).
 pub fn fetch_config(
     env: Env<'_>,
     flag_find_links: &[PathBuf],
@@ -203,6 +205,9 @@ pub fn fetch_config(
         retries: number("PYSTORE_HTTP_RETRIES")?.map_or(defaults.retries, |n| n.min(100) as u32),
         timeout: number("PYSTORE_HTTP_TIMEOUT")?.map_or(defaults.timeout, Duration::from_secs),
         backoff: number("PYSTORE_HTTP_BACKOFF_MS")?.map_or(defaults.backoff, Duration::from_millis),
+        deadline: number("PYSTORE_HTTP_DEADLINE")?.map_or(defaults.deadline, Duration::from_secs),
+        min_rate: number("PYSTORE_HTTP_MIN_RATE")?.unwrap_or(defaults.min_rate),
+        max_size: number("PYSTORE_HTTP_MAX_SIZE")?.unwrap_or(defaults.max_size),
     };
     Ok(FetchConfig {
         mirrors,

@@ -156,10 +156,11 @@ impl<'a> Fetcher<'a> {
         if self.store.query(&item.fingerprint().id()?)?.is_some() {
             return Ok(true);
         }
+        let cap = self.config.http.max_size;
         Ok(self
             .sources(item)
             .iter()
-            .any(|s| matches!(s, Source::Local(p) if p.is_file())))
+            .any(|s| matches!(s, Source::Local(p) if holds(p, item, cap))))
     }
 
     /// Fetches one file (or finds it in the store).
@@ -186,14 +187,30 @@ impl<'a> Fetcher<'a> {
         let used = Mutex::new(String::new());
         let result = self.store.build(&fingerprint, |out| {
             let mut failures = Vec::new();
+            // Sources that had a file but the wrong one: worth a warning once another serves.
+            let mut wrong: Vec<String> = Vec::new();
             for source in &sources {
                 match self.try_source(item, source, out) {
                     Ok(()) => {
+                        for failure in &wrong {
+                            tracing::warn!(
+                                "{failure}; skipped it and fetched {} from {}",
+                                item.name,
+                                source.describe()
+                            );
+                        }
                         *used.lock().unwrap_or_else(|p| p.into_inner()) = source.describe();
                         return Ok(());
                     }
                     Err(err) => {
                         tracing::debug!("{}: {err}", source.describe());
+                        let is_wrong = matches!(
+                            err,
+                            FetchError::HashMismatch { .. } | FetchError::SizeMismatch { .. }
+                        ) || matches!(source, Source::Local(p) if p.symlink_metadata().is_ok());
+                        if is_wrong {
+                            wrong.push(err.to_string());
+                        }
                         failures.push((source.describe(), err.to_string()));
                         let _ = fs::remove_file(out);
                     }
@@ -286,7 +303,7 @@ impl<'a> Fetcher<'a> {
         out: &Path,
     ) -> Result<(), FetchError> {
         let (size, sha256) = match source {
-            Source::Local(path) => copy_hashing(path, out)?,
+            Source::Local(path) => copy_hashing(path, out, item.size, self.config.http.max_size)?,
             Source::Remote(url) => {
                 let bar = self.bars.add(ProgressBar::new(item.size.unwrap_or(0)));
                 if let Ok(style) = ProgressStyle::with_template(
@@ -325,6 +342,34 @@ impl<'a> Fetcher<'a> {
     }
 }
 
+/// Whether a wheelhouse in `find_links` (`--find-links`, `PYSTORE_FIND_LINKS`) holds `item`: a
+/// regular file of its name, with the size it pins (checked first) and its sha256. A wrong file
+/// there is not `item`: the fetcher skips it (with a warning) for the next source.
+pub fn wheelhouse_holds(find_links: &[PathBuf], item: &FixedOutput) -> bool {
+    let cap = HttpConfig::default().max_size;
+    find_links
+        .iter()
+        .any(|dir| holds(&dir.join(item.name.as_str()), item, cap))
+}
+
+/// Whether the local file `path` is `item`: a regular file with its size (compared before
+/// anything is read) and its sha256.
+fn holds(path: &Path, item: &FixedOutput, cap: u64) -> bool {
+    let Ok((mut file, size)) =
+        crate::hash::files::open_input(path, "file", item.size.unwrap_or(cap))
+    else {
+        return false;
+    };
+    if item.size.is_some_and(|expected| expected != size) {
+        return false;
+    }
+    let mut hasher = sha2::Sha256::new();
+    match std::io::copy(&mut (&mut file).take(size), &mut hasher) {
+        Ok(n) if n == size => <[u8; 32]>::from(hasher.finalize()) == item.sha256,
+        _ => false,
+    }
+}
+
 fn describe_item(item: &FixedOutput) -> String {
     format!("{} (sha256 {})", item.name, to_hex(&item.sha256))
 }
@@ -345,8 +390,16 @@ fn to_source(url: Url) -> Source {
     Source::Remote(url)
 }
 
-/// Copies a local file to `out`, hashing it; a missing file is an error like a 404.
-fn copy_hashing(from: &Path, out: &Path) -> Result<(u64, [u8; 32]), FetchError> {
+/// Copies a local file to `out`, hashing it; a missing file is an error like a 404. Only a
+/// regular file is read (a FIFO or device is refused without blocking), and only when its size
+/// is `expected` (when known; checked before a byte is copied, so a huge file named like a
+/// small wheel costs nothing) or at most `cap`.
+fn copy_hashing(
+    from: &Path,
+    out: &Path,
+    expected: Option<u64>,
+    cap: u64,
+) -> Result<(u64, [u8; 32]), FetchError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |err: std::io::Error| FetchError::Io {
@@ -354,13 +407,39 @@ fn copy_hashing(from: &Path, out: &Path) -> Result<(u64, [u8; 32]), FetchError> 
             message: err.to_string(),
         }
     };
-    let mut input = fs::File::open(from).map_err(io(from))?;
-    if !input.metadata().map_err(io(from))?.is_file() {
-        return Err(FetchError::Io {
-            path: from.to_path_buf(),
-            message: "not a regular file".into(),
+    use crate::hash::files::{open_input, InputError};
+    let refused = |message: String| FetchError::Io {
+        path: from.to_path_buf(),
+        message,
+    };
+    let (input, size) = match open_input(from, "file", expected.unwrap_or(cap)) {
+        Ok(opened) => opened,
+        Err(InputError::TooLarge {
+            size: Some(actual),
+            ..
+        }) if expected.is_some() => {
+            return Err(FetchError::SizeMismatch {
+                url: from.display().to_string(),
+                expected: expected.unwrap_or_default(),
+                actual,
+            })
+        }
+        Err(InputError::TooLarge { .. }) => {
+            return Err(refused(format!(
+                "larger than {cap} bytes, the most pystore copies for a file of unknown size (PYSTORE_HTTP_MAX_SIZE)"
+            )))
+        }
+        Err(other) => return Err(refused(other.reason())),
+    };
+    if let Some(expected) = expected.filter(|&e| e != size) {
+        return Err(FetchError::SizeMismatch {
+            url: from.display().to_string(),
+            expected,
+            actual: size,
         });
     }
+    // Never more than was checked above, even if the file grows while it is read.
+    let mut input = input.take(expected.unwrap_or(cap));
     let mut output = fs::File::create(out).map_err(io(out))?;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 256 << 10];
@@ -375,4 +454,46 @@ fn copy_hashing(from: &Path, out: &Path) -> Result<(u64, [u8; 32]), FetchError> 
         size += n as u64;
     }
     Ok((size, hasher.finalize().into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_file_of_the_wrong_size_is_refused_before_a_byte_is_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("demo-1.0-py3-none-any.whl");
+        // Sparse: 64 MiB named like an 857-byte wheel costs no disk.
+        fs::File::create(&huge).unwrap().set_len(64 << 20).unwrap();
+        let out = dir.path().join("out");
+        let err = copy_hashing(&huge, &out, Some(857), 4 << 30).unwrap_err();
+        assert!(
+            matches!(err, FetchError::SizeMismatch { expected: 857, actual, .. } if actual == 64 << 20),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing is copied");
+        let err = copy_hashing(&huge, &out, None, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("PYSTORE_HTTP_MAX_SIZE"), "{err}");
+        assert!(!out.exists(), "nothing is copied");
+        // The right size is copied and hashed.
+        let small = dir.path().join("small.whl");
+        fs::write(&small, b"abc").unwrap();
+        let (size, sha256) = copy_hashing(&small, &out, Some(3), 4 << 30).unwrap();
+        assert_eq!(size, 3);
+        assert_eq!(sha256, <[u8; 32]>::from(sha2::Sha256::digest(b"abc")));
+        assert_eq!(fs::read(&out).unwrap(), b"abc");
+        let item = FixedOutput {
+            name: EntryName::new("small.whl").unwrap(),
+            sha256,
+            size: Some(3),
+            urls: Vec::new(),
+        };
+        assert!(wheelhouse_holds(&[dir.path().to_path_buf()], &item));
+        let wrong = FixedOutput {
+            sha256: [0; 32],
+            ..item.clone()
+        };
+        assert!(!wheelhouse_holds(&[dir.path().to_path_buf()], &wrong));
+    }
 }

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{
@@ -19,6 +19,10 @@ use super::FetchError;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Longest exponential backoff step.
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
+/// Largest small document (an index page, a metadata file, a range answer) read into memory.
+pub const MAX_DOCUMENT: u64 = 64 << 20;
+const DOCUMENT: &str = "an index page or metadata file";
+const UNSIZED: &str = "a download of unknown size (PYSTORE_HTTP_MAX_SIZE)";
 
 /// HTTP settings.
 #[derive(Clone, Debug)]
@@ -30,6 +34,15 @@ pub struct HttpConfig {
     pub backoff: Duration,
     /// Connect timeout, and the longest wait for any single read.
     pub timeout: Duration,
+    /// The longest one transfer may take, retries and backoff included: past it the transfer
+    /// fails for good (a server trickling bytes would otherwise keep it alive for ever).
+    pub deadline: Duration,
+    /// Bytes per second a transfer must average over each `timeout`-long window; a slower one
+    /// is abandoned (and retried). 0 turns the check off.
+    pub min_rate: u64,
+    /// Largest download whose size nobody pinned (an interpreter archive, `prefetch` without a
+    /// size); files of known size are held to that size instead.
+    pub max_size: u64,
 }
 
 impl Default for HttpConfig {
@@ -38,6 +51,117 @@ impl Default for HttpConfig {
             retries: 4,
             backoff: Duration::from_millis(500),
             timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(30 * 60),
+            min_rate: 1024,
+            max_size: 4 << 30,
+        }
+    }
+}
+
+/// Holds one transfer to its deadline and minimum rate.
+struct Pace {
+    started: Instant,
+    deadline: Duration,
+    min_rate: u64,
+    window: Duration,
+    window_start: Instant,
+    window_bytes: u64,
+}
+
+impl Pace {
+    fn new(config: &HttpConfig) -> Pace {
+        let now = Instant::now();
+        Pace {
+            started: now,
+            deadline: config.deadline,
+            min_rate: config.min_rate,
+            window: config.timeout.max(Duration::from_secs(1)),
+            window_start: now,
+            window_bytes: 0,
+        }
+    }
+
+    /// A new response starts a new rate window (the wait for it is bounded by the timeout).
+    fn restart_window(&mut self) {
+        self.window_start = Instant::now();
+        self.window_bytes = 0;
+    }
+
+    /// Fails for good once the deadline has passed.
+    fn check_deadline(&self, url: &Url) -> Result<(), FetchError> {
+        if self.started.elapsed() > self.deadline {
+            return Err(FetchError::Deadline {
+                url: redact(url),
+                seconds: self.deadline.as_secs(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the deadline leaves room for waiting `delay` before another attempt.
+    fn allows_wait(&self, delay: Duration) -> bool {
+        self.started.elapsed() + delay <= self.deadline
+    }
+
+    /// Counts `n` bytes received; `Err` past the deadline, `Ok(Some(reason))` when the last
+    /// window was slower than the minimum rate (worth a retry), else `Ok(None)`.
+    fn received(&mut self, url: &Url, n: usize) -> Result<Option<String>, FetchError> {
+        self.check_deadline(url)?;
+        self.window_bytes += n as u64;
+        let elapsed = self.window_start.elapsed();
+        if elapsed >= self.window {
+            let needed = (self.min_rate as f64 * elapsed.as_secs_f64()) as u64;
+            if self.window_bytes < needed {
+                return Ok(Some(format!(
+                    "slower than {} bytes/s over {:.0} s ({} bytes; PYSTORE_HTTP_MIN_RATE)",
+                    self.min_rate,
+                    elapsed.as_secs_f64(),
+                    self.window_bytes
+                )));
+            }
+            self.restart_window();
+        }
+        Ok(None)
+    }
+}
+
+/// Reads a whole body of at most `cap` bytes, held to `pace`. `Ok(Err(reason))` for failures
+/// worth a retry.
+fn read_capped(
+    url: &Url,
+    response: &mut Response,
+    pace: &mut Pace,
+    cap: u64,
+) -> Result<Result<Vec<u8>, String>, FetchError> {
+    if let Some(length) = response.content_length().filter(|&n| n > cap) {
+        return Err(FetchError::TooLarge {
+            url: redact(url),
+            what: DOCUMENT,
+            cap,
+            size: Some(length),
+        });
+    }
+    pace.restart_window();
+    let mut body = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match response.read(&mut buf) {
+            Ok(0) => return Ok(Ok(body)),
+            Ok(n) => {
+                if (body.len() + n) as u64 > cap {
+                    return Err(FetchError::TooLarge {
+                        url: redact(url),
+                        what: DOCUMENT,
+                        cap,
+                        size: None,
+                    });
+                }
+                body.extend_from_slice(&buf[..n]);
+                if let Some(reason) = pace.received(url, n)? {
+                    return Ok(Err(reason));
+                }
+            }
+            Err(err) => return Ok(Err(format!("transfer interrupted: {err}"))),
         }
     }
 }
@@ -121,15 +245,17 @@ impl HttpClient {
         backoff_delay(&self.config, attempt, after)
     }
 
-    /// Runs `once` until it succeeds, fails for good, or retries run out.
+    /// Runs `once` until it succeeds, fails for good, or retries or the deadline run out.
     fn with_retries<T>(
         &self,
         url: &Url,
-        mut once: impl FnMut() -> Result<Attempt<T>, FetchError>,
+        mut once: impl FnMut(&mut Pace) -> Result<Attempt<T>, FetchError>,
     ) -> Result<T, FetchError> {
+        let mut pace = Pace::new(&self.config);
         let mut attempt = 0;
         loop {
-            match once()? {
+            pace.check_deadline(url)?;
+            match once(&mut pace)? {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Retry { reason, after } => {
                     if attempt >= self.config.retries {
@@ -140,6 +266,12 @@ impl HttpClient {
                         });
                     }
                     let delay = self.backoff(attempt, after);
+                    if !pace.allows_wait(delay) {
+                        return Err(FetchError::Deadline {
+                            url: redact(url),
+                            seconds: self.config.deadline.as_secs(),
+                        });
+                    }
                     tracing::debug!("{}: {reason}; retrying in {delay:?}", redact(url));
                     std::thread::sleep(delay);
                     attempt += 1;
@@ -199,8 +331,8 @@ impl HttpClient {
 
     /// GETs a small document, with `accept` as the `Accept` header.
     pub fn get(&self, url: &Url, accept: &str) -> Result<Document, FetchError> {
-        self.with_retries(url, || {
-            let response = match self.send(url, self.request(url).header(ACCEPT, accept))? {
+        self.with_retries(url, |pace| {
+            let mut response = match self.send(url, self.request(url).header(ACCEPT, accept))? {
                 Attempt::Done(response) => response,
                 Attempt::Retry { reason, after } => return Ok(Attempt::Retry { reason, after }),
             };
@@ -213,14 +345,14 @@ impl HttpClient {
                 .unwrap_or("")
                 .trim()
                 .to_ascii_lowercase();
-            match response.bytes() {
+            match read_capped(url, &mut response, pace, MAX_DOCUMENT)? {
                 Ok(body) => Ok(Attempt::Done(Document {
                     url: final_url,
                     content_type,
-                    body: body.to_vec(),
+                    body,
                 })),
-                Err(err) => Ok(Attempt::Retry {
-                    reason: error_chain(&err),
+                Err(reason) => Ok(Attempt::Retry {
+                    reason,
                     after: None,
                 }),
             }
@@ -231,9 +363,9 @@ impl HttpClient {
     /// `bytes=100-199`). `Ok(None)` when the server answers with the whole file instead (it
     /// does not serve ranges); the body is then not read.
     pub fn get_range(&self, url: &Url, range: &str) -> Result<Option<Ranged>, FetchError> {
-        self.with_retries(url, || {
+        self.with_retries(url, |pace| {
             let request = self.request(url).header(RANGE, range);
-            let response = match self.send(url, request)? {
+            let mut response = match self.send(url, request)? {
                 Attempt::Done(response) => response,
                 Attempt::Retry { reason, after } => return Ok(Attempt::Retry { reason, after }),
             };
@@ -246,14 +378,10 @@ impl HttpClient {
                     message: format!("answered {range} without a valid Content-Range"),
                 });
             };
-            match response.bytes() {
-                Ok(body) => Ok(Attempt::Done(Some(Ranged {
-                    start,
-                    total,
-                    body: body.to_vec(),
-                }))),
-                Err(err) => Ok(Attempt::Retry {
-                    reason: error_chain(&err),
+            match read_capped(url, &mut response, pace, MAX_DOCUMENT)? {
+                Ok(body) => Ok(Attempt::Done(Some(Ranged { start, total, body }))),
+                Err(reason) => Ok(Attempt::Retry {
+                    reason,
                     after: None,
                 }),
             }
@@ -262,8 +390,8 @@ impl HttpClient {
 
     /// Streams `url` into `dest` (created or truncated), hashing as it goes. An interrupted or
     /// truncated transfer is resumed with `Range` when the server honours it, else restarted.
-    /// `expected_size`, when known, is checked before and after. `on_position` is told how many
-    /// bytes are in `dest` so far.
+    /// `expected_size`, when known, is checked before and after; without it the file is held to
+    /// the configured `max_size`. `on_position` is told how many bytes are in `dest` so far.
     pub fn download(
         &self,
         url: &Url,
@@ -278,7 +406,8 @@ impl HttpClient {
         let mut file = File::create(dest).map_err(io)?;
         let mut hasher = sha2::Sha256::new();
         let mut received: u64 = 0;
-        self.with_retries(url, || {
+        let cap = expected_size.unwrap_or(self.config.max_size);
+        self.with_retries(url, |pace| {
             let mut request = self.request(url);
             if received > 0 {
                 request = request.header(RANGE, format!("bytes={received}-"));
@@ -304,6 +433,10 @@ impl HttpClient {
                     return Err(FetchError::SizeMismatch { url: redact(url), expected, actual: remaining });
                 }
             }
+            if let Some(remaining) = remaining.filter(|&n| expected_size.is_none() && received.saturating_add(n) > cap) {
+                return Err(FetchError::TooLarge { url: redact(url), what: UNSIZED, cap, size: Some(received + remaining) });
+            }
+            pace.restart_window();
             let mut buf = vec![0u8; 256 << 10];
             let mut this_response = 0u64;
             loop {
@@ -319,6 +452,11 @@ impl HttpClient {
                             if received > expected {
                                 return Err(FetchError::SizeMismatch { url: redact(url), expected, actual: received });
                             }
+                        } else if received > cap {
+                            return Err(FetchError::TooLarge { url: redact(url), what: UNSIZED, cap, size: None });
+                        }
+                        if let Some(reason) = pace.received(url, n)? {
+                            return Ok(Attempt::Retry { reason, after: None });
                         }
                     }
                     Err(err) => {

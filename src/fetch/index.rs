@@ -2,7 +2,7 @@
 //! forms, with file hashes, `requires-python`, yanked files (PEP 592) and core metadata files
 //! (PEP 658, with PEP 714's key names).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use reqwest::Url;
 use serde_json::Value;
@@ -111,6 +111,8 @@ impl<'a> IndexClient<'a> {
     pub fn project(&self, name: &str) -> Result<ProjectPage, FetchError> {
         let normalized = normalize_name(name);
         let mut files: Vec<IndexFile> = Vec::new();
+        // File names kept so far: a set, so a page of n links costs O(n), not O(n²).
+        let mut seen: HashSet<String> = HashSet::new();
         let mut found = false;
         for index in &self.indexes {
             let base = if index.path().ends_with('/') {
@@ -136,8 +138,16 @@ impl<'a> IndexClient<'a> {
                 url: redact(&document.url),
                 reason,
             })?;
+            let (parsed, refused) = same_scheme_family(&document.url, parsed);
+            if refused > 0 {
+                tracing::warn!(
+                    "{}: ignored {refused} link(s) of another URL scheme than the index's ({}); an index may only link to files it serves the same way",
+                    redact(&document.url),
+                    document.url.scheme()
+                );
+            }
             for file in parsed {
-                if !files.iter().any(|f| f.filename == file.filename) {
+                if seen.insert(file.filename.clone()) {
                     files.push(file);
                 }
             }
@@ -182,6 +192,26 @@ impl<'a> IndexClient<'a> {
         }
         Ok(Some(document.body))
     }
+}
+
+/// The files of `parsed` whose URLs are in the scheme family of `page` (http and https for an
+/// HTTP(S) index, file for a file index), and how many were dropped: an index on a server must
+/// not send pystore to `file://` paths on this machine (nor a local index to the network).
+pub fn same_scheme_family(page: &Url, parsed: Vec<IndexFile>) -> (Vec<IndexFile>, usize) {
+    fn family(url: &Url) -> &str {
+        match url.scheme() {
+            "https" => "http",
+            other => other,
+        }
+    }
+    let want = family(page).to_owned();
+    let total = parsed.len();
+    let kept: Vec<IndexFile> = parsed
+        .into_iter()
+        .filter(|file| family(&file.url) == want)
+        .collect();
+    let refused = total - kept.len();
+    (kept, refused)
 }
 
 fn bad_url(url: &Url, err: impl std::fmt::Display) -> FetchError {
@@ -398,6 +428,24 @@ mod tests {
             unescape("&gt;=3.8, &lt;4 &amp;&#39;&#x41;&bogus; & x"),
             ">=3.8, <4 &'A&bogus; & x"
         );
+    }
+
+    #[test]
+    fn links_stay_in_the_index_scheme_family() {
+        let page = Url::parse("https://127.0.0.1:1/simple/demo/").unwrap();
+        let html =
+            br#"<a href="http://127.0.0.1:1/a-1.0-py3-none-any.whl">a-1.0-py3-none-any.whl</a>
+            <a href="file:///etc/passwd">b-1.0-py3-none-any.whl</a>
+            <a href="/c-1.0-py3-none-any.whl">c-1.0-py3-none-any.whl</a>"#;
+        let (kept, refused) = same_scheme_family(&page, parse_html(&page, html).unwrap());
+        let names: Vec<&str> = kept.iter().map(|f| f.filename.as_str()).collect();
+        assert_eq!(names, ["a-1.0-py3-none-any.whl", "c-1.0-py3-none-any.whl"]);
+        assert_eq!(refused, 1);
+        let local = Url::parse("file:///srv/simple/demo/").unwrap();
+        let (kept, refused) = same_scheme_family(&local, parse_html(&local, html).unwrap());
+        let names: Vec<&str> = kept.iter().map(|f| f.filename.as_str()).collect();
+        assert_eq!(names, ["b-1.0-py3-none-any.whl", "c-1.0-py3-none-any.whl"]);
+        assert_eq!(refused, 1);
     }
 
     #[test]

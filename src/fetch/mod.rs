@@ -44,6 +44,17 @@ pub enum FetchError {
         attempts: u32,
         last: String,
     },
+    /// A transfer that did not finish within the deadline.
+    #[error("GET {url}: not finished within {seconds} s, the deadline for one transfer (PYSTORE_HTTP_DEADLINE); raise it for a slow link, or use a mirror")]
+    Deadline { url: String, seconds: u64 },
+    /// A body larger than pystore accepts for it.
+    #[error("GET {url}: larger than {cap} bytes, the most pystore accepts for {what}{}", size.map(|s| format!(" ({s} bytes announced)")).unwrap_or_default())]
+    TooLarge {
+        url: String,
+        what: &'static str,
+        cap: u64,
+        size: Option<u64>,
+    },
     /// A file of the wrong size.
     #[error("{url}: expected {expected} bytes, got {actual}")]
     SizeMismatch {

@@ -1,8 +1,10 @@
 //! Canonical forms and hashes: base32, canonical JSON, the canonical tree walk and its content
-//! hash. Nothing here knows what the bytes mean.
+//! hash; bounded reads of input files and umask-honouring writes of the user's files
+//! ([`files`]). Nothing here knows what the bytes mean.
 
 pub mod base32;
 pub mod canonical_json;
+pub mod files;
 pub mod tree;
 
 /// Lower-case hex of `bytes`.

@@ -257,9 +257,18 @@ pub fn capture_installed(
                 MemberKind::Dir => create_dirs(&dest)?,
                 MemberKind::File { executable, .. } => {
                     let src = prefix.join(rel);
-                    let mut reader = fs::File::open(&src).map_err(io_err("open", &src))?;
+                    // Opened as an input file: if it was swapped for a FIFO or grew since the
+                    // walk, this refuses it rather than hanging or copying without end.
+                    let (reader, _) =
+                        crate::hash::files::open_input(&src, "interpreter file", limits.max_member)
+                            .map_err(|e| UnpackError::Member {
+                                archive: prefix.to_path_buf(),
+                                member: rel.clone(),
+                                reason: e.reason(),
+                            })?;
                     let mut file = create_file(&dest, *executable)?;
-                    std::io::copy(&mut reader, &mut file).map_err(io_err("copy", &src))?;
+                    std::io::copy(&mut reader.take(limits.max_member), &mut file)
+                        .map_err(io_err("copy", &src))?;
                 }
                 MemberKind::Symlink(target) => {
                     #[cfg(unix)]

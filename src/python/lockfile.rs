@@ -107,6 +107,9 @@ pub enum LockError {
     /// Not a valid lock.
     #[error("{}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    /// Not a regular file, or too large.
+    #[error(transparent)]
+    Input(#[from] crate::hash::files::InputError),
 }
 
 /// A target as the inputs hash sees it.
@@ -154,10 +157,7 @@ pub fn inputs_hash(
 impl Lock {
     /// Reads a lock file.
     pub fn read(path: &Path) -> Result<Lock, LockError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LockError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::hash::files::read_text_input(path, "lock")?;
         Lock::parse(path, &text)
     }
 
@@ -222,17 +222,15 @@ impl Lock {
         format!("{HEADER}{body}")
     }
 
-    /// Writes the lock atomically (a temporary file renamed over the old one).
+    /// Writes the lock atomically (a temporary file renamed over the old one, so a symlink
+    /// there is replaced, never followed), mode 0666 less the umask.
     pub fn write(&self, path: &Path) -> Result<(), LockError> {
-        let io = |source| LockError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        std::io::Write::write_all(&mut temp, self.to_toml().as_bytes()).map_err(io)?;
-        temp.persist(path).map_err(|e| io(e.error))?;
-        Ok(())
+        crate::hash::files::write_user_file(path, self.to_toml().as_bytes()).map_err(|source| {
+            LockError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
     }
 
     /// Target `name`'s pins as a hashed requirements file (pip's `--require-hashes` format, as

@@ -42,12 +42,9 @@ pub fn is_pylock_name(file_name: &str) -> bool {
 /// Why a `pylock.toml` cannot be written or used.
 #[derive(Debug, thiserror::Error)]
 pub enum PylockError {
-    /// The file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// The file cannot be read (missing, not a regular file, too large).
+    #[error(transparent)]
+    Io(#[from] crate::hash::files::InputError),
     /// Not valid TOML, or not the shape PEP 751 gives.
     #[error("{}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
@@ -360,10 +357,7 @@ pub fn read_pylock(
     python: &str,
     targets: &[PylockTarget],
 ) -> Result<ReadPylock, PylockError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PylockError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::hash::files::read_text_input(path, "pylock file")?;
     parse_pylock(path, &text, python, targets)
 }
 

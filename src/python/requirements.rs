@@ -50,12 +50,6 @@ pub struct RequirementsFile {
 /// Why a requirements file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RequirementsError {
-    /// A file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     /// A line is not a valid requirement.
     #[error("{origin}: {message}")]
     Invalid { origin: Origin, message: String },
@@ -69,13 +63,87 @@ pub enum RequirementsError {
     /// `-r` or `-c` files that include each other.
     #[error("{origin}: {} includes itself", path.display())]
     Cycle { origin: Origin, path: PathBuf },
+    /// A file that is not a regular file, or too large.
+    #[error(transparent)]
+    Input(#[from] crate::hash::files::InputError),
+    /// A file outside the directory the requirements must stay in.
+    #[error("{from}: refusing {what} {value:?}: {reason}; requirement files must stay inside {} (relative paths, no `..`, no symlinks leading out)", root.display())]
+    Outside {
+        /// The recipe (or including file) that names it.
+        from: String,
+        /// `requirements`, `-r` or `-c`.
+        what: &'static str,
+        /// The path as written.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+        /// The directory they must stay in.
+        root: PathBuf,
+    },
 }
 
-/// Reads a requirements file and everything it includes.
+/// Reads a requirements file and everything it includes (`-r`/`-c` anywhere; each file
+/// regular and at most [`crate::hash::files::TEXT_CAP`] bytes).
 pub fn read(path: &Path) -> Result<RequirementsFile, RequirementsError> {
     let mut out = RequirementsFile::default();
-    read_into(path, false, &mut out, &mut Vec::new(), None)?;
+    read_into(path, false, &mut out, &mut Vec::new(), None, None)?;
     Ok(out)
+}
+
+/// Reads a recipe's requirements file, which with everything it includes (`-r`/`-c`) must
+/// stay inside `root` (the recipe's directory): a path written there is relative, without
+/// `..`, and no symlink on it leads out. The path `path` itself must already be checked
+/// lexically ([`check_relative`]); here it is checked for symlinks.
+pub fn read_within(path: &Path, root: &Path) -> Result<RequirementsFile, RequirementsError> {
+    let mut out = RequirementsFile::default();
+    check_resolved(path, root, || RequirementsError::Outside {
+        from: root.display().to_string(),
+        what: "requirements",
+        value: path.display().to_string(),
+        reason: "a symlink on it leads out",
+        root: root.to_path_buf(),
+    })?;
+    read_into(path, false, &mut out, &mut Vec::new(), None, Some(root))?;
+    Ok(out)
+}
+
+/// Why `value`, a path written in a recipe or requirements file, may not be used inside the
+/// recipe directory: `Some(reason)` for an absolute path or a `..` component.
+pub fn check_relative(value: &str) -> Option<&'static str> {
+    let path = Path::new(value);
+    if value.is_empty() {
+        return Some("it is empty");
+    }
+    // `C:\x` and `\\server\x` are absolute on Windows, wherever pystore runs.
+    if path.has_root()
+        || path.is_absolute()
+        || value.starts_with(['/', '\\'])
+        || value.as_bytes().get(1) == Some(&b':')
+    {
+        return Some("it is an absolute path");
+    }
+    if value.split(['/', '\\']).any(|part| part == "..") {
+        return Some("it has a `..` component");
+    }
+    None
+}
+
+/// Checks that `path`, once symlinks are resolved, is inside `root` (also resolved). A path
+/// that does not exist passes: reading it then fails with a clear "not found".
+fn check_resolved(
+    path: &Path,
+    root: &Path,
+    error: impl FnOnce() -> RequirementsError,
+) -> Result<(), RequirementsError> {
+    let (Ok(resolved), Ok(root)) = (std::fs::canonicalize(path), std::fs::canonicalize(root))
+    else {
+        return Ok(());
+    };
+    if resolved.starts_with(&root) {
+        Ok(())
+    } else {
+        Err(error())
+    }
 }
 
 fn read_into(
@@ -84,6 +152,7 @@ fn read_into(
     out: &mut RequirementsFile,
     stack: &mut Vec<PathBuf>,
     included_from: Option<&Origin>,
+    root: Option<&Path>,
 ) -> Result<(), RequirementsError> {
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if stack.contains(&canonical) {
@@ -96,10 +165,7 @@ fn read_into(
             path: path.to_path_buf(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| RequirementsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::hash::files::read_text_input(path, "requirements file")?;
     stack.push(canonical);
     out.files.push(path.to_path_buf());
     for (line_no, line) in logical_lines(&text) {
@@ -107,7 +173,7 @@ fn read_into(
             file: path.to_path_buf(),
             line: line_no,
         };
-        parse_line(&line, origin, path, as_constraints, out, stack)?;
+        parse_line(&line, origin, path, as_constraints, out, stack, root)?;
     }
     stack.pop();
     Ok(())
@@ -169,14 +235,32 @@ fn parse_line(
     as_constraints: bool,
     out: &mut RequirementsFile,
     stack: &mut Vec<PathBuf>,
+    root: Option<&Path>,
 ) -> Result<(), RequirementsError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     if line.starts_with('-') {
-        if let Some(file) = option_value(line, &["--requirement", "-r"]) {
-            return read_into(&dir.join(file), as_constraints, out, stack, Some(&origin));
-        }
-        if let Some(file) = option_value(line, &["--constraint", "-c"]) {
-            return read_into(&dir.join(file), true, out, stack, Some(&origin));
+        for (names, what, constraints) in [
+            (&["--requirement", "-r"], "-r", as_constraints),
+            (&["--constraint", "-c"], "-c", true),
+        ] {
+            let Some(file) = option_value(line, names) else {
+                continue;
+            };
+            let include = dir.join(file);
+            if let Some(root) = root {
+                let outside = |reason| RequirementsError::Outside {
+                    from: origin.to_string(),
+                    what,
+                    value: file.to_owned(),
+                    reason,
+                    root: root.to_path_buf(),
+                };
+                if let Some(reason) = check_relative(file) {
+                    return Err(outside(reason));
+                }
+                check_resolved(&include, root, || outside("a symlink on it leads out"))?;
+            }
+            return read_into(&include, constraints, out, stack, Some(&origin), root);
         }
         if line == "--pre" {
             out.pre = true;
@@ -256,6 +340,25 @@ fn parse_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_inside_the_recipe_directory_are_relative_without_dot_dot() {
+        for ok in ["requirements.txt", "reqs/base.txt", "./a.txt", "a..b.txt"] {
+            assert_eq!(check_relative(ok), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("/dev/zero", "absolute"),
+            ("C:\\x.txt", "absolute"),
+            ("\\\\server\\x.txt", "absolute"),
+            ("../x.txt", "`..`"),
+            ("a/../../x.txt", "`..`"),
+            ("a\\..\\x.txt", "`..`"),
+            ("", "empty"),
+        ] {
+            let reason = check_relative(bad).unwrap_or_default();
+            assert!(reason.contains(why), "{bad:?}: {reason:?}");
+        }
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);

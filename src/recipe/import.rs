@@ -25,7 +25,7 @@ use crate::python::hashed::{pins_for_target, read_hashed, HashedError, HashedPin
 use crate::python::lockfile::{Lock, LockedTarget, LOCK_VERSION};
 use crate::python::metadata::CoreMetadata;
 use crate::python::pylock::WheelLocation;
-use crate::python::requirements::{self, RequirementsFile};
+use crate::python::requirements::RequirementsFile;
 use crate::python::resolve::{resolve, PackageSource, ResolveInput, SourceError};
 use crate::python::Target;
 
@@ -81,7 +81,7 @@ pub fn import_requirements(
     imports: &[(String, PathBuf)],
     options: &LockOptions,
 ) -> Result<LockOutcome, LockRecipeError> {
-    let requirements = requirements::read(&recipe.requirements)?;
+    let requirements = recipe.read_requirements()?;
     let mut files: BTreeMap<&str, &Path> = BTreeMap::new();
     for (target, file) in imports {
         if !recipe.targets.iter().any(|t| &t.name == target) {

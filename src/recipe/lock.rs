@@ -178,7 +178,7 @@ pub fn lock(
     recipe: &Recipe,
     options: &LockOptions,
 ) -> Result<LockOutcome, LockRecipeError> {
-    let requirements = requirements::read(&recipe.requirements)?;
+    let requirements = recipe.read_requirements()?;
     for name in &options.targets {
         if !recipe.targets.iter().any(|t| &t.name == name) {
             return Err(LockRecipeError::UnknownTarget {
@@ -331,7 +331,7 @@ pub(super) fn finish(
 /// Writes `recipe`'s lock from `file` (a `pylock.toml` another tool or pystore wrote) without
 /// resolving anything: its pins are checked against the recipe's requirements and targets.
 pub fn import_pylock(recipe: &Recipe, file: &Path) -> Result<LockOutcome, LockRecipeError> {
-    let requirements = requirements::read(&recipe.requirements)?;
+    let requirements = recipe.read_requirements()?;
     let lock = super::pylock::lock_from_pylock(recipe, &requirements, file)?;
     let changed = write_recipe_lock(recipe, &lock, &BTreeMap::new())?;
     Ok(LockOutcome {
@@ -364,18 +364,22 @@ fn write_recipe_lock(
 ) -> Result<bool, LockRecipeError> {
     if recipe.lock_is_pylock() {
         let text = pylock_text(lock, locations, &recipe.lock)?;
-        let changed = std::fs::read_to_string(&recipe.lock).ok().as_deref() != Some(text.as_str());
+        let changed = current_text(&recipe.lock).as_deref() != Some(text.as_str());
         if changed {
             write_pylock(lock, locations, &recipe.lock)?;
         }
         return Ok(changed);
     }
-    let changed =
-        std::fs::read_to_string(&recipe.lock).ok().as_deref() != Some(lock.to_toml().as_str());
+    let changed = current_text(&recipe.lock).as_deref() != Some(lock.to_toml().as_str());
     if changed {
         lock.write(&recipe.lock)?;
     }
     Ok(changed)
+}
+
+/// The lock file's text as it is now, if it is a readable lock (bounded like any input).
+fn current_text(path: &Path) -> Option<String> {
+    crate::hash::files::read_text_input(path, "lock").ok()
 }
 
 fn pylock_text(
@@ -418,11 +422,10 @@ fn write_pylock(
         error,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(export)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(export)?;
-    temp.write_all(text.as_bytes()).map_err(export)?;
-    temp.persist(path).map_err(|e| export(e.error))?;
-    Ok(())
+    if !dir.as_os_str().is_empty() {
+        std::fs::create_dir_all(dir).map_err(export)?;
+    }
+    crate::hash::files::write_user_file(path, text.as_bytes()).map_err(export)
 }
 
 /// The CPython release a lock is for and the archive pinned per target.

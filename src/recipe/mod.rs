@@ -23,12 +23,9 @@ pub enum RecipeError {
     /// No recipe where the user pointed.
     #[error("no recipe {what:?}: looked for {}; create it, or pass the path of a recipe.toml or its directory", looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and "))]
     NotFound { what: String, looked: Vec<PathBuf> },
-    /// The file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// The file cannot be read (missing, not a regular file, too large).
+    #[error(transparent)]
+    Read(#[from] crate::hash::files::InputError),
     /// TOML syntax, an unknown key, or a value of the wrong type.
     #[error("{}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
@@ -131,6 +128,21 @@ impl Recipe {
         crate::python::PythonRequest::parse(&self.python)
     }
 
+    /// Reads the recipe's requirements file (with its `-r`/`-c` includes), which must stay
+    /// inside the recipe's directory.
+    pub fn read_requirements(
+        &self,
+    ) -> Result<
+        crate::python::requirements::RequirementsFile,
+        crate::python::requirements::RequirementsError,
+    > {
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        crate::python::requirements::read_within(&self.requirements, dir)
+    }
+
     /// Whether the lock file is a `pylock.toml` (PEP 751) rather than a `pystore.lock`.
     pub fn lock_is_pylock(&self) -> bool {
         self.lock
@@ -192,10 +204,7 @@ pub fn find(what: &str, cwd: &Path) -> Result<PathBuf, RecipeError> {
 
 /// Reads and checks the recipe at `path`.
 pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::hash::files::read_text_input(path, "recipe")?;
     parse(path, &text)
 }
 
@@ -211,6 +220,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
         message,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
+    // Both stay inside the recipe directory: a recipe must not make pystore read (and echo)
+    // or overwrite files elsewhere. Symlinks are checked when the files are opened.
+    if let Some(reason) = crate::python::requirements::check_relative(&raw.requirements) {
+        return Err(invalid(
+            "requirements",
+            format!(
+                "{:?}: {reason}; the requirements file must be inside the recipe directory (a relative path without `..`)",
+                raw.requirements
+            ),
+        ));
+    }
+    let lock_name_ok = raw.lock == "pystore.lock"
+        || (crate::python::pylock::is_pylock_name(&raw.lock)
+            && !raw.lock.contains(['/', '\\', ':']));
+    if !lock_name_ok {
+        return Err(invalid(
+            "lock",
+            format!(
+                "{:?} is not a lock file name: use \"pystore.lock\", \"pylock.toml\" or \"pylock.NAME.toml\", a file in the recipe directory",
+                raw.lock
+            ),
+        ));
+    }
     for (key, value) in [("name", &raw.name), ("version", &raw.version)] {
         EntryName::new(value).map_err(|e| invalid(key, format!("{:?} {}", e.name, e.reason)))?;
     }

@@ -13,6 +13,7 @@ use reqwest::Url;
 use super::{Recipe, RecipeTarget};
 use crate::archive::timestamp::DosDateTime;
 use crate::build::check::{check as check_graph, derived_closure, CheckError, CheckReport};
+use crate::build::graph::Action;
 use crate::build::sandbox::{Mode, Sandbox, SandboxError};
 use crate::build::{
     plan, plan_with, realise_counted, substitute, BuildError, Counts, Graph, NodeIndex,
@@ -22,6 +23,7 @@ use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, WheelInstall};
 use crate::bundle::provenance::{with_run_times, ProvenanceInputs};
 use crate::fetch::config::IndexUrls;
 use crate::fetch::credentials::redact;
+use crate::fetch::fixed::wheelhouse_holds;
 use crate::fetch::index::IndexClient;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
 use crate::python::lockfile::Lock;
@@ -219,13 +221,18 @@ struct Planned {
     wheels: BTreeMap<NodeIndex, String>,
 }
 
+/// sha256 of a user input file (recipe, requirements, lock), read bounded like any input.
 fn sha256_of(path: &Path) -> Result<String, RealiseRecipeError> {
-    crate::hash::sha256_file(path)
-        .map(|digest| crate::hash::to_hex(&digest))
-        .map_err(|source| RealiseRecipeError::Digest {
+    use sha2::Digest;
+    let bytes = crate::hash::files::read_input(path, "input file", crate::hash::files::TEXT_CAP)
+        .map_err(|err| RealiseRecipeError::Digest {
             path: path.to_path_buf(),
-            source,
-        })
+            source: match err {
+                crate::hash::files::InputError::Io { source, .. } => source,
+                other => std::io::Error::other(other.reason()),
+            },
+        })?;
+    Ok(crate::hash::to_hex(&sha2::Sha256::digest(&bytes)))
 }
 
 fn plan_error(recipe: &Recipe) -> impl Fn(BuildError) -> RealiseRecipeError + '_ {
@@ -262,7 +269,7 @@ fn selected<'r>(
 pub fn checked_lock(
     recipe: &Recipe,
 ) -> Result<(Lock, requirements::RequirementsFile), RealiseRecipeError> {
-    let requirements = requirements::read(&recipe.requirements)?;
+    let requirements = recipe.read_requirements()?;
     if !recipe.lock.is_file() {
         return Err(RealiseRecipeError::NoLock {
             recipe: recipe.name.clone(),
@@ -543,9 +550,10 @@ fn find_wheel_urls(
         .keys()
         .copied()
         .filter(|&i| statuses[i] == Status::Fetch)
-        .filter(|&i| {
-            let name = planned.graph.node(i).fingerprint.name().to_string();
-            !find_links.iter().any(|dir| dir.join(&name).is_file())
+        .filter(|&i| match &planned.graph.node(i).action {
+            // A wrong file in a wheelhouse (size or hash) is no source: look the wheel up too.
+            Action::Fetch(item) => !wheelhouse_holds(find_links, item),
+            _ => true,
         })
         .collect();
     if needed.is_empty() {
@@ -801,26 +809,23 @@ fn validated_at(recipe: &str, validation: &EntryInfo) -> Result<String, RealiseR
     Ok(report.validated_at().to_owned())
 }
 
-/// Writes `bytes` to `to`, replacing what is there atomically.
+/// Writes `bytes` to `to` for the user (mode 0666 less the umask), replacing what is there
+/// atomically.
 fn write_out(bytes: &[u8], to: &Path) -> std::io::Result<()> {
     let dir = to.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let temp = tempfile::NamedTempFile::new_in(dir)?;
-    std::fs::write(temp.path(), bytes)?;
-    temp.persist(to).map_err(|e| e.error)?;
-    Ok(())
+    crate::hash::files::write_user_file(to, bytes)
 }
 
-/// Copies a ZIP out of the store, writable, replacing what is there atomically.
+/// Copies a file out of the store for the user, replacing what is there atomically. The copy
+/// is a new file of mode 0666 less the umask: not the entry's read-only mode (as
+/// `fs::copy` would carry over), nor every write bit.
 fn copy_out(from: &Path, to: &Path) -> std::io::Result<()> {
     let dir = to.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let temp = tempfile::NamedTempFile::new_in(dir)?;
-    std::fs::copy(from, temp.path())?;
-    let mut perms = std::fs::metadata(temp.path())?.permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(temp.path(), perms)?;
+    let mut temp = crate::hash::files::create_user_file(dir, false)?;
+    std::io::copy(&mut std::fs::File::open(from)?, &mut temp)?;
+    temp.as_file().sync_all()?;
     temp.persist(to).map_err(|e| e.error)?;
     Ok(())
 }
