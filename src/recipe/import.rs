@@ -170,15 +170,7 @@ fn import_target(
     recipe_dir: &Path,
 ) -> Result<(LockedTarget, BTreeMap<String, WheelLocation>), LockRecipeError> {
     let tname = &recipe_target.name;
-    let target = Target::new(
-        &recipe_target.platform,
-        recipe_target.glibc.as_deref(),
-        python,
-    )
-    .map_err(|e| LockRecipeError::Target {
-        target: tname.clone(),
-        message: e.to_string(),
-    })?;
+    let target = super::lock::target_of(recipe_target, python)?;
     let pins = read_hashed(file).map_err(ImportError::from)?;
     let applicable = pins_for_target(file, &pins, &target, tname).map_err(ImportError::from)?;
     let priorities = TagPriorities::new(&target);

@@ -539,6 +539,22 @@ pub(super) fn choose_interpreters(
     Ok(Interpreters { version, pins })
 }
 
+/// The resolver's view of `recipe_target` running CPython `python`.
+pub(super) fn target_of(
+    recipe_target: &RecipeTarget,
+    python: &str,
+) -> Result<Target, LockRecipeError> {
+    Target::new(
+        &recipe_target.platform,
+        recipe_target.glibc.as_deref(),
+        python,
+    )
+    .map_err(|e| LockRecipeError::Target {
+        target: recipe_target.name.clone(),
+        message: e.to_string(),
+    })
+}
+
 fn lock_target(
     source: &IndexSource<'_, '_>,
     python: &str,
@@ -548,15 +564,7 @@ fn lock_target(
     recipe_dir: &Path,
 ) -> Result<LockedTarget, LockRecipeError> {
     let tname = &recipe_target.name;
-    let target = Target::new(
-        &recipe_target.platform,
-        recipe_target.glibc.as_deref(),
-        python,
-    )
-    .map_err(|e| LockRecipeError::Target {
-        target: tname.clone(),
-        message: e.to_string(),
-    })?;
+    let target = target_of(recipe_target, python)?;
     let resolve_error = |error| LockRecipeError::Resolve {
         target: tname.clone(),
         error,
