@@ -39,6 +39,7 @@ fn release(state: &mut State, tag: &str, assets: Vec<(String, Vec<u8>)>) {
             id: state.next_id,
             name,
             state: "uploaded".into(),
+            sha256: sha256_hex(&bytes),
             bytes,
         });
     }
