@@ -337,14 +337,7 @@ impl HttpClient {
                 Attempt::Retry { reason, after } => return Ok(Attempt::Retry { reason, after }),
             };
             let final_url = super::credentials::strip(response.url());
-            let content_type = response
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(';').next())
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let content_type = media_type(response.headers());
             match read_capped(url, &mut response, pace, MAX_DOCUMENT)? {
                 Ok(body) => Ok(Attempt::Done(Document {
                     url: final_url,
@@ -534,6 +527,18 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// An error and its sources, `: `-joined (reqwest hides the useful part in the sources).
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     crate::errors::one_line(err)
+}
+
+/// The media type of a response's `Content-Type`, without parameters, lower case (media
+/// types compare case-insensitively); empty when there is none.
+pub fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]

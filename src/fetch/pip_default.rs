@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn configuration_wins_over_the_default_and_names_its_key() {
-        let out = br#"{"version": "24.0", "configured": ["install.index-url", "http://127.0.0.1:9/simple"], "default": "https://index.invalid/simple"}"#;
+        let out = br#"{"version": "24.0", "configured": ["install.index-url", "http://127.0.0.1:9/simple"], "default": "https://HOST/simple"}"#;
         assert_eq!(
             parse_answer(out),
             Some(PipIndex {
@@ -168,11 +168,11 @@ mod tests {
 
     #[test]
     fn the_default_is_used_when_nothing_is_configured() {
-        let out = br#"{"version": "23.2.1", "default": "https://index.invalid/simple"}"#;
+        let out = br#"{"version": "23.2.1", "default": "https://HOST/simple"}"#;
         assert_eq!(
             parse_answer(out),
             Some(PipIndex {
-                url: "https://index.invalid/simple".into(),
+                url: "https://HOST/simple".into(),
                 reason: "pip 23.2.1's built-in default".into()
             })
         );

@@ -25,7 +25,7 @@ use sha2::Digest;
 
 use super::credentials::{Found, OciCredentialSources};
 use super::{OciConfig, Spec};
-use crate::fetch::http::{backoff_delay, error_chain, retry_after, HttpConfig};
+use crate::fetch::http::{backoff_delay, error_chain, media_type, retry_after, HttpConfig};
 use crate::hash::to_hex;
 use crate::remote::{io_err, RemoteError, Size};
 
@@ -679,14 +679,7 @@ impl Registry {
             StatusCode::NOT_FOUND => return Ok(None),
             _ => return Err(self.fail(&Method::GET, &url, response)),
         }
-        let media_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .unwrap_or("")
-            .trim()
-            .to_owned();
+        let media_type = media_type(response.headers());
         let bytes = read_limited(response, MAX_MANIFEST_SIZE)
             .map_err(|e| self.error(format!("reading manifest {reference}: {e}")))?;
         let digest = format!("sha256:{}", to_hex(&sha2::Sha256::digest(&bytes)));
