@@ -290,8 +290,8 @@ mod tests {
             ),
             ("--no-deps\n", ":1: --no-deps is not supported"),
             (
-                "x @ https://h/x.whl --hash=sha256:{A}\n",
-                ":1: x @ https://h/x.whl: a direct URL",
+                "x @ https://HOST/x.whl --hash=sha256:{A}\n",
+                ":1: x @ https://HOST/x.whl: a direct URL",
             ),
         ];
         for (text, expected) in cases {

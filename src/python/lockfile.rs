@@ -283,7 +283,7 @@ mod tests {
                     glibc: None,
                     interpreter: Some(LockedInterpreter {
                         version: "3.12.7".into(),
-                        url: "https://example.invalid/cpython-3.12.7.tar.gz".into(),
+                        url: "https://HOST/cpython-3.12.7.tar.gz".into(),
                         size: Some(1234),
                         sha256: "cd".repeat(32),
                     }),
@@ -317,7 +317,7 @@ mod tests {
         );
         assert_eq!(text.matches("http").count(), 1, "no wheel URLs: {text}");
         assert!(
-            text.contains("[targets.interpreter]\nversion = \"3.12.7\"\nurl = \"https://example.invalid/cpython-3.12.7.tar.gz\"\nsize = 1234\n"),
+            text.contains("[targets.interpreter]\nversion = \"3.12.7\"\nurl = \"https://HOST/cpython-3.12.7.tar.gz\"\nsize = 1234\n"),
             "{text}"
         );
         let back = Lock::parse(Path::new("pystore.lock"), &text).unwrap();

@@ -45,6 +45,15 @@ impl Store {
         if dry_run {
             return self.collect(true);
         }
+        self.with_exclusive_lock(|store| store.collect(dry_run))
+    }
+
+    /// Runs `work` holding the store's gc lock exclusively (no other process uses the store
+    /// meanwhile), then returns to the shared lock every open store holds.
+    pub(super) fn with_exclusive_lock<T>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
         let lock_path = self.layout().gc_lock_path();
         let shared = self
             .gc_lock
@@ -55,7 +64,7 @@ impl Store {
                 tracing::info!("waiting for other pystore processes using this store to finish")
             })
             .map_err(io_err("lock", &lock_path))?;
-        let result = self.collect(dry_run);
+        let result = work(self);
         self.gc_lock = Some(
             exclusive
                 .convert(LockMode::Shared, || {})

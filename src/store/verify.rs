@@ -163,25 +163,11 @@ impl Store {
         entries: Option<Vec<EntryInfo>>,
         on_entry: &(dyn Fn(&EntryInfo) + Sync),
     ) -> Result<(VerifyReport, Vec<PathBuf>)> {
-        let lock_path = self.layout().gc_lock_path();
-        let shared = self
-            .gc_lock
-            .take()
-            .ok_or_else(|| StoreError::Root("gc lock lost".into()))?;
-        let exclusive = shared
-            .convert(super::lock::LockMode::Exclusive, || {
-                tracing::info!("waiting for other pystore processes using this store to finish")
-            })
-            .map_err(io_err("lock", &lock_path))?;
-        let result = self.verify(entries, on_entry).and_then(|report| {
-            let invalidated = self.invalidate(&report)?;
+        let result = self.with_exclusive_lock(|store| {
+            let report = store.verify(entries, on_entry)?;
+            let invalidated = store.invalidate(&report)?;
             Ok((report, invalidated))
         });
-        self.gc_lock = Some(
-            exclusive
-                .convert(super::lock::LockMode::Shared, || {})
-                .map_err(io_err("lock", &lock_path))?,
-        );
         self.intact_lock().clear();
         result
     }
