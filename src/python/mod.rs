@@ -16,6 +16,7 @@ pub mod launcher_windows;
 pub mod lockfile;
 pub mod markers;
 pub mod metadata;
+pub mod pyc;
 pub mod pylock;
 pub mod record;
 pub mod relocate;
