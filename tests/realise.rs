@@ -412,11 +412,11 @@ fn the_samai_recipe_and_its_lock_plan_offline() {
     let entries = plan.as_array().unwrap();
     let count = |status: &str| entries.iter().filter(|e| e["status"] == status).count();
     // 2 interpreter archives + 19 Windows wheels + the 4 Linux-only binary wheels (15 pure
-    // wheels serve both targets); per target: interpreter, 19 installs, bundle, its validation,
-    // ZIP, the ZIP's provenance and SBOM.
+    // wheels serve both targets); per target: interpreter, 19 installs, their 19 bytecode
+    // entries, bundle, its validation, ZIP, the ZIP's provenance and SBOM.
     assert_eq!(
         (count("fetch"), count("build"), count("valid")),
-        (25, 50, 0)
+        (25, 88, 0)
     );
     let names: Vec<&str> = entries
         .iter()
@@ -428,6 +428,8 @@ fn the_samai_recipe_and_its_lock_plan_offline() {
         "samai-1.0.0-linux-x86_64.validation.json",
         "samai-1.0.0-windows-x86_64.validation.json",
         "psycopg2-2.9.13-cp312-cp312-win_amd64.whl",
+        // The Windows target's packages compiled by the Linux target's CPython 3.12.14.
+        "openai-3.57.0-py312-x86_64-pc-windows-msvc-pyc",
         // `python = "3.12"`: the archives the lock pinned, not the built-in table's choice.
         "cpython-3.12.14+20260814-x86_64-pc-windows-msvc-install_only_stripped.tar.gz",
         "cpython-3.12.14+20260814-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz",

@@ -5,6 +5,7 @@ pub mod check;
 pub mod graph;
 pub mod sandbox;
 pub mod scheduler;
+pub mod timings;
 
 pub use check::{check, CheckError, CheckReport};
 pub use graph::{BuildContext, BuildError, Graph, NodeIndex};

@@ -7,10 +7,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Condvar, Mutex};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::graph::{Action, BuildContext, BuildError, Graph, NodeIndex};
+use super::timings::{How, Timeline};
 use crate::fetch::{FetchError, Fetcher};
 use crate::store::{EntryId, EntryInfo, Store, StoreError};
 
@@ -251,12 +253,28 @@ pub fn realise_counted(
     jobs: usize,
     progress: bool,
 ) -> Result<Realised, RealiseError> {
+    realise_timed(store, fetcher, graph, roots, jobs, progress, &Timeline::new())
+}
+
+/// [`realise_counted`], recording when each entry was fetched, built or found valid in
+/// `timeline`.
+pub fn realise_timed(
+    store: &Store,
+    fetcher: &Fetcher<'_>,
+    graph: &Graph,
+    roots: &[NodeIndex],
+    jobs: usize,
+    progress: bool,
+    timeline: &Timeline,
+) -> Result<Realised, RealiseError> {
     let mut counts = Counts::default();
     let status = plan(store, graph, roots)?;
     let mut done: BTreeMap<NodeIndex, EntryInfo> = BTreeMap::new();
     for (index, s) in status.iter().enumerate() {
         if *s == Status::Valid {
             if let Some(entry) = store.query(&graph.node(index).id)? {
+                let now = Instant::now();
+                timeline.record(&graph.node(index).fingerprint, How::Valid, now, now);
                 done.insert(index, entry);
             }
         }
@@ -272,6 +290,12 @@ pub fn realise_counted(
         })
         .collect();
     for (index, fetched) in fetches.iter().zip(fetcher.fetch_all(&items)?) {
+        timeline.record(
+            &graph.node(*index).fingerprint,
+            How::Fetched,
+            fetched.started,
+            fetched.finished,
+        );
         done.insert(*index, fetched.entry);
         counts.fetched += 1;
     }
@@ -361,6 +385,7 @@ pub fn realise_counted(
                     done: false,
                 };
                 // A damaged input is never built from: its hash is checked before it is read.
+                let started = Instant::now();
                 let damaged = inputs
                     .values()
                     .try_for_each(|input| store.check_intact(input));
@@ -384,9 +409,13 @@ pub fn realise_counted(
                 let mut q = guard.finish();
                 match outcome {
                     Ok(registration) => {
-                        if registration.built {
+                        let how = if registration.built {
                             q.built += 1;
-                        }
+                            How::Built
+                        } else {
+                            How::Valid
+                        };
+                        timeline.record(&node.fingerprint, how, started, Instant::now());
                         results
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::assemble::{assemble, Layer, Names};
 use super::manifest::{
-    BundleManifest, InterpreterRef, PackageRef, RecipeRef, TargetRef, MANIFEST_NAME,
+    BundleManifest, BytecodeRef, InterpreterRef, PackageRef, RecipeRef, TargetRef, MANIFEST_NAME,
 };
 use super::provenance::{self, ProvenanceInputs};
 use super::sbom;
@@ -192,6 +192,56 @@ pub fn install(
     )
 }
 
+/// The entry name of the bytecode of the installed wheel named `installed_name`.
+fn bytecode_name(installed_name: &str) -> String {
+    format!("{installed_name}-pyc")
+}
+
+/// Adds the byte-compilation of the installed wheel at `installed` for `target`, by the
+/// interpreter at `compiler` (the target's own, or another of the same CPython version that
+/// runs here: the bytecode is the same). The output holds only the pycs, at the places of
+/// their sources, so the bundle merges it over the installed tree. How it runs (the sandbox
+/// level) is not part of the id: it does not change the bytes ([`super::bytecode`]).
+pub fn bytecode(
+    graph: &mut Graph,
+    installed: NodeIndex,
+    compiler: NodeIndex,
+    target: &Target,
+    sandbox: Arc<Sandbox>,
+) -> Result<NodeIndex, BuildError> {
+    let installed_name = graph.node(installed).fingerprint.name().to_string();
+    let entry_name = name(&bytecode_name(&installed_name))?;
+    let site = Scheme::for_target(target).purelib;
+    graph.derive(
+        entry_name,
+        ("bytecode", "1"),
+        json!({
+            "python": target.python.to_string(),
+            "site": site,
+            "invalidation": super::bytecode::INVALIDATION,
+        }),
+        BTreeMap::from([
+            ("installed".to_owned(), installed),
+            ("python".to_owned(), compiler),
+        ]),
+        Box::new(move |ctx| {
+            let scratch = ctx.out.with_file_name("sandbox");
+            fs::create_dir(&scratch)?;
+            let compiled = super::bytecode::compile(
+                &ctx.input("installed")?.path,
+                &site,
+                &ctx.input("python")?.path,
+                &sandbox,
+                &scratch,
+                ctx.out,
+            );
+            let _ = make_writable(&scratch);
+            compiled?;
+            Ok(())
+        }),
+    )
+}
+
 /// What the bundle is, for its manifest.
 #[derive(Clone, Debug)]
 pub struct BundleSpec {
@@ -205,14 +255,28 @@ pub struct BundleSpec {
     pub target: Target,
     /// sha256 of the interpreter's archive, when it came from one.
     pub interpreter_archive_sha256: Option<String>,
+    /// How the packages are byte-compiled (`None`: the recipe says `bytecode = false`).
+    pub bytecode: Option<BytecodeRef>,
 }
 
-/// Adds the bundle: the interpreter at `interpreter` plus every installed package.
+/// One package of a bundle: its wheel, its installed entry, and its bytecode entry when it is
+/// byte-compiled.
+#[derive(Clone, Debug)]
+pub struct BundledPackage {
+    /// The wheel.
+    pub wheel: WheelInstall,
+    /// The installed wheel's node.
+    pub installed: NodeIndex,
+    /// The node of its pycs.
+    pub bytecode: Option<NodeIndex>,
+}
+
+/// Adds the bundle: the interpreter at `interpreter` plus every installed package and its pycs.
 pub fn bundle(
     graph: &mut Graph,
     spec: &BundleSpec,
     interpreter: NodeIndex,
-    packages: &[(WheelInstall, NodeIndex)],
+    packages: &[BundledPackage],
 ) -> Result<NodeIndex, BuildError> {
     let entry_name = name(&format!(
         "{}-{}-{}",
@@ -220,14 +284,18 @@ pub fn bundle(
     ))?;
     let mut inputs = BTreeMap::from([("interpreter".to_owned(), interpreter)]);
     let mut package_refs = Vec::new();
-    for (wheel, node) in packages {
-        inputs.insert(format!("pkg:{}", wheel.name), *node);
+    for package in packages {
+        let wheel = &package.wheel;
+        inputs.insert(format!("pkg:{}", wheel.name), package.installed);
+        if let Some(pycs) = package.bytecode {
+            inputs.insert(format!("pyc:{}", wheel.name), pycs);
+        }
         package_refs.push(PackageRef {
             name: wheel.name.clone(),
             version: wheel.version.clone(),
             wheel: wheel.wheel.clone(),
             sha256: wheel.sha256.clone(),
-            entry: graph.node(*node).id.to_string(),
+            entry: graph.node(package.installed).id.to_string(),
         });
     }
     let manifest = BundleManifest {
@@ -247,6 +315,7 @@ pub fn bundle(
             archive_sha256: spec.interpreter_archive_sha256.clone(),
         },
         packages: package_refs,
+        bytecode: spec.bytecode.clone(),
         files: Vec::new(),
     };
     let params = serde_json::to_value(&manifest)?;
@@ -270,11 +339,19 @@ pub fn bundle(
             }];
             let mut labels = vec![None];
             for package in &manifest.packages {
+                let label = format!("{} {}", package.name, package.version);
                 layers.push(Layer {
-                    label: format!("{} {}", package.name, package.version),
+                    label: label.clone(),
                     root: ctx.input(&format!("pkg:{}", package.name))?.path.clone(),
                 });
                 labels.push(Some(package.name.clone()));
+                if let Some(pycs) = ctx.inputs.get(&format!("pyc:{}", package.name)) {
+                    layers.push(Layer {
+                        label: format!("{label} (bytecode)"),
+                        root: pycs.path.clone(),
+                    });
+                    labels.push(Some(package.name.clone()));
+                }
             }
             let owners = assemble(ctx.out, &layers, names)?;
             let owners: BTreeMap<String, String> = owners

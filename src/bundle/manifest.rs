@@ -31,6 +31,9 @@ pub struct BundleManifest {
     pub interpreter: InterpreterRef,
     /// Packages, sorted by name.
     pub packages: Vec<PackageRef>,
+    /// How the packages were byte-compiled; absent when the recipe says `bytecode = false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytecode: Option<BytecodeRef>,
     /// Files, sorted by path (the manifest itself excluded).
     pub files: Vec<FileRef>,
 }
@@ -79,6 +82,21 @@ pub struct PackageRef {
     pub sha256: String,
     /// Entry id of the installed package.
     pub entry: String,
+}
+
+/// The packages' bytecode: compiled (by which interpreter, how validated at import), or not
+/// and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BytecodeRef {
+    /// PEP 552 invalidation mode of the packages' pycs (`checked-hash`), when they have pycs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidation: Option<String>,
+    /// Entry name of the interpreter that compiled them, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiler: Option<String>,
+    /// Why the packages have no pycs, when they have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
 }
 
 /// One file of the bundle.

@@ -2,6 +2,7 @@
 //! what describes a bundle ZIP: its provenance and its SBOM.
 
 pub mod assemble;
+pub mod bytecode;
 pub mod check;
 pub mod derivations;
 pub mod manifest;

@@ -95,7 +95,7 @@ pub fn statement(
             "digest": {"sha256": package.sha256},
         }));
     }
-    json!({
+    let mut statement = json!({
         "_type": STATEMENT_TYPE,
         "subject": [{"name": zip_name, "digest": {"sha256": zip_sha256}}],
         "predicateType": PREDICATE_TYPE,
@@ -131,7 +131,13 @@ pub fn statement(
                 },
             },
         },
-    })
+    });
+    // The packages' bytecode: which interpreter compiled it, or why there is none.
+    if let Some(bytecode) = &manifest.bytecode {
+        statement["predicate"]["buildDefinition"]["internalParameters"]["bytecode"] =
+            json!(bytecode);
+    }
+    statement
 }
 
 /// Why run times could not be added to a provenance copy.

@@ -254,6 +254,7 @@ mod tests {
                     entry: "e".into(),
                 })
                 .collect(),
+            bytecode: None,
             files,
         }
     }

@@ -68,6 +68,10 @@ pub struct Fetched {
     pub entry: EntryInfo,
     /// Where the bytes came from (`store` when nothing was fetched); never holds credentials.
     pub source: String,
+    /// When fetching it started (for `realise --timings`).
+    pub started: std::time::Instant,
+    /// When it was done.
+    pub finished: std::time::Instant,
 }
 
 /// Fetches fixed-output entries into a store.
@@ -165,11 +169,14 @@ impl<'a> Fetcher<'a> {
 
     /// Fetches one file (or finds it in the store).
     pub fn fetch(&self, item: &FixedOutput) -> Result<Fetched, FetchError> {
+        let started = std::time::Instant::now();
         let fingerprint = item.fingerprint();
         if let Some(entry) = self.store.query(&fingerprint.id()?)? {
             return Ok(Fetched {
                 entry,
                 source: "store".into(),
+                started,
+                finished: started,
             });
         }
         let sources = self.sources(item);
@@ -233,6 +240,8 @@ impl<'a> Fetcher<'a> {
                 Ok(Fetched {
                     entry: registration.entry,
                     source,
+                    started,
+                    finished: std::time::Instant::now(),
                 })
             }
             Err(StoreError::Build { source, .. }) => match source.downcast::<FetchError>() {

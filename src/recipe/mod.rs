@@ -56,6 +56,9 @@ pub struct Recipe {
     pub lock: PathBuf,
     /// Modules whose import is validated.
     pub validate: Vec<String>,
+    /// Whether the packages ship byte-compiled (`bytecode`, default true): hash-based pycs,
+    /// so an app installed read-only does not compile its packages at every start.
+    pub bytecode: bool,
     /// Targets, in the recipe's order.
     pub targets: Vec<RecipeTarget>,
 }
@@ -94,6 +97,8 @@ struct RawRecipe {
     lock: String,
     #[serde(default)]
     validate: Vec<String>,
+    #[serde(default = "default_bytecode")]
+    bytecode: bool,
     targets: Vec<RawTarget>,
 }
 
@@ -116,6 +121,10 @@ struct RawInterpreter {
 
 fn default_requirements() -> String {
     "requirements.txt".into()
+}
+
+fn default_bytecode() -> bool {
+    true
 }
 
 fn default_lock() -> String {
@@ -346,6 +355,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
         requirements: dir.join(raw.requirements),
         lock: dir.join(raw.lock),
         validate: raw.validate,
+        bytecode: raw.bytecode,
         targets,
     })
 }

@@ -19,14 +19,16 @@ use crate::build::{
     plan, plan_with, realise_counted, substitute, BuildError, Counts, Graph, NodeIndex,
     RealiseError, Status, Substituter,
 };
-use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, WheelInstall};
+use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, BundledPackage, WheelInstall};
+use crate::bundle::manifest::BytecodeRef;
+use crate::bundle::validate::runs_here;
 use crate::bundle::provenance::{with_run_times, ProvenanceInputs};
 use crate::fetch::config::IndexUrls;
 use crate::fetch::credentials::redact;
 use crate::fetch::fixed::wheelhouse_holds;
 use crate::fetch::index::IndexClient;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
-use crate::python::lockfile::Lock;
+use crate::python::lockfile::{Lock, LockedTarget};
 use crate::python::lockfile::LockedInterpreter;
 use crate::python::{known_build_for, normalize_name, requirements, Target};
 use crate::sign::SecretKey;
@@ -318,46 +320,45 @@ fn plan_recipe(
     let mut roots = Vec::new();
     let mut wheels = BTreeMap::new();
     let perr = plan_error(recipe);
-    for recipe_target in selected(recipe, &options.targets)? {
-        let tname = recipe_target.name.clone();
-        let locked = lock
-            .target(&tname)
-            .ok_or_else(|| RealiseRecipeError::TargetNotLocked {
-                recipe: recipe.name.clone(),
-                target: tname.clone(),
-                path: recipe.lock.clone(),
-            })?;
-        // The release the lock pinned; a lock without a pin (written before pins existed, or
-        // for a target with its own interpreter) is for the recipe's exact version.
-        let python = match (&locked.interpreter, recipe.python_request()) {
-            (Some(pin), _) => pin.version.clone(),
-            (None, Some(crate::python::PythonRequest::Exact(_))) => recipe.python.clone(),
-            (None, _) => {
-                return Err(RealiseRecipeError::NoPinnedInterpreter {
-                    recipe: recipe.name.clone(),
-                    target: tname,
-                    python: recipe.python.clone(),
-                    path: recipe.lock.clone(),
+    let chosen = selected(recipe, &options.targets)?;
+    let mut prepared = Vec::new();
+    for recipe_target in &chosen {
+        prepared.push(prepare_target(store, &mut graph, recipe, &lock, recipe_target)?);
+    }
+    let compilers = if recipe.bytecode {
+        compilers(store, &mut graph, recipe, &lock, &chosen, &prepared)?
+    } else {
+        BTreeMap::new()
+    };
+    let mut uncompiled = Vec::new();
+    for PreparedTarget {
+        name: tname,
+        locked,
+        target,
+        interpreter,
+        archive_sha256,
+    } in prepared
+    {
+        let compiler = compilers.get(&target.python.to_string()).copied();
+        let bytecode = match (recipe.bytecode, compiler) {
+            (false, _) => None,
+            (true, Some(compiler)) => Some(BytecodeRef {
+                invalidation: Some(crate::bundle::bytecode::INVALIDATION.to_owned()),
+                compiler: Some(graph.node(compiler).fingerprint.name().to_string()),
+                missing: None,
+            }),
+            (true, None) => {
+                uncompiled.push(format!("{tname} (CPython {})", target.python));
+                Some(BytecodeRef {
+                    invalidation: None,
+                    compiler: None,
+                    missing: Some(format!(
+                        "no interpreter of CPython {} that runs on the building machine",
+                        target.python
+                    )),
                 })
             }
         };
-        let target = Target::new(
-            &recipe_target.platform,
-            recipe_target.glibc.as_deref(),
-            &python,
-        )
-        .map_err(|e| RealiseRecipeError::Target {
-            target: tname.clone(),
-            message: e.to_string(),
-        })?;
-        let (interpreter, archive_sha256) = interpreter_node(
-            store,
-            &mut graph,
-            recipe_target,
-            locked.interpreter.as_ref(),
-            &target,
-            &perr,
-        )?;
         let mut packages = Vec::new();
         let mut wheel_files = Vec::new();
         let requires = recorded_dependencies(&locked.packages);
@@ -389,7 +390,17 @@ fn plan_recipe(
             };
             let installed =
                 derivations::install(&mut graph, file, &wheel, &target).map_err(&perr)?;
-            packages.push((wheel, installed));
+            let bytecode = compiler
+                .map(|compiler| {
+                    derivations::bytecode(&mut graph, installed, compiler, &target, sandbox.clone())
+                })
+                .transpose()
+                .map_err(&perr)?;
+            packages.push(BundledPackage {
+                wheel,
+                installed,
+                bytecode,
+            });
         }
         let spec = BundleSpec {
             recipe: recipe.name.clone(),
@@ -397,15 +408,17 @@ fn plan_recipe(
             target_name: tname.clone(),
             target,
             interpreter_archive_sha256: archive_sha256,
+            bytecode,
         };
         let bundle =
             derivations::bundle(&mut graph, &spec, interpreter, &packages).map_err(&perr)?;
         let validation =
             derivations::validate(&mut graph, &spec, bundle, &recipe.validate, sandbox.clone())
                 .map_err(&perr)?;
+        // The ZIP is made beside the validation, not after it: on two cores the imports and
+        // the deflate overlap. Nothing is published (gc root, --out, push) unless every root,
+        // the validation included, was realised.
         let zip = derivations::zip(&mut graph, &spec, bundle, &wheel_files, time).map_err(&perr)?;
-        // The ZIP is made only once the bundle validated, but its id does not depend on how.
-        graph.after(zip, validation);
         let provenance = derivations::provenance(
             &mut graph,
             zip,
@@ -425,11 +438,126 @@ fn plan_recipe(
             validation,
         });
     }
+    if !uncompiled.is_empty() {
+        eprintln!(
+            "notice: no pycs for {}: no interpreter of that CPython version in the recipe runs on this machine (the provenance records it); the bundle's packages compile at import",
+            uncompiled.join(", ")
+        );
+    }
     Ok(Planned {
         graph,
         roots,
         wheels,
     })
+}
+
+/// A selected target, its lock and its interpreter, ready for its packages.
+struct PreparedTarget<'l> {
+    name: String,
+    locked: &'l LockedTarget,
+    target: Target,
+    interpreter: NodeIndex,
+    archive_sha256: Option<String>,
+}
+
+/// Plans the interpreter of `recipe_target` as `lock` pins it.
+fn prepare_target<'l>(
+    store: &Store,
+    graph: &mut Graph,
+    recipe: &Recipe,
+    lock: &'l Lock,
+    recipe_target: &RecipeTarget,
+) -> Result<PreparedTarget<'l>, RealiseRecipeError> {
+    let perr = plan_error(recipe);
+    let tname = recipe_target.name.clone();
+    let locked = lock
+        .target(&tname)
+        .ok_or_else(|| RealiseRecipeError::TargetNotLocked {
+            recipe: recipe.name.clone(),
+            target: tname.clone(),
+            path: recipe.lock.clone(),
+        })?;
+    // The release the lock pinned; a lock without a pin (written before pins existed, or
+    // for a target with its own interpreter) is for the recipe's exact version.
+    let python = match (&locked.interpreter, recipe.python_request()) {
+        (Some(pin), _) => pin.version.clone(),
+        (None, Some(crate::python::PythonRequest::Exact(_))) => recipe.python.clone(),
+        (None, _) => {
+            return Err(RealiseRecipeError::NoPinnedInterpreter {
+                recipe: recipe.name.clone(),
+                target: tname,
+                python: recipe.python.clone(),
+                path: recipe.lock.clone(),
+            })
+        }
+    };
+    let target = Target::new(
+        &recipe_target.platform,
+        recipe_target.glibc.as_deref(),
+        &python,
+    )
+    .map_err(|e| RealiseRecipeError::Target {
+        target: tname.clone(),
+        message: e.to_string(),
+    })?;
+    let (interpreter, archive_sha256) = interpreter_node(
+        store,
+        graph,
+        recipe_target,
+        locked.interpreter.as_ref(),
+        &target,
+        &perr,
+    )?;
+    Ok(PreparedTarget {
+        name: tname,
+        locked,
+        target,
+        interpreter,
+        archive_sha256,
+    })
+}
+
+/// The interpreter that byte-compiles packages for each CPython version (by full version) the
+/// selected targets use: the first selected target of that version that runs here, else the
+/// first other target of the recipe that does (a Windows bundle built on Linux is compiled by
+/// the Linux target's interpreter: the bytecode of one CPython version is the same on every
+/// platform). A version without one is missing from the map.
+fn compilers(
+    store: &Store,
+    graph: &mut Graph,
+    recipe: &Recipe,
+    lock: &Lock,
+    chosen: &[&RecipeTarget],
+    prepared: &[PreparedTarget<'_>],
+) -> Result<BTreeMap<String, NodeIndex>, RealiseRecipeError> {
+    let mut found = BTreeMap::new();
+    for target in prepared.iter().filter(|t| runs_here(&t.target)) {
+        found
+            .entry(target.target.python.to_string())
+            .or_insert(target.interpreter);
+    }
+    let lacking = |found: &BTreeMap<String, NodeIndex>| {
+        prepared
+            .iter()
+            .any(|t| !found.contains_key(&t.target.python.to_string()))
+    };
+    for other in &recipe.targets {
+        if !lacking(&found) {
+            break;
+        }
+        if chosen.iter().any(|c| c.name == other.name) || lock.target(&other.name).is_none() {
+            continue;
+        }
+        let Ok(candidate) = prepare_target(store, graph, recipe, lock, other) else {
+            continue; // a target that cannot be planned simply compiles nothing
+        };
+        if runs_here(&candidate.target) {
+            found
+                .entry(candidate.target.python.to_string())
+                .or_insert(candidate.interpreter);
+        }
+    }
+    Ok(found)
 }
 
 fn interpreter_node(

@@ -1,0 +1,344 @@
+//! Byte-compiling an installed wheel: its `.py` files as PEP 552 hash-based pycs, compiled by
+//! an interpreter of the target's exact CPython version in the sandbox, then normalised.
+//!
+//! The pycs are *checked-hash*: the header holds a SipHash of the source, and CPython
+//! validates it against the `.py` beside it at each import. The check costs one read of the
+//! source, which is far cheaper than compiling it, and a pyc can then never go stale: a user
+//! who patches a file of an unzipped bundle gets their change, not the old code. Timestamp
+//! pycs would not work at all (a ZIP's members all carry one fixed time, so after unzipping
+//! every source looks changed), and unchecked-hash pycs would silently run stale code.
+//!
+//! Determinism: the compiler runs with `PYTHONHASHSEED=0` (the sandbox's fixed environment),
+//! so frozenset constants keep one order; `co_filename` is the path relative to
+//! site-packages, never where the compiler saw it (CPython replaces it with the real source
+//! path at import); and `marshal` flags objects by their reference count at dump time, which
+//! depends on what the compiling process had loaded, so every pyc is rewritten into its
+//! canonical form ([`crate::python::pyc::normalize`]) before it enters the store.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::build::sandbox::{output_with_timeout, Input, Sandbox, SandboxError, Spec};
+use crate::python::interpreter::{InterpreterInfo, METADATA_FILE};
+use crate::python::pyc::{self, PycError};
+
+/// How long compiling one wheel may take: a big package compiles in seconds.
+const COMPILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// How the pycs are validated at import (PEP 552), as recorded in manifests and provenance.
+pub const INVALIDATION: &str = "checked-hash";
+
+/// The script the compiling interpreter runs: `site out listing`. Each line of `listing` is a
+/// `.py` file relative to `site`; its pyc is written under `out` at the same relative place.
+/// Prints, as JSON, the files that did not compile (Python 2 syntax in a test file, say): they
+/// get no pyc, as pip and uv leave them.
+const COMPILE_SCRIPT: &str = r#"
+import importlib.util, json, os, py_compile, sys
+site, out, listing = sys.argv[1:4]
+with open(listing, encoding="utf-8") as f:
+    names = [line for line in f.read().split("\n") if line]
+failed = []
+mode = py_compile.PycInvalidationMode.CHECKED_HASH
+for rel in names:
+    cfile = os.path.join(out, importlib.util.cache_from_source(rel))
+    try:
+        py_compile.compile(os.path.join(site, rel), cfile=cfile, dfile=rel, doraise=True, invalidation_mode=mode)
+    except (py_compile.PyCompileError, SyntaxError, ValueError, UnicodeError):
+        failed.append(rel)
+sys.stdout.write(json.dumps({"failed": failed}))
+"#;
+
+/// Why a wheel could not be byte-compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum BytecodeError {
+    /// Reading the installed tree or writing the pycs failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The compiling interpreter's metadata is unreadable.
+    #[error("the compiling interpreter's {METADATA_FILE} at {}: {source}", path.display())]
+    Interpreter {
+        /// The metadata file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The sandbox could not be prepared.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The interpreter did not run to the end.
+    #[error("compiling with {}: {outcome}", program.display())]
+    Run {
+        /// The interpreter.
+        program: PathBuf,
+        /// What happened.
+        outcome: RunOutcome,
+    },
+    /// A pyc the interpreter wrote is not one `normalize` can read.
+    #[error("{}: {source}", path.display())]
+    Pyc {
+        /// The pyc.
+        path: PathBuf,
+        /// The cause.
+        source: PycError,
+    },
+}
+
+/// How a compiling run went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum RunOutcome {
+    /// It could not be started.
+    #[error("cannot start it: {0}")]
+    Start(std::io::Error),
+    /// It ran out of time and was stopped.
+    #[error("it did not finish within {} seconds and was stopped", COMPILE_TIMEOUT.as_secs())]
+    TimedOut,
+    /// It exited with an error.
+    #[error("it exited with {status}: {stderr}")]
+    Failed {
+        /// The exit status.
+        status: std::process::ExitStatus,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// Its report is not the JSON the script prints.
+    #[error("unreadable report: {0}")]
+    Report(serde_json::Error),
+}
+
+/// What compiling a wheel did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Compiled {
+    /// pycs written.
+    pub compiled: usize,
+    /// Sources that did not compile (site-relative), sorted.
+    pub failed: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Report {
+    failed: Vec<String>,
+}
+
+/// The `.py` files under `dir` (relative to it, `/`-separated, sorted) that need a pyc: regular
+/// files only, and none whose pyc the tree ships already (the wheel's own stays).
+pub fn sources(dir: &Path, cache_tag: &str) -> Result<Vec<String>, BytecodeError> {
+    let mut found = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, rel)) = stack.pop() {
+        let io = |source| BytecodeError::Io {
+            path: path.clone(),
+            source,
+        };
+        for entry in fs::read_dir(&path).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue; // not UTF-8: CPython would not import it by that name either
+            };
+            let file_type = entry.file_type().map_err(io)?;
+            let child = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if file_type.is_dir() {
+                stack.push((entry.path(), child));
+            } else if file_type.is_file() && name.ends_with(".py") && !name.contains('\n') {
+                let stem = &name[..name.len() - 3];
+                let shipped = path
+                    .join("__pycache__")
+                    .join(format!("{stem}.{cache_tag}.pyc"));
+                if !shipped.exists() {
+                    found.push(child);
+                }
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The interpreter's cache tag (`cpython-312`), from its version.
+fn cache_tag(info: &InterpreterInfo) -> String {
+    let mut parts = info.version.split('.');
+    let major = parts.next().unwrap_or_default();
+    let minor = parts.next().unwrap_or_default();
+    format!("cpython-{major}{minor}")
+}
+
+/// Compiles every `.py` under `site` (a directory of the installed tree at `installed`,
+/// relative to it) with the interpreter at `python`, writing the pycs at the same places under
+/// `out` (created). `scratch` is the sandbox's scratch space (created and removed by the caller).
+pub fn compile(
+    installed: &Path,
+    site: &str,
+    python: &Path,
+    sandbox: &Sandbox,
+    scratch: &Path,
+    out: &Path,
+) -> Result<Compiled, BytecodeError> {
+    let info = InterpreterInfo::read(python).map_err(|source| BytecodeError::Interpreter {
+        path: python.join(METADATA_FILE),
+        source,
+    })?;
+    let site_dir = installed.join(site);
+    let files = if site_dir.is_dir() {
+        sources(&site_dir, &cache_tag(&info))?
+    } else {
+        Vec::new()
+    };
+    let out_site = out.join(site);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BytecodeError::Io { path, source }
+    };
+    fs::create_dir_all(&out_site).map_err(io(&out_site))?;
+    if files.is_empty() {
+        return Ok(Compiled::default());
+    }
+    let build = scratch.join("build");
+    fs::create_dir_all(&build).map_err(io(&build))?;
+    let listing = build.join("files.txt");
+    let mut text = files.join("\n");
+    text.push('\n');
+    fs::write(&listing, text).map_err(io(&listing))?;
+    let mut spec = Spec {
+        inputs: vec![
+            Input {
+                label: "python".into(),
+                host: python.to_path_buf(),
+            },
+            Input {
+                label: "installed".into(),
+                host: installed.to_path_buf(),
+            },
+        ],
+        scratch: scratch.to_path_buf(),
+        program: ("python".into(), info.executable.clone()),
+        args: Vec::new(),
+        path: Vec::new(),
+        system_libraries: true,
+        source_date_epoch: None,
+    };
+    let inside = sandbox.build_path(&spec);
+    // -S -s: no site module (nothing but the standard library is needed); -B: nothing written
+    // into the read-only interpreter; not -I/-E, which would ignore the fixed PYTHONHASHSEED.
+    spec.args = vec![
+        "-S".into(),
+        "-s".into(),
+        "-B".into(),
+        "-c".into(),
+        COMPILE_SCRIPT.into(),
+        sandbox
+            .input_path("installed", installed)
+            .join(site)
+            .into_os_string(),
+        inside.join("out").into_os_string(),
+        inside.join("files.txt").into_os_string(),
+    ];
+    let program = sandbox.input_path("python", python).join(&info.executable);
+    let run = |outcome| BytecodeError::Run {
+        program: program.clone(),
+        outcome,
+    };
+    let mut command = sandbox.command(&spec)?;
+    let output = output_with_timeout(&mut command, COMPILE_TIMEOUT)
+        .map_err(|e| run(RunOutcome::Start(e)))?
+        .ok_or_else(|| run(RunOutcome::TimedOut))?;
+    if !output.status.success() {
+        return Err(run(RunOutcome::Failed {
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        }));
+    }
+    let report: Report =
+        serde_json::from_slice(&output.stdout).map_err(|e| run(RunOutcome::Report(e)))?;
+    let written = build.join("out");
+    let compiled = if written.is_dir() {
+        normalize_tree(&written)?
+    } else {
+        0
+    };
+    if compiled > 0 {
+        fs::remove_dir(&out_site).map_err(io(&out_site))?;
+        fs::rename(&written, &out_site).map_err(io(&out_site))?;
+    }
+    let mut failed = report.failed;
+    failed.sort();
+    if !failed.is_empty() {
+        tracing::debug!(
+            "{}: {} of {} files did not compile: {}",
+            installed.display(),
+            failed.len(),
+            files.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(Compiled { compiled, failed })
+}
+
+/// Rewrites every `.pyc` under `dir` into its canonical form; returns how many there are.
+fn normalize_tree(dir: &Path) -> Result<usize, BytecodeError> {
+    let mut count = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| BytecodeError::Io { path, source }
+        };
+        for entry in fs::read_dir(&path).map_err(io(&path))? {
+            let entry = entry.map_err(io(&path))?;
+            let child = entry.path();
+            let file_type = entry.file_type().map_err(io(&child))?;
+            if file_type.is_dir() {
+                stack.push(child);
+            } else if file_type.is_file() {
+                let bytes = fs::read(&child).map_err(io(&child))?;
+                let canonical = pyc::normalize(&bytes).map_err(|source| BytecodeError::Pyc {
+                    path: child.clone(),
+                    source,
+                })?;
+                if canonical != bytes {
+                    fs::write(&child, canonical).map_err(io(&child))?;
+                }
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_sorted_regular_py_files_without_a_shipped_pyc() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("pkg/__pycache__")).unwrap();
+        fs::create_dir_all(root.join("pkg/sub")).unwrap();
+        fs::write(root.join("pkg/__init__.py"), "").unwrap();
+        fs::write(root.join("pkg/sub/b.py"), "").unwrap();
+        fs::write(root.join("pkg/a.py"), "").unwrap();
+        fs::write(root.join("pkg/data.txt"), "").unwrap();
+        fs::write(root.join("pkg/shipped.py"), "").unwrap();
+        fs::write(root.join("pkg/__pycache__/shipped.cpython-312.pyc"), "").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("a.py", root.join("pkg/link.py")).unwrap();
+        assert_eq!(
+            sources(root, "cpython-312").unwrap(),
+            ["pkg/__init__.py", "pkg/a.py", "pkg/sub/b.py"]
+        );
+        // Another version's pyc does not count.
+        assert!(sources(root, "cpython-311")
+            .unwrap()
+            .contains(&"pkg/shipped.py".to_owned()));
+    }
+}
