@@ -10,6 +10,6 @@ pub mod timings;
 pub use check::{check, CheckError, CheckReport};
 pub use graph::{BuildContext, BuildError, Graph, NodeIndex};
 pub use scheduler::{
-    plan, plan_with, realise, realise_counted, substitute, Counts, RealiseError, Realised, Status,
-    Substituter,
+    plan, plan_with, realise, realise_counted, realise_timed, substitute, Counts, RealiseError,
+    Realised, Status, Substituter,
 };

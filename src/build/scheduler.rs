@@ -190,6 +190,52 @@ struct Queue {
     built: usize,
 }
 
+/// How urgent each node is: the estimated work on the longest chain from it to a root
+/// (the critical path, as list schedulers rank tasks), so that on few cores the big wheels'
+/// install and compile start first and do not finish last while the other core idles.
+///
+/// The work of a build is estimated by the bytes it reads: a download's size, and for a derived
+/// entry the sum of its inputs' estimates (an installed wheel is about as big as the wheel).
+fn ranks(graph: &Graph, dependents: &[Vec<NodeIndex>]) -> Vec<u64> {
+    let nodes = graph.nodes();
+    let mut bytes = vec![0u64; nodes.len()];
+    // Inputs are added to a graph before the nodes that use them: one pass in index order.
+    for (index, node) in nodes.iter().enumerate() {
+        bytes[index] = match &node.action {
+            Action::Fetch(item) => item.size.unwrap_or(1 << 20),
+            Action::Present => 1 << 20,
+            Action::Build(_) => node
+                .inputs
+                .values()
+                .fold(0u64, |sum, &input| sum.saturating_add(bytes[input])),
+        };
+    }
+    let mut rank = vec![0u64; nodes.len()];
+    for index in (0..nodes.len()).rev() {
+        let after = dependents[index]
+            .iter()
+            .map(|&d| rank[d])
+            .max()
+            .unwrap_or(0);
+        let own = match nodes[index].action {
+            Action::Build(_) => bytes[index],
+            Action::Fetch(_) | Action::Present => 0,
+        };
+        rank[index] = own.saturating_add(after);
+    }
+    rank
+}
+
+/// Removes and returns the ready node of highest rank (the first planned among equals).
+fn take_first(ready: &mut Vec<NodeIndex>, rank: &[u64]) -> Option<NodeIndex> {
+    let best = (0..ready.len()).max_by(|&a, &b| {
+        rank[ready[a]]
+            .cmp(&rank[ready[b]])
+            .then(ready[b].cmp(&ready[a]))
+    })?;
+    Some(ready.swap_remove(best))
+}
+
 /// Realises `roots`, returning every needed or valid node's entry (by node index).
 pub fn realise(
     store: &Store,
@@ -253,7 +299,15 @@ pub fn realise_counted(
     jobs: usize,
     progress: bool,
 ) -> Result<Realised, RealiseError> {
-    realise_timed(store, fetcher, graph, roots, jobs, progress, &Timeline::new())
+    realise_timed(
+        store,
+        fetcher,
+        graph,
+        roots,
+        jobs,
+        progress,
+        &Timeline::new(),
+    )
 }
 
 /// [`realise_counted`], recording when each entry was fetched, built or found valid in
@@ -320,12 +374,9 @@ pub fn realise_timed(
             }
         }
     }
-    // Workers pop from the end: reversed, the nodes planned first start first. Planning adds a
-    // target's interpreter before its packages, so the longest chain (interpreter, bundle, ZIP)
-    // starts at once instead of after every wheel install.
+    let rank = ranks(graph, &dependents);
     let ready: Vec<NodeIndex> = builds
         .iter()
-        .rev()
         .copied()
         .filter(|&i| waiting_on[i] == 0)
         .collect();
@@ -357,7 +408,7 @@ pub fn realise_timed(
                         if !q.errors.is_empty() || q.remaining == 0 {
                             return;
                         }
-                        if let Some(index) = q.ready.pop() {
+                        if let Some(index) = take_first(&mut q.ready, &rank) {
                             q.running += 1;
                             break index;
                         }

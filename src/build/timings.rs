@@ -103,11 +103,7 @@ impl Timeline {
 
     /// Every span recorded, by start time (then name).
     pub fn spans(&self) -> Vec<Timing> {
-        let mut spans = self
-            .spans
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner()).clone();
         spans.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.name.cmp(&b.name)));
         spans
     }

@@ -283,6 +283,80 @@ pub fn compile(
     Ok(Compiled { compiled, failed })
 }
 
+/// Where the `.py` files to compile are in the tree being compiled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sources {
+    /// A directory of the tree (`/`-separated): an installed wheel's site-packages.
+    Dir(String),
+    /// The standard library of the interpreter tree being compiled, as its metadata says
+    /// (nothing when it is a zip of pycs, as in Windows embeddable distributions).
+    Stdlib,
+}
+
+impl Sources {
+    /// The directory to compile under `tree`, or `None` when there is nothing to compile.
+    pub fn resolve(&self, tree: &Path) -> Result<Option<String>, BytecodeError> {
+        match self {
+            Sources::Dir(dir) => Ok(Some(dir.clone())),
+            Sources::Stdlib => {
+                let info =
+                    InterpreterInfo::read(tree).map_err(|source| BytecodeError::Interpreter {
+                        path: tree.join(METADATA_FILE),
+                        source,
+                    })?;
+                Ok((!info.stdlib.ends_with(".zip")).then_some(info.stdlib))
+            }
+        }
+    }
+}
+
+/// Turns the timestamp pycs under `root` whose source sits beside their `__pycache__` into
+/// checked-hash pycs with the same code (see [`pyc::timestamp_to_checked_hash`]): an interpreter
+/// archive's pycs record the build machine's mtimes, which no file of a store entry or of an
+/// unzipped bundle has, so as they are they would be stale everywhere. Returns how many.
+pub fn convert_timestamp_pycs(root: &Path) -> Result<usize, BytecodeError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BytecodeError::Io { path, source }
+    };
+    let mut converted = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let path = entry.path();
+            let file_type = entry.file_type().map_err(io(&path))?;
+            if file_type.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let in_cache = dir.file_name().is_some_and(|n| n == "__pycache__");
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !file_type.is_file() || !in_cache || !name.ends_with(".pyc") {
+                continue;
+            }
+            // `NAME.cpython-311.pyc` or `NAME.cpython-311.opt-1.pyc`: the source is `../NAME.py`.
+            let Some(stem) = name.split('.').next() else {
+                continue;
+            };
+            let Some(source_path) = dir.parent().map(|p| p.join(format!("{stem}.py"))) else {
+                continue;
+            };
+            let Ok(source) = fs::read(&source_path) else {
+                continue; // a pyc without its source stays as it is
+            };
+            let bytes = fs::read(&path).map_err(io(&path))?;
+            if let Some(checked) = pyc::timestamp_to_checked_hash(&bytes, &source) {
+                fs::write(&path, checked).map_err(io(&path))?;
+                converted += 1;
+            }
+        }
+    }
+    Ok(converted)
+}
+
 /// Rewrites every `.pyc` under `dir` into its canonical form; returns how many there are.
 fn normalize_tree(dir: &Path) -> Result<usize, BytecodeError> {
     let mut count = 0;

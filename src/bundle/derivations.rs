@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::assemble::{assemble, Layer, Names};
+use super::bytecode::Sources;
 use super::manifest::{
     BundleManifest, BytecodeRef, InterpreterRef, PackageRef, RecipeRef, TargetRef, MANIFEST_NAME,
 };
@@ -89,7 +90,7 @@ pub fn interpreter(
     let target = *target;
     graph.derive(
         entry_name,
-        ("interpreter", "1"),
+        ("interpreter", "2"),
         json!({ "archive": kind.as_str(), "target": target_params(&target) }),
         BTreeMap::from([("archive".to_owned(), archive)]),
         Box::new(move |ctx| {
@@ -104,6 +105,8 @@ pub fn interpreter(
                 }
                 ArchiveKind::Embeddable => unpack_embeddable(archive, &target, ctx.out, &limits)?,
             };
+            // Version 2: the archive's timestamp pycs become checked-hash pycs.
+            super::bytecode::convert_timestamp_pycs(ctx.out)?;
             Ok(())
         }),
     )
@@ -192,26 +195,26 @@ pub fn install(
     )
 }
 
-/// The entry name of the bytecode of the installed wheel named `installed_name`.
-fn bytecode_name(installed_name: &str) -> String {
-    format!("{installed_name}-pyc")
-}
-
-/// Adds the byte-compilation of the installed wheel at `installed` for `target`, by the
-/// interpreter at `compiler` (the target's own, or another of the same CPython version that
-/// runs here: the bytecode is the same). The output holds only the pycs, at the places of
-/// their sources, so the bundle merges it over the installed tree. How it runs (the sandbox
-/// level) is not part of the id: it does not change the bytes ([`super::bytecode`]).
+/// Adds the byte-compilation of the tree at `tree` (an installed wheel, or an interpreter when
+/// `sources` is [`Sources::Stdlib`]) for `target`, by the interpreter at `compiler` (the
+/// target's own, or another of the same CPython version that runs here: the bytecode is the
+/// same). The output holds only the pycs, at the places of their sources, so the bundle merges
+/// it over the tree. How it runs (the sandbox level) is not part of the id: it does not change
+/// the bytes ([`super::bytecode`]).
 pub fn bytecode(
     graph: &mut Graph,
-    installed: NodeIndex,
+    tree: NodeIndex,
+    sources: Sources,
     compiler: NodeIndex,
     target: &Target,
     sandbox: Arc<Sandbox>,
 ) -> Result<NodeIndex, BuildError> {
-    let installed_name = graph.node(installed).fingerprint.name().to_string();
-    let entry_name = name(&bytecode_name(&installed_name))?;
-    let site = Scheme::for_target(target).purelib;
+    let tree_name = graph.node(tree).fingerprint.name().to_string();
+    let entry_name = name(&format!("{tree_name}-pyc"))?;
+    let site = match &sources {
+        Sources::Dir(dir) => dir.clone(),
+        Sources::Stdlib => "stdlib".to_owned(),
+    };
     graph.derive(
         entry_name,
         ("bytecode", "1"),
@@ -221,14 +224,19 @@ pub fn bytecode(
             "invalidation": super::bytecode::INVALIDATION,
         }),
         BTreeMap::from([
-            ("installed".to_owned(), installed),
+            ("installed".to_owned(), tree),
             ("python".to_owned(), compiler),
         ]),
         Box::new(move |ctx| {
+            let installed = &ctx.input("installed")?.path;
+            let Some(site) = sources.resolve(installed)? else {
+                fs::create_dir(ctx.out)?;
+                return Ok(());
+            };
             let scratch = ctx.out.with_file_name("sandbox");
             fs::create_dir(&scratch)?;
             let compiled = super::bytecode::compile(
-                &ctx.input("installed")?.path,
+                installed,
                 &site,
                 &ctx.input("python")?.path,
                 &sandbox,
@@ -271,11 +279,13 @@ pub struct BundledPackage {
     pub bytecode: Option<NodeIndex>,
 }
 
-/// Adds the bundle: the interpreter at `interpreter` plus every installed package and its pycs.
+/// Adds the bundle: the interpreter at `interpreter` (with its standard library's pycs at
+/// `stdlib_pycs`, when compiled) plus every installed package and its pycs.
 pub fn bundle(
     graph: &mut Graph,
     spec: &BundleSpec,
     interpreter: NodeIndex,
+    stdlib_pycs: Option<NodeIndex>,
     packages: &[BundledPackage],
 ) -> Result<NodeIndex, BuildError> {
     let entry_name = name(&format!(
@@ -283,6 +293,9 @@ pub fn bundle(
         spec.recipe, spec.version, spec.target_name
     ))?;
     let mut inputs = BTreeMap::from([("interpreter".to_owned(), interpreter)]);
+    if let Some(pycs) = stdlib_pycs {
+        inputs.insert("interpreter-pyc".to_owned(), pycs);
+    }
     let mut package_refs = Vec::new();
     for package in packages {
         let wheel = &package.wheel;
@@ -338,6 +351,13 @@ pub fn bundle(
                 root: ctx.input("interpreter")?.path.clone(),
             }];
             let mut labels = vec![None];
+            if let Some(pycs) = ctx.inputs.get("interpreter-pyc") {
+                layers.push(Layer {
+                    label: format!("{python_label} (bytecode)"),
+                    root: pycs.path.clone(),
+                });
+                labels.push(None);
+            }
             for package in &manifest.packages {
                 let label = format!("{} {}", package.name, package.version);
                 layers.push(Layer {

@@ -11,6 +11,7 @@ mod python_cmd;
 mod realise_cmd;
 mod remote_cmds;
 mod store_cmds;
+mod timings;
 mod verify_cmd;
 
 use std::path::PathBuf;
@@ -147,6 +148,11 @@ pub enum Command {
         /// With --check: rebuild each entry N times (implies --check)
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000), conflicts_with = "dry_run")]
         rounds: Option<u32>,
+        /// Report when each entry was fetched, unpacked, installed, compiled, validated, bundled
+        /// and zipped, and which were valid already: FILE.json and FILE.html (a timeline), by
+        /// default <store>/tmp/timings-<seconds>.{json,html}
+        #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, conflicts_with = "dry_run")]
+        timings: Option<Option<PathBuf>>,
     },
     /// Run a target's bundle python in the sandbox, realising the bundle first if needed
     ///
@@ -538,6 +544,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
             trust,
             check,
             rounds,
+            timings,
         } => {
             let net = net()?;
             let trust = remote_cmds::trust(trust.trusted_keys.as_deref(), trust.no_require_sigs)?;
@@ -561,6 +568,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                         (true, None) => Some(1),
                         (false, None) => None,
                     },
+                    timings: timings.clone(),
                 },
             )
         }
@@ -601,6 +609,7 @@ fn run(cli: Cli, ui: Ui) -> anyhow::Result<bool> {
                     sandbox: *sandbox,
                     substituter: None,
                     check_rounds: None,
+                    timings: None,
                 },
                 target.as_deref(),
                 args,

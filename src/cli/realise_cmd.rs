@@ -37,6 +37,8 @@ pub struct RealiseArgs<'a> {
     pub substituter: Option<std::sync::Arc<dyn crate::build::Substituter>>,
     /// `--check` (1) or `--rounds N`.
     pub check_rounds: Option<usize>,
+    /// `--timings[=FILE]`.
+    pub timings: Option<Option<PathBuf>>,
 }
 
 /// The recipe and the realise options of `args`.
@@ -70,6 +72,10 @@ fn prepare(args: &RealiseArgs<'_>, net: &NetSettings) -> Result<(Recipe, Realise
         sandbox: args.sandbox,
         substituter: args.substituter.clone(),
         check_rounds: args.check_rounds,
+        timeline: args
+            .timings
+            .is_some()
+            .then(|| std::sync::Arc::new(crate::build::timings::Timeline::new())),
     };
     Ok((recipe, options))
 }
@@ -114,7 +120,22 @@ pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -
     let (recipe, options) = prepare(&args, &net)?;
     let find_links = net.fetch.find_links.clone();
     let fetcher = Fetcher::new(store, net.fetch, net.credentials);
-    match realise_recipe(store, &fetcher, &find_links, &recipe, &options)? {
+    let outcome = realise_recipe(store, &fetcher, &find_links, &recipe, &options);
+    // The timings are written even when realise failed: where it stopped is worth seeing.
+    if let (Some(requested), Some(timeline)) = (&args.timings, &options.timeline) {
+        let (json_path, html_path) = super::timings::write(
+            requested.as_deref(),
+            &store.layout().tmp_dir(),
+            &recipe.name,
+            options.jobs,
+            timeline.elapsed(),
+            &timeline.spans(),
+        )?;
+        if !ui.quiet {
+            eprintln!("timings: {} ({})", html_path.display(), json_path.display());
+        }
+    }
+    match outcome? {
         Outcome::Planned(entries) => {
             let word = |s: Status| match s {
                 Status::Valid => "valid",

@@ -15,22 +15,24 @@ use crate::archive::timestamp::DosDateTime;
 use crate::build::check::{check as check_graph, derived_closure, CheckError, CheckReport};
 use crate::build::graph::Action;
 use crate::build::sandbox::{Mode, Sandbox, SandboxError};
+use crate::build::timings::Timeline;
 use crate::build::{
-    plan, plan_with, realise_counted, substitute, BuildError, Counts, Graph, NodeIndex,
-    RealiseError, Status, Substituter,
+    plan, plan_with, realise_timed, substitute, BuildError, Counts, Graph, NodeIndex, RealiseError,
+    Status, Substituter,
 };
+use crate::bundle::bytecode::Sources;
 use crate::bundle::derivations::{self, ArchiveKind, BundleSpec, BundledPackage, WheelInstall};
 use crate::bundle::manifest::BytecodeRef;
-use crate::bundle::validate::runs_here;
 use crate::bundle::provenance::{with_run_times, ProvenanceInputs};
+use crate::bundle::validate::runs_here;
 use crate::fetch::config::IndexUrls;
 use crate::fetch::credentials::redact;
 use crate::fetch::fixed::wheelhouse_holds;
 use crate::fetch::index::IndexClient;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
-use crate::python::lockfile::{Lock, LockedTarget};
 use crate::python::lockfile::LockedInterpreter;
-use crate::python::{known_build_for, normalize_name, requirements, Target};
+use crate::python::lockfile::{Lock, LockedTarget};
+use crate::python::{known_build_for, normalize_name, requirements, Scheme, Target};
 use crate::sign::SecretKey;
 use crate::store::{EntryInfo, EntryName, Fingerprint, Store, StoreError};
 
@@ -153,6 +155,8 @@ pub struct RealiseOptions {
     /// `--check` / `--rounds N`: after realising, rebuild every derived entry of the closure this
     /// many times and compare (see [`crate::build::check`]).
     pub check_rounds: Option<usize>,
+    /// Where to record when each entry was fetched, built or found valid (`--timings`).
+    pub timeline: Option<Arc<Timeline>>,
 }
 
 /// One planned entry.
@@ -323,7 +327,13 @@ fn plan_recipe(
     let chosen = selected(recipe, &options.targets)?;
     let mut prepared = Vec::new();
     for recipe_target in &chosen {
-        prepared.push(prepare_target(store, &mut graph, recipe, &lock, recipe_target)?);
+        prepared.push(prepare_target(
+            store,
+            &mut graph,
+            recipe,
+            &lock,
+            recipe_target,
+        )?);
     }
     let compilers = if recipe.bytecode {
         compilers(store, &mut graph, recipe, &lock, &chosen, &prepared)?
@@ -390,9 +400,17 @@ fn plan_recipe(
             };
             let installed =
                 derivations::install(&mut graph, file, &wheel, &target).map_err(&perr)?;
+            let site = Sources::Dir(Scheme::for_target(&target).purelib);
             let bytecode = compiler
                 .map(|compiler| {
-                    derivations::bytecode(&mut graph, installed, compiler, &target, sandbox.clone())
+                    derivations::bytecode(
+                        &mut graph,
+                        installed,
+                        site,
+                        compiler,
+                        &target,
+                        sandbox.clone(),
+                    )
                 })
                 .transpose()
                 .map_err(&perr)?;
@@ -410,8 +428,21 @@ fn plan_recipe(
             interpreter_archive_sha256: archive_sha256,
             bytecode,
         };
-        let bundle =
-            derivations::bundle(&mut graph, &spec, interpreter, &packages).map_err(&perr)?;
+        let stdlib_pycs = compiler
+            .map(|compiler| {
+                derivations::bytecode(
+                    &mut graph,
+                    interpreter,
+                    Sources::Stdlib,
+                    compiler,
+                    &target,
+                    sandbox.clone(),
+                )
+            })
+            .transpose()
+            .map_err(&perr)?;
+        let bundle = derivations::bundle(&mut graph, &spec, interpreter, stdlib_pycs, &packages)
+            .map_err(&perr)?;
         let validation =
             derivations::validate(&mut graph, &spec, bundle, &recipe.validate, sandbox.clone())
                 .map_err(&perr)?;
@@ -814,13 +845,15 @@ pub fn realise(
     wanted.extend(&checked);
     let statuses = plan(store, &planned.graph, &wanted)?;
     find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
-    let realised = realise_counted(
+    let untimed = Timeline::new();
+    let realised = realise_timed(
         store,
         fetcher,
         &planned.graph,
         &wanted,
         options.jobs.max(1),
         options.progress,
+        options.timeline.as_deref().unwrap_or(&untimed),
     )?;
     let entries = realised.entries;
     let counts = Counts {

@@ -91,6 +91,9 @@ impl Store {
             what: target.display().to_string(),
             store: self.root().to_path_buf(),
         })?;
+        // Hashed a moment ago, while this process held its lock: no need to hash it again
+        // before a build reads it.
+        self.intact_lock().insert(id);
         Ok(Registration { entry, built: true })
     }
 

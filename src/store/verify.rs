@@ -101,6 +101,20 @@ impl Store {
         if self.intact_lock().contains(&entry.id) {
             return Ok(());
         }
+        // Unchanged since an earlier process hashed it (same files, same inodes, same change
+        // times): intact, without reading a byte (see `intact_stamp`).
+        let stamp_path = self
+            .layout
+            .cache_dir()
+            .join("intact")
+            .join(entry.id.to_string());
+        let before = intact_stamp(&entry.path).ok();
+        if let (Some((stamp, _)), Ok(recorded)) = (&before, fs::read(&stamp_path)) {
+            if recorded == stamp.as_bytes() {
+                self.intact_lock().insert(entry.id.clone());
+                return Ok(());
+            }
+        }
         let manifest = self.manifest(entry)?;
         // What is read must be what was recorded: contents, types, executable bits, link
         // targets, presence. Write bits someone added (`verify` reports them) change no byte.
@@ -124,6 +138,17 @@ impl Store {
             });
         }
         self.intact_lock().insert(entry.id.clone());
+        // Remember the stamp, unless a file changed while it was hashed or changed so recently
+        // that a change in the same clock tick could go unseen (git's "racy" files).
+        if let Some((stamp, newest)) = before {
+            let settled = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .is_ok_and(|now| now.as_secs() > newest.saturating_add(2));
+            let unchanged = intact_stamp(&entry.path).is_ok_and(|(after, _)| after == stamp);
+            if settled && unchanged {
+                let _ = write_stamp(&stamp_path, stamp.as_bytes());
+            }
+        }
         Ok(())
     }
 
@@ -146,7 +171,7 @@ impl Store {
         }
     }
 
-    fn intact_lock(&self) -> std::sync::MutexGuard<'_, HashSet<crate::store::EntryId>> {
+    pub(super) fn intact_lock(&self) -> std::sync::MutexGuard<'_, HashSet<crate::store::EntryId>> {
         // The set only ever grows by whole ids: a poisoned lock still holds a valid set.
         self.intact
             .lock()
@@ -427,3 +452,64 @@ fn check_modes(entry: &EntryInfo, disk: &Tree, problems: &mut Vec<Problem>) {
 
 #[cfg(not(unix))]
 fn check_modes(_entry: &EntryInfo, _disk: &Tree, _problems: &mut Vec<Problem>) {}
+
+/// A digest of what `lstat` says of every file under `path` (relative path, type, mode, size,
+/// device, inode, modification and change times), and the newest change time in seconds.
+///
+/// The kernel sets a file's change time on every write, rename, chmod or link, and no system
+/// call sets it back, so an unchanged stamp means no file was touched since the stamp was taken
+/// (what git's index relies on). An entry whose stamp matches the one recorded after its last
+/// full check is intact without re-hashing: a no-op realise then costs one `lstat` per file.
+#[cfg(unix)]
+fn intact_stamp(path: &std::path::Path) -> std::io::Result<(blake3::Hash, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut hasher = blake3::Hasher::new();
+    let mut newest = 0u64;
+    let mut stack = vec![(path.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let meta = fs::symlink_metadata(&dir)?;
+        for value in [
+            meta.mode() as u64,
+            meta.size(),
+            meta.dev(),
+            meta.ino(),
+            meta.mtime() as u64,
+            meta.mtime_nsec() as u64,
+            meta.ctime() as u64,
+            meta.ctime_nsec() as u64,
+        ] {
+            hasher.update(&value.to_le_bytes());
+        }
+        hasher.update(rel.as_bytes());
+        hasher.update(&[0]);
+        newest = newest.max(meta.ctime().max(0) as u64);
+        if meta.is_dir() {
+            let mut names: Vec<_> = fs::read_dir(&dir)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<std::io::Result<_>>()?;
+            // Popped from the end: reversed, the walk goes in name order.
+            names.sort();
+            for name in names.into_iter().rev() {
+                let child_rel = format!("{rel}/{}", name.to_string_lossy());
+                stack.push((dir.join(&name), child_rel));
+            }
+        }
+    }
+    Ok((hasher.finalize(), newest))
+}
+
+/// Without change times there is no stamp: every check hashes.
+#[cfg(not(unix))]
+fn intact_stamp(_path: &std::path::Path) -> std::io::Result<(blake3::Hash, u64)> {
+    Err(std::io::Error::other("no change times on this platform"))
+}
+
+/// Writes a stamp file atomically (a reader sees the old stamp, the new one, or none).
+fn write_stamp(path: &std::path::Path, stamp: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(path);
+    fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut file, stamp)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
