@@ -97,6 +97,7 @@ secs() { echo "$2 - $1" | bc -l; }
 
 peer_cold() { # DIR
     nuke "$1"; mkdir -p "$1"
+    sync
     local t0; t0=$(now)
     tar -xzf "$archive" -C "$1"
     local py=$1/python/bin/python3.11
@@ -108,13 +109,15 @@ peer_cold() { # DIR
     secs "$t0" "$(now)"
 }
 peer_noop() { # DIR (after peer_cold)
+    sync
     local t0; t0=$(now)
     UV_CACHE_DIR=$1/uv-cache "$UV" pip install --quiet --offline --no-deps --no-index \
         --find-links "$out/wheels" --python "$1/python/bin/python3.11" \
         --target "$1/python/lib/python3.11/site-packages" -r "$W/pins.txt"
     secs "$t0" "$(now)"
 }
-timed() { local t0; t0=$(now); "$@"; secs "$t0" "$(now)"; }
+# Each timed command follows an untimed sync, so that no side pays for what the other left dirty.
+timed() { sync; local t0; t0=$(now); "$@"; secs "$t0" "$(now)"; }
 
 cold=() peer=() noop=() peernoop=() changed=()
 for run in $(seq "$RUNS"); do
@@ -129,6 +132,24 @@ for run in $(seq "$RUNS"); do
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 c=$(median "${cold[@]}") p=$(median "${peer[@]}") n=$(median "${noop[@]:1}") pn=$(median "${peernoop[@]}") x=$(median "${changed[@]}")
+# Importing from the unzipped bundle, read-only (-B: no pyc may be written, as in Program Files
+# or /opt), with its pycs and from the same recipe with `bytecode = false`.
+cp -r "$W/recipe" "$W/recipe-nopyc"
+sed -i 's/^validate = /bytecode = false\nvalidate = /' "$W/recipe-nopyc/recipe.toml"
+unzip_bundle() { # RECIPE DIR
+    local zip
+    zip=$("$PYSTORE" --quiet --json --store "$W/store" --find-links "$out/wheels" realise "$1" \
+        --target linux-x86_64 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["zip"])')
+    nuke "$2"; mkdir -p "$2"; (cd "$2" && unzip -q "$zip")
+}
+unzip_bundle "$W/recipe" "$W/with"
+unzip_bundle "$W/recipe-nopyc" "$W/without"
+import_time() { timed env -i "$1/bin/python3.11" -I -B -c "import openai, anthropic"; }
+with=() without=()
+for run in $(seq $((RUNS * 2 + 1))); do
+    with+=("$(import_time "$W/with")")
+    without+=("$(import_time "$W/without")")
+done
 # A timings report of one more cold realise, to see where the time went.
 nuke "$W/store"
 "$PYSTORE" --quiet --store "$W/store" --find-links "$out/wheels" realise "$W/recipe" --target linux-x86_64 \
@@ -141,6 +162,8 @@ echo "|---|---|---|---|---|"
 printf '| cold realise | %.2f s | unpack + uv --compile-bytecode (cold cache) + import + zip: %.2f s | %.2f | <= 0.5 |\n' "$c" "$p" "$(echo "$c / $p" | bc -l)"
 printf '| no-op realise | %.3f s | uv pip install --target, warm: %.3f s | %.2f | <= 0.2 |\n' "$n" "$pn" "$(echo "$n / $pn" | bc -l)"
 printf '| one package changed (idna) | %.2f s | pystore cold: %.2f s | %.2f | <= 0.25 |\n' "$x" "$c" "$(echo "$x / $c" | bc -l)"
+iw=$(median "${with[@]}") io=$(median "${without[@]}")
+printf '| import openai, anthropic from the unzipped bundle (-B) | with pycs: %.2f s | without (bytecode = false): %.2f s | %.2f | <= 0.5 |\n' "$iw" "$io" "$(echo "$iw / $io" | bc -l)"
 echo
 echo "cold realise by step (seconds summed over entries; --timings):"
 python3 -c '

@@ -25,8 +25,9 @@ fn wheels(dir: &Path) -> Vec<PathBuf> {
     vec![greet.build(dir), app.build(dir)]
 }
 
-/// interpreter, two installed wheels, bundle, its validation report, ZIP, provenance, SBOM.
-const DERIVED: usize = 8;
+/// interpreter, its standard library's bytecode, two installed wheels and their bytecode,
+/// bundle, its validation report, ZIP, provenance, SBOM.
+const DERIVED: usize = 11;
 
 #[test]
 fn check_realises_first_then_rebuilds_every_derived_entry_identically() {
@@ -120,9 +121,10 @@ fn check_fails_naming_the_file_an_injected_nondeterminism_writes() {
         .lines()
         .filter_map(|l| l.split_once(", kept at ").map(|(_, p)| p))
         .collect();
-    // interpreter, two installed wheels and the bundle are directories; the ZIP, provenance and
-    // SBOM are files rebuilt from the registered bundle, so they agree.
-    assert_eq!(kept.len(), 4, "{text}");
+    // interpreter, two installed wheels, the three bytecode entries and the bundle are
+    // directories; the ZIP, provenance and SBOM are files rebuilt from the registered bundle, so
+    // they agree.
+    assert_eq!(kept.len(), 7, "{text}");
     for path in kept {
         let seam_files = std::fs::read_dir(path)
             .unwrap()

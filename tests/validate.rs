@@ -1,7 +1,7 @@
-//! Bundle validation before the ZIP: a contaminated host (PYTHONPATH, a raising user-site
-//! sitecustomize.py, PYTHONHOME) changes nothing; modules only the host has, modules a Windows
-//! bundle lacks, DLLs and shared libraries nobody provides fail, naming what is missing, who
-//! needs it and the target, and no ZIP is made.
+//! Bundle validation before anything is published: a contaminated host (PYTHONPATH, a raising
+//! user-site sitecustomize.py, PYTHONHOME) changes nothing; modules only the host has, modules a
+//! Windows bundle lacks, DLLs and shared libraries nobody provides fail, naming what is
+//! missing, who needs it and the target, and no gc root or provenance is made.
 
 mod common;
 mod pyfixtures;
@@ -70,17 +70,25 @@ fn realise(store: &Path, wheel_dir: &Path, recipe: &Path) -> Command {
 }
 
 /// No ZIP entry was registered (validation comes first).
-fn assert_no_zip(store: &Path) {
-    let entries = store.join("entries");
-    let names: Vec<String> = fs::read_dir(&entries)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+fn assert_not_published(store: &Path) {
+    // The ZIP is built beside the validation, so a failed validation may leave it in the store;
+    // but nothing publishes it: no gc root keeps it and no provenance vouches for it.
+    let list = |dir: &str| -> Vec<String> {
+        fs::read_dir(store.join(dir))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let roots = list("roots");
+    assert!(roots.is_empty(), "a gc root was made: {roots:?}");
+    let names = list("entries");
     assert!(
-        !names.iter().any(|n| n.ends_with(".zip")),
-        "a ZIP was made: {names:?}"
+        !names
+            .iter()
+            .any(|n| n.ends_with(".provenance.json") || n.ends_with(".intoto.jsonl")),
+        "a provenance was made: {names:?}"
     );
 }
 
@@ -149,7 +157,7 @@ fn a_module_only_the_host_has_fails_naming_it() {
         err.contains("target t: module host_only (in the recipe's validate list) is not in the bundle; searched lib/python3.11, lib/python3.11/lib-dynload, lib/python3.11/site-packages"),
         "{err}"
     );
-    assert_no_zip(store.path());
+    assert_not_published(store.path());
 }
 
 #[test]
@@ -177,7 +185,7 @@ fn an_import_that_needs_what_only_the_host_has_fails_in_the_sandbox() {
         if seam.is_some() {
             assert!(err.contains("(sandbox level none)"), "{err}");
         }
-        assert_no_zip(store.path());
+        assert_not_published(store.path());
     }
 }
 
@@ -225,7 +233,7 @@ fn a_library_the_floors_policy_lacks_is_refused_naming_the_policy() {
         err.contains("target t: lib/python3.11/site-packages/native_ext/_speed.cpython-311-x86_64-linux-gnu.so needs libexpat.so.1, which is not in the bundle and not a manylinux_2_5 (auditwheel 6.8.2 policy) system library"),
         "{err}"
     );
-    assert_no_zip(store.path());
+    assert_not_published(store.path());
 }
 
 #[test]
@@ -337,7 +345,7 @@ fn a_bundled_library_needing_one_no_policy_has_is_refused() {
         err.contains("target t: lib/python3.11/site-packages/psycopg2_binary.libs/libcrypto-5f3a1c9e.so.3 needs libssl.so.3, which is not in the bundle and not a manylinux_2_17 (auditwheel 6.8.2 policy) system library"),
         "{err}"
     );
-    assert_no_zip(store.path());
+    assert_not_published(store.path());
 }
 
 /// The 64-bit launcher stub: a real PE that imports system DLLs only.
@@ -406,7 +414,7 @@ fn a_windows_pyd_importing_a_dll_the_bundle_lacks_fails_naming_both() {
         err.contains("target t: Lib/site-packages/fast_ext/_speed.cp312-win_amd64.pyd needs libfoo-9.dll, which is not in the bundle and not a Windows system library"),
         "{err}"
     );
-    assert_no_zip(store.path());
+    assert_not_published(store.path());
 }
 
 #[test]
@@ -470,7 +478,7 @@ fn a_module_absent_from_a_windows_bundle_fails_naming_it() {
         err.contains("target t: module lxml.etree (in the recipe's validate list) is not in the bundle; searched Lib, DLLs, ., Lib/site-packages"),
         "{err}"
     );
-    assert_no_zip(store.path());
+    assert_not_published(store.path());
 }
 
 /// A Windows embeddable distribution: the stdlib as `python312.zip` of `.pyc` files.
