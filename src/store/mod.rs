@@ -221,6 +221,8 @@ pub struct Store {
     /// Entries this process has re-hashed and found intact ([`Store::check_intact`]): each is
     /// read once per process, however many builds use it.
     intact: Mutex<std::collections::HashSet<EntryId>>,
+    /// Group commit of concurrent registrations ([`Store::sync_entries`]).
+    syncs: register::SyncGroup,
     /// Set when the database has no entry while entries/ holds directories.
     lost_database: Option<String>,
     /// Opened with [`Store::open_read_only`].
@@ -259,6 +261,7 @@ impl Store {
             failpoints: Failpoints::from_env(),
             gc_lock: Some(gc_lock),
             intact: Mutex::default(),
+            syncs: register::SyncGroup::default(),
             lost_database: None,
             read_only: false,
         };
@@ -298,6 +301,7 @@ impl Store {
             failpoints: Failpoints::default(),
             gc_lock,
             intact: Mutex::default(),
+            syncs: register::SyncGroup::default(),
             lost_database,
             read_only: true,
         })

@@ -22,6 +22,27 @@ pub struct Registration {
     pub built: bool,
 }
 
+/// The state of group commit: how many syncs were asked for, how many are covered by a
+/// finished `syncfs`, and whether one is running.
+#[derive(Default)]
+pub(super) struct SyncGroup {
+    state: std::sync::Mutex<SyncState>,
+    finished: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    requested: u64,
+    done: u64,
+    running: bool,
+}
+
+impl SyncGroup {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// A builder writes the entry's file or directory at the path it is given (which does not exist
 /// yet), reading only its declared inputs.
 pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
@@ -172,9 +193,41 @@ impl Store {
     }
 
     /// Makes everything staged so far durable: one `syncfs` for any number of entries.
+    ///
+    /// Group commit: builds that finish staging while another thread's `syncfs` runs wait for
+    /// the next one, which covers them all, instead of each calling its own (twenty wheels
+    /// fetched at once are made durable by two or three `syncfs`, not twenty).
     fn sync_entries(&self) -> Result<()> {
-        canonicalise::sync_filesystem(&self.layout.entries_dir())
-            .map_err(io_err("sync", &self.layout.entries_dir()))
+        let group = &self.syncs;
+        let mut state = group.lock();
+        state.requested += 1;
+        let ticket = state.requested;
+        loop {
+            if state.done >= ticket {
+                return Ok(());
+            }
+            if state.running {
+                state = group
+                    .finished
+                    .wait(state)
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Lead a sync covering every request made so far.
+            state.running = true;
+            let covers = state.requested;
+            drop(state);
+            let result = canonicalise::sync_filesystem(&self.layout.entries_dir())
+                .map_err(io_err("sync", &self.layout.entries_dir()));
+            state = group.lock();
+            state.running = false;
+            if result.is_ok() {
+                state.done = state.done.max(covers);
+            }
+            group.finished.notify_all();
+            // On failure the others retry with a sync of their own, and see their own error.
+            result?;
+        }
     }
 
     /// Registers a staged and synced entry: its row, in one transaction.

@@ -462,40 +462,62 @@ fn check_modes(_entry: &EntryInfo, _disk: &Tree, _problems: &mut Vec<Problem>) {
 /// full check is intact without re-hashing: a no-op realise then costs one `lstat` per file.
 #[cfg(unix)]
 fn intact_stamp(path: &std::path::Path) -> std::io::Result<(blake3::Hash, u64)> {
-    use std::os::unix::fs::MetadataExt;
+    let mut records = vec![(String::new(), stat_record(&fs::symlink_metadata(path)?))];
+    if fs::symlink_metadata(path)?.is_dir() {
+        records.extend(stat_tree(path, "")?);
+    }
+    records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut hasher = blake3::Hasher::new();
     let mut newest = 0u64;
-    let mut stack = vec![(path.to_path_buf(), String::new())];
-    while let Some((dir, rel)) = stack.pop() {
-        let meta = fs::symlink_metadata(&dir)?;
-        for value in [
-            meta.mode() as u64,
-            meta.size(),
-            meta.dev(),
-            meta.ino(),
-            meta.mtime() as u64,
-            meta.mtime_nsec() as u64,
-            meta.ctime() as u64,
-            meta.ctime_nsec() as u64,
-        ] {
+    for (rel, record) in &records {
+        for value in record {
             hasher.update(&value.to_le_bytes());
         }
         hasher.update(rel.as_bytes());
         hasher.update(&[0]);
-        newest = newest.max(meta.ctime().max(0) as u64);
-        if meta.is_dir() {
-            let mut names: Vec<_> = fs::read_dir(&dir)?
-                .map(|e| e.map(|e| e.file_name()))
-                .collect::<std::io::Result<_>>()?;
-            // Popped from the end: reversed, the walk goes in name order.
-            names.sort();
-            for name in names.into_iter().rev() {
-                let child_rel = format!("{rel}/{}", name.to_string_lossy());
-                stack.push((dir.join(&name), child_rel));
-            }
-        }
+        newest = newest.max(record[6]);
     }
     Ok((hasher.finalize(), newest))
+}
+
+/// What the stamp keeps of one `lstat`: mode, size, device, inode, mtime (s, ns), ctime (s, ns).
+#[cfg(unix)]
+fn stat_record(meta: &fs::Metadata) -> [u64; 8] {
+    use std::os::unix::fs::MetadataExt;
+    [
+        meta.mode() as u64,
+        meta.size(),
+        meta.dev(),
+        meta.ino(),
+        meta.mtime() as u64,
+        meta.mtime_nsec() as u64,
+        meta.ctime() as u64,
+        meta.ctime_nsec() as u64,
+    ]
+}
+
+/// The stat records of everything under `dir` (whose path in the entry is `rel`). Each entry is
+/// stat'ed relative to its open directory (no path walk from the root per file), and
+/// subdirectories are walked in parallel.
+#[cfg(unix)]
+fn stat_tree(dir: &std::path::Path, rel: &str) -> std::io::Result<Vec<(String, [u64; 8])>> {
+    let mut records = Vec::new();
+    let mut subdirs = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let child = format!("{rel}/{}", entry.file_name().to_string_lossy());
+        if meta.is_dir() {
+            subdirs.push((entry.path(), child.clone()));
+        }
+        records.push((child, stat_record(&meta)));
+    }
+    let nested: Vec<Vec<(String, [u64; 8])>> = subdirs
+        .par_iter()
+        .map(|(path, child)| stat_tree(path, child))
+        .collect::<std::io::Result<_>>()?;
+    records.extend(nested.into_iter().flatten());
+    Ok(records)
 }
 
 /// Without change times there is no stamp: every check hashes.
