@@ -19,7 +19,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pyfixtures::{tar_dir, tar_file, tar_symlink, WheelBuilder, ZipMember};
-use pystore::python::unpack::{extract_tar, CheckedZip, Limits, TarCompression};
+use pystore::archive::extract::{extract_tar, CheckedZip, Limits, TarCompression};
 use pystore::python::{install_wheel, InstallOptions, Scheme, Target};
 use reqwest::Url;
 

@@ -25,7 +25,6 @@ pub mod resolve;
 pub mod scheme;
 pub mod tags;
 pub mod target;
-pub mod unpack;
 pub mod wheel;
 
 pub use builds::{
