@@ -1,32 +1,25 @@
-//! `pystore lock --from-requirements TARGET=FILE`: a hashed requirements file (pip-compile
-//! `--generate-hashes`, `uv pip compile --generate-hashes`, `pystore lock --export-requirements`)
-//! taken as the lock of one target, without choosing any version.
+//! Hashed requirements files (pip-compile `--generate-hashes`, `uv pip compile
+//! --generate-hashes`, `pystore lock --export-requirements`) taken as the lock of one target,
+//! without choosing any version (`pystore lock --from-requirements TARGET=FILE`).
 //!
 //! For each line that applies to the target, the wheel pinned is the one whose sha256 the line
 //! lists and whose tags fit the target (the best fitting, as `pystore lock` would choose). Its
 //! file name and size come from the wheelhouses when one of their files has a listed hash (then
-//! no request is made), else from the index. Then the recipe's requirements are resolved against
-//! exactly those wheels: that checks every requirement is pinned at a version it allows and every
-//! dependency is pinned, and records what required each package just as `pystore lock` does, so
-//! a target's exported requirements file imports back into the identical lock.
+//! no request is made), else from the index. Then the requirements are resolved against exactly
+//! those wheels ([`pin_target`]): that checks every requirement is pinned at a version it allows
+//! and every dependency is pinned, and records what required each package just as `pystore lock`
+//! does, so a target's exported requirements file imports back into the identical lock.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::lock::{
-    check_kept_targets, finish, location, locked_package, read_recipe_lock, IndexSource,
-    LockOptions, LockOutcome, LockRecipeError,
-};
-use super::{Recipe, RecipeTarget};
-use crate::fetch::index::{IndexClient, IndexFile, ProjectPage};
-use crate::fetch::Fetcher;
+use super::hashed::{pins_for_target, read_hashed, HashedError, HashedPin};
+use super::source::IndexSource;
+use crate::fetch::index::{IndexFile, ProjectPage};
 use crate::python::filename::{TagPriorities, WheelFilename};
-use crate::python::hashed::{pins_for_target, read_hashed, HashedError, HashedPin};
-use crate::python::lockfile::{Lock, LockedTarget, LOCK_VERSION};
 use crate::python::metadata::CoreMetadata;
-use crate::python::pylock::WheelLocation;
 use crate::python::requirements::RequirementsFile;
-use crate::python::resolve::{resolve, PackageSource, ResolveInput, SourceError};
+use crate::python::resolve::{resolve, PackageSource, ResolveInput, ResolvedPackage, SourceError};
 use crate::python::Target;
 
 /// Why a hashed requirements file cannot be imported as a target's lock.
@@ -70,113 +63,25 @@ pub enum ImportError {
     },
 }
 
-/// Writes `recipe`'s lock with the targets in `imports` (`(target, file)`) taken from hashed
-/// requirements files. Targets not named keep their pins, when the existing lock was made from
-/// the recipe's current requirements (as with `pystore lock --target`); otherwise naming only
-/// some targets is refused. `index` is `None` with `--no-index` or `--offline`.
-pub fn import_requirements(
-    fetcher: &Fetcher<'_>,
-    index: Option<&IndexClient<'_>>,
-    recipe: &Recipe,
-    imports: &[(String, PathBuf)],
-    options: &LockOptions,
-) -> Result<LockOutcome, LockRecipeError> {
-    let requirements = recipe.read_requirements()?;
-    let mut files: BTreeMap<&str, &Path> = BTreeMap::new();
-    for (target, file) in imports {
-        if !recipe.targets.iter().any(|t| &t.name == target) {
-            return Err(LockRecipeError::UnknownTarget {
-                recipe: recipe.name.clone(),
-                name: target.clone(),
-                available: recipe.targets.iter().map(|t| t.name.clone()).collect(),
-            });
-        }
-        if let Some(first) = files.insert(target, file) {
-            return Err(ImportError::Twice {
-                target: target.clone(),
-                first: first.to_path_buf(),
-                second: file.clone(),
-            }
-            .into());
-        }
-    }
-    let existing = recipe
-        .lock
-        .is_file()
-        .then(|| read_recipe_lock(recipe))
-        .flatten();
-    let inputs = recipe.lock_inputs(&requirements);
-    let named: Vec<String> = files.keys().map(|t| (*t).to_owned()).collect();
-    check_kept_targets(recipe, existing.as_ref(), &inputs, &named)?;
-    // The interpreter is pinned as `pystore lock` pins it (an imported file names none).
-    let interpreters = options.interpreters(recipe, existing.as_ref(), options.upgrade)?;
-    let python = interpreters.version.to_string();
-    let source = IndexSource::new(fetcher, index, &options.wheelhouses)?;
-    let recipe_dir = recipe.path.parent().unwrap_or(Path::new("."));
-    let mut targets = Vec::new();
-    let mut locations = BTreeMap::new();
-    for recipe_target in &recipe.targets {
-        let Some(file) = files.get(recipe_target.name.as_str()) else {
-            if let Some(old) = existing
-                .as_ref()
-                .and_then(|l| l.target(&recipe_target.name))
-            {
-                targets.push(old.clone());
-            }
-            continue;
-        };
-        if options.progress {
-            eprintln!(
-                "importing {} for {} from {}",
-                recipe.name,
-                recipe_target.name,
-                file.display()
-            );
-        }
-        let mut imported = import_target(
-            &source,
-            recipe,
-            &python,
-            recipe_target,
-            &requirements,
-            file,
-            recipe_dir,
-        )?;
-        imported.0.interpreter = interpreters
-            .pins
-            .get(&recipe_target.name)
-            .cloned()
-            .flatten();
-        locations.extend(imported.1);
-        targets.push(imported.0);
-    }
-    let lock = Lock {
-        version: LOCK_VERSION,
-        python: recipe.python.clone(),
-        inputs,
-        targets,
-    };
-    finish(recipe, lock, &locations, options)
-}
-
-/// One target's lock from `file`, with where its wheels can be downloaded.
-fn import_target(
+/// Resolves `requirements` for `target` (named `target_name`; `recipe` names the recipe in
+/// messages) against exactly the wheels the hashed requirements `file` pins, found through
+/// `source`: the packages to lock, or why the file is not a lock of those requirements (boxed,
+/// as it carries the most context).
+pub fn pin_target(
     source: &IndexSource<'_, '_>,
-    recipe: &Recipe,
-    python: &str,
-    recipe_target: &RecipeTarget,
+    recipe: &str,
+    target: &Target,
+    target_name: &str,
     requirements: &RequirementsFile,
     file: &Path,
-    recipe_dir: &Path,
-) -> Result<(LockedTarget, BTreeMap<String, WheelLocation>), LockRecipeError> {
-    let tname = &recipe_target.name;
-    let target = super::lock::target_of(recipe_target, python)?;
+) -> Result<Vec<ResolvedPackage>, Box<ImportError>> {
+    let tname = target_name;
     let pins = read_hashed(file).map_err(ImportError::from)?;
-    let applicable = pins_for_target(file, &pins, &target, tname).map_err(ImportError::from)?;
-    let priorities = TagPriorities::new(&target);
+    let applicable = pins_for_target(file, &pins, target, tname).map_err(ImportError::from)?;
+    let priorities = TagPriorities::new(target);
     let mut chosen: BTreeMap<String, (IndexFile, &HashedPin)> = BTreeMap::new();
     for pin in applicable {
-        let wheel = find_wheel(source, pin, &priorities, &target, tname)?;
+        let wheel = find_wheel(source, pin, &priorities, target, tname)?;
         chosen.insert(pin.name.clone(), (wheel, pin));
     }
     let pinned = Pinned {
@@ -189,54 +94,28 @@ fn import_target(
         target: tname,
     };
     let input = ResolveInput {
-        target: &target,
+        target,
         requirements,
         preferences: BTreeMap::new(),
     };
     let resolved = resolve(&pinned, &input).map_err(|error| ImportError::Unsatisfied {
         path: file.to_path_buf(),
-        target: tname.clone(),
-        recipe: recipe.name.clone(),
+        target: tname.to_owned(),
+        recipe: recipe.to_owned(),
         message: error.to_string(),
     })?;
     let needed: BTreeSet<&str> = resolved.iter().map(|p| p.name.as_str()).collect();
     if let Some((name, (_, pin))) = chosen.iter().find(|(n, _)| !needed.contains(n.as_str())) {
-        return Err(ImportError::Unneeded {
+        return Err(Box::new(ImportError::Unneeded {
             path: file.to_path_buf(),
             line: pin.origin.line,
             pin: format!("{}=={}", pin.name, pin.version),
             name: name.clone(),
-            recipe: recipe.name.clone(),
-            target: tname.clone(),
-        }
-        .into());
+            recipe: recipe.to_owned(),
+            target: tname.to_owned(),
+        }));
     }
-    let mut locations = BTreeMap::new();
-    let mut packages = Vec::new();
-    for package in resolved {
-        let (size, sha256) =
-            source
-                .facts(&package.file)
-                .map_err(|error| LockRecipeError::Resolve {
-                    target: tname.clone(),
-                    error: crate::python::resolve::ResolveError::Source {
-                        package: package.file.filename.clone(),
-                        error,
-                    },
-                })?;
-        locations.insert(package.file.filename.clone(), location(&package.file));
-        packages.push(locked_package(package, size, sha256, recipe_dir));
-    }
-    Ok((
-        LockedTarget {
-            name: tname.clone(),
-            platform: recipe_target.platform.clone(),
-            glibc: recipe_target.glibc.clone(),
-            packages,
-            interpreter: None,
-        },
-        locations,
-    ))
+    Ok(resolved)
 }
 
 /// A wheel the index or a wheelhouse offers for a pin, with its sha256 (known or measured).
@@ -255,7 +134,7 @@ fn find_wheel(
     priorities: &TagPriorities,
     target: &Target,
     target_name: &str,
-) -> Result<IndexFile, LockRecipeError> {
+) -> Result<IndexFile, Box<ImportError>> {
     let pin_error = |message: String| ImportError::Pin {
         file: pin.origin.file.display().to_string(),
         line: pin.origin.line,
@@ -327,7 +206,7 @@ fn find_wheel(
             names.join(", ")
         )
     };
-    Err(pin_error(message).into())
+    Err(Box::new(pin_error(message)))
 }
 
 /// `file` as a candidate for `pin`: a wheel of the pin's version with a listed sha256 (its rank
@@ -362,7 +241,7 @@ fn candidate(
     }))
 }
 
-/// The chosen wheels as the only files there are: resolving the recipe's requirements against
+/// The chosen wheels as the only files there are: resolving the requirements against
 /// them checks the pins and records what required each package.
 struct Pinned<'s, 'f, 'i> {
     inner: &'s IndexSource<'f, 'i>,

@@ -1,28 +1,46 @@
-//! `pystore.lock`: every wheel of every target pinned by file name, size and sha256.
+//! The lock: every wheel of every target pinned by file name, size and sha256, and per target
+//! its interpreter archive, held in the one [`Lock`] type; and the formats a lock is written as
+//! and read from, one file each:
+//! - [`pystore`]: `pystore.lock`, pystore's own TOML (the serde shape of [`Lock`]);
+//! - [`pylock`]: `pylock.toml` (PEP 751), written from a [`Lock`] and read into one;
+//! - [`hashed`]: hashed requirements files (pip's `--require-hashes` format), exported per
+//!   target and read as a target's pins.
 //!
-//! TOML, written in one stable order (targets by name, packages by normalised name), with no
-//! wheel URLs: any index, mirror or wheelhouse can serve the pinned bytes. Each target may also
-//! pin its interpreter archive (version, URL, size, sha256), chosen from the catalogue at lock
-//! time, so realise never consults the catalogue. `inputs` is a hash of what
-//! the lock was resolved from (the parsed requirements, the Python version and the targets), so
-//! realise can refuse a lock that no longer matches the recipe.
+//! Beside the formats, what `pystore lock` needs that is not about a recipe: [`source`], the
+//! index and local wheelhouses as the resolver's package source (with the sizes and hashes it
+//! learns), and [`import`], matching a hashed requirements file's lines to wheels. Resolution
+//! itself is [`crate::python::resolve`]; choosing what to lock for a recipe (its targets, its
+//! interpreter, where the lock file lies) is the recipe layer's `lock` module, which calls in
+//! here. A new lock format is one more file here, reading into and writing from [`Lock`].
+//!
+//! Each target may also pin its interpreter archive (version, URL, size, sha256), chosen from
+//! the catalogue at lock time, so realise never consults the catalogue. `inputs` is a hash of
+//! what the lock was resolved from (the parsed requirements, the Python version and the
+//! targets), so realise can refuse a lock that no longer matches the recipe.
+
+pub mod hashed;
+pub mod import;
+pub mod pylock;
+pub mod pystore;
+pub mod source;
+
+pub use pystore::LockError;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::requirements::RequirementsFile;
 use crate::hash::{canonical_json, to_hex};
+use crate::python::requirements::{Origin, RequirementLine, RequirementsFile};
+use crate::python::resolve::ResolvedPackage;
 
 /// The format version written and read.
 pub const LOCK_VERSION: u32 = 1;
 
 /// blake3 derive-key context of the inputs hash.
 const INPUTS_CONTEXT: &str = "pystore 2026-11 lock inputs v1";
-
-const HEADER: &str = "# Written by `pystore lock`; edit the requirements and run it again instead of editing this.\n";
 
 /// A whole lock file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,23 +113,6 @@ pub struct LockedPackage {
     pub required_by: Vec<String>,
 }
 
-/// Why a lock cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    /// The file cannot be read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// Not a valid lock.
-    #[error("{}: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
-    /// Not a regular file, or too large.
-    #[error(transparent)]
-    Input(#[from] crate::hash::files::InputError),
-}
-
 /// A target as the inputs hash sees it.
 #[derive(Clone, Debug)]
 pub struct TargetInput<'a> {
@@ -130,7 +131,7 @@ pub fn inputs_hash(
     python: &str,
     targets: &[TargetInput<'_>],
 ) -> String {
-    let lines = |list: &[super::requirements::RequirementLine]| -> Vec<String> {
+    let lines = |list: &[RequirementLine]| -> Vec<String> {
         let mut out: Vec<String> = list.iter().map(|r| r.requirement.to_string()).collect();
         out.sort();
         out
@@ -155,105 +156,6 @@ pub fn inputs_hash(
 }
 
 impl Lock {
-    /// Reads a lock file.
-    pub fn read(path: &Path) -> Result<Lock, LockError> {
-        let text = crate::hash::files::read_text_input(path, "lock")?;
-        Lock::parse(path, &text)
-    }
-
-    /// Parses lock text (`path` names the file in errors).
-    pub fn parse(path: &Path, text: &str) -> Result<Lock, LockError> {
-        let parse_error = |message: String| LockError::Parse {
-            path: path.to_path_buf(),
-            message,
-        };
-        let lock: Lock =
-            toml::from_str(text).map_err(|e| parse_error(e.to_string().trim_end().to_owned()))?;
-        if lock.version != LOCK_VERSION {
-            return Err(parse_error(format!(
-                "lock format version {} is not {LOCK_VERSION}; run `pystore lock` to rewrite it",
-                lock.version
-            )));
-        }
-        for target in &lock.targets {
-            if let Some(interpreter) = &target.interpreter {
-                if hex::decode(&interpreter.sha256).map(|b| b.len()) != Ok(32) {
-                    return Err(parse_error(format!(
-                        "the interpreter of target {}: sha256 {:?} is not 64 hex digits",
-                        target.name, interpreter.sha256
-                    )));
-                }
-                if interpreter.version.split('.').count() != 3
-                    || super::PythonVersion::parse(&interpreter.version).is_err()
-                {
-                    return Err(parse_error(format!(
-                        "the interpreter of target {}: {:?} is not a version like 3.13.9",
-                        target.name, interpreter.version
-                    )));
-                }
-            }
-            for package in &target.packages {
-                if hex::decode(&package.sha256).map(|b| b.len()) != Ok(32) {
-                    return Err(parse_error(format!(
-                        "{} in target {}: sha256 {:?} is not 64 hex digits",
-                        package.name, target.name, package.sha256
-                    )));
-                }
-            }
-        }
-        Ok(lock)
-    }
-
-    /// The canonical text: sorted, stable, ending in a newline.
-    pub fn to_toml(&self) -> String {
-        let mut sorted = self.clone();
-        sorted.targets.sort_by(|a, b| a.name.cmp(&b.name));
-        for target in &mut sorted.targets {
-            target
-                .packages
-                .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
-            for package in &mut target.packages {
-                package.required_by.sort();
-                package.required_by.dedup();
-            }
-        }
-        // Serialising plain strings, numbers and tables cannot fail.
-        let body = toml::to_string(&sorted).expect("a lock serialises");
-        format!("{HEADER}{body}")
-    }
-
-    /// Writes the lock atomically (a temporary file renamed over the old one, so a symlink
-    /// there is replaced, never followed), mode 0666 less the umask.
-    pub fn write(&self, path: &Path) -> Result<(), LockError> {
-        crate::hash::files::write_user_file(path, self.to_toml().as_bytes()).map_err(|source| {
-            LockError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        })
-    }
-
-    /// Target `name`'s pins as a hashed requirements file (pip's `--require-hashes` format, as
-    /// pip-compile writes it): `name==version --hash=sha256:HEX`, one wheel per package, so
-    /// other tools install exactly the bytes the lock names. `None` without that target.
-    pub fn hashed_requirements(&self, name: &str) -> Option<String> {
-        let target = self.target(name)?;
-        let mut packages: Vec<&LockedPackage> = target.packages.iter().collect();
-        packages.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut out = format!(
-            "# Written by `pystore lock` for target {} (CPython {} on {}); do not edit.\n\
-             # Install with: pip install --no-deps --only-binary :all: --require-hashes -r THIS_FILE\n",
-            target.name, self.python, target.platform
-        );
-        for package in packages {
-            out.push_str(&format!(
-                "{}=={} \\\n    --hash=sha256:{}\n",
-                package.name, package.version, package.sha256
-            ));
-        }
-        Some(out)
-    }
-
     /// The pins of target `name`.
     pub fn target(&self, name: &str) -> Option<&LockedTarget> {
         self.targets.iter().find(|t| t.name == name)
@@ -267,11 +169,50 @@ impl Lock {
     }
 }
 
+impl LockedPackage {
+    /// The pin of a resolved package: its wheel with `size` and `sha256`, and what required it
+    /// (requirement lines named relative to `recipe_dir`, then package names).
+    pub fn from_resolved(
+        package: ResolvedPackage,
+        size: u64,
+        sha256: String,
+        recipe_dir: &Path,
+    ) -> LockedPackage {
+        let mut required_by: Vec<String> = package
+            .requested_at
+            .iter()
+            .map(|origin| relative_origin(origin, recipe_dir))
+            .collect();
+        required_by.extend(package.required_by);
+        LockedPackage {
+            name: package.name,
+            version: package.version.to_string(),
+            wheel: package.file.filename,
+            size,
+            sha256,
+            required_by,
+        }
+    }
+}
+
+/// `requirements.txt:3`, relative to the recipe (a lock holds no absolute paths).
+fn relative_origin(origin: &Origin, recipe_dir: &Path) -> String {
+    let file = origin
+        .file
+        .strip_prefix(recipe_dir)
+        .ok()
+        .or_else(|| origin.file.file_name().map(Path::new))
+        .unwrap_or(&origin.file);
+    let file = file.to_string_lossy().replace('\\', "/");
+    format!("{file}:{}", origin.line)
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Lock {
+    /// A lock of two targets, one with an interpreter pin and a package.
+    pub(crate) fn sample() -> Lock {
         Lock {
             version: LOCK_VERSION,
             python: "3.12.7".into(),
@@ -308,81 +249,6 @@ mod tests {
     }
 
     #[test]
-    fn round_trips_in_a_stable_order() {
-        let text = sample().to_toml();
-        assert!(text.starts_with(HEADER));
-        assert!(
-            text.find("linux-x86_64").unwrap() < text.find("windows-x86_64").unwrap(),
-            "targets sorted"
-        );
-        assert_eq!(text.matches("http").count(), 1, "no wheel URLs: {text}");
-        assert!(
-            text.contains("[targets.interpreter]\nversion = \"3.12.7\"\nurl = \"https://HOST/cpython-3.12.7.tar.gz\"\nsize = 1234\n"),
-            "{text}"
-        );
-        let back = Lock::parse(Path::new("pystore.lock"), &text).unwrap();
-        assert_eq!(back, {
-            let mut sorted = sample();
-            sorted.targets.reverse();
-            sorted
-        });
-        assert_eq!(back.to_toml(), text);
-        // A lock written before interpreters were pinned still reads.
-        let old = text.replace(
-            &text[text.find("[targets.interpreter]").unwrap()
-                ..text.find("[[targets.packages]]").unwrap()],
-            "",
-        );
-        let old = Lock::parse(Path::new("pystore.lock"), &old).unwrap();
-        assert!(old.targets.iter().all(|t| t.interpreter.is_none()));
-        let bad = text.replace(&"cd".repeat(32), "cd");
-        let err = Lock::parse(Path::new("pystore.lock"), &bad)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("the interpreter of target windows-x86_64: sha256"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn bad_locks_are_refused_with_the_file_name() {
-        let text = sample().to_toml().replace(&"ab".repeat(32), "xyz");
-        let err = Lock::parse(Path::new("/r/pystore.lock"), &text)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("/r/pystore.lock: lxml in target windows-x86_64: sha256 \"xyz\""),
-            "{err}"
-        );
-        let err = Lock::parse(
-            Path::new("p.lock"),
-            "version = 9\npython = \"3\"\ninputs = \"x\"\n",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("run `pystore lock`"), "{err}");
-    }
-
-    #[test]
-    fn exports_hashed_requirements_that_read_back() {
-        let lock = sample();
-        assert!(lock.hashed_requirements("nope").is_none());
-        let text = lock.hashed_requirements("windows-x86_64").unwrap();
-        assert!(text.contains("target windows-x86_64 (CPython 3.12.7 on x86_64-pc-windows-msvc)"));
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("requirements.txt");
-        std::fs::write(&path, &text).unwrap();
-        let back = super::super::requirements::read(&path).unwrap();
-        assert_eq!(back.requirements.len(), 1);
-        assert_eq!(back.requirements[0].requirement.to_string(), "lxml==6.1.3");
-        assert_eq!(
-            back.requirements[0].hashes,
-            [("sha256".to_owned(), "ab".repeat(32))]
-        );
-    }
-
-    #[test]
     fn inputs_hash_ignores_formatting_but_not_content() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.txt");
@@ -395,25 +261,25 @@ mod tests {
             glibc: None,
         }];
         let ha = inputs_hash(
-            &super::super::requirements::read(&a).unwrap(),
+            &crate::python::requirements::read(&a).unwrap(),
             "3.12.7",
             &targets,
         );
         let hb = inputs_hash(
-            &super::super::requirements::read(&b).unwrap(),
+            &crate::python::requirements::read(&b).unwrap(),
             "3.12.7",
             &targets,
         );
         assert_eq!(ha, hb);
         std::fs::write(&b, "openai\nlxml >= 6\n").unwrap();
         let hc = inputs_hash(
-            &super::super::requirements::read(&b).unwrap(),
+            &crate::python::requirements::read(&b).unwrap(),
             "3.12.7",
             &targets,
         );
         assert_ne!(ha, hc);
         let hd = inputs_hash(
-            &super::super::requirements::read(&a).unwrap(),
+            &crate::python::requirements::read(&a).unwrap(),
             "3.13.0",
             &targets,
         );

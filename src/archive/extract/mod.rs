@@ -12,8 +12,8 @@
 //! and refused). Output files are created with `create_new`, so nothing is ever overwritten or
 //! followed.
 //!
-//! The readers live in [`zip`] and [`tar`]; the member-name rules and the per-archive checks
-//! (duplicates, links, limits) they share in [`members`].
+//! The readers live in `zip.rs` and `tar.rs`; the member-name rules and the per-archive checks
+//! (duplicates, links, limits) they share in `members.rs`.
 
 mod members;
 mod tar;
