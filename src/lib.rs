@@ -5,11 +5,15 @@
 //! - [`hash`]: canonical forms and hashes;
 //! - [`sign`]: ed25519 keys and DSSE envelopes (provenance signatures);
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
+//! - [`archive`]: the deterministic ZIP and its pinned deflate; the hardened zip and tar
+//!   readers ([`archive::extract`]);
 //! - [`fetch`]: fixed-output downloads, mirrors, wheelhouses, the package index client;
 //! - [`python`]: targets, tags, markers, interpreters, wheel installation, requirements and
-//!   locks (no store internals);
+//!   resolution (no store internals);
+//! - [`lock`]: the one `Lock` type and its formats (`pystore.lock`, `pylock.toml`, hashed
+//!   requirements), and the package source locking resolves against;
 //! - [`build`]: the build graph and the scheduler;
-//! - [`bundle`], [`archive`]: assembling bundles and their manifests; the deterministic ZIP;
+//! - [`bundle`]: assembling bundles and their manifests;
 //! - [`remote`]: pushing and pulling closures (directories, HTTP caches, GitHub Releases),
 //!   signed entry descriptions, substituters;
 //! - [`diff`]: comparing two bundles by their manifests;
@@ -24,6 +28,7 @@ pub mod diff;
 pub mod errors;
 pub mod fetch;
 pub mod hash;
+pub mod lock;
 pub mod python;
 pub mod recipe;
 pub mod remote;

@@ -19,7 +19,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pyfixtures::{tar_dir, tar_file, tar_symlink, WheelBuilder, ZipMember};
-use pystore::python::unpack::{extract_tar, CheckedZip, Limits, TarCompression};
+use pystore::archive::extract::{extract_tar, CheckedZip, Limits, TarCompression};
 use pystore::python::{install_wheel, InstallOptions, Scheme, Target};
 use reqwest::Url;
 
@@ -404,10 +404,10 @@ fn fuzz_the_lock_parser() {
     let path = Path::new("/recipes/demo/pystore.lock");
     fuzz("lock", corpus_dir("lock"), |input, _| {
         let text = String::from_utf8_lossy(input);
-        if let Ok(lock) = pystore::python::lockfile::Lock::parse(path, &text) {
+        if let Ok(lock) = pystore::lock::Lock::parse(path, &text) {
             // What parses also writes and parses back the same.
-            let again = pystore::python::lockfile::Lock::parse(path, &lock.to_toml())
-                .expect("a written lock parses");
+            let again =
+                pystore::lock::Lock::parse(path, &lock.to_toml()).expect("a written lock parses");
             assert_eq!(again.to_toml(), lock.to_toml());
         }
     });

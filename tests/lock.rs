@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use common::http::{ranged, Response, Server};
 use common::*;
 use pyfixtures::WheelBuilder;
-use pystore::python::lockfile::Lock;
+use pystore::lock::Lock;
 
 /// One file the test index offers.
 #[derive(Clone)]

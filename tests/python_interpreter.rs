@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use pyfixtures::*;
+use pystore::archive::extract::Limits;
 use pystore::python::interpreter::{rewrite_pth, METADATA_FILE};
-use pystore::python::unpack::Limits;
 use pystore::python::{capture_installed, unpack_embeddable, unpack_pbs, PbsFormat, Target};
 
 fn linux(version: &str) -> Target {

@@ -196,14 +196,14 @@ fn with_glibc(root: &Path, floor: &str) {
     text.push_str(&format!("glibc = \"{floor}\"\n"));
     fs::write(&recipe, text).unwrap();
     let lock_path = root.join("pystore.lock");
-    let mut lock = pystore::python::lockfile::Lock::read(&lock_path).unwrap();
+    let mut lock = pystore::lock::Lock::read(&lock_path).unwrap();
     let requirements = pystore::python::requirements::read(&root.join("requirements.txt")).unwrap();
-    let targets = [pystore::python::lockfile::TargetInput {
+    let targets = [pystore::lock::TargetInput {
         name: "t",
         platform: "x86_64-unknown-linux-gnu",
         glibc: Some(floor),
     }];
-    lock.inputs = pystore::python::lockfile::inputs_hash(&requirements, &lock.python, &targets);
+    lock.inputs = pystore::lock::inputs_hash(&requirements, &lock.python, &targets);
     lock.targets[0].glibc = Some(floor.to_owned());
     lock.write(&lock_path).unwrap();
 }

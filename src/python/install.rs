@@ -23,8 +23,8 @@ use super::metadata::CoreMetadata;
 use super::record::{sha256_field, HashAlgorithm, RecordEntry, RecordHasher};
 use super::scheme::{join, relative, Scheme};
 use super::target::Target;
-use super::unpack::{create_dirs, create_file, Limits, UnpackError};
 use super::wheel::{read_text, Wheel, WheelError};
+use crate::archive::extract::{create_dirs, create_file, Limits, UnpackError};
 
 /// Options of [`install_wheel`].
 #[derive(Clone, Debug, Default)]

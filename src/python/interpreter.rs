@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use super::relocate::{relocate_unix_tree, RelocateError};
 use super::scheme::Scheme;
 use super::target::Target;
-use super::unpack::{
+use crate::archive::extract::{
     create_dirs, create_file, extract_tar, io_err, CheckedZip, Limits, MemberKind, MemberSet,
     TarCompression, UnpackError,
 };

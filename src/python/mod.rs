@@ -1,5 +1,6 @@
 //! The Python layer: targets and their wheel tags and marker environments, wheel file names,
-//! interpreter trees, wheel installation, requirements files and locks.
+//! interpreter trees, wheel installation, requirements files and their resolution (the lock
+//! formats are [`crate::lock`]; archive reading is [`crate::archive::extract`]).
 //!
 //! Everything here is a pure function over local files and directories. Functions that produce
 //! an output take a path that does not exist yet and create it (a file or a directory), so the
@@ -8,16 +9,13 @@
 
 pub mod builds;
 pub mod filename;
-pub mod hashed;
 pub mod install;
 pub mod interpreter;
 pub mod launcher;
 pub mod launcher_windows;
-pub mod lockfile;
 pub mod markers;
 pub mod metadata;
 pub mod pyc;
-pub mod pylock;
 pub mod record;
 pub mod relocate;
 pub mod requirements;
@@ -25,7 +23,6 @@ pub mod resolve;
 pub mod scheme;
 pub mod tags;
 pub mod target;
-pub mod unpack;
 pub mod wheel;
 
 pub use builds::{

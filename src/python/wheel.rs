@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::filename::{normalize_name, WheelFilename, WheelFilenameError};
 use super::record::{parse_record, RecordEntry};
-use super::unpack::{CheckedZip, Limits, MemberKind, UnpackError};
+use crate::archive::extract::{CheckedZip, Limits, MemberKind, UnpackError};
 
 /// Largest metadata file read into memory (`WHEEL`, `RECORD`, `entry_points.txt`).
 pub const MAX_METADATA: u64 = 64 << 20;
@@ -40,7 +40,7 @@ pub struct Wheel {
 }
 
 impl Wheel {
-    /// Opens and checks `path` (see [`super::unpack`] for the archive checks).
+    /// Opens and checks `path` (see [`crate::archive::extract`] for the archive checks).
     pub fn open(path: &Path, limits: &Limits) -> Result<Wheel, WheelError> {
         let invalid = |reason: String| WheelError::Invalid {
             wheel: path.to_path_buf(),

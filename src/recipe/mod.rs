@@ -6,7 +6,6 @@
 pub mod import;
 pub mod interpreters;
 pub mod lock;
-pub mod pylock;
 pub mod realise;
 pub mod run;
 
@@ -157,7 +156,7 @@ impl Recipe {
         self.lock
             .file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(crate::python::pylock::is_pylock_name)
+            .is_some_and(crate::lock::pylock::is_pylock_name)
     }
 
     /// The lock inputs hash of this recipe with `requirements` (its parsed requirements file):
@@ -166,7 +165,7 @@ impl Recipe {
         &self,
         requirements: &crate::python::requirements::RequirementsFile,
     ) -> String {
-        use crate::python::lockfile::{inputs_hash, TargetInput};
+        use crate::lock::{inputs_hash, TargetInput};
         let targets: Vec<TargetInput<'_>> = self
             .targets
             .iter()
@@ -241,8 +240,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
         ));
     }
     let lock_name_ok = raw.lock == "pystore.lock"
-        || (crate::python::pylock::is_pylock_name(&raw.lock)
-            && !raw.lock.contains(['/', '\\', ':']));
+        || (crate::lock::pylock::is_pylock_name(&raw.lock) && !raw.lock.contains(['/', '\\', ':']));
     if !lock_name_ok {
         return Err(invalid(
             "lock",

@@ -30,8 +30,8 @@ use crate::fetch::credentials::redact;
 use crate::fetch::fixed::wheelhouse_holds;
 use crate::fetch::index::IndexClient;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
-use crate::python::lockfile::LockedInterpreter;
-use crate::python::lockfile::{Lock, LockedTarget};
+use crate::lock::LockedInterpreter;
+use crate::lock::{Lock, LockedTarget};
 use crate::python::{known_build_for, normalize_name, requirements, Scheme, Target};
 use crate::sign::SecretKey;
 use crate::store::{EntryInfo, EntryName, Fingerprint, Store, StoreError};
@@ -44,10 +44,10 @@ pub enum RealiseRecipeError {
     Requirements(#[from] requirements::RequirementsError),
     /// The lock file.
     #[error(transparent)]
-    Lock(#[from] crate::python::lockfile::LockError),
+    Lock(#[from] crate::lock::LockError),
     /// The lock file, given as `pylock.toml`.
     #[error(transparent)]
-    Pylock(#[from] super::pylock::PylockLockError),
+    Pylock(#[from] crate::lock::pylock::PylockLockError),
     /// No lock.
     #[error("{recipe} has no lock at {}; run `pystore lock {recipe}` to create it", path.display())]
     NoLock { recipe: String, path: PathBuf },
@@ -283,7 +283,7 @@ pub fn checked_lock(
         });
     }
     if recipe.lock_is_pylock() {
-        let lock = super::pylock::lock_from_pylock(recipe, &requirements, &recipe.lock)?;
+        let lock = super::lock::lock_from_pylock(recipe, &requirements, &recipe.lock)?;
         return Ok((lock, requirements));
     }
     let lock = Lock::read(&recipe.lock)?;
@@ -763,7 +763,7 @@ fn find_wheel_urls(
 /// requirements or pylock files, and hand-written ones, may not, and then `None` (only names
 /// and versions are compared with the wheels).
 fn recorded_dependencies(
-    packages: &[crate::python::lockfile::LockedPackage],
+    packages: &[crate::lock::LockedPackage],
 ) -> Option<BTreeMap<String, Vec<String>>> {
     if packages.iter().any(|p| p.required_by.is_empty()) {
         return None;

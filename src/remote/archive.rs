@@ -4,7 +4,7 @@
 //! directory, `entry/<path>` for every node, in canonical-tree order. Headers are GNU, with mode
 //! `0444`/`0555` (`0777` for symlinks), uid/gid 0, no user or group names and mtime 0, so the same
 //! entry always gives the same bytes (and a second push can skip by name, size and digest).
-//! Reading goes through the hardened tar reader of `python::unpack` (no traversal, no links out,
+//! Reading goes through the hardened tar reader of `archive::extract` (no traversal, no links out,
 //! no duplicates, bounded sizes); the store then checks the content hash on registration.
 
 use std::fs::{self, File};
@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::Digest;
 
+use crate::archive::extract::{extract_tar, Limits, TarCompression};
 use crate::hash::tree::{NodeKind, Tree};
-use crate::python::unpack::{extract_tar, Limits, TarCompression};
 
 /// The name of the top member.
 pub const TOP: &str = "entry";
@@ -34,7 +34,7 @@ pub enum ArchiveError {
     Damaged { path: PathBuf, what: String },
     /// The archive is refused by the hardened reader.
     #[error(transparent)]
-    Unpack(#[from] crate::python::unpack::UnpackError),
+    Unpack(#[from] crate::archive::extract::UnpackError),
     /// The archive has members outside `entry`.
     #[error("{}: member {member:?} is outside the top member {TOP:?}; this is not a pystore entry archive", archive.display())]
     Stray { archive: PathBuf, member: String },

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use crate::common::http::{Response, Server};
 use crate::common::sha256_hex;
 use crate::pyfixtures::{upstream_like_pbs_archive, WheelBuilder};
-use pystore::python::lockfile::{inputs_hash, Lock, LockedPackage, LockedTarget, TargetInput};
+use pystore::lock::{inputs_hash, Lock, LockedPackage, LockedTarget, TargetInput};
 use pystore::python::requirements;
 
 /// The interpreter archive, made once for all tests (it takes a few seconds).

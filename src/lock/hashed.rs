@@ -1,7 +1,9 @@
-//! Hashed requirements files read as a lock: pip's `--require-hashes` format as pip-compile
-//! `--generate-hashes`, `uv pip compile --generate-hashes` and `pystore lock
-//! --export-requirements` write it. Every requirement line must pin one version (`name==version`)
-//! and give at least one `--hash=sha256:`; markers say which targets a line applies to.
+//! Hashed requirements files: pip's `--require-hashes` format, written from a [`Lock`] per target
+//! ([`Lock::hashed_requirements`], `pystore lock --export-requirements`) and read as a target's
+//! pins (`pystore lock --from-requirements`, see [`super::import`]) as pip-compile
+//! `--generate-hashes`, `uv pip compile --generate-hashes` and pystore write it. Every requirement
+//! line must pin one version (`name==version`) and give at least one `--hash=sha256:`; markers
+//! say which targets a line applies to.
 //!
 //! Comments (`# via …` included), `\` continuations and the index options those tools write at
 //! the top (`--index-url`, `--extra-index-url`, `--find-links`, `--trusted-host`, `--no-index`)
@@ -14,10 +16,11 @@ use std::str::FromStr;
 use pep440_rs::{Operator, Version};
 use pep508_rs::{Requirement, VersionOrUrl};
 
-use super::markers::marker_environment;
-use super::normalize_name;
-use super::requirements::{logical_lines, Origin};
-use super::target::Target;
+use super::{Lock, LockedPackage};
+use crate::python::markers::marker_environment;
+use crate::python::normalize_name;
+use crate::python::requirements::{logical_lines, Origin};
+use crate::python::target::Target;
 
 /// One pinned line.
 #[derive(Clone, Debug)]
@@ -213,8 +216,32 @@ pub fn pins_for_target<'p>(
     Ok(out)
 }
 
+impl Lock {
+    /// Target `name`'s pins as a hashed requirements file (pip's `--require-hashes` format, as
+    /// pip-compile writes it): `name==version --hash=sha256:HEX`, one wheel per package, so
+    /// other tools install exactly the bytes the lock names. `None` without that target.
+    pub fn hashed_requirements(&self, name: &str) -> Option<String> {
+        let target = self.target(name)?;
+        let mut packages: Vec<&LockedPackage> = target.packages.iter().collect();
+        packages.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out = format!(
+            "# Written by `pystore lock` for target {} (CPython {} on {}); do not edit.\n\
+             # Install with: pip install --no-deps --only-binary :all: --require-hashes -r THIS_FILE\n",
+            target.name, self.python, target.platform
+        );
+        for package in packages {
+            out.push_str(&format!(
+                "{}=={} \\\n    --hash=sha256:{}\n",
+                package.name, package.version, package.sha256
+            ));
+        }
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::tests::sample;
     use super::*;
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -316,6 +343,24 @@ mod tests {
         assert!(
             err.contains("/r/req.txt:3: six is pinned again for target lin (also at line 1)"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn exports_hashed_requirements_that_read_back() {
+        let lock = sample();
+        assert!(lock.hashed_requirements("nope").is_none());
+        let text = lock.hashed_requirements("windows-x86_64").unwrap();
+        assert!(text.contains("target windows-x86_64 (CPython 3.12.7 on x86_64-pc-windows-msvc)"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requirements.txt");
+        std::fs::write(&path, &text).unwrap();
+        let back = crate::python::requirements::read(&path).unwrap();
+        assert_eq!(back.requirements.len(), 1);
+        assert_eq!(back.requirements[0].requirement.to_string(), "lxml==6.1.3");
+        assert_eq!(
+            back.requirements[0].hashes,
+            [("sha256".to_owned(), "ab".repeat(32))]
         );
     }
 }

@@ -1,20 +1,19 @@
-//! A recipe's lock given as `pylock.toml` (PEP 751): read for realise (`lock = "pylock.toml"` in
-//! the recipe) and imported by `pystore lock --from-pylock`.
+//! A `pylock.toml` (PEP 751) as a recipe's lock: read for realise (`lock = "pylock.toml"` in the
+//! recipe) and imported by `pystore lock --from-pylock`.
 //!
 //! A file pystore wrote records the inputs hash it was resolved from, so it is checked like
 //! `pystore.lock`. A file another tool wrote has no such hash: its pins are checked against the
-//! recipe's requirements instead (every requirement that applies to a target is pinned, at a
-//! version it allows), and only then vouched for with the recipe's inputs hash.
+//! recipe's requirements instead ([`check_pins`]: every requirement that applies to a target is
+//! pinned, at a version it allows), and only then vouched for with the recipe's inputs hash.
 
 use std::path::{Path, PathBuf};
 
 use pep440_rs::Version;
 use pep508_rs::VersionOrUrl;
 
-use super::Recipe;
-use crate::python::lockfile::Lock;
+use super::{PylockError, PylockTarget};
+use crate::lock::Lock;
 use crate::python::markers::marker_environment;
-use crate::python::pylock::{read_pylock, PylockError, PylockTarget};
 use crate::python::requirements::RequirementsFile;
 use crate::python::{normalize_name, Target};
 
@@ -38,60 +37,18 @@ pub enum PylockLockError {
     MinorPython { recipe: String, python: String },
 }
 
-/// Reads `path` as `recipe`'s lock, for all of its targets, checked against `requirements`.
-pub fn lock_from_pylock(
-    recipe: &Recipe,
-    requirements: &RequirementsFile,
-    path: &Path,
-) -> Result<Lock, PylockLockError> {
-    if !matches!(
-        recipe.python_request(),
-        Some(crate::python::PythonRequest::Exact(_))
-    ) {
-        return Err(PylockLockError::MinorPython {
-            recipe: recipe.name.clone(),
-            python: recipe.python.clone(),
-        });
-    }
-    let read = read_pylock(path, &recipe.python, &pylock_targets(recipe))?;
-    let inputs = recipe.lock_inputs(requirements);
-    if read.written_by_pystore {
-        if read.lock.inputs != inputs {
-            return Err(PylockLockError::Stale {
-                recipe: recipe.name.clone(),
-                path: path.to_path_buf(),
-            });
-        }
-        return Ok(read.lock);
-    }
-    check_requirements(recipe, requirements, &read.lock, path)?;
-    Ok(Lock {
-        inputs,
-        ..read.lock
-    })
-}
-
-/// The recipe's targets, as a `pylock.toml` is read for them.
-pub fn pylock_targets(recipe: &Recipe) -> Vec<PylockTarget> {
-    recipe
-        .targets
-        .iter()
-        .map(|t| PylockTarget {
-            name: t.name.clone(),
-            platform: t.platform.clone(),
-            glibc: t.glibc.clone(),
-        })
-        .collect()
-}
-
 /// Every requirement and constraint that applies to a target is met by the target's pins.
-fn check_requirements(
-    recipe: &Recipe,
+/// `recipe` (its name, for messages), `python` and `targets` are what the lock is for; `path`
+/// names the file.
+pub fn check_pins(
+    recipe: &str,
+    python: &str,
+    targets: &[PylockTarget],
     requirements: &RequirementsFile,
     lock: &Lock,
     path: &Path,
 ) -> Result<(), PylockLockError> {
-    for recipe_target in &recipe.targets {
+    for recipe_target in targets {
         let target_error = |message: String| PylockLockError::Target {
             target: recipe_target.name.clone(),
             message,
@@ -99,7 +56,7 @@ fn check_requirements(
         let target = Target::new(
             &recipe_target.platform,
             recipe_target.glibc.as_deref(),
-            &recipe.python,
+            python,
         )
         .map_err(|e| target_error(e.to_string()))?;
         let env = marker_environment(&target).map_err(|e| target_error(e.to_string()))?;
@@ -119,7 +76,7 @@ fn check_requirements(
                 path: path.to_path_buf(),
                 message: format!(
                     "target {}: {requirement} ({}) is {problem}; the file is not a lock of {}'s requirements: lock them again (`pystore lock {}`) or fix the file",
-                    recipe_target.name, line.origin, recipe.name, recipe.name
+                    recipe_target.name, line.origin, recipe, recipe
                 ),
             }
             };

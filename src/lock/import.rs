@@ -1,0 +1,276 @@
+//! Hashed requirements files (pip-compile `--generate-hashes`, `uv pip compile
+//! --generate-hashes`, `pystore lock --export-requirements`) taken as the lock of one target,
+//! without choosing any version (`pystore lock --from-requirements TARGET=FILE`).
+//!
+//! For each line that applies to the target, the wheel pinned is the one whose sha256 the line
+//! lists and whose tags fit the target (the best fitting, as `pystore lock` would choose). Its
+//! file name and size come from the wheelhouses when one of their files has a listed hash (then
+//! no request is made), else from the index. Then the requirements are resolved against exactly
+//! those wheels ([`pin_target`]): that checks every requirement is pinned at a version it allows
+//! and every dependency is pinned, and records what required each package just as `pystore lock`
+//! does, so a target's exported requirements file imports back into the identical lock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::hashed::{pins_for_target, read_hashed, HashedError, HashedPin};
+use super::source::IndexSource;
+use crate::fetch::index::{IndexFile, ProjectPage};
+use crate::python::filename::{TagPriorities, WheelFilename};
+use crate::python::metadata::CoreMetadata;
+use crate::python::requirements::RequirementsFile;
+use crate::python::resolve::{resolve, PackageSource, ResolveInput, ResolvedPackage, SourceError};
+use crate::python::Target;
+
+/// Why a hashed requirements file cannot be imported as a target's lock.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file, or one of its lines.
+    #[error(transparent)]
+    File(#[from] HashedError),
+    /// The same target named twice.
+    #[error("--from-requirements names target {target} twice ({} and {})", first.display(), second.display())]
+    Twice {
+        target: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    /// A line whose wheel cannot be found or does not fit.
+    #[error("{file}:{line}: {pin}: {message}")]
+    Pin {
+        file: String,
+        line: usize,
+        pin: String,
+        message: String,
+    },
+    /// The pins do not satisfy the recipe's requirements.
+    #[error("{}: target {target}: the pins do not satisfy {recipe}'s requirements, so the file is not a lock of them; regenerate it from the recipe's requirements for this target, or change them\n{message}", path.display())]
+    Unsatisfied {
+        path: PathBuf,
+        target: String,
+        recipe: String,
+        message: String,
+    },
+    /// A pin nothing in the recipe's requirements needs.
+    #[error("{}:{line}: {pin} is not needed by {recipe}'s requirements for target {target}; pystore installs exactly what the requirements need: remove the line, or add {name} to the requirements", path.display())]
+    Unneeded {
+        path: PathBuf,
+        line: usize,
+        pin: String,
+        name: String,
+        recipe: String,
+        target: String,
+    },
+}
+
+/// Resolves `requirements` for `target` (named `target_name`; `recipe` names the recipe in
+/// messages) against exactly the wheels the hashed requirements `file` pins, found through
+/// `source`: the packages to lock, or why the file is not a lock of those requirements (boxed,
+/// as it carries the most context).
+pub fn pin_target(
+    source: &IndexSource<'_, '_>,
+    recipe: &str,
+    target: &Target,
+    target_name: &str,
+    requirements: &RequirementsFile,
+    file: &Path,
+) -> Result<Vec<ResolvedPackage>, Box<ImportError>> {
+    let tname = target_name;
+    let pins = read_hashed(file).map_err(ImportError::from)?;
+    let applicable = pins_for_target(file, &pins, target, tname).map_err(ImportError::from)?;
+    let priorities = TagPriorities::new(target);
+    let mut chosen: BTreeMap<String, (IndexFile, &HashedPin)> = BTreeMap::new();
+    for pin in applicable {
+        let wheel = find_wheel(source, pin, &priorities, target, tname)?;
+        chosen.insert(pin.name.clone(), (wheel, pin));
+    }
+    let pinned = Pinned {
+        inner: source,
+        files: chosen
+            .iter()
+            .map(|(name, (wheel, _))| (name.clone(), wheel.clone()))
+            .collect(),
+        path: file,
+        target: tname,
+    };
+    let input = ResolveInput {
+        target,
+        requirements,
+        preferences: BTreeMap::new(),
+    };
+    let resolved = resolve(&pinned, &input).map_err(|error| ImportError::Unsatisfied {
+        path: file.to_path_buf(),
+        target: tname.to_owned(),
+        recipe: recipe.to_owned(),
+        message: error.to_string(),
+    })?;
+    let needed: BTreeSet<&str> = resolved.iter().map(|p| p.name.as_str()).collect();
+    if let Some((name, (_, pin))) = chosen.iter().find(|(n, _)| !needed.contains(n.as_str())) {
+        return Err(Box::new(ImportError::Unneeded {
+            path: file.to_path_buf(),
+            line: pin.origin.line,
+            pin: format!("{}=={}", pin.name, pin.version),
+            name: name.clone(),
+            recipe: recipe.to_owned(),
+            target: tname.to_owned(),
+        }));
+    }
+    Ok(resolved)
+}
+
+/// A wheel the index or a wheelhouse offers for a pin, with its sha256 (known or measured).
+struct Candidate {
+    rank: Option<usize>,
+    file: IndexFile,
+    sha256: String,
+}
+
+/// The wheel `pin` names for the target: a file of its version whose sha256 the line lists and
+/// whose tags fit, the best fitting one; the wheelhouses' files first (the index is asked only
+/// when none of theirs is such a file).
+fn find_wheel(
+    source: &IndexSource<'_, '_>,
+    pin: &HashedPin,
+    priorities: &TagPriorities,
+    target: &Target,
+    target_name: &str,
+) -> Result<IndexFile, Box<ImportError>> {
+    let pin_error = |message: String| ImportError::Pin {
+        file: pin.origin.file.display().to_string(),
+        line: pin.origin.line,
+        pin: format!("{}=={}", pin.name, pin.version),
+        message,
+    };
+    let source_error = |error: SourceError| pin_error(error.to_string());
+    let mut matched: Vec<Candidate> = Vec::new();
+    let local = source.wheelhouses().files.get(&pin.name);
+    for file in local.into_iter().flatten() {
+        if let Some(candidate) =
+            candidate(source, pin, priorities, file, true).map_err(source_error)?
+        {
+            matched.push(candidate);
+        }
+    }
+    let fits_locally = matched.iter().any(|c| c.rank.is_some());
+    let mut asked = Vec::new();
+    if !source.wheelhouses().dirs.is_empty() {
+        asked.push(format!(
+            "the wheelhouses ({})",
+            source.wheelhouses().describe()
+        ));
+    }
+    if !fits_locally && source.index().is_some() {
+        asked.push("the index".to_owned());
+        // The source's page (kept for the next target), less the wheelhouse files it merges in.
+        let page = source.project(&pin.name).map_err(source_error)?;
+        let in_wheelhouse =
+            |file: &IndexFile| local.is_some_and(|l| l.iter().any(|w| w.url == file.url));
+        for file in page.files.iter().filter(|f| !in_wheelhouse(f)) {
+            if let Some(candidate) =
+                candidate(source, pin, priorities, file, false).map_err(source_error)?
+            {
+                matched.push(candidate);
+            }
+        }
+    }
+    let best = matched
+        .iter()
+        .filter_map(|c| Some((c.rank?, &c.file.filename, c)))
+        .min_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    if let Some((_, _, candidate)) = best {
+        let mut file = candidate.file.clone();
+        // The line pins these exact bytes, which PEP 592 allows even when the file is yanked.
+        file.yanked = None;
+        file.hashes
+            .insert("sha256".to_owned(), candidate.sha256.clone());
+        if file.size.is_none() {
+            let (size, _) = source.facts(&file).map_err(source_error)?;
+            file.size = Some(size);
+        }
+        return Ok(file);
+    }
+    if asked.is_empty() {
+        asked
+            .push("no wheelhouse (--find-links) and no index (--no-index or --offline)".to_owned());
+    }
+    let message = if matched.is_empty() {
+        format!(
+            "no file with any of its {} sha256 hashes in {}; put the wheel in a wheelhouse (--find-links DIR), check the index configuration, or regenerate the file",
+            pin.sha256.len(),
+            asked.join(" or ")
+        )
+    } else {
+        let names: Vec<&str> = matched.iter().map(|c| c.file.filename.as_str()).collect();
+        format!(
+            "the files with its hashes ({}) do not fit target {target_name} ({target}); regenerate the file for this target, or add the hash of a wheel that fits",
+            names.join(", ")
+        )
+    };
+    Err(Box::new(pin_error(message)))
+}
+
+/// `file` as a candidate for `pin`: a wheel of the pin's version with a listed sha256 (its rank
+/// for the target, `None` when its tags do not fit). A file whose sha256 is unknown is measured:
+/// a local one always, a remote one only when it fits (downloading others would be wasted).
+fn candidate(
+    source: &IndexSource<'_, '_>,
+    pin: &HashedPin,
+    priorities: &TagPriorities,
+    file: &IndexFile,
+    local: bool,
+) -> Result<Option<Candidate>, SourceError> {
+    let Ok(wheel) = WheelFilename::parse(&file.filename) else {
+        return Ok(None);
+    };
+    if wheel.normalized_name() != pin.name || wheel.version != pin.version {
+        return Ok(None);
+    }
+    let rank = priorities.rank(&wheel);
+    let sha256 = match file.hashes.get("sha256") {
+        Some(sha256) => sha256.clone(),
+        None if local || rank.is_some() => source.facts(file)?.1,
+        None => return Ok(None),
+    };
+    if !pin.sha256.contains(&sha256) {
+        return Ok(None);
+    }
+    Ok(Some(Candidate {
+        rank,
+        file: file.clone(),
+        sha256,
+    }))
+}
+
+/// The chosen wheels as the only files there are: resolving the requirements against
+/// them checks the pins and records what required each package.
+struct Pinned<'s, 'f, 'i> {
+    inner: &'s IndexSource<'f, 'i>,
+    files: BTreeMap<String, IndexFile>,
+    path: &'s Path,
+    target: &'s str,
+}
+
+impl PackageSource for Pinned<'_, '_, '_> {
+    fn project(&self, name: &str) -> Result<ProjectPage, SourceError> {
+        match self.files.get(name) {
+            Some(file) => Ok(ProjectPage {
+                name: name.to_owned(),
+                files: vec![file.clone()],
+            }),
+            None => Err(format!(
+                "{} pins no {name} for target {}, though the requirements need it; add it to the file (regenerate the file for this target)",
+                self.path.display(),
+                self.target
+            )
+            .into()),
+        }
+    }
+
+    fn metadata(&self, file: &IndexFile) -> Result<CoreMetadata, SourceError> {
+        self.inner.metadata(file)
+    }
+
+    fn prefetch_metadata(&self, files: &[IndexFile]) {
+        self.inner.prefetch_metadata(files);
+    }
+}

@@ -1,0 +1,288 @@
+//! The lock: every wheel of every target pinned by file name, size and sha256, and per target
+//! its interpreter archive, held in the one [`Lock`] type; and the formats a lock is written as
+//! and read from, one file each:
+//! - [`pystore`]: `pystore.lock`, pystore's own TOML (the serde shape of [`Lock`]);
+//! - [`pylock`]: `pylock.toml` (PEP 751), written from a [`Lock`] and read into one;
+//! - [`hashed`]: hashed requirements files (pip's `--require-hashes` format), exported per
+//!   target and read as a target's pins.
+//!
+//! Beside the formats, what `pystore lock` needs that is not about a recipe: [`source`], the
+//! index and local wheelhouses as the resolver's package source (with the sizes and hashes it
+//! learns), and [`import`], matching a hashed requirements file's lines to wheels. Resolution
+//! itself is [`crate::python::resolve`]; choosing what to lock for a recipe (its targets, its
+//! interpreter, where the lock file lies) is the recipe layer's `lock` module, which calls in
+//! here. A new lock format is one more file here, reading into and writing from [`Lock`].
+//!
+//! Each target may also pin its interpreter archive (version, URL, size, sha256), chosen from
+//! the catalogue at lock time, so realise never consults the catalogue. `inputs` is a hash of
+//! what the lock was resolved from (the parsed requirements, the Python version and the
+//! targets), so realise can refuse a lock that no longer matches the recipe.
+
+pub mod hashed;
+pub mod import;
+pub mod pylock;
+pub mod pystore;
+pub mod source;
+
+pub use pystore::LockError;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::hash::{canonical_json, to_hex};
+use crate::python::requirements::{Origin, RequirementLine, RequirementsFile};
+use crate::python::resolve::ResolvedPackage;
+
+/// The format version written and read.
+pub const LOCK_VERSION: u32 = 1;
+
+/// blake3 derive-key context of the inputs hash.
+const INPUTS_CONTEXT: &str = "pystore 2026-11 lock inputs v1";
+
+/// A whole lock file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Lock {
+    /// Format version.
+    pub version: u32,
+    /// The CPython version every target was resolved for.
+    pub python: String,
+    /// Hash of the inputs (see [`inputs_hash`]).
+    pub inputs: String,
+    /// One table per target, sorted by name.
+    #[serde(default)]
+    pub targets: Vec<LockedTarget>,
+}
+
+/// The pins of one target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedTarget {
+    /// Target name, as in the recipe.
+    pub name: String,
+    /// Platform triple.
+    pub platform: String,
+    /// glibc floor, for Linux targets that set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glibc: Option<String>,
+    /// The interpreter archive chosen for the target, when it comes from the catalogue (a
+    /// target whose recipe names its own interpreter, and locks written before pins existed,
+    /// have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<LockedInterpreter>,
+    /// Packages, sorted by normalised name.
+    #[serde(default)]
+    pub packages: Vec<LockedPackage>,
+}
+
+/// A pinned interpreter archive: realise fetches exactly these bytes, whatever the catalogue
+/// says later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedInterpreter {
+    /// The CPython release, `3.13.9`.
+    pub version: String,
+    /// Where the archive was found (any mirror serving the same sha256 does as well).
+    pub url: String,
+    /// The archive's size in bytes, when the catalogue knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The archive's sha256, hex.
+    pub sha256: String,
+}
+
+/// One pinned wheel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedPackage {
+    /// Normalised project name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// The wheel's file name.
+    pub wheel: String,
+    /// The wheel's size in bytes.
+    pub size: u64,
+    /// The wheel's sha256, hex.
+    pub sha256: String,
+    /// What pulled it in: requirement lines (`requirements.txt:3`) or package names, sorted.
+    #[serde(default)]
+    pub required_by: Vec<String>,
+}
+
+/// A target as the inputs hash sees it.
+#[derive(Clone, Debug)]
+pub struct TargetInput<'a> {
+    /// Target name.
+    pub name: &'a str,
+    /// Platform triple.
+    pub platform: &'a str,
+    /// glibc floor.
+    pub glibc: Option<&'a str>,
+}
+
+/// Hash of what a lock is resolved from: the requirements and constraints as parsed (so
+/// comments and formatting do not matter), `--pre`, the Python version and the targets.
+pub fn inputs_hash(
+    requirements: &RequirementsFile,
+    python: &str,
+    targets: &[TargetInput<'_>],
+) -> String {
+    let lines = |list: &[RequirementLine]| -> Vec<String> {
+        let mut out: Vec<String> = list.iter().map(|r| r.requirement.to_string()).collect();
+        out.sort();
+        out
+    };
+    let mut targets: Vec<_> = targets
+        .iter()
+        .map(|t| json!({"name": t.name, "platform": t.platform, "glibc": t.glibc}))
+        .collect();
+    targets.sort_by_key(|t| t["name"].as_str().unwrap_or_default().to_owned());
+    let value = json!({
+        "requirements": lines(&requirements.requirements),
+        "constraints": lines(&requirements.constraints),
+        "pre": requirements.pre,
+        "python": python,
+        "targets": targets,
+    });
+    let canonical = canonical_json::to_vec(&value).expect("only strings and booleans");
+    format!(
+        "blake3:{}",
+        to_hex(blake3::derive_key(INPUTS_CONTEXT, &canonical).as_slice())
+    )
+}
+
+impl Lock {
+    /// The pins of target `name`.
+    pub fn target(&self, name: &str) -> Option<&LockedTarget> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// Packages by name for a target (for diffs and checks).
+    pub fn packages_of(&self, name: &str) -> BTreeMap<&str, &LockedPackage> {
+        self.target(name)
+            .map(|t| t.packages.iter().map(|p| (p.name.as_str(), p)).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl LockedPackage {
+    /// The pin of a resolved package: its wheel with `size` and `sha256`, and what required it
+    /// (requirement lines named relative to `recipe_dir`, then package names).
+    pub fn from_resolved(
+        package: ResolvedPackage,
+        size: u64,
+        sha256: String,
+        recipe_dir: &Path,
+    ) -> LockedPackage {
+        let mut required_by: Vec<String> = package
+            .requested_at
+            .iter()
+            .map(|origin| relative_origin(origin, recipe_dir))
+            .collect();
+        required_by.extend(package.required_by);
+        LockedPackage {
+            name: package.name,
+            version: package.version.to_string(),
+            wheel: package.file.filename,
+            size,
+            sha256,
+            required_by,
+        }
+    }
+}
+
+/// `requirements.txt:3`, relative to the recipe (a lock holds no absolute paths).
+fn relative_origin(origin: &Origin, recipe_dir: &Path) -> String {
+    let file = origin
+        .file
+        .strip_prefix(recipe_dir)
+        .ok()
+        .or_else(|| origin.file.file_name().map(Path::new))
+        .unwrap_or(&origin.file);
+    let file = file.to_string_lossy().replace('\\', "/");
+    format!("{file}:{}", origin.line)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A lock of two targets, one with an interpreter pin and a package.
+    pub(crate) fn sample() -> Lock {
+        Lock {
+            version: LOCK_VERSION,
+            python: "3.12.7".into(),
+            inputs: "blake3:00".into(),
+            targets: vec![
+                LockedTarget {
+                    name: "windows-x86_64".into(),
+                    platform: "x86_64-pc-windows-msvc".into(),
+                    glibc: None,
+                    interpreter: Some(LockedInterpreter {
+                        version: "3.12.7".into(),
+                        url: "https://HOST/cpython-3.12.7.tar.gz".into(),
+                        size: Some(1234),
+                        sha256: "cd".repeat(32),
+                    }),
+                    packages: vec![LockedPackage {
+                        name: "lxml".into(),
+                        version: "6.1.3".into(),
+                        wheel: "lxml-6.1.3-cp312-cp312-win_amd64.whl".into(),
+                        size: 3_900_000,
+                        sha256: "ab".repeat(32),
+                        required_by: vec!["requirements.txt:2".into()],
+                    }],
+                },
+                LockedTarget {
+                    name: "linux-x86_64".into(),
+                    platform: "x86_64-unknown-linux-gnu".into(),
+                    glibc: Some("2.28".into()),
+                    interpreter: None,
+                    packages: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn inputs_hash_ignores_formatting_but_not_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.txt");
+        let b = dir.path().join("b.txt");
+        std::fs::write(&a, "lxml>=5\nopenai # the API\n").unwrap();
+        std::fs::write(&b, "# reordered, reformatted\nopenai\nlxml >= 5\n").unwrap();
+        let targets = [TargetInput {
+            name: "t",
+            platform: "x86_64-unknown-linux-gnu",
+            glibc: None,
+        }];
+        let ha = inputs_hash(
+            &crate::python::requirements::read(&a).unwrap(),
+            "3.12.7",
+            &targets,
+        );
+        let hb = inputs_hash(
+            &crate::python::requirements::read(&b).unwrap(),
+            "3.12.7",
+            &targets,
+        );
+        assert_eq!(ha, hb);
+        std::fs::write(&b, "openai\nlxml >= 6\n").unwrap();
+        let hc = inputs_hash(
+            &crate::python::requirements::read(&b).unwrap(),
+            "3.12.7",
+            &targets,
+        );
+        assert_ne!(ha, hc);
+        let hd = inputs_hash(
+            &crate::python::requirements::read(&a).unwrap(),
+            "3.13.0",
+            &targets,
+        );
+        assert_ne!(ha, hd);
+    }
+}

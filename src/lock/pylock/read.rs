@@ -1,0 +1,358 @@
+//! Reading `pylock.toml`: a file pystore wrote gives back its [`Lock`] exactly; a file another
+//! tool wrote gives, per target, the packages that apply with the best wheel of each.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::str::FromStr;
+
+use pep440_rs::{Version, VersionSpecifiers};
+
+use super::{PylockError, PylockFile, PylockTarget, PylockWheel, ToolLock, ToolPackage, TOOL};
+use crate::lock::{Lock, LockedPackage, LockedTarget, LOCK_VERSION};
+use crate::python::filename::{TagPriorities, WheelFilename};
+use crate::python::markers::evaluate_marker;
+use crate::python::normalize_name;
+use crate::python::target::Target;
+
+#[derive(Clone, Debug)]
+pub struct ReadPylock {
+    /// The lock, for the targets asked for.
+    pub lock: Lock,
+    /// Whether pystore wrote the file (its `[tool.pystore]` table was used), so the lock's
+    /// inputs hash is the one recorded there; otherwise `inputs` is empty and the caller must
+    /// check the pins against the requirements itself.
+    pub written_by_pystore: bool,
+}
+
+/// Reads a `pylock.toml` for `targets` and CPython `python`.
+pub fn read_pylock(
+    path: &Path,
+    python: &str,
+    targets: &[PylockTarget],
+) -> Result<ReadPylock, PylockError> {
+    let text = crate::hash::files::read_text_input(path, "pylock file")?;
+    parse_pylock(path, &text, python, targets)
+}
+
+/// Parses `pylock.toml` text (`path` names it in errors) for `targets` and CPython `python`.
+pub fn parse_pylock(
+    path: &Path,
+    text: &str,
+    python: &str,
+    targets: &[PylockTarget],
+) -> Result<ReadPylock, PylockError> {
+    let parse_error = |message: String| PylockError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file: PylockFile =
+        toml::from_str(text).map_err(|e| parse_error(e.to_string().trim_end().to_owned()))?;
+    if file.lock_version.split('.').next() != Some("1") {
+        return Err(parse_error(format!(
+            "lock-version {:?} is not one pystore reads (1.x)",
+            file.lock_version
+        )));
+    }
+    let tool = match file.tool.get(TOOL) {
+        Some(value) => Some(
+            value
+                .clone()
+                .try_into::<ToolLock>()
+                .map_err(|e| parse_error(format!("[tool.{TOOL}]: {e}")))?,
+        ),
+        None => None,
+    };
+    if let Some(tool) = tool {
+        let lock = read_own(path, &file, tool, python, targets)?;
+        return Ok(ReadPylock {
+            lock,
+            written_by_pystore: true,
+        });
+    }
+    let mut locked = Vec::new();
+    for target in targets {
+        locked.push(select_for_target(path, &file, python, target)?);
+    }
+    Ok(ReadPylock {
+        lock: Lock {
+            version: LOCK_VERSION,
+            python: python.to_owned(),
+            inputs: String::new(),
+            targets: locked,
+        },
+        written_by_pystore: false,
+    })
+}
+
+/// A file pystore wrote: the pins exactly as `[packages.tool.pystore]` records them.
+fn read_own(
+    path: &Path,
+    file: &PylockFile,
+    tool: ToolLock,
+    python: &str,
+    wanted: &[PylockTarget],
+) -> Result<Lock, PylockError> {
+    let package_error = |package: &str, message: String| PylockError::Package {
+        path: path.to_path_buf(),
+        package: package.to_owned(),
+        message,
+    };
+    let mut targets: BTreeMap<String, LockedTarget> = tool
+        .targets
+        .iter()
+        .map(|t| {
+            let locked = LockedTarget {
+                name: t.name.clone(),
+                platform: t.platform.clone(),
+                glibc: t.glibc.clone(),
+                interpreter: None,
+                packages: Vec::new(),
+            };
+            (t.name.clone(), locked)
+        })
+        .collect();
+    for package in &file.packages {
+        let Some(value) = package.tool.get(TOOL) else {
+            return Err(package_error(
+                &package.name,
+                format!("has no [packages.tool.{TOOL}] table, though the file has [tool.{TOOL}]: it was edited by hand or by another tool; run `pystore lock` again"),
+            ));
+        };
+        let pins: ToolPackage = value
+            .clone()
+            .try_into()
+            .map_err(|e| package_error(&package.name, format!("[packages.tool.{TOOL}]: {e}")))?;
+        let version = package
+            .version
+            .clone()
+            .ok_or_else(|| package_error(&package.name, "has no version".to_owned()))?;
+        for pin in pins.targets {
+            let wheel = package
+                .wheels
+                .iter()
+                .find(|w| w.file_name().as_deref() == Some(pin.wheel.as_str()))
+                .ok_or_else(|| {
+                    package_error(
+                        &package.name,
+                        format!(
+                            "target {} pins {}, which the package's wheels do not list",
+                            pin.target, pin.wheel
+                        ),
+                    )
+                })?;
+            let (size, sha256) = wheel_facts(wheel, &pin.wheel)
+                .map_err(|message| package_error(&package.name, message))?;
+            let target = targets.get_mut(&pin.target).ok_or_else(|| {
+                package_error(
+                    &package.name,
+                    format!(
+                        "pinned for target {}, which [tool.{TOOL}] does not list",
+                        pin.target
+                    ),
+                )
+            })?;
+            target.packages.push(LockedPackage {
+                name: normalize_name(&package.name),
+                version: version.clone(),
+                wheel: pin.wheel,
+                size,
+                sha256,
+                required_by: pin.required_by,
+            });
+        }
+    }
+    // The lock's inputs hash vouches for all its targets: keep them all, but every target
+    // asked for must be there, as locked for the same platform.
+    for want in wanted {
+        let matches = targets
+            .get(&want.name)
+            .is_some_and(|t| t.platform == want.platform && t.glibc == want.glibc);
+        if !matches {
+            return Err(PylockError::Target {
+                path: path.to_path_buf(),
+                target: want.name.clone(),
+                message: "is not locked in this file (or for another platform); run `pystore lock` to lock it".to_owned(),
+            });
+        }
+    }
+    if tool.python != python {
+        return Err(PylockError::Parse {
+            path: path.to_path_buf(),
+            message: format!(
+                "locked for CPython {}, not {python}; run `pystore lock` again",
+                tool.python
+            ),
+        });
+    }
+    Ok(Lock {
+        version: tool.lock_version,
+        python: tool.python,
+        inputs: tool.inputs,
+        targets: targets.into_values().collect(),
+    })
+}
+
+/// The size and sha256 a pin needs, from a wheel entry.
+fn wheel_facts(wheel: &PylockWheel, file_name: &str) -> Result<(u64, String), String> {
+    let sha256 = wheel
+        .hashes
+        .get("sha256")
+        .filter(|h| hex::decode(h.as_str()).map(|b| b.len()) == Ok(32))
+        .ok_or_else(|| {
+            format!("{file_name} has no sha256 in its hashes (pystore pins every wheel by sha256)")
+        })?;
+    let size = wheel.size.ok_or_else(|| {
+        format!("{file_name} has no size (pystore pins every wheel by size and sha256)")
+    })?;
+    Ok((size, sha256.to_ascii_lowercase()))
+}
+
+/// A file another tool wrote: the packages that apply to `target`, each with its best wheel.
+fn select_for_target(
+    path: &Path,
+    file: &PylockFile,
+    python: &str,
+    want: &PylockTarget,
+) -> Result<LockedTarget, PylockError> {
+    let target_error = |message: String| PylockError::Target {
+        path: path.to_path_buf(),
+        target: want.name.clone(),
+        message,
+    };
+    let package_error = |package: &str, message: String| PylockError::Package {
+        path: path.to_path_buf(),
+        package: package.to_owned(),
+        message: format!("{message} (target {})", want.name),
+    };
+    let target = Target::new(&want.platform, want.glibc.as_deref(), python)
+        .map_err(|e| target_error(e.to_string()))?;
+    let version = Version::from_str(python).map_err(|e| target_error(e.to_string()))?;
+    let python_fits = |specifiers: &Option<String>, what: &str| -> Result<bool, PylockError> {
+        match specifiers {
+            None => Ok(true),
+            Some(text) => VersionSpecifiers::from_str(text)
+                .map(|s| s.contains(&version))
+                .map_err(|e| package_error(what, format!("requires-python {text:?}: {e}"))),
+        }
+    };
+    if !python_fits(&file.requires_python, "(the file)")? {
+        return Err(target_error(format!(
+            "the file's requires-python {:?} excludes CPython {python}",
+            file.requires_python.as_deref().unwrap_or_default()
+        )));
+    }
+    let priorities = TagPriorities::new(&target);
+    let mut chosen: BTreeMap<String, LockedPackage> = BTreeMap::new();
+    let mut dependencies: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for package in &file.packages {
+        let name = normalize_name(&package.name);
+        let applies = evaluate_marker(package.marker.as_deref().unwrap_or(""), &target, &[])
+            .map_err(|e| package_error(&name, e.to_string()))?;
+        if !applies || !python_fits(&package.requires_python, &name)? {
+            continue;
+        }
+        if package.wheels.is_empty() {
+            let kind = if package.sdist.is_some() {
+                "only a source distribution"
+            } else if package.vcs.is_some() {
+                "a VCS checkout"
+            } else if package.directory.is_some() {
+                "a local directory"
+            } else if package.archive.is_some() {
+                "an archive"
+            } else {
+                "no files"
+            };
+            return Err(package_error(
+                &name,
+                format!("has {kind}; pystore installs wheels only (building from source is not supported yet)"),
+            ));
+        }
+        let mut best: Option<(usize, String, &PylockWheel)> = None;
+        for wheel in &package.wheels {
+            let Some(file_name) = wheel.file_name() else {
+                return Err(package_error(
+                    &name,
+                    "a wheel has no name, url or path".to_owned(),
+                ));
+            };
+            let parsed = WheelFilename::parse(&file_name)
+                .map_err(|e| package_error(&name, e.to_string()))?;
+            if let Some(rank) = priorities.rank(&parsed) {
+                if best
+                    .as_ref()
+                    .map_or(true, |(r, f, _)| (rank, &file_name) < (*r, f))
+                {
+                    best = Some((rank, file_name, wheel));
+                }
+            }
+        }
+        let Some((_, file_name, wheel)) = best else {
+            return Err(package_error(
+                &name,
+                format!(
+                    "none of its wheels ({}) fits the target's tags",
+                    package
+                        .wheels
+                        .iter()
+                        .filter_map(PylockWheel::file_name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        let (size, sha256) =
+            wheel_facts(wheel, &file_name).map_err(|message| package_error(&name, message))?;
+        let version = match &package.version {
+            Some(version) => version.clone(),
+            None => WheelFilename::parse(&file_name)
+                .map(|w| w.version.to_string())
+                .map_err(|e| package_error(&name, e.to_string()))?,
+        };
+        if chosen.contains_key(&name) {
+            return Err(package_error(
+                &name,
+                "more than one entry applies to the target's environment".to_owned(),
+            ));
+        }
+        for dependency in &package.dependencies {
+            if let Some(dep) = dependency.get("name").and_then(toml::Value::as_str) {
+                dependencies
+                    .entry(normalize_name(dep))
+                    .or_default()
+                    .push(name.clone());
+            }
+        }
+        chosen.insert(
+            name.clone(),
+            LockedPackage {
+                name,
+                version,
+                wheel: file_name,
+                size,
+                sha256,
+                required_by: Vec::new(),
+            },
+        );
+    }
+    // What required a package: the chosen packages that list it among their dependencies.
+    let names: BTreeSet<String> = chosen.keys().cloned().collect();
+    for (name, dependents) in dependencies {
+        if let Some(package) = chosen.get_mut(&name) {
+            let mut required_by: Vec<String> = dependents
+                .into_iter()
+                .filter(|d| names.contains(d))
+                .collect();
+            required_by.sort();
+            required_by.dedup();
+            package.required_by = required_by;
+        }
+    }
+    Ok(LockedTarget {
+        name: want.name.clone(),
+        platform: want.platform.clone(),
+        glibc: want.glibc.clone(),
+        interpreter: None,
+        packages: chosen.into_values().collect(),
+    })
+}

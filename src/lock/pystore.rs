@@ -1,0 +1,170 @@
+//! `pystore.lock`: pystore's own lock format, the TOML shape of [`Lock`].
+//!
+//! Written in one stable order (targets by name, packages by normalised name), with no wheel
+//! URLs: any index, mirror or wheelhouse can serve the pinned bytes.
+
+use std::path::{Path, PathBuf};
+
+use super::{Lock, LOCK_VERSION};
+
+const HEADER: &str = "# Written by `pystore lock`; edit the requirements and run it again instead of editing this.\n";
+
+/// Why a lock cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The file cannot be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not a valid lock.
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    /// Not a regular file, or too large.
+    #[error(transparent)]
+    Input(#[from] crate::hash::files::InputError),
+}
+
+impl Lock {
+    /// Reads a lock file.
+    pub fn read(path: &Path) -> Result<Lock, LockError> {
+        let text = crate::hash::files::read_text_input(path, "lock")?;
+        Lock::parse(path, &text)
+    }
+
+    /// Parses lock text (`path` names the file in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Lock, LockError> {
+        let parse_error = |message: String| LockError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let lock: Lock =
+            toml::from_str(text).map_err(|e| parse_error(e.to_string().trim_end().to_owned()))?;
+        if lock.version != LOCK_VERSION {
+            return Err(parse_error(format!(
+                "lock format version {} is not {LOCK_VERSION}; run `pystore lock` to rewrite it",
+                lock.version
+            )));
+        }
+        for target in &lock.targets {
+            if let Some(interpreter) = &target.interpreter {
+                if hex::decode(&interpreter.sha256).map(|b| b.len()) != Ok(32) {
+                    return Err(parse_error(format!(
+                        "the interpreter of target {}: sha256 {:?} is not 64 hex digits",
+                        target.name, interpreter.sha256
+                    )));
+                }
+                if interpreter.version.split('.').count() != 3
+                    || crate::python::PythonVersion::parse(&interpreter.version).is_err()
+                {
+                    return Err(parse_error(format!(
+                        "the interpreter of target {}: {:?} is not a version like 3.13.9",
+                        target.name, interpreter.version
+                    )));
+                }
+            }
+            for package in &target.packages {
+                if hex::decode(&package.sha256).map(|b| b.len()) != Ok(32) {
+                    return Err(parse_error(format!(
+                        "{} in target {}: sha256 {:?} is not 64 hex digits",
+                        package.name, target.name, package.sha256
+                    )));
+                }
+            }
+        }
+        Ok(lock)
+    }
+
+    /// The canonical text: sorted, stable, ending in a newline.
+    pub fn to_toml(&self) -> String {
+        let mut sorted = self.clone();
+        sorted.targets.sort_by(|a, b| a.name.cmp(&b.name));
+        for target in &mut sorted.targets {
+            target
+                .packages
+                .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+            for package in &mut target.packages {
+                package.required_by.sort();
+                package.required_by.dedup();
+            }
+        }
+        // Serialising plain strings, numbers and tables cannot fail.
+        let body = toml::to_string(&sorted).expect("a lock serialises");
+        format!("{HEADER}{body}")
+    }
+
+    /// Writes the lock atomically (a temporary file renamed over the old one, so a symlink
+    /// there is replaced, never followed), mode 0666 less the umask.
+    pub fn write(&self, path: &Path) -> Result<(), LockError> {
+        crate::hash::files::write_user_file(path, self.to_toml().as_bytes()).map_err(|source| {
+            LockError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::sample;
+    use super::*;
+
+    #[test]
+    fn round_trips_in_a_stable_order() {
+        let text = sample().to_toml();
+        assert!(text.starts_with(HEADER));
+        assert!(
+            text.find("linux-x86_64").unwrap() < text.find("windows-x86_64").unwrap(),
+            "targets sorted"
+        );
+        assert_eq!(text.matches("http").count(), 1, "no wheel URLs: {text}");
+        assert!(
+            text.contains("[targets.interpreter]\nversion = \"3.12.7\"\nurl = \"https://HOST/cpython-3.12.7.tar.gz\"\nsize = 1234\n"),
+            "{text}"
+        );
+        let back = Lock::parse(Path::new("pystore.lock"), &text).unwrap();
+        assert_eq!(back, {
+            let mut sorted = sample();
+            sorted.targets.reverse();
+            sorted
+        });
+        assert_eq!(back.to_toml(), text);
+        // A lock written before interpreters were pinned still reads.
+        let old = text.replace(
+            &text[text.find("[targets.interpreter]").unwrap()
+                ..text.find("[[targets.packages]]").unwrap()],
+            "",
+        );
+        let old = Lock::parse(Path::new("pystore.lock"), &old).unwrap();
+        assert!(old.targets.iter().all(|t| t.interpreter.is_none()));
+        let bad = text.replace(&"cd".repeat(32), "cd");
+        let err = Lock::parse(Path::new("pystore.lock"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the interpreter of target windows-x86_64: sha256"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_locks_are_refused_with_the_file_name() {
+        let text = sample().to_toml().replace(&"ab".repeat(32), "xyz");
+        let err = Lock::parse(Path::new("/r/pystore.lock"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/r/pystore.lock: lxml in target windows-x86_64: sha256 \"xyz\""),
+            "{err}"
+        );
+        let err = Lock::parse(
+            Path::new("p.lock"),
+            "version = 9\npython = \"3\"\ninputs = \"x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("run `pystore lock`"), "{err}");
+    }
+}
