@@ -9,16 +9,13 @@
 //! failure repeats). A failing input is saved under `target/fuzz-failures/` and named in the
 //! failure; add it to the corpus once fixed.
 
-mod common;
-mod pyfixtures;
-
 use std::fs;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pyfixtures::{tar_dir, tar_file, tar_symlink, WheelBuilder, ZipMember};
+use crate::pyfixtures::{tar_dir, tar_file, tar_symlink, WheelBuilder, ZipMember};
 use pystore::python::unpack::{extract_tar, CheckedZip, Limits, TarCompression};
 use pystore::python::{install_wheel, InstallOptions, Scheme, Target};
 use reqwest::Url;

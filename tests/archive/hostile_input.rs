@@ -4,10 +4,6 @@
 //! error naming the file and why, or skipped for the next source with a warning, and nothing
 //! hangs (every run here is bounded by a watchdog).
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::http::{Response, Server};
-use common::*;
-use pyfixtures::WheelBuilder;
-use recipe_fixtures::{
+use crate::common::http::{Response, Server};
+use crate::common::*;
+use crate::pyfixtures::WheelBuilder;
+use crate::recipe_fixtures::{
     demo_wheels, index_server, recipe, recipe_for, windows_archive, workspace, Spec,
 };
 
@@ -585,7 +581,9 @@ fn fifos_as_interpreter_or_wheelhouse_files_do_not_hang() {
     let fifo = work.path().join("python.tar.gz");
     mkfifo(&fifo);
     let toml = fs::read_to_string(root.join("recipe.toml")).unwrap();
-    let archive = recipe_fixtures::interpreter_archive().display().to_string();
+    let archive = crate::recipe_fixtures::interpreter_archive()
+        .display()
+        .to_string();
     fs::write(
         root.join("recipe.toml"),
         toml.replace(&archive, &fifo.display().to_string()),

@@ -1,8 +1,6 @@
 //! Fixed-output downloads against loopback servers: hashes, retries, resume, sources, offline,
 //! parallelism, credentials.
 
-mod common;
-
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
@@ -10,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::http::{ranged, Response, Server};
-use common::*;
+use crate::common::http::{ranged, Response, Server};
+use crate::common::*;
 
 fn payload(seed: usize, len: usize) -> Vec<u8> {
     (0..len)

@@ -1,12 +1,10 @@
 //! The package index client against a loopback index serving both API forms.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 
-use common::http::{Response, Server};
-use common::*;
+use crate::common::http::{Response, Server};
+use crate::common::*;
 use pystore::fetch::credentials::Credentials;
 use pystore::fetch::http::{HttpClient, HttpConfig};
 use pystore::fetch::index::{CoreMetadata, IndexClient};

@@ -1,13 +1,10 @@
 //! Reading one member of a remote wheel by HTTP range requests, against loopback servers that
 //! serve ranges, ignore them, or answer the wrong ones.
 
-mod common;
-mod pyfixtures;
-
 use std::path::Path;
 
-use common::http::{ranged, Response, Server};
-use pyfixtures::{write_zip, ZipMember};
+use crate::common::http::{ranged, Response, Server};
+use crate::pyfixtures::{write_zip, ZipMember};
 use pystore::fetch::credentials::Credentials;
 use pystore::fetch::http::{HttpClient, HttpConfig};
 use pystore::fetch::ranged::RangedFile;

@@ -10,17 +10,13 @@
 //! fixture (stdlib only) does not — so here only the sums file and the lock's sha256 tie the
 //! bytes to "3.11.21".
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::github::{Asset, FakeGithub, State, OWNER, REPO};
-use common::*;
-use recipe_fixtures::{demo_wheels, index_server, interpreter_archive, workspace};
+use crate::common::github::{Asset, FakeGithub, State, OWNER, REPO};
+use crate::common::*;
+use crate::recipe_fixtures::{demo_wheels, index_server, interpreter_archive, workspace};
 
 const LINUX: &str = "x86_64-unknown-linux-gnu";
 const MAC: &str = "aarch64-apple-darwin";

@@ -1,14 +1,12 @@
 //! Wheel installation: the installed tree against pip's, and hostile wheels.
 
-mod pyfixtures;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pyfixtures::{demo_wheel, native_wheel, WheelBuilder, ZipMember};
+use crate::pyfixtures::{demo_wheel, native_wheel, WheelBuilder, ZipMember};
 use pystore::python::{install_wheel, InstallOptions, Scheme, Target};
 
 fn linux311() -> Target {
@@ -165,7 +163,7 @@ fn compare_with_pip(wheel: &WheelBuilder, extra_pip_args: &[&str], launchers: &[
             assert_eq!((hash, size), ("", ""));
         } else {
             let bytes = fs::read(&full).unwrap_or_else(|_| panic!("RECORD row {rel} exists"));
-            assert_eq!(hash, pyfixtures::record_hash(&bytes), "{rel}");
+            assert_eq!(hash, crate::pyfixtures::record_hash(&bytes), "{rel}");
             assert_eq!(size, bytes.len().to_string());
         }
         rows += 1;
@@ -430,7 +428,7 @@ fn record_missing_a_file_is_refused() {
         members.push(ZipMember::file(f.name(), &data));
     }
     members.push(ZipMember::file("demo_pkg/sneaky.py", b"import os\n"));
-    pyfixtures::write_zip(&path, &members);
+    crate::pyfixtures::write_zip(&path, &members);
     let out = tmp.path().join("out");
     let err = install_wheel(
         &path,

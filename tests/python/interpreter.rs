@@ -1,13 +1,11 @@
 //! Interpreter trees from python-build-standalone archives, Windows embeddable zips and
 //! installed prefixes; hostile archives.
 
-mod pyfixtures;
-
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use pyfixtures::*;
+use crate::pyfixtures::*;
 use pystore::python::interpreter::{rewrite_pth, METADATA_FILE};
 use pystore::python::unpack::Limits;
 use pystore::python::{capture_installed, unpack_embeddable, unpack_pbs, PbsFormat, Target};

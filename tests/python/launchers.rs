@@ -1,13 +1,11 @@
 //! Windows `.exe` launchers made on Linux: valid PE files that name the bundle's python
 //! relative to themselves, with a working appended `__main__.py`.
 
-mod pyfixtures;
-
 use std::fs;
 use std::process::Command;
 
+use crate::pyfixtures::demo_wheel;
 use goblin::pe::PE;
-use pyfixtures::demo_wheel;
 use pystore::python::launcher::ScriptKind;
 use pystore::python::launcher_windows::stub;
 use pystore::python::{install_wheel, InstallOptions, Scheme, Target};

@@ -2,17 +2,13 @@
 //! `evil 1.0` while the wheel holds `evil-2.0.dist-info`, or whose file hides a `Requires-Dist`,
 //! fails the build naming both.
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::http::{Response, Server};
-use common::*;
-use pyfixtures::WheelBuilder;
-use recipe_fixtures::{linux, recipe_for, workspace};
+use crate::common::http::{Response, Server};
+use crate::common::*;
+use crate::pyfixtures::WheelBuilder;
+use crate::recipe_fixtures::{linux, recipe_for, workspace};
 
 /// A wheel file under `name` and the PEP 658 metadata the index serves for it.
 struct Offer {

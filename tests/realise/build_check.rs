@@ -1,14 +1,12 @@
 //! The reproducibility check at library level: a graph with a deterministic builder and one
 //! that writes the time (a builder no production path has), realised and then rebuilt.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::TempStore;
+use crate::common::TempStore;
 use pystore::build::check::derived_closure;
 use pystore::build::{check, realise, CheckError, Graph};
 use pystore::fetch::credentials::Credentials;
@@ -107,7 +105,10 @@ fn a_deterministic_closure_checks_clean_and_leaves_nothing_behind() {
         2 + 2 * 3,
         "each rebuilt 3 times"
     );
-    assert_eq!(common::list(&dir.path().join("tmp")), Vec::<String>::new());
+    assert_eq!(
+        crate::common::list(&dir.path().join("tmp")),
+        Vec::<String>::new()
+    );
     assert_eq!(store.entries().unwrap().len(), 3, "nothing registered");
 }
 
@@ -169,7 +170,7 @@ fn a_builder_that_writes_the_time_fails_naming_that_file_and_keeps_the_rebuild()
     // Kept rebuilds survive the next open (crash recovery leaves them alone).
     drop(store);
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(common::list(&dir.path().join("tmp")).len(), 2);
+    assert_eq!(crate::common::list(&dir.path().join("tmp")).len(), 2);
     let verified = store.verify(None, &|_| {}).unwrap();
     assert!(verified.damaged.is_empty() && verified.unregistered.is_empty());
 }

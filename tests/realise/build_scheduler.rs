@@ -1,14 +1,12 @@
 //! The scheduler: dependency order, parallel builds, no work (and no request) when valid, errors.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::http::{Response, Server};
-use common::TempStore;
+use crate::common::http::{Response, Server};
+use crate::common::TempStore;
 use pystore::build::{plan, realise, Graph, Status};
 use pystore::fetch::credentials::Credentials;
 use pystore::fetch::{FetchConfig, Fetcher, FixedOutput};

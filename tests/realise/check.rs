@@ -1,17 +1,13 @@
 //! `pystore realise --check` / `--rounds N` end to end, from a local wheelhouse and an
 //! interpreter archive made from the machine's Debian python3.11 (no network at all).
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-
 use std::path::{Path, PathBuf};
 
 use sha2::Digest;
 
-use common::*;
-use pyfixtures::WheelBuilder;
-use recipe_fixtures::{recipe, workspace};
+use crate::common::*;
+use crate::pyfixtures::WheelBuilder;
+use crate::recipe_fixtures::{recipe, workspace};
 
 fn wheels(dir: &Path) -> Vec<PathBuf> {
     let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any").file(

@@ -1,17 +1,13 @@
 //! `pystore diff`: two recipes differing in one package diff to exactly that change, in text and
 //! JSON, whatever form each side is given in; a bundle diffed with itself is unchanged.
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
-use pyfixtures::WheelBuilder;
-use recipe_fixtures::{recipe, workspace};
+use crate::common::*;
+use crate::pyfixtures::WheelBuilder;
+use crate::recipe_fixtures::{recipe, workspace};
 
 /// Wheels: `greet_lib` at `version` (its module body mentions the version, so it differs), and
 /// an unchanging `app_core`.

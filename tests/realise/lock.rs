@@ -2,17 +2,14 @@
 //! projects with PEP 658 metadata files, some without, so their wheels are downloaded and read),
 //! recipes with Windows and Linux targets resolved on this Linux machine.
 
-mod common;
-mod pyfixtures;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use common::http::{ranged, Response, Server};
-use common::*;
-use pyfixtures::WheelBuilder;
+use crate::common::http::{ranged, Response, Server};
+use crate::common::*;
+use crate::pyfixtures::WheelBuilder;
 use pystore::python::lockfile::Lock;
 
 /// One file the test index offers.
@@ -608,7 +605,7 @@ fn pylock_export_is_valid_pep_751_and_imports_back_to_the_same_lock() {
 
     // Another implementation of PEP 751 reads it and installs exactly the locked wheels.
     // (Where that implementation cannot be had, this part says so and the rest still runs.)
-    if let Some(python) = common::pytools::python_or_skip("packaging (PEP 751)") {
+    if let Some(python) = crate::common::pytools::python_or_skip("packaging (PEP 751)") {
         let selected = packaging_selects(&python, &pylock);
         assert_eq!(selected, wheels_of(&lock));
         assert_eq!(selected["windows-x86_64"].len(), 4, "{selected:?}");
@@ -1238,7 +1235,7 @@ fn a_hashed_file_that_is_not_a_lock_of_the_target_is_refused_naming_the_line() {
 /// `tool`'s executable in the tests' provisioned Python environment (`common::pytools`), or
 /// `None` after saying on stderr why the calling test skips (never in CI).
 fn python_tool(tool: &str) -> Option<PathBuf> {
-    let python = common::pytools::python_or_skip(&format!("{tool} (the format it writes)"))?;
+    let python = crate::common::pytools::python_or_skip(&format!("{tool} (the format it writes)"))?;
     Some(python.with_file_name(tool))
 }
 

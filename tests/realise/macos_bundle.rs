@@ -6,16 +6,12 @@
 //! No real Mach-O can be compiled here, so the binaries are minimal Mach-O files made in code:
 //! a header and the load commands validation reads (`LC_LOAD_DYLIB`, `LC_RPATH`).
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
-use pyfixtures::{finish_tar_gz, tar_dir, tar_file, tar_gz, tar_symlink, WheelBuilder};
-use recipe_fixtures::{recipe_for, workspace, Spec};
+use crate::common::*;
+use crate::pyfixtures::{finish_tar_gz, tar_dir, tar_file, tar_gz, tar_symlink, WheelBuilder};
+use crate::recipe_fixtures::{recipe_for, workspace, Spec};
 
 const CPU_TYPE_X86_64: u32 = 0x0100_0007;
 const CPU_TYPE_ARM64: u32 = 0x0100_000c;

@@ -1,18 +1,14 @@
 //! What describes a bundle ZIP: signing keys, SLSA provenance (signed or not), the CycloneDX
 //! SBOM, and `pystore verify FILE.zip [--provenance FILE]`.
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::*;
+use crate::pyfixtures::WheelBuilder;
+use crate::recipe_fixtures::{interpreter_archive, recipe, workspace};
 use base64::Engine;
-use common::*;
-use pyfixtures::WheelBuilder;
-use recipe_fixtures::{interpreter_archive, recipe, workspace};
 use serde_json::Value;
 
 /// A recipe in a fresh workspace: (workspace, recipe dir, wheelhouse, wheel paths).
@@ -298,7 +294,7 @@ fn validate(python: &Path, bom: &[u8]) -> std::process::Output {
 
 #[test]
 fn the_sbom_validates_against_the_cyclonedx_1_5_schema() {
-    let Some(python) = common::pytools::python_or_skip("jsonschema") else {
+    let Some(python) = crate::common::pytools::python_or_skip("jsonschema") else {
         return;
     };
     let (_work, recipe, wheels, _) = demo();

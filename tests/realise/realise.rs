@@ -2,17 +2,13 @@
 //! python3.11, wheels built by the test and served by a loopback index, a lock written by the
 //! test; the ZIP must work unzipped anywhere, and realising again must do nothing.
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
-use pyfixtures::WheelBuilder;
-use recipe_fixtures::{
+use crate::common::*;
+use crate::pyfixtures::WheelBuilder;
+use crate::recipe_fixtures::{
     demo_wheels as wheels, index_server as index, recipe, recipe_for, windows_archive, workspace,
     Spec,
 };

@@ -4,19 +4,15 @@
 //! namespaces (the test seam) fails clearly, `auto` records the lower level, and the ZIP is the
 //! same entry and bytes at either level.
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::http::{Response, Server};
-use common::*;
-use pyfixtures::WheelBuilder;
-use recipe_fixtures::{recipe, workspace};
+use crate::common::http::{Response, Server};
+use crate::common::*;
+use crate::pyfixtures::WheelBuilder;
+use crate::recipe_fixtures::{recipe, workspace};
 
 const SEAM: &str = "PYSTORE_TEST_SANDBOX_UNAVAILABLE";
 
@@ -190,8 +186,8 @@ fn run_passes_stdio_through_and_returns_pythons_exit_code() {
 #[test]
 fn run_refuses_a_target_that_cannot_run_here() {
     let (work, wheel_dir) = workspace();
-    let archive = recipe_fixtures::windows_archive(work.path());
-    let spec = recipe_fixtures::Spec {
+    let archive = crate::recipe_fixtures::windows_archive(work.path());
+    let spec = crate::recipe_fixtures::Spec {
         python: "3.12.7",
         platform: "x86_64-pc-windows-msvc",
         archive: &archive,
@@ -199,7 +195,7 @@ fn run_refuses_a_target_that_cannot_run_here() {
     let wheels = vec![WheelBuilder::new("app_core", "0.3", "py3-none-any")
         .file("app_core/__init__.py", b"")
         .build(&wheel_dir)];
-    let recipe = recipe_fixtures::recipe_for(work.path(), &spec, &wheels, &[]);
+    let recipe = crate::recipe_fixtures::recipe_for(work.path(), &spec, &wheels, &[]);
     let store = TempStore::new();
     let err = run_fails(
         pystore_with(store.path(), &wheel_dir)

@@ -3,17 +3,13 @@
 //! bundle lacks, DLLs and shared libraries nobody provides fail, naming what is missing, who
 //! needs it and the target, and no ZIP is made.
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
-use pyfixtures::WheelBuilder;
-use recipe_fixtures::{recipe, recipe_for, windows_archive, workspace, Spec};
+use crate::common::*;
+use crate::pyfixtures::WheelBuilder;
+use crate::recipe_fixtures::{recipe, recipe_for, windows_archive, workspace, Spec};
 
 const SEAM: &str = "PYSTORE_TEST_SANDBOX_UNAVAILABLE";
 
@@ -206,7 +202,7 @@ fn expat_wheel(wheel_dir: &Path, tag: &str) -> Vec<PathBuf> {
     let native = WheelBuilder::new("native_ext", "2.0", tag);
     let mut native = native.file("native_ext/__init__.py", b"").executable(
         "native_ext/_speed.cpython-311-x86_64-linux-gnu.so",
-        &fs::read(pyfixtures::DEBIAN_PYTHON).unwrap(),
+        &fs::read(crate::pyfixtures::DEBIAN_PYTHON).unwrap(),
     );
     native.root_is_purelib = false;
     vec![native.build(wheel_dir)]
@@ -475,7 +471,7 @@ fn a_module_absent_from_a_windows_bundle_fails_naming_it() {
 
 /// A Windows embeddable distribution: the stdlib as `python312.zip` of `.pyc` files.
 fn embeddable_archive(dir: &Path) -> PathBuf {
-    use pyfixtures::{write_zip, ZipMember};
+    use crate::pyfixtures::{write_zip, ZipMember};
     let mut pyc = vec![0xcb, 0x0d, 0x0d, 0x0a];
     pyc.extend_from_slice(&[0; 12]);
     let stdlib = dir.join("python312.zip");

@@ -2,15 +2,10 @@
 //! publishes: the same bytes, bytes that differ (a publisher whose builds were not
 //! reproducible), and entries the remote does not have.
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-mod remote_fixtures;
-
 use std::path::Path;
 
-use common::*;
-use remote_fixtures::Setup;
+use crate::common::*;
+use crate::remote_fixtures::Setup;
 
 fn file_url(dir: &Path) -> String {
     format!("file://{}", dir.display())

@@ -2,16 +2,11 @@
 //! nothing uploaded twice, and tampered, untrusted or substituted descriptions refused with the
 //! store left unchanged.
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-mod remote_fixtures;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
-use remote_fixtures::{blobs, closure, copy_dir, Setup};
+use crate::common::*;
+use crate::remote_fixtures::{blobs, closure, copy_dir, Setup};
 
 fn file_url(dir: &Path) -> String {
     format!("file://{}", dir.display())

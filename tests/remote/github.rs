@@ -3,19 +3,14 @@
 //! leaves a starter asset, and a secondary rate limit; the push still ends complete, a second
 //! push uploads nothing, a pull gives the same entries and ZIP, and the token appears nowhere.
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-mod remote_fixtures;
-
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::github::{FakeGithub, Faults, State, OWNER, REPO};
-use common::http::{Response, Server};
-use common::*;
-use remote_fixtures::{closure, Setup};
+use crate::common::github::{FakeGithub, Faults, State, OWNER, REPO};
+use crate::common::http::{Response, Server};
+use crate::common::*;
+use crate::remote_fixtures::{closure, Setup};
 
 const TOKEN: &str = "ghp_fakeTOKEN0123456789secretvalue";
 const TAG: &str = "v1.0.0";

@@ -8,11 +8,6 @@
 //! Without the `docker-registry` binary the tests say so on stderr and pass (`.ci/oci.sh`
 //! installs it, so CI always runs them).
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-mod remote_fixtures;
-
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use remote_fixtures::{closure, Setup};
+use crate::common::*;
+use crate::remote_fixtures::{closure, Setup};
 use serde_json::Value;
 
 const REPO: &str = "acme/bundles";
@@ -639,8 +634,8 @@ fn forward(
     client: &reqwest::blocking::Client,
     registry: &str,
     public: &str,
-    request: &common::http::Request,
-) -> common::http::Response {
+    request: &crate::common::http::Request,
+) -> crate::common::http::Response {
     let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
     let mut outgoing = client.request(method, format!("{registry}{}", request.path));
     for name in ["content-type", "content-range", "accept"] {
@@ -649,7 +644,7 @@ fn forward(
         }
     }
     let response = outgoing.body(request.body.clone()).send().unwrap();
-    let mut answer = common::http::Response {
+    let mut answer = crate::common::http::Response {
         status: response.status().as_u16(),
         ..Default::default()
     };
@@ -671,7 +666,7 @@ fn forward(
 
 #[test]
 fn bearer_tokens_resumed_chunks_and_redirected_downloads_through_a_proxy() {
-    use common::http::{Response, Server};
+    use crate::common::http::{Response, Server};
     use std::sync::{Arc, Mutex, OnceLock};
     const USER: &str = "ci";
     const PASSWORD: &str = "pw-for-the-token-service";

@@ -1,17 +1,12 @@
 //! realise with PYSTORE_SUBSTITUTERS: entries are downloaded from a static HTTP cache instead of
 //! being built, giving the same ZIP as the local build; a refused substitute is built instead.
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-mod remote_fixtures;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::http::{Response, Server};
-use common::*;
-use remote_fixtures::{blobs, closure, copy_dir, Setup};
+use crate::common::http::{Response, Server};
+use crate::common::*;
+use crate::remote_fixtures::{blobs, closure, copy_dir, Setup};
 
 /// A static file server for `dir`, as any web server would serve a pushed directory.
 fn serve(dir: PathBuf) -> Server {
@@ -161,7 +156,8 @@ fn a_refused_substitute_is_built_instead_and_the_zip_is_the_same() {
     let c = TempStore::new();
     // Not --offline (which leaves out substituters other than file://); once substitution
     // fails, the wheels come from the index.
-    let index = recipe_fixtures::index_server(&remote_fixtures::blobs(&setup.wheels, ".whl"));
+    let index =
+        crate::recipe_fixtures::index_server(&crate::remote_fixtures::blobs(&setup.wheels, ".whl"));
     let out = run(pystore(c.path())
         .env("PYSTORE_INDEX_URL", index.url("/simple/"))
         .args(["--json", "realise"])

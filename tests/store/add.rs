@@ -1,13 +1,11 @@
 //! `pystore add`: identity across locations, umasks and stores; canonical form; hostile trees.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn add_with_umask(store: &Path, path: &Path, umask: &str) -> String {
     let script = format!("umask {umask} && exec \"$0\" --store \"$1\" add \"$2\"");

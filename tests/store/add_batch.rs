@@ -2,13 +2,11 @@
 //! the order given, as adding them one by one; an error stops at the bad path and leaves the
 //! paths before it registered and the rest not; concurrent adds of overlapping sets agree.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn files(dir: &Path, n: usize) -> Vec<PathBuf> {
     fs::create_dir_all(dir).unwrap();

@@ -1,13 +1,11 @@
 //! Eight processes adding the same tree at once: one build, one row, one path, no errors, and
 //! waiters woken as soon as the builder is done.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn eight_processes_adding_the_same_tree_build_it_once() {

@@ -1,12 +1,10 @@
 //! A process killed with SIGKILL at each point of registration leaves a store that opens cleanly,
 //! verifies, holds no partial entry, and lets a retry succeed.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use common::*;
+use crate::common::*;
 
 /// Starts `pystore add TREE` with a failpoint and waits until it reports reaching it.
 fn add_until_failpoint(

@@ -2,16 +2,12 @@
 //! interpreter file makes realise (`--out`), push and `--check` refuse, naming the entry and
 //! `pystore verify --repair`; after the repair, realise rebuilds the original bytes.
 
-mod common;
-mod pyfixtures;
-mod recipe_fixtures;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::*;
-use recipe_fixtures::{demo_wheels as wheels, index_server as index, recipe, workspace};
+use crate::common::*;
+use crate::recipe_fixtures::{demo_wheels as wheels, index_server as index, recipe, workspace};
 
 /// Replaces `file` (a read-only store file) with a copy that has one bit flipped, keeping its
 /// mode. A new file, not a write into the old one: the store hard-links identical files of
@@ -33,7 +29,7 @@ fn flip_byte(file: &Path) {
 struct Case {
     store: TempStore,
     recipe: PathBuf,
-    server: common::http::Server,
+    server: crate::common::http::Server,
     work: tempfile::TempDir,
 }
 

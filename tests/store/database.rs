@@ -2,14 +2,12 @@
 //! to delete every entry), a damaged one says how to recover; a read-only store can still be
 //! verified and listed.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn store_with_entries() -> (TempStore, Vec<PathBuf>) {
     let store = TempStore::new();

@@ -1,12 +1,10 @@
 //! gc keeps what roots reach (closures included), removes the rest; --dry-run removes nothing.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use pystore::store::{EntryInfo, EntryName, Fingerprint, Store};
 use serde_json::json;
 

@@ -1,12 +1,10 @@
 //! The golden vectors of store-layout.md §11, read from the document itself so that the spec and
 //! the code cannot drift apart.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use pystore::hash::{base32, canonical_json, to_hex, tree::Tree};
 use pystore::store::id::id_of_canonical;
 

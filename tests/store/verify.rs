@@ -1,12 +1,10 @@
 //! `pystore verify`: exit 0 on an intact store; exit 1 naming each damaged entry and file.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn store_with_two_entries() -> (TempStore, PathBuf, PathBuf) {
     let store = TempStore::new();
