@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The oci:// remote is tested against the real CNCF distribution server: Debian's
-# docker-registry package (tests/remote_oci.rs starts it on a loopback port with its own config
+# docker-registry package (tests/remote/oci.rs starts it on a loopback port with its own config
 # and storage) and htpasswd (apache2-utils) for its auth tests. The package's own service is not
 # used; its default config is never read.
 set -euo pipefail

@@ -7,11 +7,13 @@
 //!   token it accepts is `ACCEPTANCE_GITHUB_TOKEN`, which must be set.
 
 #[path = "../tests/pyfixtures/mod.rs"]
+#[allow(dead_code)]
 mod pyfixtures;
 
 #[path = "../tests/common/github.rs"]
 pub mod common_github;
 #[path = "../tests/common/http.rs"]
+#[allow(dead_code)]
 pub mod common_http;
 
 /// What tests/common/github.rs uses of tests/common (whose mod.rs needs the integration tests'

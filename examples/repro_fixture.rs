@@ -7,11 +7,14 @@
 //! helpers build the integration tests' fixtures (tests/pyfixtures, tests/recipe_fixtures).
 
 #[path = "../tests/pyfixtures/mod.rs"]
+#[allow(dead_code)]
 mod pyfixtures;
 #[path = "../tests/recipe_fixtures/mod.rs"]
+#[allow(dead_code)]
 mod recipe_fixtures;
 
 #[path = "../tests/common/http.rs"]
+#[allow(dead_code)]
 pub mod common_http;
 
 /// What tests/recipe_fixtures needs of tests/common (which only integration tests can build).

@@ -1,8 +1,8 @@
 //! The one deflate implementation bundle ZIPs are compressed with, at one level.
 //!
 //! Compressed bytes are part of a ZIP's identity, so the implementation (`miniz_oxide`, pinned
-//! to an exact version in Cargo.toml) and the level are fixed; `tests/archive_golden.rs` holds
-//! vectors that fail when either changes.
+//! to an exact version in Cargo.toml) and the level are fixed; `golden_vectors` in
+//! `tests/archive/zip.rs` holds vectors that fail when either changes.
 
 /// The implementation and version, as recorded in provenance.
 pub const IMPLEMENTATION: &str = "miniz_oxide 0.9.1";

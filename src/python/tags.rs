@@ -12,7 +12,7 @@
 //! - macOS: `macosx_<v>_<format>` from the floor down, with the `intel`/`fat64`/`fat3`/
 //!   `universal2`/`universal` formats packaging accepts for that version and architecture.
 //!
-//! `tests/python_tags.rs` checks these lists against golden files produced by packaging itself.
+//! `tests/python/tags.rs` checks these lists against golden files produced by packaging itself.
 
 use std::fmt;
 

@@ -4,7 +4,6 @@
 //! Retry-After), and pagination of long asset lists (Link headers). It reads headers strictly
 //! (a repeated field is one comma-separated list, tests/common/http.rs): an asset download that
 //! does not accept exactly `application/octet-stream` gets the asset's JSON description.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 

@@ -1,6 +1,5 @@
 //! A loopback HTTP/1.1 server for tests: one thread per connection, `Connection: close`, every
 //! request logged, responses from a handler closure.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

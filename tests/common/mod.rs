@@ -1,5 +1,4 @@
 //! Helpers shared by the integration tests: run the real binary against temporary stores.
-#![allow(dead_code)]
 
 pub mod github;
 pub mod http;

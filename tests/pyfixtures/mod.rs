@@ -1,5 +1,4 @@
 //! Fixtures for the python-layer tests: wheels and archives built in code.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

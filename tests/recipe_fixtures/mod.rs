@@ -1,6 +1,5 @@
 //! Recipes for the integration tests that realise bundles: an interpreter archive made from the
 //! machine's Debian python3.11, recipe directories, and locks pinning the wheels a test built.
-#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,5 @@
 //! Shared by the push/pull tests: a realisable demo recipe with its wheels in a wheelhouse,
 //! signing keys, and closure comparisons.
-#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@ Usage (packaging is pinned so the golden files are reproducible):
     PYTHONPATH=/tmp/packaging-26.3 python3 tests/data/python_tags/generate.py
 
 It writes `cases.tsv` (file, triple, python, floor) and one `<case>.txt` per case, one tag per
-line, best first. `tests/python_tags.rs` checks pystore's tags against them.
+line, best first. `tests/python/tags.rs` checks pystore's tags against them.
 """
 
 import os
