@@ -120,6 +120,14 @@ print("linux:", "psycopg2", psycopg2.__version__.split()[0], "(libpq", psycopg2.
       "lxml", lxml.etree.__version__, "anthropic", anthropic.__version__, "openai", openai.__version__,
       "from", sys.prefix)
 '
+# Issue 16: read-only (-B), the bundle loads every module from its checked-hash pycs and
+# compiles none (`-v` prints "code object from X.py" for a module compiled from source).
+linux_v=$(env -i "$out/run-linux/$linux_python" -I -B -v -c 'import psycopg2, lxml.etree, anthropic, openai' 2>&1)
+compiled=$(grep -c "^# code object from .*\.py$" <<<"$linux_v" || true)
+cached=$(grep -c " matches " <<<"$linux_v" || true)
+[ "$compiled" = 0 ] || fail "the Linux bundle compiled $compiled modules at import: pycs missing or stale"
+[ "$cached" -gt 1000 ] || fail "the Linux bundle loaded only $cached modules from pycs"
+echo "linux: $cached modules loaded from the bundle's pycs, none compiled"
 
 step "Windows: the ZIP, unzipped, under Wine"
 rm -rf "$out/run-windows" && mkdir -p "$out/run-windows"
@@ -133,6 +141,14 @@ unset DISPLAY
 winout=$(cd "$win" && wine python.exe -I -c "import sys, psycopg2, lxml.etree; print('windows:', 'psycopg2', psycopg2.__version__.split()[0], 'lxml', lxml.etree.__version__, 'from', sys.prefix, 'on', sys.platform)" 2>&1 | tr -d '\r')
 echo "$winout"
 echo "$winout" | grep -q '^windows: psycopg2 .* on win32$' || fail "python.exe under Wine did not import psycopg2 and lxml.etree"
+# The Windows bundle's pycs were compiled on Linux by the Linux target's CPython 3.11.2; the
+# Windows CPython 3.11.9 must accept them (same magic number) and compile nothing.
+win_v=$(cd "$win" && wine python.exe -I -B -v -c "import psycopg2, lxml.etree, idna" 2>&1 | tr -d '\r')
+compiled=$(grep -c "^# code object from .*\.py$" <<<"$win_v" || true)
+cached=$(grep -c " matches " <<<"$win_v" || true)
+[ "$compiled" = 0 ] || fail "the Windows bundle compiled $compiled modules at import under Wine"
+[ "$cached" -gt 5 ] || fail "the Windows bundle loaded only $cached modules from pycs under Wine"
+echo "windows: $cached modules loaded from pycs compiled on Linux, none compiled"
 # Rust-built extensions import bcryptprimitives.dll (ProcessPrng), which Windows 8 and later
 # have and Debian's Wine 8 lacks, so pydantic_core (used by anthropic and openai) cannot load
 # under this Wine: it is checked statically instead. pystore's validation already resolved
