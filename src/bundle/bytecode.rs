@@ -126,40 +126,51 @@ struct Report {
     failed: Vec<String>,
 }
 
+/// Calls `visit(dir, name, path)` for every regular file under `root` whose name is UTF-8
+/// (CPython would not import another by that name either); symlinks are not followed.
+fn for_each_file(
+    root: &Path,
+    visit: &mut dyn FnMut(&Path, &str, &Path) -> Result<(), BytecodeError>,
+) -> Result<(), BytecodeError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BytecodeError::Io { path, source }
+    };
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let path = entry.path();
+            let file_type = entry.file_type().map_err(io(&path))?;
+            if file_type.is_dir() {
+                stack.push(path);
+            } else if let (true, Ok(name)) = (file_type.is_file(), entry.file_name().into_string())
+            {
+                visit(&dir, &name, &path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The `.py` files under `dir` (relative to it, `/`-separated, sorted) that need a pyc: regular
 /// files only, and none whose pyc the tree ships already (the wheel's own stays).
 pub fn sources(dir: &Path, cache_tag: &str) -> Result<Vec<String>, BytecodeError> {
     let mut found = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), String::new())];
-    while let Some((path, rel)) = stack.pop() {
-        let io = |source| BytecodeError::Io {
-            path: path.clone(),
-            source,
+    for_each_file(dir, &mut |parent, name, path| {
+        let Some(stem) = name.strip_suffix(".py").filter(|_| !name.contains('\n')) else {
+            return Ok(());
         };
-        for entry in fs::read_dir(&path).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue; // not UTF-8: CPython would not import it by that name either
-            };
-            let file_type = entry.file_type().map_err(io)?;
-            let child = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
-            };
-            if file_type.is_dir() {
-                stack.push((entry.path(), child));
-            } else if file_type.is_file() && name.ends_with(".py") && !name.contains('\n') {
-                let stem = &name[..name.len() - 3];
-                let shipped = path
-                    .join("__pycache__")
-                    .join(format!("{stem}.{cache_tag}.pyc"));
-                if !shipped.exists() {
-                    found.push(child);
-                }
+        let shipped = parent
+            .join("__pycache__")
+            .join(format!("{stem}.{cache_tag}.pyc"));
+        if !shipped.exists() {
+            if let Some(rel) = path.strip_prefix(dir).ok().and_then(Path::to_str) {
+                found.push(rel.replace(std::path::MAIN_SEPARATOR, "/"));
             }
         }
-    }
+        Ok(())
+    })?;
     found.sort();
     Ok(found)
 }
@@ -315,82 +326,97 @@ impl Sources {
 /// archive's pycs record the build machine's mtimes, which no file of a store entry or of an
 /// unzipped bundle has, so as they are they would be stale everywhere. Returns how many.
 pub fn convert_timestamp_pycs(root: &Path) -> Result<usize, BytecodeError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| BytecodeError::Io { path, source }
-    };
     let mut converted = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
-            let entry = entry.map_err(io(&dir))?;
-            let path = entry.path();
-            let file_type = entry.file_type().map_err(io(&path))?;
-            if file_type.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let in_cache = dir.file_name().is_some_and(|n| n == "__pycache__");
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if !file_type.is_file() || !in_cache || !name.ends_with(".pyc") {
-                continue;
-            }
-            // `NAME.cpython-311.pyc` or `NAME.cpython-311.opt-1.pyc`: the source is `../NAME.py`.
-            let Some(stem) = name.split('.').next() else {
-                continue;
-            };
-            let Some(source_path) = dir.parent().map(|p| p.join(format!("{stem}.py"))) else {
-                continue;
-            };
-            let Ok(source) = fs::read(&source_path) else {
-                continue; // a pyc without its source stays as it is
-            };
-            let bytes = fs::read(&path).map_err(io(&path))?;
-            if let Some(checked) = pyc::timestamp_to_checked_hash(&bytes, &source) {
-                fs::write(&path, checked).map_err(io(&path))?;
-                converted += 1;
-            }
+    for_each_file(root, &mut |dir, name, path| {
+        let in_cache = dir.file_name().is_some_and(|n| n == "__pycache__");
+        if !in_cache || !name.ends_with(".pyc") {
+            return Ok(());
         }
-    }
+        // `NAME.cpython-311.pyc` or `NAME.cpython-311.opt-1.pyc`: the source is `../NAME.py`.
+        let stem = name.split('.').next().unwrap_or(name);
+        let Some(source_path) = dir.parent().map(|p| p.join(format!("{stem}.py"))) else {
+            return Ok(());
+        };
+        let Ok(source) = fs::read(&source_path) else {
+            return Ok(()); // a pyc without its source stays as it is
+        };
+        let io = |source| BytecodeError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bytes = fs::read(path).map_err(io)?;
+        if let Some(checked) = pyc::timestamp_to_checked_hash(&bytes, &source) {
+            fs::write(path, checked).map_err(io)?;
+            converted += 1;
+        }
+        Ok(())
+    })?;
     Ok(converted)
 }
 
 /// Rewrites every `.pyc` under `dir` into its canonical form; returns how many there are.
 fn normalize_tree(dir: &Path) -> Result<usize, BytecodeError> {
     let mut count = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| BytecodeError::Io { path, source }
+    for_each_file(dir, &mut |_, _, path| {
+        let io = |source| BytecodeError::Io {
+            path: path.to_path_buf(),
+            source,
         };
-        for entry in fs::read_dir(&path).map_err(io(&path))? {
-            let entry = entry.map_err(io(&path))?;
-            let child = entry.path();
-            let file_type = entry.file_type().map_err(io(&child))?;
-            if file_type.is_dir() {
-                stack.push(child);
-            } else if file_type.is_file() {
-                let bytes = fs::read(&child).map_err(io(&child))?;
-                let canonical = pyc::normalize(&bytes).map_err(|source| BytecodeError::Pyc {
-                    path: child.clone(),
-                    source,
-                })?;
-                if canonical != bytes {
-                    fs::write(&child, canonical).map_err(io(&child))?;
-                }
-                count += 1;
-            }
+        let bytes = fs::read(path).map_err(io)?;
+        let canonical = pyc::normalize(&bytes).map_err(|source| BytecodeError::Pyc {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if canonical != bytes {
+            fs::write(path, canonical).map_err(io)?;
         }
-    }
+        count += 1;
+        Ok(())
+    })?;
     Ok(count)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamp_pycs_beside_their_source_become_checked_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("pkg/__pycache__")).unwrap();
+        let source = b"X = 1\n";
+        fs::write(root.join("pkg/m.py"), source).unwrap();
+        // A timestamp pyc (flags 0, mtime, size) of CPython 3.11 (magic 3495) for m.py, one
+        // recording another size (stale: left alone), and one without a source.
+        let magic = [0xa7, 0x0d, 0x0d, 0x0a];
+        let timestamp_pyc = |size: u32| {
+            let mut pyc = magic.to_vec();
+            pyc.extend_from_slice(&0u32.to_le_bytes());
+            pyc.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+            pyc.extend_from_slice(&size.to_le_bytes());
+            pyc.extend_from_slice(b"body");
+            pyc
+        };
+        let cache = root.join("pkg/__pycache__");
+        fs::write(cache.join("m.cpython-311.pyc"), timestamp_pyc(6)).unwrap();
+        fs::write(cache.join("m.cpython-311.opt-1.pyc"), timestamp_pyc(7)).unwrap();
+        fs::write(cache.join("gone.cpython-311.pyc"), timestamp_pyc(6)).unwrap();
+        assert_eq!(convert_timestamp_pycs(root).unwrap(), 1);
+        let converted = fs::read(cache.join("m.cpython-311.pyc")).unwrap();
+        assert_eq!(&converted[..4], &magic);
+        assert_eq!(&converted[4..8], &3u32.to_le_bytes());
+        assert_eq!(&converted[8..16], &pyc::source_hash(magic, source));
+        assert_eq!(&converted[16..], b"body");
+        assert_eq!(
+            fs::read(cache.join("m.cpython-311.opt-1.pyc")).unwrap(),
+            timestamp_pyc(7)
+        );
+        assert_eq!(
+            fs::read(cache.join("gone.cpython-311.pyc")).unwrap(),
+            timestamp_pyc(6)
+        );
+    }
 
     #[test]
     fn sources_are_sorted_regular_py_files_without_a_shipped_pyc() {
