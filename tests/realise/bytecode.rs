@@ -290,3 +290,95 @@ fn a_target_that_no_interpreter_here_can_compile_for_gets_no_pycs_and_says_so() 
         serde_json::json!({"missing": "no interpreter of CPython 3.12.7 that runs on the building machine"})
     );
 }
+
+#[test]
+fn timings_report_each_entry_and_step_as_json_and_html() {
+    let (work, wheel_dir) = workspace();
+    let wheels = demo_wheels(&wheel_dir);
+    let recipe = recipe(work.path(), &wheels, &["app_core"]);
+    let store = TempStore::new();
+    let report = work.path().join("reports/cold");
+    let out = run(pystore(store.path())
+        .arg("--find-links")
+        .arg(&wheel_dir)
+        .arg("realise")
+        .arg(&recipe)
+        .arg(format!("--timings={}", report.display())));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "timings: {}",
+            report.with_extension("html").display()
+        )),
+        "{stderr}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&fs::read(report.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(json["recipe"], "demo");
+    let entries = json["entries"].as_array().unwrap();
+    let step_of = |name: &str| {
+        entries
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {entries:?}"))
+    };
+    let compile = step_of("app-core-0.3-py311-x86_64-unknown-linux-gnu-pyc");
+    assert_eq!(compile["step"], "compile");
+    assert_eq!(compile["how"], "built");
+    assert!(compile["end"].as_f64().unwrap() >= compile["start"].as_f64().unwrap());
+    assert_eq!(step_of("demo-1.0.0-t.zip")["step"], "zip");
+    assert_eq!(step_of("app_core-0.3-py3-none-any.whl")["how"], "fetched");
+    for step in [
+        "fetch", "unpack", "install", "compile", "bundle", "validate", "zip",
+    ] {
+        assert!(
+            json["steps"][step]["done"].as_u64().unwrap() >= 1,
+            "{step}: {json}"
+        );
+    }
+    let html = fs::read_to_string(report.with_extension("html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(
+        html.contains("app-core-0.3-py311-x86_64-unknown-linux-gnu-pyc"),
+        "{html}"
+    );
+
+    // Again, into the store's tmp/: everything was valid already.
+    let out = run(pystore(store.path())
+        .arg("--find-links")
+        .arg(&wheel_dir)
+        .args(["realise", "--timings"])
+        .arg(&recipe));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written: Vec<PathBuf> = fs::read_dir(store.path().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("timings-")
+        })
+        .collect();
+    let json_path = written
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a JSON report in <store>/tmp");
+    assert!(written
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "html")));
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(json_path).unwrap()).unwrap();
+    let entries = json["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    assert!(entries.iter().all(|e| e["how"] == "valid"), "{json}");
+}
