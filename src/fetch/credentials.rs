@@ -67,61 +67,36 @@ impl Credentials {
         strip(url)
     }
 
-    /// Reads a netrc file (`machine`, `login`, `password`, `default`; `macdef` skipped).
+    /// Reads a netrc file (`machine`, `login`, `password`, `account`, `default`, `macdef`,
+    /// quoting and comments, as Python's netrc module reads them, so pystore finds the logins
+    /// pip finds). A file that cannot be read is ignored; one that cannot be parsed is ignored
+    /// with a warning, which never quotes the parser's message (it may hold part of a password).
     pub fn load_netrc(&mut self, path: &Path) {
         let Ok(text) = std::fs::read_to_string(path) else {
             return;
         };
-        let mut tokens = text.split_whitespace().peekable();
-        let mut current: Option<Option<String>> = None; // Some(None) = default
-        let mut login = String::new();
-        let mut password = String::new();
-        let finish = |machine: Option<Option<String>>,
-                      login: &mut String,
-                      password: &mut String,
-                      this: &mut Self| {
-            if let Some(machine) = machine {
-                let entry = Login {
-                    user: std::mem::take(login),
-                    password: std::mem::take(password),
-                };
-                match machine {
-                    Some(host) => {
-                        this.netrc.entry(host).or_insert(entry);
-                    }
-                    None => this.netrc_default = Some(entry),
-                }
+        let parsed = match text.parse::<netrc::Netrc>() {
+            Ok(parsed) => parsed,
+            Err(_) => {
+                tracing::warn!(
+                    "ignoring netrc file {}: it is not in netrc syntax",
+                    path.display()
+                );
+                return;
             }
         };
-        while let Some(token) = tokens.next() {
-            match token {
-                "machine" => {
-                    finish(current.take(), &mut login, &mut password, self);
-                    current = tokens.next().map(|host| Some(host.to_owned()));
-                }
-                "default" => {
-                    finish(current.take(), &mut login, &mut password, self);
-                    current = Some(None);
-                }
-                "login" => login = tokens.next().unwrap_or_default().to_owned(),
-                "password" => password = tokens.next().unwrap_or_default().to_owned(),
-                "account" => {
-                    tokens.next();
-                }
-                "macdef" => {
-                    // A macro runs to the next blank line, which split_whitespace cannot see;
-                    // skip to the next keyword instead.
-                    while let Some(next) = tokens.peek() {
-                        if ["machine", "default"].contains(next) {
-                            break;
-                        }
-                        tokens.next();
-                    }
-                }
-                _ => {}
+        for (machine, auth) in parsed.hosts {
+            let entry = Login {
+                user: auth.login,
+                password: auth.password,
+            };
+            // The parser files the `default` entry under the name "default".
+            if machine == "default" {
+                self.netrc_default = Some(entry);
+            } else {
+                self.netrc.insert(machine, entry);
             }
         }
-        finish(current.take(), &mut login, &mut password, self);
     }
 
     /// The login to use for a request to `url` (which must already be stripped).
@@ -144,24 +119,12 @@ impl Credentials {
     }
 }
 
-/// Decodes `%XX` escapes (as in URL userinfo and path segments); invalid escapes stay as they are.
+/// Decodes `%XX` escapes (as in URL userinfo and path segments); invalid escapes stay as they
+/// are, and bytes that are not UTF-8 become U+FFFD.
 pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -209,5 +172,19 @@ mod tests {
             .login_for(&Url::parse("https://127.0.0.1/x").unwrap())
             .unwrap();
         assert_eq!(other.user, "anon");
+    }
+
+    #[test]
+    fn an_unparsable_netrc_gives_no_logins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("netrc");
+        // An unquoted password with a space: the second word is no netrc keyword.
+        std::fs::write(&path, "machine localhost login bob password hun ter2\n").unwrap();
+        let mut creds = Credentials::default();
+        creds.load_netrc(&path);
+        assert!(creds
+            .login_for(&Url::parse("https://localhost/x").unwrap())
+            .is_none());
+        assert_eq!(creds.secrets().count(), 0);
     }
 }

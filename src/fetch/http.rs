@@ -13,12 +13,10 @@ use reqwest::{StatusCode, Url};
 use sha2::Digest;
 
 use super::credentials::{redact, Credentials};
+pub use super::retry::backoff_delay;
+use super::retry::{Attempt, RetryPolicy, Stop, Wait};
 use super::FetchError;
 
-/// Longest we honour a server's `Retry-After`; longer requests are cut to this.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-/// Longest exponential backoff step.
-const MAX_BACKOFF: Duration = Duration::from_secs(20);
 /// Largest small document (an index page, a metadata file, a range answer) read into memory.
 pub const MAX_DOCUMENT: u64 = 64 << 20;
 const DOCUMENT: &str = "an index page or metadata file";
@@ -96,11 +94,6 @@ impl Pace {
             });
         }
         Ok(())
-    }
-
-    /// Whether the deadline leaves room for waiting `delay` before another attempt.
-    fn allows_wait(&self, delay: Duration) -> bool {
-        self.started.elapsed() + delay <= self.deadline
     }
 
     /// Counts `n` bytes received; `Err` past the deadline, `Ok(Some(reason))` when the last
@@ -204,14 +197,6 @@ pub struct HttpClient {
     credentials: Credentials,
 }
 
-enum Attempt<T> {
-    Done(T),
-    Retry {
-        reason: String,
-        after: Option<Duration>,
-    },
-}
-
 impl HttpClient {
     /// Creates a client.
     pub fn new(config: HttpConfig, credentials: Credentials) -> Result<HttpClient, FetchError> {
@@ -241,43 +226,32 @@ impl HttpClient {
         }
     }
 
-    fn backoff(&self, attempt: u32, after: Option<Duration>) -> Duration {
-        backoff_delay(&self.config, attempt, after)
-    }
-
-    /// Runs `once` until it succeeds, fails for good, or retries or the deadline run out.
+    /// Runs `once` until it succeeds, fails for good, or retries or the deadline run out, by
+    /// the [`RetryPolicy`] of the configuration.
     fn with_retries<T>(
         &self,
         url: &Url,
         mut once: impl FnMut(&mut Pace) -> Result<Attempt<T>, FetchError>,
     ) -> Result<T, FetchError> {
         let mut pace = Pace::new(&self.config);
-        let mut attempt = 0;
-        loop {
-            pace.check_deadline(url)?;
-            match once(&mut pace)? {
-                Attempt::Done(value) => return Ok(value),
-                Attempt::Retry { reason, after } => {
-                    if attempt >= self.config.retries {
-                        return Err(FetchError::GaveUp {
-                            url: redact(url),
-                            attempts: attempt + 1,
-                            last: self.scrub(&reason),
-                        });
-                    }
-                    let delay = self.backoff(attempt, after);
-                    if !pace.allows_wait(delay) {
-                        return Err(FetchError::Deadline {
-                            url: redact(url),
-                            seconds: self.config.deadline.as_secs(),
-                        });
-                    }
-                    tracing::debug!("{}: {reason}; retrying in {delay:?}", redact(url));
-                    std::thread::sleep(delay);
-                    attempt += 1;
-                }
-            }
-        }
+        RetryPolicy::from_http(&self.config).run(
+            |_| once(&mut pace),
+            |reason, _, delay| {
+                tracing::debug!("{}: {reason}; retrying in {delay:?}", redact(url));
+                Ok(())
+            },
+            |stop| match stop {
+                Stop::GaveUp { attempts, last } => FetchError::GaveUp {
+                    url: redact(url),
+                    attempts,
+                    last: self.scrub(&last),
+                },
+                Stop::Deadline(deadline) => FetchError::Deadline {
+                    url: redact(url),
+                    seconds: deadline.as_secs(),
+                },
+            },
+        )
     }
 
     /// Removes any known password from `text` (error texts of lower layers may quote requests).
@@ -295,7 +269,7 @@ impl HttpClient {
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Ok(Attempt::Retry {
                 reason: format!("HTTP {status}"),
-                after: retry_after(response.headers()),
+                wait: Wait::after(retry_after(response.headers())),
             });
         }
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -319,7 +293,7 @@ impl HttpClient {
             {
                 Ok(Attempt::Retry {
                     reason: error_chain(&err),
-                    after: None,
+                    wait: Wait::Backoff,
                 })
             }
             Err(err) => Err(FetchError::Transport {
@@ -334,7 +308,7 @@ impl HttpClient {
         self.with_retries(url, |pace| {
             let mut response = match self.send(url, self.request(url).header(ACCEPT, accept))? {
                 Attempt::Done(response) => response,
-                Attempt::Retry { reason, after } => return Ok(Attempt::Retry { reason, after }),
+                Attempt::Retry { reason, wait } => return Ok(Attempt::Retry { reason, wait }),
             };
             let final_url = super::credentials::strip(response.url());
             let content_type = media_type(response.headers());
@@ -346,7 +320,7 @@ impl HttpClient {
                 })),
                 Err(reason) => Ok(Attempt::Retry {
                     reason,
-                    after: None,
+                    wait: Wait::Backoff,
                 }),
             }
         })
@@ -360,7 +334,7 @@ impl HttpClient {
             let request = self.request(url).header(RANGE, range);
             let mut response = match self.send(url, request)? {
                 Attempt::Done(response) => response,
-                Attempt::Retry { reason, after } => return Ok(Attempt::Retry { reason, after }),
+                Attempt::Retry { reason, wait } => return Ok(Attempt::Retry { reason, wait }),
             };
             if response.status() != StatusCode::PARTIAL_CONTENT {
                 return Ok(Attempt::Done(None));
@@ -375,7 +349,7 @@ impl HttpClient {
                 Ok(body) => Ok(Attempt::Done(Some(Ranged { start, total, body }))),
                 Err(reason) => Ok(Attempt::Retry {
                     reason,
-                    after: None,
+                    wait: Wait::Backoff,
                 }),
             }
         })
@@ -407,7 +381,7 @@ impl HttpClient {
             }
             let mut response = match self.send(url, request)? {
                 Attempt::Done(response) => response,
-                Attempt::Retry { reason, after } => return Ok(Attempt::Retry { reason, after }),
+                Attempt::Retry { reason, wait } => return Ok(Attempt::Retry { reason, wait }),
             };
             let resumed = received > 0
                 && response.status() == StatusCode::PARTIAL_CONTENT
@@ -449,13 +423,13 @@ impl HttpClient {
                             return Err(FetchError::TooLarge { url: redact(url), what: UNSIZED, cap, size: None });
                         }
                         if let Some(reason) = pace.received(url, n)? {
-                            return Ok(Attempt::Retry { reason, after: None });
+                            return Ok(Attempt::Retry { reason, wait: Wait::Backoff });
                         }
                     }
                     Err(err) => {
                         let can_resume = response.headers().get(ACCEPT_RANGES).is_some_and(|v| v == "bytes");
                         tracing::debug!("{}: transfer interrupted after {received} bytes (resumable: {can_resume})", redact(url));
-                        return Ok(Attempt::Retry { reason: format!("transfer interrupted: {err}"), after: None });
+                        return Ok(Attempt::Retry { reason: format!("transfer interrupted: {err}"), wait: Wait::Backoff });
                     }
                 }
             }
@@ -463,7 +437,7 @@ impl HttpClient {
                 if this_response < remaining {
                     return Ok(Attempt::Retry {
                         reason: format!("body ended after {this_response} of {remaining} bytes"),
-                        after: None,
+                        wait: Wait::Backoff,
                     });
                 }
             }
@@ -475,21 +449,6 @@ impl HttpClient {
             sha256: hasher.finalize().into(),
         })
     }
-}
-
-/// How long to wait before retry `attempt` (0-based): the server's `Retry-After` when it gave
-/// one (capped at a minute), else exponential backoff from `config.backoff` with jitter. Every
-/// HTTP client of pystore waits by this one policy.
-pub fn backoff_delay(config: &HttpConfig, attempt: u32, after: Option<Duration>) -> Duration {
-    if let Some(after) = after {
-        return after.min(MAX_RETRY_AFTER);
-    }
-    let step = config
-        .backoff
-        .saturating_mul(1 << attempt.min(16))
-        .min(MAX_BACKOFF);
-    // Full jitter between half and the whole step, so parallel clients spread out.
-    step.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
 /// `Content-Range: bytes START-END/TOTAL` as `(START, TOTAL)`; a length of `*` is refused.

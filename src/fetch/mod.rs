@@ -9,6 +9,7 @@ pub mod index;
 pub mod pip_default;
 pub mod pipconf;
 pub mod ranged;
+pub mod retry;
 
 pub use fixed::{FetchConfig, Fetched, Fetcher, FixedOutput};
 

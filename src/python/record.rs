@@ -99,21 +99,28 @@ pub fn sha256_field(bytes: &[u8]) -> String {
 
 /// Parses a RECORD (CSV with `"` quoting; blank lines ignored).
 pub fn parse_record(text: &str) -> Result<Vec<RecordEntry>, RecordError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        // Rows of the wrong length are reported below, with their line.
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let mut entries = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line_no = index + 1;
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.trim().is_empty() {
+    for row in reader.records() {
+        let row = row.map_err(|err| RecordError {
+            line: err.position().map_or(0, |p| p.line() as usize),
+            reason: err.to_string(),
+        })?;
+        let line_no = row.position().map_or(0, |p| p.line() as usize);
+        if row.len() == 1 && row[0].trim().is_empty() {
             continue;
         }
-        let fields = split_csv_line(line).map_err(|reason| RecordError {
-            line: line_no,
-            reason,
-        })?;
-        let [path, hash, size] = <[String; 3]>::try_from(fields).map_err(|f| RecordError {
-            line: line_no,
-            reason: format!("expected 3 fields (path,hash,size), found {}", f.len()),
-        })?;
+        if row.len() != 3 {
+            return Err(RecordError {
+                line: line_no,
+                reason: format!("expected 3 fields (path,hash,size), found {}", row.len()),
+            });
+        }
+        let (path, hash, size) = (&row[0], &row[1], &row[2]);
         if path.is_empty() {
             return Err(RecordError {
                 line: line_no,
@@ -128,69 +135,32 @@ pub fn parse_record(text: &str) -> Result<Vec<RecordEntry>, RecordError> {
                 reason: format!("invalid size {size:?}"),
             })?)
         };
-        entries.push(RecordEntry { path, hash, size });
+        entries.push(RecordEntry {
+            path: path.to_owned(),
+            hash: hash.to_owned(),
+            size,
+        });
     }
     Ok(entries)
 }
 
-fn split_csv_line(line: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut was_quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') if field.is_empty() && !was_quoted => {
-                quoted = true;
-                was_quoted = true;
-            }
-            (false, ',') => {
-                fields.push(std::mem::take(&mut field));
-                was_quoted = false;
-            }
-            (false, '"') => return Err("stray quote".into()),
-            (false, c) if was_quoted => return Err(format!("text {c:?} after a closing quote")),
-            (false, c) => field.push(c),
-        }
-    }
-    if quoted {
-        return Err("unterminated quote".into());
-    }
-    fields.push(field);
-    Ok(fields)
-}
-
-fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_owned()
-    }
-}
-
-/// Writes a RECORD: rows sorted by path, `\n` line ends (deterministic bytes).
+/// Writes a RECORD: rows sorted by path, `\n` line ends, fields quoted only where they hold a
+/// comma, a quote or a line end (deterministic bytes).
 pub fn write_record(entries: &[RecordEntry]) -> String {
     let mut sorted: Vec<&RecordEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut out = String::new();
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .quote_style(csv::QuoteStyle::Necessary)
+        .from_writer(Vec::new());
     for entry in sorted {
-        out.push_str(&csv_field(&entry.path));
-        out.push(',');
-        out.push_str(&csv_field(&entry.hash));
-        out.push(',');
-        if let Some(size) = entry.size {
-            out.push_str(&size.to_string());
-        }
-        out.push('\n');
+        let size = entry.size.map(|size| size.to_string()).unwrap_or_default();
+        // Writing to memory cannot fail.
+        let _ = writer.write_record([entry.path.as_str(), entry.hash.as_str(), size.as_str()]);
     }
-    out
+    let bytes = writer.into_inner().unwrap_or_default();
+    // Every field came from a String: the bytes are UTF-8.
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -209,6 +179,32 @@ mod tests {
         let written = write_record(&entries);
         assert_eq!(parse_record(&written).unwrap().len(), 3);
         assert!(written.starts_with("\"odd,name.py\""));
+    }
+
+    #[test]
+    fn written_bytes_are_stable() {
+        let entries = [
+            RecordEntry {
+                path: "b.py".into(),
+                hash: "sha256=x".into(),
+                size: Some(3),
+            },
+            RecordEntry {
+                path: "a \"q\"\nline.py".into(),
+                hash: String::new(),
+                size: None,
+            },
+            RecordEntry {
+                path: "c\rd.py".into(),
+                hash: "sha256=y".into(),
+                size: Some(0),
+            },
+        ];
+        assert_eq!(
+            write_record(&entries),
+            "\"a \"\"q\"\"\nline.py\",,\nb.py,sha256=x,3\n\"c\rd.py\",sha256=y,0\n"
+        );
+        assert_eq!(write_record(&[]), "");
     }
 
     #[test]

@@ -64,39 +64,11 @@ fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     fs::set_permissions(path, perms)
 }
 
-#[cfg(unix)]
+/// Sets the access and modification times of `path` itself (not a symlink's target) to
+/// [`CANONICAL_MTIME`].
 fn set_mtime(path: &Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
-    let time = libc::timespec {
-        tv_sec: CANONICAL_MTIME as libc::time_t,
-        tv_nsec: 0,
-    };
-    let times = [time, time];
-    // SAFETY: c_path is a valid NUL-terminated string and times points to two timespecs.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(unix))]
-fn set_mtime(path: &Path) -> io::Result<()> {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(CANONICAL_MTIME as u64);
-    match fs::File::options().write(true).open(path) {
-        Ok(file) => file.set_modified(time),
-        Err(_) => Ok(()),
-    }
+    let time = filetime::FileTime::from_unix_time(CANONICAL_MTIME, 0);
+    filetime::set_symlink_file_times(path, time, time)
 }
 
 /// Makes everything written so far on the store's file system durable. On Linux one `syncfs`

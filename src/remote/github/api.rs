@@ -1,6 +1,7 @@
 //! The GitHub REST API client under the releases remote: authenticated requests, retries on
-//! 5xx, rate limits (`Retry-After`, `x-ratelimit-reset`) and connection errors with exponential
-//! backoff and jitter, pagination through `Link` headers, and errors that never quote the token.
+//! 5xx and connection errors by the fetch layer's [`RetryPolicy`], rate limits waited out until
+//! GitHub says they reset (`Retry-After`, `x-ratelimit-reset`), pagination through `Link`
+//! headers, and errors that never quote the token.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,11 +13,10 @@ use serde_json::Value;
 
 use super::super::{copy_limited, RemoteError, Size};
 use crate::fetch::http::HttpConfig;
+use crate::fetch::retry::{Attempt, RetryPolicy, Stop, Wait};
 
 /// Longest wait we accept from a rate limit before giving up.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
-/// Longest exponential backoff step.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// One repository's API.
 pub(super) struct Api {
@@ -29,15 +29,8 @@ pub(super) struct Api {
     location: String,
     /// Never logged, printed or stored.
     pub(super) token: Option<String>,
-    http: HttpConfig,
-}
-
-enum Attempt {
-    Done(Response),
-    Retry {
-        reason: String,
-        after: Option<Duration>,
-    },
+    /// Retries of 5xx and connection errors (no overall deadline: an upload may take long).
+    retry: RetryPolicy,
 }
 
 impl Api {
@@ -71,7 +64,7 @@ impl Api {
             repo_path: format!("repos/{owner}/{repo}/"),
             location,
             token: token.filter(|t| !t.trim().is_empty()),
-            http: http.clone(),
+            retry: RetryPolicy::from_http(http).without_deadline(),
         })
     }
 
@@ -122,23 +115,14 @@ impl Api {
         request
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let step = self
-            .http
-            .backoff
-            .saturating_mul(1 << attempt.min(16))
-            .min(MAX_BACKOFF);
-        step.mul_f64(0.5 + fastrand::f64() * 0.5)
-    }
-
     /// Sends once and sorts the answer: done (any status a caller handles), or retry.
-    fn attempt(&self, request: RequestBuilder) -> Attempt {
+    fn attempt(&self, request: RequestBuilder) -> Attempt<Response> {
         let response = match request.send() {
             Ok(response) => response,
             Err(err) => {
                 return Attempt::Retry {
                     reason: error_chain(&err),
-                    after: None,
+                    wait: Wait::Backoff,
                 }
             }
         };
@@ -146,17 +130,18 @@ impl Api {
         if status.is_server_error() {
             return Attempt::Retry {
                 reason: format!("HTTP {status}"),
-                after: retry_after(response.headers()),
+                wait: Wait::after(retry_after(response.headers())),
             };
         }
         if status == StatusCode::TOO_MANY_REQUESTS
             || (status == StatusCode::FORBIDDEN && is_rate_limited(response.headers()))
         {
-            // Secondary limits without a hint: GitHub asks for at least a minute.
-            let after = retry_after(response.headers()).or(Some(Duration::from_secs(60)));
+            // Waited out in full (up to MAX_RATE_LIMIT_WAIT): retrying earlier only hits the
+            // limit again. Secondary limits without a hint: GitHub asks for at least a minute.
+            let after = retry_after(response.headers()).unwrap_or(Duration::from_secs(60));
             return Attempt::Retry {
                 reason: format!("rate limited (HTTP {status})"),
-                after,
+                wait: Wait::Exactly(after),
             };
         }
         Attempt::Done(response)
@@ -171,42 +156,44 @@ impl Api {
         build: &dyn Fn() -> Result<RequestBuilder, RemoteError>,
         on_retry: &dyn Fn() -> Result<(), RemoteError>,
     ) -> Result<Response, RemoteError> {
-        let mut attempt = 0;
-        loop {
-            match self.attempt(build()?) {
-                Attempt::Done(response) => return Ok(response),
-                Attempt::Retry { reason, after } => {
-                    if attempt >= self.http.retries {
+        self.retry.run(
+            |attempt| {
+                if attempt > 0 {
+                    on_retry()?;
+                }
+                Ok(self.attempt(build()?))
+            },
+            |reason, wait, delay| {
+                if let Wait::Exactly(after) = wait {
+                    if after > MAX_RATE_LIMIT_WAIT {
                         return Err(self.error(
                             &method,
                             url,
-                            format!("gave up after {} attempts; last: {reason}", attempt + 1),
+                            format!(
+                                "{reason}; the limit resets in {}s, try again then",
+                                after.as_secs()
+                            ),
                         ));
                     }
-                    let delay = match after {
-                        Some(after) if after > MAX_RATE_LIMIT_WAIT => {
-                            return Err(self.error(
-                                &method,
-                                url,
-                                format!(
-                                    "{reason}; the limit resets in {}s, try again then",
-                                    after.as_secs()
-                                ),
-                            ))
-                        }
-                        Some(after) => after,
-                        None => self.backoff(attempt),
-                    };
-                    tracing::info!(
-                        "{} {url}: {reason}; retrying in {delay:?}",
-                        method_name(&method)
-                    );
-                    std::thread::sleep(delay);
-                    on_retry()?;
-                    attempt += 1;
                 }
-            }
-        }
+                tracing::info!(
+                    "{} {url}: {reason}; retrying in {delay:?}",
+                    method_name(&method)
+                );
+                Ok(())
+            },
+            |stop| {
+                let message = match stop {
+                    Stop::GaveUp { attempts, last } => {
+                        format!("gave up after {attempts} attempts; last: {last}")
+                    }
+                    Stop::Deadline(deadline) => {
+                        format!("not finished within {} s", deadline.as_secs())
+                    }
+                };
+                self.error(&method, url, message)
+            },
+        )
     }
 
     /// A JSON request to the API; `Ok((status, body))` for statuses the caller handles.
