@@ -138,8 +138,11 @@ fn ctext(text: &str) -> CString {
 /// The flags of the mount holding `path` that a bind in a user namespace must keep.
 fn locked_flags(path: &Path) -> libc::c_ulong {
     let Ok(c) = cstr(path) else { return 0 };
+    // SAFETY: `statvfs` is a C struct of plain integers, for which all-zero bytes are a valid
+    // value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid C string and `st` a valid out-pointer.
+    // SAFETY: `c` is a NUL-terminated C string that outlives the call and `&mut st` points to a
+    // live, writable `statvfs` that the call fills in; nothing else is read or written.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return 0;
     }
@@ -321,7 +324,10 @@ fn check(step: i32, result: libc::c_int) -> std::io::Result<()> {
 
 /// Writes `contents` to the file at `path` (created or truncated). No allocation.
 fn write_file(step: i32, path: &CStr, contents: &[u8]) -> std::io::Result<()> {
-    // SAFETY: plain system calls on valid C strings and a valid buffer.
+    // SAFETY: `path` is a NUL-terminated C string borrowed for the whole block; `write` reads
+    // exactly `contents.len()` bytes from `contents`, a live slice; `fd` is the descriptor this
+    // block opened and it is closed once, here. No Rust memory is handed to the kernel beyond
+    // these borrows, and nothing allocates (safe between fork and exec).
     unsafe {
         let fd = libc::open(
             path.as_ptr(),
@@ -350,7 +356,11 @@ fn mount(
     flags: libc::c_ulong,
     data: *const libc::c_char,
 ) -> std::io::Result<()> {
-    // SAFETY: valid C strings or null pointers, as mount(2) accepts.
+    // SAFETY: `dst` is a borrowed C string, live for the call. `src`, `fstype` and `data` are
+    // raw pointers this function cannot check: every caller in this module passes either null
+    // (which mount(2) accepts for each of them in the calls made here: remounts, binds and
+    // propagation changes) or the pointer of a `CStr` (a `c"…"` literal or a `CString` owned by
+    // the `Child`) that outlives the call. mount(2) only reads these strings.
     check(step, unsafe {
         libc::mount(src, dst.as_ptr(), fstype, flags, data.cast())
     })
@@ -373,12 +383,15 @@ impl Child {
             | libc::CLONE_NEWNET
             | libc::CLONE_NEWIPC
             | libc::CLONE_NEWUTS;
-        // SAFETY: this process is the single-threaded child of a fork.
+        // SAFETY: unshare(2) takes no pointers and has no memory-safety preconditions; the
+        // process is the single-threaded child of a fork, which CLONE_NEWUSER requires.
         check(S_UNSHARE, unsafe { libc::unshare(flags) })?;
         write_file(S_SETGROUPS, c"/proc/self/setgroups", b"deny")?;
         write_file(S_UID_MAP, c"/proc/self/uid_map", self.uid_map.as_bytes())?;
         write_file(S_GID_MAP, c"/proc/self/gid_map", self.gid_map.as_bytes())?;
-        // SAFETY: fork in a single-threaded process.
+        // SAFETY: this process is the single-threaded child of the first fork, so the new child
+        // inherits no lock held by another thread; both sides go on to make only system calls
+        // (the parent waits in `wait_and_exit`, which never returns) and never allocate.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(fail(S_FORK));
@@ -386,7 +399,8 @@ impl Child {
         if pid > 0 {
             wait_and_exit(pid);
         }
-        // SAFETY: plain system calls.
+        // SAFETY: prctl(PR_SET_PDEATHSIG) takes only integer arguments and setsid(2) takes
+        // none; neither touches this process's memory.
         unsafe {
             check(
                 S_PDEATHSIG,
@@ -423,7 +437,10 @@ impl Child {
         for op in &self.ops {
             self.apply(op)?;
         }
-        // SAFETY: plain system calls on valid C strings.
+        // SAFETY: every pointer passed is that of a NUL-terminated C string (`self.root` and
+        // `self.old_root`, owned by `self`, or `c"…"` literals) live for the whole block; the
+        // calls only read them. pivot_root through `syscall` gets exactly its two path
+        // arguments.
         unsafe {
             check(S_MKDIR, libc::mkdir(self.old_root.as_ptr(), 0o700))?;
             check(
@@ -449,7 +466,8 @@ impl Child {
             libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
             null,
         )?;
-        // SAFETY: plain system calls on valid C strings.
+        // SAFETY: chdir gets a `c"…"` literal; sethostname reads exactly `host.len()` bytes from
+        // `host`, a static byte string.
         unsafe {
             check(S_CHDIR, libc::chdir(c"/build".as_ptr()))?;
             let host = b"pystore";
@@ -464,8 +482,9 @@ impl Child {
     fn apply(&self, op: &Op) -> std::io::Result<()> {
         let null = std::ptr::null();
         match op {
-            // SAFETY (all arms): plain system calls on valid C strings.
             Op::Mkdir(path) => {
+                // SAFETY: `path` is a C string owned by `op`, live for the call, which only
+                // reads it.
                 let r = unsafe { libc::mkdir(path.as_ptr(), 0o755) };
                 if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
                     return Err(fail(S_MKDIR));
@@ -500,9 +519,12 @@ impl Child {
                 Ok(())
             }
             Op::Write { path, contents } => write_file(S_WRITE, path, contents.as_bytes()),
-            Op::Symlink { target, link } => check(S_SYMLINK, unsafe {
-                libc::symlink(target.as_ptr(), link.as_ptr())
-            }),
+            Op::Symlink { target, link } => check(
+                S_SYMLINK,
+                // SAFETY: `target` and `link` are C strings owned by `op`, live for the call,
+                // which only reads them.
+                unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) },
+            ),
             Op::Mask(dst) => mount(
                 S_MASK,
                 c"tmpfs".as_ptr(),
@@ -527,7 +549,12 @@ impl Child {
 /// exec-error pipe closes when the program's copies do), waits for the program and exits as
 /// it did. Never returns.
 fn wait_and_exit(pid: libc::pid_t) -> ! {
-    // SAFETY: plain system calls; `_exit` never returns.
+    // SAFETY: close_range, getrlimit, close, waitpid, signal, kill and _exit are system calls
+    // (or their thin libc wrappers): `rlimit` is a plain integer struct (all-zero is valid) and
+    // `&mut limit` / `&mut status` point to live locals; `__errno_location` returns this
+    // thread's errno, always valid to read. Closing every descriptor is sound here because this
+    // process owns no Rust object that uses one (it only waits and exits); `_exit` ends it
+    // without running destructors.
     unsafe {
         if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
             // Kernels before 5.9 have no close_range: close up to the descriptor limit.
@@ -571,7 +598,7 @@ pub fn enter(command: &mut Command, spec: &Spec) -> Result<(), SandboxError> {
         path: root.clone(),
         source,
     })?;
-    // SAFETY: plain getters.
+    // SAFETY: geteuid(2) and getegid(2) take no arguments, cannot fail and touch no memory.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let child = Child {
         uid_map: ctext(&format!("{INSIDE_ID} {uid} 1\n")),
@@ -580,7 +607,10 @@ pub fn enter(command: &mut Command, spec: &Spec) -> Result<(), SandboxError> {
         ops: plan(spec, &root)?,
         root: cstr(&root)?,
     };
-    // SAFETY: the hook only makes system calls on data prepared above (see the module docs).
+    // SAFETY: `pre_exec` requires the hook to be safe between fork and exec in a possibly
+    // multithreaded parent: no allocation, no locks. `Child::run` only makes system calls on
+    // C strings and vectors prepared above and moved into the closure (see the module docs);
+    // its errors are `io::Error`s from raw OS codes, which do not allocate.
     unsafe {
         command.pre_exec(move || child.run());
     }

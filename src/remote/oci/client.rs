@@ -30,7 +30,7 @@ use crate::hash::to_hex;
 use crate::remote::{io_err, RemoteError, Size};
 
 /// Largest manifest or index read (the spec's suggested minimum a registry accepts).
-pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+pub(super) const MAX_MANIFEST_SIZE: u64 = 4 << 20;
 /// Most redirects followed for one download.
 const MAX_REDIRECTS: usize = 5;
 
