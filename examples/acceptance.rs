@@ -11,6 +11,7 @@
 mod pyfixtures;
 
 #[path = "../tests/common/github.rs"]
+#[allow(dead_code)]
 pub mod common_github;
 #[path = "../tests/common/http.rs"]
 #[allow(dead_code)]
@@ -19,11 +20,11 @@ pub mod common_http;
 /// What tests/common/github.rs uses of tests/common (whose mod.rs needs the integration tests'
 /// crate): the loopback server and one helper.
 mod common {
-    pub use crate::common_github as github;
-    pub use crate::common_http as http;
+    pub(crate) use crate::common_github as github;
+    pub(crate) use crate::common_http as http;
 
     /// sha256 of `bytes`, lower-case hex.
-    pub fn sha256_hex(bytes: &[u8]) -> String {
+    pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(bytes))
     }

@@ -19,10 +19,10 @@ pub mod common_http;
 
 /// What tests/recipe_fixtures needs of tests/common (which only integration tests can build).
 mod common {
-    pub use crate::common_http as http;
+    pub(crate) use crate::common_http as http;
 
     /// sha256 of `bytes`, lower-case hex.
-    pub fn sha256_hex(bytes: &[u8]) -> String {
+    pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(bytes))
     }

@@ -9,7 +9,7 @@ use crate::bundle::manifest::FileRef;
 use crate::diff::{diff as diff_manifests, load, BundleDiff, Change};
 
 /// `pystore diff A B [--files]`: true (exit 0) when the bundles are the same.
-pub fn diff(ui: Ui, a: &Path, b: &Path, files: bool) -> Result<bool> {
+pub(super) fn diff(ui: Ui, a: &Path, b: &Path, files: bool) -> Result<bool> {
     let result = diff_manifests(&load(a)?, &load(b)?);
     if ui.json {
         print_json(&result)?;
@@ -47,7 +47,7 @@ fn describe(file: &FileRef) -> String {
 }
 
 /// The text form: one line per change, then files with `--files`.
-pub fn render(diff: &BundleDiff, files: bool) -> String {
+pub(super) fn render(diff: &BundleDiff, files: bool) -> String {
     let mut out = String::new();
     changed("recipe", &diff.recipe, &mut out);
     changed("target", &diff.target, &mut out);

@@ -17,7 +17,7 @@ use crate::hash::{sha256_file, to_hex};
 use crate::store::{EntryName, Fingerprint, Store};
 
 /// Network settings from flags, environment, pip.conf and netrc.
-pub struct NetSettings {
+pub(super) struct NetSettings {
     /// Logins, never shown.
     pub credentials: Credentials,
     /// Indexes to query.
@@ -27,7 +27,7 @@ pub struct NetSettings {
 }
 
 /// Reads every fetch-related setting once.
-pub fn net_settings(
+pub(super) fn net_settings(
     ui: Ui,
     jobs: Option<usize>,
     offline: bool,
@@ -105,7 +105,7 @@ fn name_from_url(url: &Url) -> Result<EntryName> {
 }
 
 /// `pystore prefetch URL... [--sha256 HEX] [--name N]`
-pub fn prefetch(
+pub(super) fn prefetch(
     store: &Store,
     ui: Ui,
     net: NetSettings,
@@ -212,7 +212,7 @@ fn fetch_unpinned(
 }
 
 /// `pystore index PROJECT`
-pub fn index(ui: Ui, net: NetSettings, project: &str) -> Result<bool> {
+pub(super) fn index(ui: Ui, net: NetSettings, project: &str) -> Result<bool> {
     if net.fetch.offline {
         bail!("--offline: `pystore index` has to ask the index");
     }

@@ -9,7 +9,7 @@ use super::output::{print_json, Ui};
 use crate::sign::SecretKey;
 
 /// Writes `NAME.secret` (0600) and `NAME.public` into `dir`; prints the public key last.
-pub fn generate(ui: Ui, name: &str, dir: &Path) -> Result<bool> {
+pub(super) fn generate(ui: Ui, name: &str, dir: &Path) -> Result<bool> {
     let key = SecretKey::generate(name)?;
     let (secret, public) = key.write(dir)?;
     let public_key = key.public().to_string();

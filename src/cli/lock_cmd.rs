@@ -13,7 +13,7 @@ use crate::recipe::{find, load};
 use crate::store::Store;
 
 /// Arguments of `pystore lock` beyond the global ones.
-pub struct LockArgs<'a> {
+pub(super) struct LockArgs<'a> {
     /// Recipe name, directory or file.
     pub recipe: &'a str,
     /// `--target`.
@@ -35,7 +35,7 @@ pub struct LockArgs<'a> {
 }
 
 /// `pystore lock RECIPE`
-pub fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Result<bool> {
+pub(super) fn lock(store: &Store, ui: Ui, net: NetSettings, args: LockArgs<'_>) -> Result<bool> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     if let Some(file) = &args.from_pylock {
         let recipe = load(&find(args.recipe, &cwd)?)?;

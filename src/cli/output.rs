@@ -63,7 +63,7 @@ where
 
 /// Sends `tracing` events to stderr: notices and warnings by default, warnings only with `-q` or
 /// `--json`; `RUST_LOG` overrides.
-pub fn init_logging(ui: Ui) {
+pub(super) fn init_logging(ui: Ui) {
     let default = if ui.quiet || ui.json {
         "pystore=warn"
     } else {
@@ -79,18 +79,18 @@ pub fn init_logging(ui: Ui) {
 }
 
 /// Prints `value` as pretty JSON on stdout.
-pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+pub(super) fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// `1 entry`, `2 entries`.
-pub fn count(n: usize, one: &str, many: &str) -> String {
+pub(super) fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `1536` → `1.5 KiB`.
-pub fn human_bytes(bytes: u64) -> String {
+pub(super) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -122,7 +122,7 @@ fn describe(state: &crate::build::check::PathState) -> String {
 
 /// Prints the differing paths of two versions of an entry, four spaces in; `sides` names them
 /// (`("the registered entry", "the rebuild")`); `total` counts all, `differences` the first.
-pub fn print_differences(
+pub(super) fn print_differences(
     differences: &[crate::build::check::PathDifference],
     total: usize,
     sides: (&str, &str),

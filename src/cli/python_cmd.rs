@@ -13,7 +13,7 @@ use crate::recipe::{find, load};
 use crate::store::Store;
 
 /// `pystore python list [--all] [--recipe RECIPE]`
-pub fn list(store: &Store, ui: Ui, all: bool, recipe: Option<&str>) -> Result<bool> {
+pub(super) fn list(store: &Store, ui: Ui, all: bool, recipe: Option<&str>) -> Result<bool> {
     let catalogue = interpreters::catalogue(store)?;
     // Which of the recipe's targets each triple serves.
     let mut serves: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -103,7 +103,7 @@ pub fn list(store: &Store, ui: Ui, all: bool, recipe: Option<&str>) -> Result<bo
 }
 
 /// `pystore python update [--repository OWNER/REPO] [--releases N]`
-pub fn update_cmd(
+pub(super) fn update_cmd(
     store: &Store,
     ui: Ui,
     net: &NetSettings,

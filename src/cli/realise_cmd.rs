@@ -18,7 +18,7 @@ use crate::sign::SecretKey;
 use crate::store::Store;
 
 /// Arguments of `pystore realise` beyond the global ones.
-pub struct RealiseArgs<'a> {
+pub(super) struct RealiseArgs<'a> {
     /// Recipe name, directory or file.
     pub recipe: &'a str,
     /// `--target`.
@@ -81,7 +81,7 @@ fn prepare(args: &RealiseArgs<'_>, net: &NetSettings) -> Result<(Recipe, Realise
 }
 
 /// `pystore run RECIPE [--target NAME] -- ARGS`: the bundle python's exit code.
-pub fn run(
+pub(super) fn run(
     store: &Store,
     net: NetSettings,
     args: RealiseArgs<'_>,
@@ -116,7 +116,12 @@ pub fn run(
 }
 
 /// `pystore realise RECIPE`
-pub fn realise(store: &Store, ui: Ui, net: NetSettings, args: RealiseArgs<'_>) -> Result<bool> {
+pub(super) fn realise(
+    store: &Store,
+    ui: Ui,
+    net: NetSettings,
+    args: RealiseArgs<'_>,
+) -> Result<bool> {
     let (recipe, options) = prepare(&args, &net)?;
     let find_links = net.fetch.find_links.clone();
     let fetcher = Fetcher::new(store, net.fetch, net.credentials);

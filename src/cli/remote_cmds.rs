@@ -29,7 +29,7 @@ use crate::store::{layout, EntryId, EntryInfo, Store};
 const GITHUB_API: &str = "https://api.github.com";
 
 /// How remotes are reached: HTTP settings, `PYSTORE_GITHUB_API`, `GITHUB_TOKEN`/`GH_TOKEN`.
-pub fn remote_config(net: &NetSettings) -> Result<RemoteConfig> {
+pub(super) fn remote_config(net: &NetSettings) -> Result<RemoteConfig> {
     let api = std::env::var("PYSTORE_GITHUB_API")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -83,7 +83,7 @@ fn oci_config() -> Result<OciConfig> {
 }
 
 /// The trust settings: `PYSTORE_TRUSTED_KEYS` (or `--trusted-keys`), `--no-require-sigs`.
-pub fn trust(trusted_keys: Option<&str>, no_require_sigs: bool) -> Result<Trust> {
+pub(super) fn trust(trusted_keys: Option<&str>, no_require_sigs: bool) -> Result<Trust> {
     Ok(Trust {
         keys: TrustedKeys::parse(trusted_keys.unwrap_or(""))
             .context("PYSTORE_TRUSTED_KEYS must be space-separated NAME:BASE64 public keys")?,
@@ -93,7 +93,7 @@ pub fn trust(trusted_keys: Option<&str>, no_require_sigs: bool) -> Result<Trust>
 
 /// The substituters of `PYSTORE_SUBSTITUTERS` (space-separated remotes), if any; with
 /// `--offline`, only the `file://` ones.
-pub fn substituters(
+pub(super) fn substituters(
     specs: Option<&str>,
     net: &NetSettings,
     trust: Trust,
@@ -123,7 +123,7 @@ pub fn substituters(
 }
 
 /// Arguments of `pystore push`.
-pub struct PushArgs<'a> {
+pub(super) struct PushArgs<'a> {
     /// A recipe, or store paths.
     pub what: &'a [String],
     /// `--to`.
@@ -137,7 +137,7 @@ pub struct PushArgs<'a> {
 }
 
 /// `pystore push RECIPE|PATH... --to REMOTE`
-pub fn push(store: &Store, ui: Ui, net: NetSettings, args: PushArgs<'_>) -> Result<bool> {
+pub(super) fn push(store: &Store, ui: Ui, net: NetSettings, args: PushArgs<'_>) -> Result<bool> {
     let config = remote_config(&net)?;
     let target = remote::open(args.to, &config)?;
     target.check_writable(&[])?;
@@ -252,7 +252,7 @@ fn realise_targets(
 }
 
 /// Arguments of `pystore challenge`.
-pub struct ChallengeArgs<'a> {
+pub(super) struct ChallengeArgs<'a> {
     /// The remote.
     pub remote: &'a str,
     /// The recipe.
@@ -268,7 +268,12 @@ pub struct ChallengeArgs<'a> {
 }
 
 /// `pystore challenge REMOTE RECIPE`: false when a published entry differs.
-pub fn challenge(store: &Store, ui: Ui, net: NetSettings, args: ChallengeArgs<'_>) -> Result<bool> {
+pub(super) fn challenge(
+    store: &Store,
+    ui: Ui,
+    net: NetSettings,
+    args: ChallengeArgs<'_>,
+) -> Result<bool> {
     let config = remote_config(&net)?;
     let source = remote::open(args.remote, &config)?;
     let key = match &args.sign_key {
@@ -370,7 +375,7 @@ fn id_of(arg: &str) -> Option<EntryId> {
 }
 
 /// `pystore pull REMOTE [PATH...]`
-pub fn pull(
+pub(super) fn pull(
     store: &Store,
     ui: Ui,
     net: NetSettings,

@@ -38,7 +38,7 @@ fn entry_json(
 }
 
 /// `pystore add PATH... [--name N]`
-pub fn add(store: &Store, ui: Ui, paths: &[PathBuf], name: Option<&str>) -> Result<bool> {
+pub(super) fn add(store: &Store, ui: Ui, paths: &[PathBuf], name: Option<&str>) -> Result<bool> {
     let mut results = Vec::new();
     // One sync for many new entries (group commit); the same entries as adding them in turn.
     for registration in store.add_paths(paths, name)? {
@@ -57,7 +57,7 @@ pub fn add(store: &Store, ui: Ui, paths: &[PathBuf], name: Option<&str>) -> Resu
 }
 
 /// `pystore path-info PATH... [--closure] [--size]`
-pub fn path_info(
+pub(super) fn path_info(
     store: &Store,
     ui: Ui,
     paths: &[String],
@@ -100,7 +100,7 @@ pub fn path_info(
 
 /// `pystore verify [PATH...] [--repair]`; false when something is damaged (and, with `repair`,
 /// was not invalidated).
-pub fn verify(store: &mut Store, ui: Ui, paths: &[String], repair: bool) -> Result<bool> {
+pub(super) fn verify(store: &mut Store, ui: Ui, paths: &[String], repair: bool) -> Result<bool> {
     let entries = if paths.is_empty() {
         None
     } else {
@@ -197,7 +197,7 @@ pub fn verify(store: &mut Store, ui: Ui, paths: &[String], repair: bool) -> Resu
 }
 
 /// `pystore root add NAME PATH`
-pub fn root_add(store: &Store, ui: Ui, name: &str, path: &str) -> Result<bool> {
+pub(super) fn root_add(store: &Store, ui: Ui, name: &str, path: &str) -> Result<bool> {
     let entry = store.resolve(path)?;
     let link = store.add_root(name, &entry)?;
     if ui.json {
@@ -209,7 +209,7 @@ pub fn root_add(store: &Store, ui: Ui, name: &str, path: &str) -> Result<bool> {
 }
 
 /// `pystore root list`
-pub fn root_list(store: &Store, ui: Ui) -> Result<bool> {
+pub(super) fn root_list(store: &Store, ui: Ui) -> Result<bool> {
     let roots = store.roots()?;
     if ui.json {
         print_json(&roots)?;
@@ -227,7 +227,7 @@ pub fn root_list(store: &Store, ui: Ui) -> Result<bool> {
 }
 
 /// `pystore root remove NAME`
-pub fn root_remove(store: &Store, ui: Ui, name: &str) -> Result<bool> {
+pub(super) fn root_remove(store: &Store, ui: Ui, name: &str) -> Result<bool> {
     store.remove_root(name)?;
     if ui.json {
         print_json(&json!({"removed": name}))?;
@@ -236,7 +236,7 @@ pub fn root_remove(store: &Store, ui: Ui, name: &str) -> Result<bool> {
 }
 
 /// `pystore gc [--dry-run]`
-pub fn gc(store: &mut Store, ui: Ui, dry_run: bool) -> Result<bool> {
+pub(super) fn gc(store: &mut Store, ui: Ui, dry_run: bool) -> Result<bool> {
     let report = store.gc(dry_run)?;
     let entries = report.removed.len() + report.unregistered.len();
     if ui.json {

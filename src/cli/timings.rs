@@ -27,7 +27,7 @@ const STEPS: [(&str, &str); 11] = [
 
 /// Where the two reports go: `requested` (`FILE`, its `.json`/`.html` sibling beside it), or
 /// `<store>/tmp/timings-<unix seconds>.{json,html}`.
-pub fn report_paths(requested: Option<&Path>, store_tmp: &Path) -> (PathBuf, PathBuf) {
+pub(super) fn report_paths(requested: Option<&Path>, store_tmp: &Path) -> (PathBuf, PathBuf) {
     let base = match requested {
         Some(path) => match path.extension().and_then(|e| e.to_str()) {
             Some("json" | "html" | "htm") => path.with_extension(""),
@@ -60,7 +60,12 @@ fn per_step(spans: &[Timing]) -> BTreeMap<&'static str, (usize, usize, f64)> {
 }
 
 /// The JSON report.
-pub fn to_json(recipe: &str, jobs: usize, total: f64, spans: &[Timing]) -> serde_json::Value {
+pub(super) fn to_json(
+    recipe: &str,
+    jobs: usize,
+    total: f64,
+    spans: &[Timing],
+) -> serde_json::Value {
     let steps: serde_json::Map<String, serde_json::Value> = per_step(spans)
         .into_iter()
         .map(|(step, (done, valid, seconds))| {
@@ -106,7 +111,7 @@ fn colour(step: &str) -> &'static str {
 }
 
 /// The HTML page: a summary table per step and one bar per entry that took time.
-pub fn to_html(recipe: &str, jobs: usize, total: f64, spans: &[Timing]) -> String {
+pub(super) fn to_html(recipe: &str, jobs: usize, total: f64, spans: &[Timing]) -> String {
     let total = total.max(0.001);
     let mut page = String::new();
     let _ = write!(
@@ -147,7 +152,7 @@ td:first-child,th:first-child{{text-align:left}}.row{{position:relative;height:1
 }
 
 /// Writes both reports and returns their paths.
-pub fn write(
+pub(super) fn write(
     requested: Option<&Path>,
     store_tmp: &Path,
     recipe: &str,

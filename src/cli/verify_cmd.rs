@@ -11,7 +11,7 @@ use crate::sign::TrustedKeys;
 
 /// Checks each ZIP against its manifest (and the one ZIP against `provenance`); true when all
 /// is well.
-pub fn verify_zips(
+pub(super) fn verify_zips(
     ui: Ui,
     paths: &[String],
     provenance: Option<&Path>,

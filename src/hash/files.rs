@@ -233,6 +233,7 @@ mod tests {
         assert!(err.to_string().contains("it is a directory"), "{err}");
         let fifo = dir.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: `c` is a NUL-terminated C string, live for the call, which only reads it.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         // Without O_NONBLOCK this open would wait for a writer forever.
         let err = read_input(&fifo, "wheelhouse file", TEXT_CAP).unwrap_err();

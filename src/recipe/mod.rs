@@ -6,6 +6,7 @@
 pub mod import;
 pub mod interpreters;
 pub mod lock;
+mod plan;
 pub mod realise;
 pub mod run;
 

@@ -78,7 +78,8 @@ pub fn sync_filesystem(any_path_on_it: &Path) -> io::Result<()> {
     {
         use std::os::fd::AsRawFd;
         let dir = fs::File::open(any_path_on_it)?;
-        // SAFETY: the fd is valid for the lifetime of `dir`.
+        // SAFETY: syncfs(2) takes only a descriptor; `dir` owns it and stays open (it is not
+        // dropped) until after the call.
         if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
             return Err(io::Error::last_os_error());
         }

@@ -45,7 +45,7 @@ impl SyncGroup {
 
 /// A builder writes the entry's file or directory at the path it is given (which does not exist
 /// yet), reading only its declared inputs.
-pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
+pub(super) type BuildError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Store {
     /// Returns the entry for `fingerprint`, building it with `builder` unless it is valid already.

@@ -12,11 +12,11 @@ use serde_json::{json, Value};
 use crate::common::http::{Request, Response, Server};
 use crate::common::sha256_hex;
 
-pub const OWNER: &str = "acme";
-pub const REPO: &str = "bundles";
+pub(crate) const OWNER: &str = "acme";
+pub(crate) const REPO: &str = "bundles";
 
 #[derive(Clone, Debug)]
-pub struct Asset {
+pub(crate) struct Asset {
     pub id: u64,
     pub name: String,
     pub state: String,
@@ -27,7 +27,7 @@ pub struct Asset {
 }
 
 #[derive(Clone, Debug)]
-pub struct Release {
+pub(crate) struct Release {
     pub id: u64,
     pub tag: String,
     pub draft: bool,
@@ -36,7 +36,7 @@ pub struct Release {
 
 /// Faults, each happening once.
 #[derive(Clone, Debug, Default)]
-pub struct Faults {
+pub(crate) struct Faults {
     /// The first create: make the release (with `seed_assets` assets) as a racing job would,
     /// then answer 422 already_exists.
     pub create_races: bool,
@@ -47,7 +47,7 @@ pub struct Faults {
 }
 
 #[derive(Debug, Default)]
-pub struct State {
+pub(crate) struct State {
     pub releases: Vec<Release>,
     pub next_id: u64,
     pub faults: Faults,
@@ -61,7 +61,7 @@ pub struct State {
 
 impl State {
     /// The bytes of asset `id` (what a CDN serving it would send).
-    pub fn asset_bytes(&self, id: u64) -> Option<Vec<u8>> {
+    pub(crate) fn asset_bytes(&self, id: u64) -> Option<Vec<u8>> {
         self.releases
             .iter()
             .flat_map(|r| &r.assets)
@@ -76,11 +76,11 @@ impl State {
         self.next_id
     }
 
-    pub fn release(&self, tag: &str) -> Option<&Release> {
+    pub(crate) fn release(&self, tag: &str) -> Option<&Release> {
         self.releases.iter().find(|r| r.tag == tag)
     }
 
-    pub fn create(&mut self, tag: &str, draft: bool, seeded: usize) -> u64 {
+    pub(crate) fn create(&mut self, tag: &str, draft: bool, seeded: usize) -> u64 {
         let id = self.id();
         let mut assets = Vec::new();
         for i in 0..seeded {
@@ -103,7 +103,7 @@ impl State {
     }
 }
 
-pub struct FakeGithub {
+pub(crate) struct FakeGithub {
     pub server: Server,
     pub state: Arc<Mutex<State>>,
     pub token: String,
@@ -126,7 +126,7 @@ fn already_exists(resource: &str, field: &str) -> Response {
 }
 
 impl FakeGithub {
-    pub fn start(token: &str, state: State) -> FakeGithub {
+    pub(crate) fn start(token: &str, state: State) -> FakeGithub {
         let state = Arc::new(Mutex::new(state));
         let shared = state.clone();
         let token_owned = token.to_owned();
@@ -145,12 +145,12 @@ impl FakeGithub {
     }
 
     /// `PYSTORE_GITHUB_API`.
-    pub fn api(&self) -> String {
+    pub(crate) fn api(&self) -> String {
         self.server.url("/")
     }
 
     /// Requests whose method is `method` and whose path starts with `prefix`.
-    pub fn count(&self, method: &str, prefix: &str) -> usize {
+    pub(crate) fn count(&self, method: &str, prefix: &str) -> usize {
         self.server
             .requests()
             .iter()
@@ -158,7 +158,7 @@ impl FakeGithub {
             .count()
     }
 
-    pub fn uploads(&self) -> usize {
+    pub(crate) fn uploads(&self) -> usize {
         self.count("POST", "/uploads/")
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 /// A request as the server saw it.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     pub path: String,
     /// Header names lower-cased.
@@ -19,17 +19,17 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
 
     /// The path without the query.
-    pub fn route(&self) -> &str {
+    pub(crate) fn route(&self) -> &str {
         self.path.split('?').next().unwrap_or_default()
     }
 
     /// The value of query parameter `name`, percent-decoded.
-    pub fn query(&self, name: &str) -> Option<String> {
+    pub(crate) fn query(&self, name: &str) -> Option<String> {
         let (_, query) = self.path.split_once('?')?;
         query.split('&').find_map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -65,7 +65,7 @@ fn percent_decode(text: &str) -> String {
 
 /// What to answer.
 #[derive(Clone, Debug, Default)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -74,21 +74,21 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn ok(body: impl Into<Vec<u8>>) -> Response {
+    pub(crate) fn ok(body: impl Into<Vec<u8>>) -> Response {
         Response {
             status: 200,
             body: body.into(),
             ..Default::default()
         }
     }
-    pub fn status(status: u16) -> Response {
+    pub(crate) fn status(status: u16) -> Response {
         Response {
             status,
             body: format!("status {status}\n").into_bytes(),
             ..Default::default()
         }
     }
-    pub fn header(mut self, name: &str, value: &str) -> Response {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
@@ -97,7 +97,7 @@ impl Response {
 type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 
 /// A running server; stops accepting when dropped.
-pub struct Server {
+pub(crate) struct Server {
     port: u16,
     log: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
@@ -106,7 +106,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Server {
+    pub(crate) fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -151,24 +151,24 @@ impl Server {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
-    pub fn requests(&self) -> Vec<Request> {
+    pub(crate) fn requests(&self) -> Vec<Request> {
         self.log.lock().unwrap().clone()
     }
 
-    pub fn count(&self, path: &str) -> usize {
+    pub(crate) fn count(&self, path: &str) -> usize {
         self.requests().iter().filter(|r| r.path == path).count()
     }
 
     /// Most connections handled at the same time.
-    pub fn max_concurrency(&self) -> usize {
+    pub(crate) fn max_concurrency(&self) -> usize {
         self.max_active.load(Ordering::SeqCst)
     }
 }
@@ -246,7 +246,7 @@ fn serve(
 }
 
 /// Serves `body` honouring a `Range: bytes=N-` header, as a static file server would.
-pub fn ranged(request: &Request, body: &[u8]) -> Response {
+pub(crate) fn ranged(request: &Request, body: &[u8]) -> Response {
     let len = body.len();
     if let Some(spec) = request
         .header("range")

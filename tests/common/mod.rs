@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary against temporary stores.
 
-pub mod github;
-pub mod http;
-pub mod pytools;
+pub(crate) mod github;
+pub(crate) mod http;
+pub(crate) mod pytools;
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -10,18 +10,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// sha256 of `bytes`, lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The binary under test.
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_pystore")
 }
 
 /// `pystore --store STORE`, with no pystore configuration inherited from the environment.
-pub fn pystore(store: &Path) -> Command {
+pub(crate) fn pystore(store: &Path) -> Command {
     let mut cmd = Command::new(bin());
     cmd.arg("--store").arg(store);
     // No pip.conf or netrc of the machine's: tests configure what they use.
@@ -43,12 +43,12 @@ pub fn pystore(store: &Path) -> Command {
 }
 
 /// Runs and returns the output, whatever the exit code.
-pub fn run(cmd: &mut Command) -> Output {
+pub(crate) fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run pystore")
 }
 
 /// Runs, requires exit 0, returns stdout.
-pub fn run_ok(cmd: &mut Command) -> String {
+pub(crate) fn run_ok(cmd: &mut Command) -> String {
     let out = run(cmd);
     assert!(
         out.status.success(),
@@ -61,7 +61,7 @@ pub fn run_ok(cmd: &mut Command) -> String {
 }
 
 /// Runs, requires exit code `code`, returns stderr.
-pub fn run_fails(cmd: &mut Command, code: i32) -> String {
+pub(crate) fn run_fails(cmd: &mut Command, code: i32) -> String {
     let out = run(cmd);
     assert_eq!(
         out.status.code(),
@@ -74,12 +74,12 @@ pub fn run_fails(cmd: &mut Command, code: i32) -> String {
 }
 
 /// Parses stdout as JSON.
-pub fn json(cmd: &mut Command) -> serde_json::Value {
+pub(crate) fn json(cmd: &mut Command) -> serde_json::Value {
     serde_json::from_str(&run_ok(cmd.arg("--json"))).expect("stdout is JSON")
 }
 
 /// The "sample tree" of store-layout.md's golden vectors.
-pub fn make_sample_tree(dir: &Path) {
+pub(crate) fn make_sample_tree(dir: &Path) {
     fs::create_dir_all(dir.join("bin")).unwrap();
     fs::create_dir_all(dir.join("empty")).unwrap();
     fs::write(dir.join("a.txt"), b"hello\n").unwrap();
@@ -89,7 +89,7 @@ pub fn make_sample_tree(dir: &Path) {
 }
 
 /// A tree with `n` files of a few KiB each, spread over directories.
-pub fn make_tree(dir: &Path, n: usize) {
+pub(crate) fn make_tree(dir: &Path, n: usize) {
     for i in 0..n {
         let sub = dir.join(format!("d{}", i % 10));
         fs::create_dir_all(&sub).unwrap();
@@ -101,7 +101,7 @@ pub fn make_tree(dir: &Path, n: usize) {
 }
 
 /// Names in a directory, sorted (empty when it does not exist).
-pub fn list(dir: &Path) -> Vec<String> {
+pub(crate) fn list(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = match fs::read_dir(dir) {
         Ok(rd) => rd
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -113,12 +113,12 @@ pub fn list(dir: &Path) -> Vec<String> {
 }
 
 /// Lock files are allowed to stay; everything else under tmp/ and entries/ is listed.
-pub fn entries_and_tmp(store: &Path) -> (Vec<String>, Vec<String>) {
+pub(crate) fn entries_and_tmp(store: &Path) -> (Vec<String>, Vec<String>) {
     (list(&store.join("entries")), list(&store.join("tmp")))
 }
 
 /// Makes a read-only tree writable again so a tempdir can be removed.
-pub fn make_writable(path: &Path) {
+pub(crate) fn make_writable(path: &Path) {
     let _ = Command::new("chmod")
         .arg("-R")
         .arg("u+w")
@@ -127,18 +127,18 @@ pub fn make_writable(path: &Path) {
 }
 
 /// The single path printed by `add`.
-pub fn add(store: &Path, path: &Path) -> PathBuf {
+pub(crate) fn add(store: &Path, path: &Path) -> PathBuf {
     PathBuf::from(run_ok(pystore(store).arg("add").arg(path)).trim())
 }
 
 /// A temporary directory that is made writable before removal (entries are read-only).
-pub struct TempStore(pub tempfile::TempDir);
+pub(crate) struct TempStore(pub tempfile::TempDir);
 
 impl TempStore {
-    pub fn new() -> TempStore {
+    pub(crate) fn new() -> TempStore {
         TempStore(tempfile::tempdir().unwrap())
     }
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.0.path()
     }
 }
@@ -152,7 +152,7 @@ impl Drop for TempStore {
 /// Says that a test checked nothing because `tool` is missing from this machine — unless
 /// `PYSTORE_REQUIRE_HOST_TOOLS` is set (as `.ci/run` sets it once it has installed them all),
 /// where a missing tool is a failure, never a silent pass.
-pub fn skip_without(tool: &str, install: &str) {
+pub(crate) fn skip_without(tool: &str, install: &str) {
     assert!(
         std::env::var_os("PYSTORE_REQUIRE_HOST_TOOLS").is_none(),
         "{tool} is required here (PYSTORE_REQUIRE_HOST_TOOLS is set): {install}"

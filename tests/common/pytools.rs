@@ -18,7 +18,7 @@ const REQUIREMENTS: &[&str] = &[
 /// The environment's python, or why there is none. Made (under a lock, so concurrent test
 /// binaries make it once) with the machine's `python3 -m venv` and pip, which fetches from the
 /// package index pip is configured with.
-pub fn python() -> Result<PathBuf, String> {
+pub(crate) fn python() -> Result<PathBuf, String> {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pytools");
     std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
     let lock_file = std::fs::File::create(root.join(".lock"))
@@ -71,7 +71,7 @@ pub fn python() -> Result<PathBuf, String> {
 
 /// [`python`], or — where it cannot be made — `None` after saying so on stderr. In CI (`CI`
 /// set) a missing oracle is a failure, never a silent pass.
-pub fn python_or_skip(test_needs: &str) -> Option<PathBuf> {
+pub(crate) fn python_or_skip(test_needs: &str) -> Option<PathBuf> {
     match python() {
         Ok(python) => Some(python),
         Err(why) => {

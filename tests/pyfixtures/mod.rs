@@ -8,7 +8,7 @@ use sha2::Digest;
 
 /// One member of a hand-built zip archive.
 #[derive(Clone, Debug)]
-pub struct ZipMember {
+pub(crate) struct ZipMember {
     pub name: String,
     pub data: Vec<u8>,
     /// Unix mode including the file type bits (0o100644, 0o100755, 0o120777 …); 0 for none.
@@ -22,7 +22,7 @@ pub struct ZipMember {
 }
 
 impl ZipMember {
-    pub fn file(name: &str, data: &[u8]) -> ZipMember {
+    pub(crate) fn file(name: &str, data: &[u8]) -> ZipMember {
         ZipMember {
             name: name.to_owned(),
             data: data.to_vec(),
@@ -32,7 +32,7 @@ impl ZipMember {
             local_name: None,
         }
     }
-    pub fn executable(name: &str, data: &[u8]) -> ZipMember {
+    pub(crate) fn executable(name: &str, data: &[u8]) -> ZipMember {
         ZipMember {
             mode: 0o100755,
             ..ZipMember::file(name, data)
@@ -42,7 +42,7 @@ impl ZipMember {
 
 /// Writes a zip archive byte by byte (so tests can make archives no zip library would: duplicate
 /// names, lying sizes, disagreeing headers). Times are fixed at 1980-01-01.
-pub fn write_zip(path: &Path, members: &[ZipMember]) {
+pub(crate) fn write_zip(path: &Path, members: &[ZipMember]) {
     let mut out: Vec<u8> = Vec::new();
     let mut central: Vec<u8> = Vec::new();
     for m in members {
@@ -101,7 +101,7 @@ pub fn write_zip(path: &Path, members: &[ZipMember]) {
 }
 
 /// RECORD's hash field of `data`.
-pub fn record_hash(data: &[u8]) -> String {
+pub(crate) fn record_hash(data: &[u8]) -> String {
     format!(
         "sha256={}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(data))
@@ -109,7 +109,7 @@ pub fn record_hash(data: &[u8]) -> String {
 }
 
 /// Builds a wheel: add files, then `build` writes METADATA, WHEEL and a correct RECORD.
-pub struct WheelBuilder {
+pub(crate) struct WheelBuilder {
     pub name: String,
     pub version: String,
     pub tag: String,
@@ -122,7 +122,7 @@ pub struct WheelBuilder {
 }
 
 impl WheelBuilder {
-    pub fn new(name: &str, version: &str, tag: &str) -> WheelBuilder {
+    pub(crate) fn new(name: &str, version: &str, tag: &str) -> WheelBuilder {
         WheelBuilder {
             name: name.to_owned(),
             version: version.to_owned(),
@@ -135,13 +135,13 @@ impl WheelBuilder {
     }
 
     /// Adds a METADATA header line, e.g. `Requires-Dist: idna>=2; extra == "idna"`.
-    pub fn metadata(mut self, line: &str) -> Self {
+    pub(crate) fn metadata(mut self, line: &str) -> Self {
         self.metadata_lines.push(line.to_owned());
         self
     }
 
     /// The METADATA file's text (what an index serves as the PEP 658 file).
-    pub fn metadata_text(&self) -> String {
+    pub(crate) fn metadata_text(&self) -> String {
         let mut text = format!(
             "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
             self.name, self.version
@@ -153,35 +153,35 @@ impl WheelBuilder {
         text
     }
 
-    pub fn dist_info(&self) -> String {
+    pub(crate) fn dist_info(&self) -> String {
         format!("{}-{}.dist-info", self.name, self.version)
     }
 
-    pub fn data_dir(&self) -> String {
+    pub(crate) fn data_dir(&self) -> String {
         format!("{}-{}.data", self.name, self.version)
     }
 
-    pub fn file(mut self, name: &str, data: &[u8]) -> Self {
+    pub(crate) fn file(mut self, name: &str, data: &[u8]) -> Self {
         self.members.push(ZipMember::file(name, data));
         self
     }
 
-    pub fn executable(mut self, name: &str, data: &[u8]) -> Self {
+    pub(crate) fn executable(mut self, name: &str, data: &[u8]) -> Self {
         self.members.push(ZipMember::executable(name, data));
         self
     }
 
-    pub fn member(mut self, member: ZipMember) -> Self {
+    pub(crate) fn member(mut self, member: ZipMember) -> Self {
         self.members.push(member);
         self
     }
 
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         format!("{}-{}-{}.whl", self.name, self.version, self.tag)
     }
 
     /// Writes the wheel into `dir` and returns its path.
-    pub fn build(&self, dir: &Path) -> PathBuf {
+    pub(crate) fn build(&self, dir: &Path) -> PathBuf {
         let info = self.dist_info();
         let mut members = self.members.clone();
         members.push(ZipMember::file(
@@ -218,7 +218,7 @@ impl WheelBuilder {
 
 /// A pure-Python wheel with `.data/scripts`, `.data/data`, `.data/purelib` and console and GUI
 /// entry points.
-pub fn demo_wheel() -> WheelBuilder {
+pub(crate) fn demo_wheel() -> WheelBuilder {
     let b = WheelBuilder::new("demo_pkg", "1.0", "py3-none-any");
     let info = b.dist_info();
     let data = b.data_dir();
@@ -244,7 +244,7 @@ pub fn demo_wheel() -> WheelBuilder {
 
 /// A platform wheel (Root-Is-Purelib: false) with an extension module for CPython 3.11 on
 /// x86_64 glibc Linux.
-pub fn native_wheel() -> WheelBuilder {
+pub(crate) fn native_wheel() -> WheelBuilder {
     let mut b = WheelBuilder::new("native_ext", "2.0", "cp311-cp311-manylinux_2_17_x86_64");
     b.root_is_purelib = false;
     let data = b.data_dir();
@@ -264,8 +264,8 @@ pub fn native_wheel() -> WheelBuilder {
 
 /// The machine's Debian CPython 3.11, which is relocatable: `/usr/bin/python3.11` and
 /// `/usr/lib/python3.11`.
-pub const DEBIAN_PYTHON: &str = "/usr/bin/python3.11";
-pub const DEBIAN_STDLIB: &str = "/usr/lib/python3.11";
+pub(crate) const DEBIAN_PYTHON: &str = "/usr/bin/python3.11";
+pub(crate) const DEBIAN_STDLIB: &str = "/usr/lib/python3.11";
 
 /// Directories of the Debian stdlib left out of fixtures to keep them small and fast.
 const STDLIB_SKIP: &[&str] = &[
@@ -322,7 +322,7 @@ fn add_tree<W: Write>(tar: &mut tar::Builder<W>, src: &Path, prefix: &str) {
     }
 }
 
-pub fn tar_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) {
+pub(crate) fn tar_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Directory);
     h.set_mode(0o755);
@@ -330,7 +330,7 @@ pub fn tar_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) {
     tar.append_data(&mut h, name, std::io::empty()).unwrap();
 }
 
-pub fn tar_file<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &[u8], mode: u32) {
+pub(crate) fn tar_file<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &[u8], mode: u32) {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Regular);
     h.set_mode(mode);
@@ -338,7 +338,7 @@ pub fn tar_file<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &[u8], mo
     tar.append_data(&mut h, name, data).unwrap();
 }
 
-pub fn tar_symlink<W: Write>(tar: &mut tar::Builder<W>, name: &str, target: &str) {
+pub(crate) fn tar_symlink<W: Write>(tar: &mut tar::Builder<W>, name: &str, target: &str) {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Symlink);
     h.set_mode(0o777);
@@ -347,7 +347,7 @@ pub fn tar_symlink<W: Write>(tar: &mut tar::Builder<W>, name: &str, target: &str
 }
 
 /// Writes a raw tar member header (for names the tar crate refuses to write, like `../x`).
-pub fn tar_raw<W: Write>(
+pub(crate) fn tar_raw<W: Write>(
     tar: &mut tar::Builder<W>,
     name: &str,
     kind: tar::EntryType,
@@ -368,7 +368,7 @@ pub fn tar_raw<W: Write>(
 }
 
 /// A gzip tar builder writing to `path`.
-pub fn tar_gz(path: &Path) -> tar::Builder<flate2::write::GzEncoder<std::fs::File>> {
+pub(crate) fn tar_gz(path: &Path) -> tar::Builder<flate2::write::GzEncoder<std::fs::File>> {
     let file = std::fs::File::create(path).unwrap();
     tar::Builder::new(flate2::write::GzEncoder::new(
         file,
@@ -377,26 +377,26 @@ pub fn tar_gz(path: &Path) -> tar::Builder<flate2::write::GzEncoder<std::fs::Fil
 }
 
 /// Finishes a gzip tar.
-pub fn finish_tar_gz(tar: tar::Builder<flate2::write::GzEncoder<std::fs::File>>) {
+pub(crate) fn finish_tar_gz(tar: tar::Builder<flate2::write::GzEncoder<std::fs::File>>) {
     tar.into_inner().unwrap().finish().unwrap();
 }
 
 /// A python-build-standalone-style install_only archive of the machine's Debian Python 3.11:
 /// `python/bin/python3.11`, `python/bin/python3` → `python3.11`, `python/lib/python3.11/…`.
-pub fn debian_pbs_archive(dir: &Path) -> PathBuf {
+pub(crate) fn debian_pbs_archive(dir: &Path) -> PathBuf {
     pbs_archive_with(dir, &[])
 }
 
 /// Debian's `site.py` ignores `lib/python3.X/site-packages` (Debian installs into
 /// `dist-packages`), where upstream CPython and python-build-standalone look. This shim makes
 /// the fixture interpreter behave like upstream; it is test-only and never part of pystore.
-pub const UPSTREAM_SITE_SHIM: &[u8] = b"import os, site, sys\n\
+pub(crate) const UPSTREAM_SITE_SHIM: &[u8] = b"import os, site, sys\n\
 site.addsitedir(os.path.join(sys.prefix, 'lib', 'python%d.%d' % sys.version_info[:2], 'site-packages'))\n";
 
 /// Like [`debian_pbs_archive`], but whose python finds `lib/python3.11/site-packages` as an
 /// upstream build does (see [`UPSTREAM_SITE_SHIM`]). Debian's own sitecustomize.py (an absolute
 /// symlink into /etc) is skipped by `add_tree`, so this one takes its place.
-pub fn upstream_like_pbs_archive(dir: &Path) -> PathBuf {
+pub(crate) fn upstream_like_pbs_archive(dir: &Path) -> PathBuf {
     pbs_archive_with(
         dir,
         &[("python/lib/python3.11/sitecustomize.py", UPSTREAM_SITE_SHIM)],

@@ -12,7 +12,7 @@ use pystore::lock::{inputs_hash, Lock, LockedPackage, LockedTarget, TargetInput}
 use pystore::python::requirements;
 
 /// The interpreter archive, made once for all tests (it takes a few seconds).
-pub fn interpreter_archive() -> &'static Path {
+pub(crate) fn interpreter_archive() -> &'static Path {
     static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
     ARCHIVE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
@@ -21,7 +21,7 @@ pub fn interpreter_archive() -> &'static Path {
 }
 
 /// A scratch directory with an empty `wheels/` directory in it.
-pub fn workspace() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn workspace() -> (tempfile::TempDir, PathBuf) {
     let work = tempfile::tempdir().unwrap();
     let wheel_dir = work.path().join("wheels");
     fs::create_dir(&wheel_dir).unwrap();
@@ -29,13 +29,13 @@ pub fn workspace() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// What a test recipe targets.
-pub struct Spec<'a> {
+pub(crate) struct Spec<'a> {
     pub python: &'a str,
     pub platform: &'a str,
     pub archive: &'a Path,
 }
 
-pub fn linux() -> Spec<'static> {
+pub(crate) fn linux() -> Spec<'static> {
     Spec {
         python: "3.11.2",
         platform: "x86_64-unknown-linux-gnu",
@@ -44,11 +44,16 @@ pub fn linux() -> Spec<'static> {
 }
 
 /// A recipe directory with requirements and a matching lock.
-pub fn recipe(dir: &Path, wheels: &[PathBuf], validate: &[&str]) -> PathBuf {
+pub(crate) fn recipe(dir: &Path, wheels: &[PathBuf], validate: &[&str]) -> PathBuf {
     recipe_for(dir, &linux(), wheels, validate)
 }
 
-pub fn recipe_for(dir: &Path, spec: &Spec<'_>, wheels: &[PathBuf], validate: &[&str]) -> PathBuf {
+pub(crate) fn recipe_for(
+    dir: &Path,
+    spec: &Spec<'_>,
+    wheels: &[PathBuf],
+    validate: &[&str],
+) -> PathBuf {
     let root = dir.join("recipes/demo");
     fs::create_dir_all(&root).unwrap();
     let archive_sha = sha256_hex(&fs::read(spec.archive).unwrap());
@@ -70,7 +75,7 @@ pub fn recipe_for(dir: &Path, spec: &Spec<'_>, wheels: &[PathBuf], validate: &[&
     root
 }
 
-pub fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
+pub(crate) fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
     let requirements = requirements::read(&root.join("requirements.txt")).unwrap();
     let targets = [TargetInput {
         name: "t",
@@ -110,7 +115,7 @@ pub fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
 }
 
 /// A python-build-standalone-style Windows archive (the binaries are stand-ins: nothing runs).
-pub fn windows_archive(dir: &Path) -> PathBuf {
+pub(crate) fn windows_archive(dir: &Path) -> PathBuf {
     let path = dir.join("cpython-3.12.7-x86_64-pc-windows-msvc-install_only.tar.gz");
     let mut tar = crate::pyfixtures::tar_gz(&path);
     crate::pyfixtures::tar_dir(&mut tar, "python");
@@ -136,7 +141,7 @@ pub fn windows_archive(dir: &Path) -> PathBuf {
 }
 
 /// `greet_lib` 2.1.0: a pure-Python library with a console script `greet`.
-pub fn greet_wheel() -> WheelBuilder {
+pub(crate) fn greet_wheel() -> WheelBuilder {
     let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any").file(
         "greet_lib/__init__.py",
         b"def hello(who):\n    return 'hello ' + who\n\ndef main():\n    print(hello('from the script'))\n",
@@ -150,7 +155,7 @@ pub fn greet_wheel() -> WheelBuilder {
 
 /// Two pure-Python wheels for the demo recipe: `greet_lib` (with a console script) and
 /// `app_core`, which imports it.
-pub fn demo_wheels(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn demo_wheels(dir: &Path) -> Vec<PathBuf> {
     let greet = greet_wheel();
     let app = WheelBuilder::new("app_core", "0.3", "py3-none-any")
         .file(
@@ -162,7 +167,7 @@ pub fn demo_wheels(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A loopback simple index (JSON) serving the wheels; counts requests.
-pub fn index_server(wheels: &[PathBuf]) -> Server {
+pub(crate) fn index_server(wheels: &[PathBuf]) -> Server {
     let files: Vec<(String, Vec<u8>)> = wheels
         .iter()
         .map(|p| {

@@ -9,7 +9,7 @@ use crate::common::*;
 use crate::recipe_fixtures::{demo_wheels, recipe, workspace};
 
 /// A workspace with the demo recipe, its wheels and two key pairs (`ci`, trusted; `rogue`, not).
-pub struct Setup {
+pub(crate) struct Setup {
     pub work: tempfile::TempDir,
     pub wheels: PathBuf,
     pub recipe: PathBuf,
@@ -20,7 +20,7 @@ pub struct Setup {
 }
 
 impl Setup {
-    pub fn new() -> Setup {
+    pub(crate) fn new() -> Setup {
         let (work, wheels) = workspace();
         let files = demo_wheels(&wheels);
         let recipe = recipe(work.path(), &files, &["app_core"]);
@@ -50,21 +50,21 @@ impl Setup {
     }
 
     /// `pystore --store STORE` with the wheelhouse configured and offline.
-    pub fn pystore(&self, store: &Path) -> Command {
+    pub(crate) fn pystore(&self, store: &Path) -> Command {
         let mut cmd = pystore(store);
         cmd.arg("--offline").arg("--find-links").arg(&self.wheels);
         cmd
     }
 
     /// Realises the recipe into `store`; the JSON of its one target.
-    pub fn realise(&self, store: &Path) -> serde_json::Value {
+    pub(crate) fn realise(&self, store: &Path) -> serde_json::Value {
         let value = json(self.pystore(store).arg("realise").arg(&self.recipe));
         value[0].clone()
     }
 }
 
 /// (id, name, content hash) of every entry in the closure of `path`, sorted.
-pub fn closure(store: &Path, path: &str) -> Vec<(String, String, String)> {
+pub(crate) fn closure(store: &Path, path: &str) -> Vec<(String, String, String)> {
     let value = json(pystore(store).args(["path-info", "--closure", path]));
     let mut out: Vec<_> = value
         .as_array()
@@ -83,7 +83,7 @@ pub fn closure(store: &Path, path: &str) -> Vec<(String, String, String)> {
 }
 
 /// The one file in `dir` whose name ends with `suffix` and is not `except`.
-pub fn blobs(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+pub(crate) fn blobs(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -94,7 +94,7 @@ pub fn blobs(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 }
 
 /// Copies a flat directory.
-pub fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

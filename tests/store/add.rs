@@ -181,6 +181,8 @@ fn a_fifo_is_refused() {
     assert_refused(
         |tree| {
             let path = std::ffi::CString::new(tree.join("pipe").to_str().unwrap()).unwrap();
+            // SAFETY: `path` is a NUL-terminated C string, live for the call, which only reads
+            // it.
             assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
         },
         "pipe is a fifo; only regular files, directories and symlinks can be stored",

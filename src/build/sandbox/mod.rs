@@ -323,7 +323,9 @@ pub fn output_with_timeout(
         if std::time::Instant::now() >= deadline {
             #[cfg(unix)]
             if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                // SAFETY: kill(2) on the group this function created.
+                // SAFETY: kill(2) takes no pointers. `-pid` names the process group this
+                // function created (`process_group(0)` above), whose leader is not yet reaped
+                // (`try_wait` just returned `None`), so the id cannot have been reused.
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
             }
             let _ = child.kill();

@@ -11,6 +11,8 @@
 //!
 //! The report ([`Report`]) is canonical JSON: paths bundle-relative, lists sorted.
 
+mod imports;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,13 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::{BundleManifest, MANIFEST_NAME};
 use super::native::{self, BundleFiles, NativeError};
-use crate::build::sandbox::{output_with_timeout, Input, Level, Sandbox, SandboxError, Spec};
-
-/// How long the imports may take: a module that hangs on import must not hang realise.
-const IMPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+use crate::build::sandbox::{Level, Sandbox, SandboxError};
 use crate::python::interpreter::{InterpreterInfo, METADATA_FILE};
 use crate::python::target::{Arch, Os};
 use crate::python::Target;
+use imports::run_imports;
 
 /// Why a bundle failed validation (or could not be validated).
 #[derive(Debug, thiserror::Error)]
@@ -362,39 +362,6 @@ pub fn runs_here(target: &Target) -> bool {
     arch_matches && cfg!(target_os = "linux") && matches!(target.platform.os, Os::LinuxGnu { .. })
 }
 
-/// The script the bundle's python runs: imports each argument and prints, as JSON, each
-/// module's file (or its namespace path, or `built-in`), errors, and every loaded module's file.
-const IMPORT_SCRIPT: &str = r#"
-import importlib, json, sys
-report = {"modules": {}, "errors": {}, "loaded": {}}
-for name in sys.argv[1:]:
-    try:
-        module = importlib.import_module(name)
-    except BaseException as e:
-        report["errors"][name] = "%s: %s" % (type(e).__name__, e)
-        continue
-    spec = getattr(module, "__spec__", None)
-    file = getattr(module, "__file__", None)
-    if file:
-        report["modules"][name] = [file]
-    elif spec is not None and spec.origin in ("built-in", "frozen"):
-        report["modules"][name] = []
-    else:
-        report["modules"][name] = list(getattr(module, "__path__", []))
-for name, module in sorted(sys.modules.items()):
-    file = getattr(module, "__file__", None)
-    if isinstance(file, str):
-        report["loaded"][name] = file
-sys.stdout.write(json.dumps(report, sort_keys=True))
-"#;
-
-#[derive(Deserialize)]
-struct ImportReport {
-    modules: BTreeMap<String, Vec<String>>,
-    errors: BTreeMap<String, String>,
-    loaded: BTreeMap<String, String>,
-}
-
 /// Validates the bundle at `root` for `target` (named `target_name`): statically always,
 /// dynamically in `sandbox` when `dynamic` (the caller decided with [`runs_here`]).
 pub fn validate(
@@ -494,139 +461,6 @@ pub fn validate(
         modules: resolved,
         native_files,
         dynamic,
-    })
-}
-
-/// The dynamic check: imports `modules` with the bundle's python in the sandbox.
-fn run_imports(
-    root: &Path,
-    target_name: &str,
-    info: &InterpreterInfo,
-    modules: &[String],
-    sandbox: &Sandbox,
-    scratch: &Path,
-) -> Result<DynamicReport, ValidateError> {
-    let level = sandbox.level();
-    let scripts = Path::new(&info.executable)
-        .parent()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // -B: no byte code written into the bundle, whatever the level (without namespaces, root
-    // could write into the read-only store entry).
-    let mut args: Vec<std::ffi::OsString> =
-        vec!["-I".into(), "-B".into(), "-c".into(), IMPORT_SCRIPT.into()];
-    args.extend(modules.iter().map(Into::into));
-    let spec = Spec {
-        inputs: vec![Input {
-            label: "bundle".into(),
-            host: root.to_path_buf(),
-        }],
-        scratch: scratch.to_path_buf(),
-        program: ("bundle".into(), info.executable.clone()),
-        args,
-        path: vec![("bundle".into(), scripts)],
-        system_libraries: true,
-        source_date_epoch: None,
-    };
-    let program = sandbox.input_path("bundle", root).join(&info.executable);
-    let run_error = |message: String| ValidateError::Run {
-        target: target_name.to_owned(),
-        program: program.clone(),
-        message,
-    };
-    let mut command = sandbox
-        .command(&spec)
-        .map_err(|cause| ValidateError::Sandbox {
-            target: target_name.to_owned(),
-            cause,
-        })?;
-    let output = output_with_timeout(&mut command, IMPORT_TIMEOUT)
-        .map_err(|e| {
-            #[cfg(target_os = "linux")]
-            if let Some(raw) = e.raw_os_error() {
-                return run_error(format!(
-                    "cannot start it: {}",
-                    crate::build::sandbox::linux::describe(raw)
-                ));
-            }
-            run_error(format!("cannot start it: {e}"))
-        })?
-        .ok_or_else(|| {
-            run_error(format!(
-                "importing {} did not finish within {} seconds; it was stopped",
-                modules.join(", "),
-                IMPORT_TIMEOUT.as_secs()
-            ))
-        })?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        return Err(run_error(format!(
-            "it exited with {}: {}",
-            output.status,
-            stderr.trim()
-        )));
-    }
-    let report: ImportReport = serde_json::from_slice(&output.stdout).map_err(|e| {
-        run_error(format!(
-            "unreadable report ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        ))
-    })?;
-    if let Some((module, message)) = report.errors.into_iter().next() {
-        return Err(ValidateError::ImportFailed {
-            target: target_name.to_owned(),
-            module,
-            level,
-            message,
-        });
-    }
-    let inside = sandbox.input_path("bundle", root);
-    let relative = |file: &str| -> Option<String> {
-        let rel = Path::new(file).strip_prefix(&inside).ok()?;
-        // `..` in a reported path could climb out of the bundle again.
-        if rel
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
-            return None;
-        }
-        Some(rel.to_string_lossy().into_owned())
-    };
-    let mut seen = BTreeMap::new();
-    for module in modules {
-        let files = report.modules.get(module).cloned().unwrap_or_default();
-        let mut shown = Vec::new();
-        for file in &files {
-            shown.push(relative(file).ok_or_else(|| ValidateError::OutsideBundle {
-                target: target_name.to_owned(),
-                module: module.clone(),
-                file: file.clone(),
-                level,
-            })?);
-        }
-        seen.insert(
-            module.clone(),
-            if files.is_empty() {
-                "built-in".to_owned()
-            } else {
-                shown.join(":")
-            },
-        );
-    }
-    for (module, file) in &report.loaded {
-        if relative(file).is_none() {
-            return Err(ValidateError::OutsideBundle {
-                target: target_name.to_owned(),
-                module: module.clone(),
-                file: file.clone(),
-                level,
-            });
-        }
-    }
-    Ok(DynamicReport {
-        sandbox: level.as_str().to_owned(),
-        modules: seen,
-        loaded: report.loaded.len(),
     })
 }
 

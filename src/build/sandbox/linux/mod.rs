@@ -14,31 +14,21 @@
 //!
 //! A failing step is reported through the standard library's exec-error pipe as one number:
 //! `step * 1000 + errno` (see [`describe`]), so the parent can say which step failed and why.
+//!
+//! The operations that build the new root are planned in `plan`, before the fork; this file
+//! holds what runs in the child and its error reporting.
+
+mod plan;
 
 use std::ffi::{CStr, CString, OsStr};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{Input, SandboxError, Spec, BUILD_DIR};
+use super::{SandboxError, Spec};
+use plan::{cstr, ctext, plan, Op};
 
 /// The uid and gid the program has inside (an unprivileged user: no capabilities after exec).
 const INSIDE_ID: u32 = 1000;
-
-/// Host system library directories bound read-only when a program needs the host's glibc.
-const SYSTEM_LIBRARY_DIRS: &[&str] = &[
-    "/lib",
-    "/lib64",
-    "/lib32",
-    "/libx32",
-    "/usr/lib",
-    "/usr/lib64",
-    "/usr/lib32",
-];
-
-/// Device nodes bound from the host into `/dev`.
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Steps, numbered for error reports (index = step number).
 const STEPS: &[&str] = &[
@@ -98,213 +88,6 @@ pub fn describe(raw: i32) -> String {
     }
 }
 
-/// One thing to do inside the new mount namespace, before `pivot_root`.
-enum Op {
-    Mkdir(CString),
-    /// Bind `src` on `dst` (which exists), then remount read-only with `flags` (the source's
-    /// locked flags: a user namespace may not clear nosuid, nodev, noexec or atime flags).
-    Bind {
-        src: CString,
-        dst: CString,
-        read_only: bool,
-        flags: libc::c_ulong,
-    },
-    /// Create an empty file (a bind target for a device node).
-    Touch(CString),
-    Write {
-        path: CString,
-        contents: CString,
-    },
-    Symlink {
-        target: CString,
-        link: CString,
-    },
-    /// A read-only empty tmpfs over `dst` (hides a host directory under a bound one).
-    Mask(CString),
-    Proc(CString),
-}
-
-fn cstr(path: &Path) -> Result<CString, SandboxError> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| SandboxError::BadPath {
-        path: path.to_path_buf(),
-    })
-}
-
-fn ctext(text: &str) -> CString {
-    // Only called with text this module generates, which has no NUL.
-    CString::new(text.replace('\0', "")).unwrap_or_default()
-}
-
-/// The flags of the mount holding `path` that a bind in a user namespace must keep.
-fn locked_flags(path: &Path) -> libc::c_ulong {
-    let Ok(c) = cstr(path) else { return 0 };
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid C string and `st` a valid out-pointer.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return 0;
-    }
-    let mut flags = 0;
-    for (st_flag, ms_flag) in [
-        (libc::ST_NOSUID, libc::MS_NOSUID),
-        (libc::ST_NODEV, libc::MS_NODEV),
-        (libc::ST_NOEXEC, libc::MS_NOEXEC),
-        (libc::ST_NOATIME, libc::MS_NOATIME),
-        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
-    ] {
-        if st.f_flag & st_flag != 0 {
-            flags |= ms_flag;
-        }
-    }
-    flags
-}
-
-/// Host directories under `dir` that hold Python packages (`python3`, `python3.11`, ...):
-/// masked so that binding a system library directory brings no host site-packages along.
-fn python_dirs(dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().as_bytes().starts_with(b"python"))
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-        .map(|e| e.path())
-        .collect();
-    found.sort();
-    found
-}
-
-fn bind_ops(
-    ops: &mut Vec<Op>,
-    root: &Path,
-    host: &Path,
-    inside: &Path,
-    read_only: bool,
-) -> Result<(), SandboxError> {
-    let dst = root.join(inside.strip_prefix("/").unwrap_or(inside));
-    let mut dirs = Vec::new();
-    let mut at = dst.parent();
-    while let Some(dir) = at {
-        if dir == root {
-            break;
-        }
-        dirs.push(dir.to_path_buf());
-        at = dir.parent();
-    }
-    for dir in dirs.into_iter().rev() {
-        ops.push(Op::Mkdir(cstr(&dir)?));
-    }
-    if host.is_dir() {
-        ops.push(Op::Mkdir(cstr(&dst)?));
-    } else {
-        ops.push(Op::Touch(cstr(&dst)?));
-    }
-    ops.push(Op::Bind {
-        src: cstr(host)?,
-        dst: cstr(&dst)?,
-        read_only,
-        flags: locked_flags(host),
-    });
-    Ok(())
-}
-
-/// Everything the child does before `pivot_root`, for `spec` with the root mounted at `root`.
-fn plan(spec: &Spec, root: &Path) -> Result<Vec<Op>, SandboxError> {
-    let mut ops = Vec::new();
-    for dir in ["inputs", "dev", "proc", "etc"] {
-        ops.push(Op::Mkdir(cstr(&root.join(dir))?));
-    }
-    for Input { label, host } in &spec.inputs {
-        let host = host
-            .canonicalize()
-            .map_err(|source| SandboxError::Prepare {
-                path: host.clone(),
-                source,
-            })?;
-        bind_ops(
-            &mut ops,
-            root,
-            &host,
-            &Path::new("/inputs").join(label),
-            true,
-        )?;
-    }
-    bind_ops(
-        &mut ops,
-        root,
-        &spec.scratch.join("build"),
-        Path::new(BUILD_DIR),
-        false,
-    )?;
-    for device in DEVICES {
-        let host = Path::new("/dev").join(device);
-        if host.exists() {
-            bind_ops(&mut ops, root, &host, &host, false)?;
-        }
-    }
-    for (name, target) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        ops.push(Op::Symlink {
-            target: ctext(target),
-            link: cstr(&root.join("dev").join(name))?,
-        });
-    }
-    ops.push(Op::Proc(cstr(&root.join("proc"))?));
-    let id = INSIDE_ID;
-    for (name, contents) in [
-        (
-            "passwd",
-            format!(
-                "root:x:0:0:root:/var/empty:/bin/false\npystore:x:{id}:{id}:pystore build user:{}:/bin/false\nnobody:x:65534:65534:nobody:/var/empty:/bin/false\n",
-                super::HOME
-            ),
-        ),
-        (
-            "group",
-            format!("root:x:0:\npystore:x:{id}:\nnogroup:x:65534:\n"),
-        ),
-        ("hosts", "127.0.0.1 localhost\n::1 localhost\n".to_owned()),
-    ] {
-        ops.push(Op::Write {
-            path: cstr(&root.join("etc").join(name))?,
-            contents: ctext(&contents),
-        });
-    }
-    if spec.system_libraries {
-        for dir in SYSTEM_LIBRARY_DIRS {
-            let host = Path::new(dir);
-            let Ok(meta) = std::fs::symlink_metadata(host) else {
-                continue;
-            };
-            let inside = root.join(&dir[1..]);
-            if meta.file_type().is_symlink() {
-                // Merged-/usr systems: /lib -> usr/lib. Keep the link, so paths baked into
-                // binaries (/lib64/ld-linux-x86-64.so.2) resolve inside.
-                let target = std::fs::read_link(host).map_err(|source| SandboxError::Prepare {
-                    path: host.to_path_buf(),
-                    source,
-                })?;
-                ops.push(Op::Symlink {
-                    target: cstr(&target)?,
-                    link: cstr(&inside)?,
-                });
-            } else if meta.is_dir() {
-                bind_ops(&mut ops, root, host, host, true)?;
-                for python in python_dirs(host) {
-                    ops.push(Op::Mask(cstr(
-                        &root.join(python.strip_prefix("/").unwrap_or(&python)),
-                    )?));
-                }
-            }
-        }
-    }
-    Ok(ops)
-}
-
 /// Fails with `step * 1000 + errno`.
 fn fail(step: i32) -> std::io::Error {
     let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
@@ -321,7 +104,10 @@ fn check(step: i32, result: libc::c_int) -> std::io::Result<()> {
 
 /// Writes `contents` to the file at `path` (created or truncated). No allocation.
 fn write_file(step: i32, path: &CStr, contents: &[u8]) -> std::io::Result<()> {
-    // SAFETY: plain system calls on valid C strings and a valid buffer.
+    // SAFETY: `path` is a NUL-terminated C string borrowed for the whole block; `write` reads
+    // exactly `contents.len()` bytes from `contents`, a live slice; `fd` is the descriptor this
+    // block opened and it is closed once, here. No Rust memory is handed to the kernel beyond
+    // these borrows, and nothing allocates (safe between fork and exec).
     unsafe {
         let fd = libc::open(
             path.as_ptr(),
@@ -350,7 +136,11 @@ fn mount(
     flags: libc::c_ulong,
     data: *const libc::c_char,
 ) -> std::io::Result<()> {
-    // SAFETY: valid C strings or null pointers, as mount(2) accepts.
+    // SAFETY: `dst` is a borrowed C string, live for the call. `src`, `fstype` and `data` are
+    // raw pointers this function cannot check: every caller in this module passes either null
+    // (which mount(2) accepts for each of them in the calls made here: remounts, binds and
+    // propagation changes) or the pointer of a `CStr` (a `c"…"` literal or a `CString` owned by
+    // the `Child`) that outlives the call. mount(2) only reads these strings.
     check(step, unsafe {
         libc::mount(src, dst.as_ptr(), fstype, flags, data.cast())
     })
@@ -373,12 +163,15 @@ impl Child {
             | libc::CLONE_NEWNET
             | libc::CLONE_NEWIPC
             | libc::CLONE_NEWUTS;
-        // SAFETY: this process is the single-threaded child of a fork.
+        // SAFETY: unshare(2) takes no pointers and has no memory-safety preconditions; the
+        // process is the single-threaded child of a fork, which CLONE_NEWUSER requires.
         check(S_UNSHARE, unsafe { libc::unshare(flags) })?;
         write_file(S_SETGROUPS, c"/proc/self/setgroups", b"deny")?;
         write_file(S_UID_MAP, c"/proc/self/uid_map", self.uid_map.as_bytes())?;
         write_file(S_GID_MAP, c"/proc/self/gid_map", self.gid_map.as_bytes())?;
-        // SAFETY: fork in a single-threaded process.
+        // SAFETY: this process is the single-threaded child of the first fork, so the new child
+        // inherits no lock held by another thread; both sides go on to make only system calls
+        // (the parent waits in `wait_and_exit`, which never returns) and never allocate.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(fail(S_FORK));
@@ -386,7 +179,8 @@ impl Child {
         if pid > 0 {
             wait_and_exit(pid);
         }
-        // SAFETY: plain system calls.
+        // SAFETY: prctl(PR_SET_PDEATHSIG) takes only integer arguments and setsid(2) takes
+        // none; neither touches this process's memory.
         unsafe {
             check(
                 S_PDEATHSIG,
@@ -423,7 +217,10 @@ impl Child {
         for op in &self.ops {
             self.apply(op)?;
         }
-        // SAFETY: plain system calls on valid C strings.
+        // SAFETY: every pointer passed is that of a NUL-terminated C string (`self.root` and
+        // `self.old_root`, owned by `self`, or `c"…"` literals) live for the whole block; the
+        // calls only read them. pivot_root through `syscall` gets exactly its two path
+        // arguments.
         unsafe {
             check(S_MKDIR, libc::mkdir(self.old_root.as_ptr(), 0o700))?;
             check(
@@ -449,7 +246,8 @@ impl Child {
             libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
             null,
         )?;
-        // SAFETY: plain system calls on valid C strings.
+        // SAFETY: chdir gets a `c"…"` literal; sethostname reads exactly `host.len()` bytes from
+        // `host`, a static byte string.
         unsafe {
             check(S_CHDIR, libc::chdir(c"/build".as_ptr()))?;
             let host = b"pystore";
@@ -464,8 +262,9 @@ impl Child {
     fn apply(&self, op: &Op) -> std::io::Result<()> {
         let null = std::ptr::null();
         match op {
-            // SAFETY (all arms): plain system calls on valid C strings.
             Op::Mkdir(path) => {
+                // SAFETY: `path` is a C string owned by `op`, live for the call, which only
+                // reads it.
                 let r = unsafe { libc::mkdir(path.as_ptr(), 0o755) };
                 if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
                     return Err(fail(S_MKDIR));
@@ -500,9 +299,12 @@ impl Child {
                 Ok(())
             }
             Op::Write { path, contents } => write_file(S_WRITE, path, contents.as_bytes()),
-            Op::Symlink { target, link } => check(S_SYMLINK, unsafe {
-                libc::symlink(target.as_ptr(), link.as_ptr())
-            }),
+            Op::Symlink { target, link } => check(
+                S_SYMLINK,
+                // SAFETY: `target` and `link` are C strings owned by `op`, live for the call,
+                // which only reads them.
+                unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) },
+            ),
             Op::Mask(dst) => mount(
                 S_MASK,
                 c"tmpfs".as_ptr(),
@@ -527,7 +329,12 @@ impl Child {
 /// exec-error pipe closes when the program's copies do), waits for the program and exits as
 /// it did. Never returns.
 fn wait_and_exit(pid: libc::pid_t) -> ! {
-    // SAFETY: plain system calls; `_exit` never returns.
+    // SAFETY: close_range, getrlimit, close, waitpid, signal, kill and _exit are system calls
+    // (or their thin libc wrappers): `rlimit` is a plain integer struct (all-zero is valid) and
+    // `&mut limit` / `&mut status` point to live locals; `__errno_location` returns this
+    // thread's errno, always valid to read. Closing every descriptor is sound here because this
+    // process owns no Rust object that uses one (it only waits and exits); `_exit` ends it
+    // without running destructors.
     unsafe {
         if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
             // Kernels before 5.9 have no close_range: close up to the descriptor limit.
@@ -571,7 +378,7 @@ pub fn enter(command: &mut Command, spec: &Spec) -> Result<(), SandboxError> {
         path: root.clone(),
         source,
     })?;
-    // SAFETY: plain getters.
+    // SAFETY: geteuid(2) and getegid(2) take no arguments, cannot fail and touch no memory.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let child = Child {
         uid_map: ctext(&format!("{INSIDE_ID} {uid} 1\n")),
@@ -580,7 +387,10 @@ pub fn enter(command: &mut Command, spec: &Spec) -> Result<(), SandboxError> {
         ops: plan(spec, &root)?,
         root: cstr(&root)?,
     };
-    // SAFETY: the hook only makes system calls on data prepared above (see the module docs).
+    // SAFETY: `pre_exec` requires the hook to be safe between fork and exec in a possibly
+    // multithreaded parent: no allocation, no locks. `Child::run` only makes system calls on
+    // C strings and vectors prepared above and moved into the closure (see the module docs);
+    // its errors are `io::Error`s from raw OS codes, which do not allocate.
     unsafe {
         command.pre_exec(move || child.run());
     }
