@@ -216,7 +216,7 @@ mod tests {
         std::fs::write(
             &path,
             r#"{"auths":{"127.0.0.1:5000":{"auth":"YWxpY2U6czNjcjN0"},
-                        "https://index.docker.io/v1/":{"username":"bob","password":"pw"}}}"#,
+                        "https://registry.example/v1/":{"username":"bob","password":"pw"}}}"#,
         )
         .unwrap();
         let sources = OciCredentialSources {
@@ -233,7 +233,7 @@ mod tests {
             "{}",
             found.source
         );
-        let hub = sources.lookup("index.docker.io").unwrap().unwrap();
+        let hub = sources.lookup("registry.example").unwrap().unwrap();
         assert_eq!(hub.login.user, "bob");
         assert!(sources.lookup("127.0.0.1:5001").unwrap().is_none());
         assert!(!format!("{sources:?}").contains("s3cr3t"));
