@@ -94,11 +94,6 @@ fn read_own(
     python: &str,
     wanted: &[PylockTarget],
 ) -> Result<Lock, PylockError> {
-    let package_error = |package: &str, message: String| PylockError::Package {
-        path: path.to_path_buf(),
-        package: package.to_owned(),
-        message,
-    };
     let mut targets: BTreeMap<String, LockedTarget> = tool
         .targets
         .iter()
@@ -114,54 +109,7 @@ fn read_own(
         })
         .collect();
     for package in &file.packages {
-        let Some(value) = package.tool.get(TOOL) else {
-            return Err(package_error(
-                &package.name,
-                format!("has no [packages.tool.{TOOL}] table, though the file has [tool.{TOOL}]: it was edited by hand or by another tool; run `pystore lock` again"),
-            ));
-        };
-        let pins: ToolPackage = value
-            .clone()
-            .try_into()
-            .map_err(|e| package_error(&package.name, format!("[packages.tool.{TOOL}]: {e}")))?;
-        let version = package
-            .version
-            .clone()
-            .ok_or_else(|| package_error(&package.name, "has no version".to_owned()))?;
-        for pin in pins.targets {
-            let wheel = package
-                .wheels
-                .iter()
-                .find(|w| w.file_name().as_deref() == Some(pin.wheel.as_str()))
-                .ok_or_else(|| {
-                    package_error(
-                        &package.name,
-                        format!(
-                            "target {} pins {}, which the package's wheels do not list",
-                            pin.target, pin.wheel
-                        ),
-                    )
-                })?;
-            let (size, sha256) = wheel_facts(wheel, &pin.wheel)
-                .map_err(|message| package_error(&package.name, message))?;
-            let target = targets.get_mut(&pin.target).ok_or_else(|| {
-                package_error(
-                    &package.name,
-                    format!(
-                        "pinned for target {}, which [tool.{TOOL}] does not list",
-                        pin.target
-                    ),
-                )
-            })?;
-            target.packages.push(LockedPackage {
-                name: normalize_name(&package.name),
-                version: version.clone(),
-                wheel: pin.wheel,
-                size,
-                sha256,
-                required_by: pin.required_by,
-            });
-        }
+        add_own_pins(path, package, &mut targets)?;
     }
     // The lock's inputs hash vouches for all its targets: keep them all, but every target
     // asked for must be there, as locked for the same platform.
@@ -192,6 +140,69 @@ fn read_own(
         inputs: tool.inputs,
         targets: targets.into_values().collect(),
     })
+}
+
+/// Adds `package`, as its `[packages.tool.pystore]` table pins it, to each target it is
+/// pinned for.
+fn add_own_pins(
+    path: &Path,
+    package: &PylockPackage,
+    targets: &mut BTreeMap<String, LockedTarget>,
+) -> Result<(), PylockError> {
+    let package_error = |package: &str, message: String| PylockError::Package {
+        path: path.to_path_buf(),
+        package: package.to_owned(),
+        message,
+    };
+    let Some(value) = package.tool.get(TOOL) else {
+        return Err(package_error(
+            &package.name,
+            format!("has no [packages.tool.{TOOL}] table, though the file has [tool.{TOOL}]: it was edited by hand or by another tool; run `pystore lock` again"),
+        ));
+    };
+    let pins: ToolPackage = value
+        .clone()
+        .try_into()
+        .map_err(|e| package_error(&package.name, format!("[packages.tool.{TOOL}]: {e}")))?;
+    let version = package
+        .version
+        .clone()
+        .ok_or_else(|| package_error(&package.name, "has no version".to_owned()))?;
+    for pin in pins.targets {
+        let wheel = package
+            .wheels
+            .iter()
+            .find(|w| w.file_name().as_deref() == Some(pin.wheel.as_str()))
+            .ok_or_else(|| {
+                package_error(
+                    &package.name,
+                    format!(
+                        "target {} pins {}, which the package's wheels do not list",
+                        pin.target, pin.wheel
+                    ),
+                )
+            })?;
+        let (size, sha256) = wheel_facts(wheel, &pin.wheel)
+            .map_err(|message| package_error(&package.name, message))?;
+        let target = targets.get_mut(&pin.target).ok_or_else(|| {
+            package_error(
+                &package.name,
+                format!(
+                    "pinned for target {}, which [tool.{TOOL}] does not list",
+                    pin.target
+                ),
+            )
+        })?;
+        target.packages.push(LockedPackage {
+            name: normalize_name(&package.name),
+            version: version.clone(),
+            wheel: pin.wheel,
+            size,
+            sha256,
+            required_by: pin.required_by,
+        });
+    }
+    Ok(())
 }
 
 /// The size and sha256 a pin needs, from a wheel entry.
