@@ -45,6 +45,17 @@ pub(super) struct Planned {
     pub(super) wheels: BTreeMap<NodeIndex, String>,
 }
 
+impl Planned {
+    /// The nodes realise asks for: each target's outputs. The bundles too: each outcome names
+    /// its bundle, so it is planned (and substituted) itself.
+    pub(super) fn root_nodes(&self) -> Vec<NodeIndex> {
+        self.roots
+            .iter()
+            .flat_map(|t| [t.bundle, t.validation, t.zip, t.provenance, t.sbom])
+            .collect()
+    }
+}
+
 /// sha256 of a user input file (recipe, requirements, lock), read bounded like any input.
 fn sha256_of(path: &Path) -> Result<String, RealiseRecipeError> {
     use sha2::Digest;

@@ -212,12 +212,7 @@ pub fn realise(
 ) -> Result<Outcome, RealiseRecipeError> {
     let sandbox = Arc::new(Sandbox::new(options.sandbox)?);
     let mut planned = plan_recipe(store, recipe, options, &sandbox)?;
-    // The bundles too: each outcome names its bundle, so it is planned (and substituted) itself.
-    let roots: Vec<NodeIndex> = planned
-        .roots
-        .iter()
-        .flat_map(|t| [t.bundle, t.validation, t.zip, t.provenance, t.sbom])
-        .collect();
+    let roots = planned.root_nodes();
     let substituter = options.substituter.as_deref();
     if options.dry_run {
         return dry_run(store, &planned, &roots, substituter);
