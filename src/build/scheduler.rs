@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::graph::{Action, BuildContext, BuildError, Graph, NodeIndex};
+use super::graph::{Action, BuildContext, BuildError, Graph, Node, NodeIndex};
 use super::timings::{How, Timeline};
 use crate::fetch::{FetchError, Fetcher};
-use crate::store::{EntryId, EntryInfo, Store, StoreError};
+use crate::store::{EntryId, EntryInfo, Registration, Store, StoreError};
 
 /// Somewhere built entries can be downloaded from instead of being built (a binary cache).
 ///
@@ -321,9 +321,41 @@ pub fn realise_timed(
     progress: bool,
     timeline: &Timeline,
 ) -> Result<Realised, RealiseError> {
-    let mut counts = Counts::default();
     let status = plan(store, graph, roots)?;
-    let mut done: BTreeMap<NodeIndex, EntryInfo> = BTreeMap::new();
+    let mut done = valid_entries(store, graph, &status, timeline)?;
+    let fetched = fetch_needed(fetcher, graph, &status, timeline, &mut done)?;
+    let mut counts = Counts {
+        fetched,
+        ..Counts::default()
+    };
+    let builds: Vec<NodeIndex> = (0..status.len())
+        .filter(|&i| status[i] == Status::Build)
+        .collect();
+    if builds.is_empty() {
+        return Ok(Realised {
+            entries: done,
+            counts,
+        });
+    }
+    let workers = Workers::new(store, graph, timeline, &status, &builds, done, progress);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, builds.len()) {
+            scope.spawn(|| workers.work());
+        }
+    });
+    let (entries, built) = workers.finish()?;
+    counts.built = built;
+    Ok(Realised { entries, counts })
+}
+
+/// The entries of the nodes `status` found valid, by node index.
+fn valid_entries(
+    store: &Store,
+    graph: &Graph,
+    status: &[Status],
+    timeline: &Timeline,
+) -> Result<BTreeMap<NodeIndex, EntryInfo>, StoreError> {
+    let mut done = BTreeMap::new();
     for (index, s) in status.iter().enumerate() {
         if *s == Status::Valid {
             if let Some(entry) = store.query(&graph.node(index).id)? {
@@ -333,6 +365,17 @@ pub fn realise_timed(
             }
         }
     }
+    Ok(done)
+}
+
+/// Fetches every node `status` says to fetch, in parallel, into `done`; returns how many.
+fn fetch_needed(
+    fetcher: &Fetcher<'_>,
+    graph: &Graph,
+    status: &[Status],
+    timeline: &Timeline,
+    done: &mut BTreeMap<NodeIndex, EntryInfo>,
+) -> Result<usize, FetchError> {
     let fetches: Vec<NodeIndex> = (0..status.len())
         .filter(|&i| status[i] == Status::Fetch)
         .collect();
@@ -343,6 +386,7 @@ pub fn realise_timed(
             Action::Build(_) | Action::Present => None,
         })
         .collect();
+    let mut count = 0;
     for (index, fetched) in fetches.iter().zip(fetcher.fetch_all(&items)?) {
         timeline.record(
             &graph.node(*index).fingerprint,
@@ -351,149 +395,205 @@ pub fn realise_timed(
             fetched.finished,
         );
         done.insert(*index, fetched.entry);
-        counts.fetched += 1;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// What the build workers share: the queue of ready nodes and the entries realised so far.
+struct Workers<'a> {
+    store: &'a Store,
+    graph: &'a Graph,
+    timeline: &'a Timeline,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    results: Mutex<BTreeMap<NodeIndex, EntryInfo>>,
+    /// The builds waiting on each node.
+    dependents: Vec<Vec<NodeIndex>>,
+    rank: Vec<u64>,
+    cache_dir: std::path::PathBuf,
+    bar: ProgressBar,
+}
+
+impl<'a> Workers<'a> {
+    /// Workers building `builds` (the nodes `status` says to build) on top of `done`.
+    fn new(
+        store: &'a Store,
+        graph: &'a Graph,
+        timeline: &'a Timeline,
+        status: &[Status],
+        builds: &[NodeIndex],
+        done: BTreeMap<NodeIndex, EntryInfo>,
+        progress: bool,
+    ) -> Workers<'a> {
+        let mut waiting_on = vec![0usize; status.len()];
+        let mut dependents: Vec<Vec<NodeIndex>> = vec![Vec::new(); status.len()];
+        for &index in builds {
+            let node = graph.node(index);
+            for &input in node.inputs.values().chain(&node.after) {
+                if status[input] == Status::Build {
+                    waiting_on[index] += 1;
+                    dependents[input].push(index);
+                }
+            }
+        }
+        let rank = ranks(graph, &dependents);
+        let ready: Vec<NodeIndex> = builds
+            .iter()
+            .copied()
+            .filter(|&i| waiting_on[i] == 0)
+            .collect();
+        let queue = Mutex::new(Queue {
+            ready,
+            waiting_on,
+            running: 0,
+            remaining: builds.len(),
+            errors: Vec::new(),
+            built: 0,
+        });
+        Workers {
+            store,
+            graph,
+            timeline,
+            queue,
+            wake: Condvar::new(),
+            results: Mutex::new(done),
+            dependents,
+            rank,
+            cache_dir: store.layout().cache_dir(),
+            bar: progress_bar(progress, builds.len() as u64),
+        }
     }
 
-    let builds: Vec<NodeIndex> = (0..status.len())
-        .filter(|&i| status[i] == Status::Build)
-        .collect();
-    if builds.is_empty() {
-        return Ok(Realised {
-            entries: done,
-            counts,
-        });
+    /// One worker: builds ready nodes until none is left or a build failed.
+    fn work(&self) {
+        while let Some(index) = self.next() {
+            self.build(index);
+        }
     }
-    let mut waiting_on = vec![0usize; status.len()];
-    let mut dependents: Vec<Vec<NodeIndex>> = vec![Vec::new(); status.len()];
-    for &index in &builds {
-        let node = graph.node(index);
-        for &input in node.inputs.values().chain(&node.after) {
-            if status[input] == Status::Build {
-                waiting_on[index] += 1;
-                dependents[input].push(index);
+
+    /// Waits for a ready node and marks it running; `None` when the worker should stop.
+    fn next(&self) -> Option<NodeIndex> {
+        let mut q = lock(&self.queue);
+        loop {
+            if !q.errors.is_empty() || q.remaining == 0 {
+                return None;
+            }
+            if let Some(index) = take_first(&mut q.ready, &self.rank) {
+                q.running += 1;
+                return Some(index);
+            }
+            if q.running == 0 {
+                return None; // nothing runs and nothing is ready: cannot happen in a DAG
+            }
+            q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Builds node `index` (marked running) and records the outcome.
+    fn build(&self, index: NodeIndex) {
+        let node = self.graph.node(index);
+        self.bar.set_message(node.fingerprint.name().to_string());
+        let inputs: BTreeMap<String, EntryInfo> = {
+            let results = self.results.lock().unwrap_or_else(|p| p.into_inner());
+            node.inputs
+                .iter()
+                .filter_map(|(label, i)| Some((label.clone(), results.get(i)?.clone())))
+                .collect()
+        };
+        // Whatever happens from here on (a builder panicking included), this node stops
+        // counting as running when the guard drops, and the other workers wake up.
+        let guard = RunningGuard {
+            queue: &self.queue,
+            wake: &self.wake,
+            name: node.fingerprint.name().to_string(),
+            done: false,
+        };
+        let started = Instant::now();
+        let outcome = self.run_builder(node, &inputs);
+        self.bar.inc(1);
+        let mut q = guard.finish();
+        match outcome {
+            Ok(registration) => self.built(&mut q, index, registration, started),
+            Err(err) => q.errors.push(err),
+        }
+        self.wake.notify_all();
+    }
+
+    /// Runs `node`'s builder on `inputs` into the store.
+    fn run_builder(
+        &self,
+        node: &Node,
+        inputs: &BTreeMap<String, EntryInfo>,
+    ) -> Result<Registration, StoreError> {
+        // A damaged input is never built from: its hash is checked before it is read.
+        let damaged = inputs
+            .values()
+            .try_for_each(|input| self.store.check_intact(input));
+        match (&node.action, damaged) {
+            (_, Err(err)) => Err(err),
+            (Action::Build(builder), Ok(())) => self.store.build(&node.fingerprint, |out| {
+                let context = BuildContext {
+                    out,
+                    inputs,
+                    cache: Some(&self.cache_dir),
+                };
+                // A panic in a builder is that build's failure, not the process's.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder(&context)))
+                    .unwrap_or_else(|panic| Err(panic_message(&*panic).into()))
+            }),
+            (Action::Fetch(_) | Action::Present, Ok(())) => Err(StoreError::Root(
+                "a fetch node was scheduled as a build".into(),
+            )),
+        }
+    }
+
+    /// Records node `index`'s entry and readies the builds that waited only on it.
+    fn built(&self, q: &mut Queue, index: NodeIndex, registration: Registration, started: Instant) {
+        let how = if registration.built {
+            q.built += 1;
+            How::Built
+        } else {
+            How::Valid
+        };
+        let node = self.graph.node(index);
+        self.timeline
+            .record(&node.fingerprint, how, started, Instant::now());
+        self.results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(index, registration.entry);
+        for &dependent in &self.dependents[index] {
+            q.waiting_on[dependent] -= 1;
+            if q.waiting_on[dependent] == 0 {
+                q.ready.push(dependent);
             }
         }
     }
-    let rank = ranks(graph, &dependents);
-    let ready: Vec<NodeIndex> = builds
-        .iter()
-        .copied()
-        .filter(|&i| waiting_on[i] == 0)
-        .collect();
-    let queue = Mutex::new(Queue {
-        ready,
-        waiting_on,
-        running: 0,
-        remaining: builds.len(),
-        errors: Vec::new(),
-        built: 0,
-    });
-    let wake = Condvar::new();
-    let results = Mutex::new(done);
-    let cache_dir = store.layout().cache_dir();
+
+    /// Every entry realised and how many were built here, or every build's error.
+    fn finish(self) -> Result<(BTreeMap<NodeIndex, EntryInfo>, usize), RealiseError> {
+        self.bar.finish_and_clear();
+        let queue = self.queue.into_inner().unwrap_or_else(|p| p.into_inner());
+        if !queue.errors.is_empty() {
+            return Err(RealiseError::Builds(queue.errors));
+        }
+        let entries = self.results.into_inner().unwrap_or_else(|p| p.into_inner());
+        Ok((entries, queue.built))
+    }
+}
+
+/// A bar of `len` builds, drawn only when `progress`.
+fn progress_bar(progress: bool, len: u64) -> ProgressBar {
     let bar = if progress {
-        ProgressBar::new(builds.len() as u64)
+        ProgressBar::new(len)
     } else {
-        ProgressBar::with_draw_target(Some(builds.len() as u64), ProgressDrawTarget::hidden())
+        ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden())
     };
     if let Ok(style) = ProgressStyle::with_template("building [{bar:30}] {pos}/{len} {wide_msg}") {
         bar.set_style(style.progress_chars("=> "));
     }
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, builds.len()) {
-            scope.spawn(|| loop {
-                let index = {
-                    let mut q = lock(&queue);
-                    loop {
-                        if !q.errors.is_empty() || q.remaining == 0 {
-                            return;
-                        }
-                        if let Some(index) = take_first(&mut q.ready, &rank) {
-                            q.running += 1;
-                            break index;
-                        }
-                        if q.running == 0 {
-                            return; // nothing runs and nothing is ready: cannot happen in a DAG
-                        }
-                        q = wake.wait(q).unwrap_or_else(|p| p.into_inner());
-                    }
-                };
-                let node = graph.node(index);
-                bar.set_message(node.fingerprint.name().to_string());
-                let inputs: BTreeMap<String, EntryInfo> = {
-                    let results = results.lock().unwrap_or_else(|p| p.into_inner());
-                    node.inputs
-                        .iter()
-                        .filter_map(|(label, i)| Some((label.clone(), results.get(i)?.clone())))
-                        .collect()
-                };
-                // Whatever happens from here on (a builder panicking included), this node stops
-                // counting as running when the guard drops, and the other workers wake up.
-                let guard = RunningGuard {
-                    queue: &queue,
-                    wake: &wake,
-                    name: node.fingerprint.name().to_string(),
-                    done: false,
-                };
-                // A damaged input is never built from: its hash is checked before it is read.
-                let started = Instant::now();
-                let damaged = inputs
-                    .values()
-                    .try_for_each(|input| store.check_intact(input));
-                let outcome = match (&node.action, damaged) {
-                    (_, Err(err)) => Err(err),
-                    (Action::Build(builder), Ok(())) => store.build(&node.fingerprint, |out| {
-                        let context = BuildContext {
-                            out,
-                            inputs: &inputs,
-                            cache: Some(&cache_dir),
-                        };
-                        // A panic in a builder is that build's failure, not the process's.
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder(&context)))
-                            .unwrap_or_else(|panic| Err(panic_message(&*panic).into()))
-                    }),
-                    (Action::Fetch(_) | Action::Present, Ok(())) => Err(StoreError::Root(
-                        "a fetch node was scheduled as a build".into(),
-                    )),
-                };
-                bar.inc(1);
-                let mut q = guard.finish();
-                match outcome {
-                    Ok(registration) => {
-                        let how = if registration.built {
-                            q.built += 1;
-                            How::Built
-                        } else {
-                            How::Valid
-                        };
-                        timeline.record(&node.fingerprint, how, started, Instant::now());
-                        results
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(index, registration.entry);
-                        for &dependent in &dependents[index] {
-                            q.waiting_on[dependent] -= 1;
-                            if q.waiting_on[dependent] == 0 {
-                                q.ready.push(dependent);
-                            }
-                        }
-                    }
-                    Err(err) => q.errors.push(err),
-                }
-                wake.notify_all();
-            });
-        }
-    });
-    bar.finish_and_clear();
-    let queue = queue.into_inner().unwrap_or_else(|p| p.into_inner());
-    if !queue.errors.is_empty() {
-        return Err(RealiseError::Builds(queue.errors));
-    }
-    counts.built = queue.built;
-    Ok(Realised {
-        entries: results.into_inner().unwrap_or_else(|p| p.into_inner()),
-        counts,
-    })
+    bar
 }
 
 #[cfg(test)]

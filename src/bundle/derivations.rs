@@ -5,34 +5,30 @@
 //! Each builder reads only its declared inputs and parameters; its name and version are part of
 //! the entry id, so changing what a builder writes means bumping its version.
 
+mod builders;
+
 use std::collections::BTreeMap;
-use std::fs;
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use serde_json::json;
 
-use super::assemble::{assemble, Layer, Names};
+use self::builders::{
+    build_bundle, build_bytecode, build_install, build_interpreter, build_provenance, build_sbom,
+    build_validation, build_zip, Validation,
+};
+use super::assemble::Names;
 use super::bytecode::Sources;
 use super::manifest::{
-    BundleManifest, BytecodeRef, InterpreterRef, PackageRef, RecipeRef, TargetRef, MANIFEST_NAME,
+    BundleManifest, BytecodeRef, InterpreterRef, PackageRef, RecipeRef, TargetRef,
 };
-use super::provenance::{self, ProvenanceInputs};
-use super::sbom;
+use super::provenance::ProvenanceInputs;
 use crate::archive::deflate;
-use crate::archive::deflate_cache::DeflateCache;
-use crate::archive::extract::Limits;
-use crate::archive::reuse::WheelMembers;
 use crate::archive::timestamp::DosDateTime;
-use crate::archive::zip::{members_of_tree, write_zip_observed, Contents, MemberKind};
 use crate::build::sandbox::Sandbox;
 use crate::build::{BuildError, Graph, NodeIndex};
-use crate::hash::tree::{NodeKind, Tree};
-use crate::hash::{canonical_json, sha256_file, to_hex};
-use crate::python::interpreter::{unpack_embeddable, unpack_pbs, PbsFormat};
-use crate::python::{install_wheel, InstallOptions, LockedAs, Scheme, Target};
-use crate::sign::dsse::IN_TOTO_PAYLOAD_TYPE;
-use crate::sign::{Envelope, SecretKey};
+use crate::python::interpreter::PbsFormat;
+use crate::python::{LockedAs, Target};
+use crate::sign::SecretKey;
 use crate::store::EntryName;
 
 /// How an interpreter archive is laid out.
@@ -93,22 +89,7 @@ pub fn interpreter(
         ("interpreter", "2"),
         json!({ "archive": kind.as_str(), "target": target_params(&target) }),
         BTreeMap::from([("archive".to_owned(), archive)]),
-        Box::new(move |ctx| {
-            let archive = &ctx.input("archive")?.path;
-            let limits = Limits::default();
-            match kind {
-                ArchiveKind::PbsInstallOnly => {
-                    unpack_pbs(archive, PbsFormat::InstallOnly, &target, ctx.out, &limits)?
-                }
-                ArchiveKind::PbsFull => {
-                    unpack_pbs(archive, PbsFormat::Full, &target, ctx.out, &limits)?
-                }
-                ArchiveKind::Embeddable => unpack_embeddable(archive, &target, ctx.out, &limits)?,
-            };
-            // Version 2: the archive's timestamp pycs become checked-hash pycs.
-            super::bytecode::convert_timestamp_pycs(ctx.out)?;
-            Ok(())
-        }),
+        Box::new(move |ctx| build_interpreter(ctx, kind, &target)),
     )
 }
 
@@ -167,31 +148,7 @@ pub fn install(
         ("install-wheel", "1"),
         params,
         BTreeMap::from([("wheel".to_owned(), wheel_file)]),
-        Box::new(move |ctx| {
-            // The installer reads the wheel's tags from its file name, which the store keeps
-            // after the id; link it under its own name beside the output, inside this build's
-            // directory in the store (same file system, removed with it).
-            let wheel_path = &ctx.input("wheel")?.path;
-            let scratch = ctx.out.with_file_name("wheel");
-            fs::create_dir(&scratch)?;
-            let named = scratch.join(&file_name);
-            if fs::hard_link(wheel_path, &named).is_err() {
-                fs::copy(wheel_path, &named)?;
-            }
-            let options = InstallOptions {
-                requested,
-                locked: Some(locked.clone()),
-                ..Default::default()
-            };
-            install_wheel(
-                &named,
-                &target,
-                &Scheme::for_target(&target),
-                ctx.out,
-                &options,
-            )?;
-            Ok(())
-        }),
+        Box::new(move |ctx| build_install(ctx, &file_name, &target, requested, &locked)),
     )
 }
 
@@ -227,26 +184,7 @@ pub fn bytecode(
             ("installed".to_owned(), tree),
             ("python".to_owned(), compiler),
         ]),
-        Box::new(move |ctx| {
-            let installed = &ctx.input("installed")?.path;
-            let Some(site) = sources.resolve(installed)? else {
-                fs::create_dir(ctx.out)?;
-                return Ok(());
-            };
-            let scratch = ctx.out.with_file_name("sandbox");
-            fs::create_dir(&scratch)?;
-            let compiled = super::bytecode::compile(
-                installed,
-                &site,
-                &ctx.input("python")?.path,
-                &sandbox,
-                &scratch,
-                ctx.out,
-            );
-            let _ = make_writable(&scratch);
-            compiled?;
-            Ok(())
-        }),
+        Box::new(move |ctx| build_bytecode(ctx, &sources, &sandbox)),
     )
 }
 
@@ -345,45 +283,7 @@ pub fn bundle(
         ("bundle", "1"),
         params,
         inputs,
-        Box::new(move |ctx| {
-            let mut layers = vec![Layer {
-                label: python_label.clone(),
-                root: ctx.input("interpreter")?.path.clone(),
-            }];
-            let mut labels = vec![None];
-            if let Some(pycs) = ctx.inputs.get("interpreter-pyc") {
-                layers.push(Layer {
-                    label: format!("{python_label} (bytecode)"),
-                    root: pycs.path.clone(),
-                });
-                labels.push(None);
-            }
-            for package in &manifest.packages {
-                let label = format!("{} {}", package.name, package.version);
-                layers.push(Layer {
-                    label: label.clone(),
-                    root: ctx.input(&format!("pkg:{}", package.name))?.path.clone(),
-                });
-                labels.push(Some(package.name.clone()));
-                if let Some(pycs) = ctx.inputs.get(&format!("pyc:{}", package.name)) {
-                    layers.push(Layer {
-                        label: format!("{label} (bytecode)"),
-                        root: pycs.path.clone(),
-                    });
-                    labels.push(Some(package.name.clone()));
-                }
-            }
-            let owners = assemble(ctx.out, &layers, names)?;
-            let owners: BTreeMap<String, String> = owners
-                .into_iter()
-                .filter_map(|(path, layer)| Some((path, labels[layer].clone()?)))
-                .collect();
-            let tree = Tree::read(ctx.out)?;
-            let mut manifest = manifest.clone();
-            manifest.set_files(&tree, &owners);
-            fs::write(ctx.out.join(MANIFEST_NAME), manifest.to_canonical())?;
-            Ok(())
-        }),
+        Box::new(move |ctx| build_bundle(ctx, &manifest, &python_label, names)),
     )
 }
 
@@ -416,49 +316,16 @@ pub fn validate(
         json!({ "modules": modules, "sandbox": sandbox.level().as_str(), "dynamic": dynamic }),
         BTreeMap::from([("bundle".to_owned(), bundle)]),
         Box::new(move |ctx| {
-            let root = &ctx.input("bundle")?.path;
-            // The sandbox's scratch space: inside this build's directory in the store's tmp/,
-            // removed with it.
-            let scratch = ctx.out.with_file_name("sandbox");
-            fs::create_dir(&scratch)?;
-            let report = super::validate::validate(
-                root,
-                &target_name,
-                &target,
-                &modules,
-                &sandbox,
+            let check = Validation {
+                target_name: &target_name,
+                target: &target,
+                modules: &modules,
+                sandbox: &sandbox,
                 dynamic,
-                &scratch,
-            );
-            // /build may hold what the program wrote, read-only: make it removable.
-            let _ = make_writable(&scratch);
-            let report = report?;
-            let mut bytes = canonical_json::to_vec(&serde_json::to_value(&report)?)?;
-            bytes.push(b'\n');
-            fs::write(ctx.out, bytes)?;
-            Ok(())
+            };
+            build_validation(ctx, &check)
         }),
     )
-}
-
-/// Gives the owner write access to everything under `dir`, so it can be removed.
-#[cfg(not(unix))]
-fn make_writable(_dir: &std::path::Path) -> std::io::Result<()> {
-    Ok(())
-}
-
-/// Gives the owner write access to everything under `dir`, so it can be removed.
-#[cfg(unix)]
-fn make_writable(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = fs::symlink_metadata(dir)?;
-    if meta.is_dir() {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
-        for entry in fs::read_dir(dir)? {
-            make_writable(&entry?.path())?;
-        }
-    }
-    Ok(())
 }
 
 /// Adds the ZIP of the bundle at `bundle`, every member stamped with `time`. The wheels at
@@ -487,76 +354,8 @@ pub fn zip(
         ("zip", "2"),
         json!({ "dos_date": time.date, "dos_time": time.time, "deflate": deflate::IMPLEMENTATION, "level": deflate::LEVEL }),
         inputs,
-        Box::new(move |ctx| {
-            let root = &ctx.input("bundle")?.path;
-            let wheels: Vec<std::path::PathBuf> =
-                ctx.inputs.iter().filter(|(label, _)| label.starts_with("wheel:")).map(|(_, e)| e.path.clone()).collect();
-            let reusable = WheelMembers::index(&wheels);
-            let tree = Tree::read(root)?;
-            let digests: std::collections::HashMap<&str, (u64, [u8; 32])> = tree
-                .nodes
-                .iter()
-                .filter_map(|node| match node.kind {
-                    NodeKind::File { size, blake3, .. } => Some((node.path.as_str(), (size, blake3))),
-                    _ => None,
-                })
-                .collect();
-            let mut members = members_of_tree(&tree, root);
-            // Compressed bytes of earlier ZIPs, by content: a hit is exactly what deflating
-            // again would give (see archive::deflate_cache), so only speed depends on it.
-            let cache = ctx.cache.map(DeflateCache::open);
-            members.par_iter_mut().for_each(|member| {
-                let digest = digests.get(member.name.as_str());
-                if let (MemberKind::File { contents, .. }, Some((size, digest))) = (&mut member.kind, digest) {
-                    if let Contents::Path(path) = contents {
-                        *contents = reusable.contents_for(path, *size, digest);
-                    }
-                    // After the wheels: a member a wheel holds deflated is copied from the wheel
-                    // with or without a cache, so the cache may only stand in for a deflate.
-                    if let (Contents::Path(_) | Contents::Bytes(_), Some(cache)) = (&contents, &cache) {
-                        if let Some(cached) = cache.get(digest, *size) {
-                            *contents = cached;
-                        }
-                    }
-                }
-            });
-            let file = fs::File::create(ctx.out)?;
-            let mut pack = match &cache {
-                Some(cache) => cache.new_pack().map_err(|e| tracing::debug!("no deflate cache: {e}")).ok(),
-                None => None,
-            };
-            let summary = write_zip_observed(file, members, time, &mut |deflated| {
-                if let (Some(writer), Some((_, digest))) = (&mut pack, digests.get(deflated.name)) {
-                    if writer.add(digest, deflated.size, deflated.crc32, deflated.data).is_err() {
-                        pack = None;
-                    }
-                }
-                Ok(())
-            })?;
-            if let Some(pack) = pack {
-                if let Err(err) = pack.finish() {
-                    tracing::debug!("could not add to the deflate cache: {err}");
-                }
-            }
-            tracing::debug!(
-                "{}: {} members, {} copied (from wheels or the deflate cache), {} deflated, {} stored",
-                root.display(),
-                summary.members,
-                summary.copied,
-                summary.deflated,
-                summary.stored
-            );
-            Ok(())
-        }),
+        Box::new(move |ctx| build_zip(ctx, time)),
     )
-}
-
-/// Reads the bundle's manifest and the ZIP's sha256: what provenance and SBOM describe.
-fn described(ctx: &crate::build::BuildContext<'_>) -> Result<(BundleManifest, String), BuildError> {
-    let manifest_path = ctx.input("bundle")?.path.join(MANIFEST_NAME);
-    let manifest = BundleManifest::parse(&fs::read(&manifest_path)?)?;
-    let zip_sha256 = to_hex(&sha256_file(&ctx.input("zip")?.path)?);
-    Ok((manifest, zip_sha256))
 }
 
 /// The file name of the provenance entry of `zip_name`: a DSSE envelope (`.intoto.jsonl`, the
@@ -598,21 +397,7 @@ pub fn provenance(
             ("bundle".to_owned(), bundle),
             ("validation".to_owned(), validation),
         ]),
-        Box::new(move |ctx| {
-            let (manifest, zip_sha256) = described(ctx)?;
-            let mut statement = provenance::statement(&manifest, &zip_name, &zip_sha256, &inputs);
-            let report: super::validate::Report =
-                serde_json::from_slice(&fs::read(&ctx.input("validation")?.path)?)?;
-            provenance::record_validation(&mut statement, &report);
-            let mut bytes = canonical_json::to_vec(&statement)?;
-            if let Some(key) = &signer {
-                let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &bytes, key);
-                bytes = canonical_json::to_vec(&serde_json::to_value(&envelope)?)?;
-            }
-            bytes.push(b'\n');
-            fs::write(ctx.out, bytes)?;
-            Ok(())
-        }),
+        Box::new(move |ctx| build_provenance(ctx, &zip_name, &inputs, signer.as_deref())),
     )
 }
 
@@ -626,13 +411,6 @@ pub fn sbom(graph: &mut Graph, zip: NodeIndex, bundle: NodeIndex) -> Result<Node
         ("sbom-cyclonedx", "1"),
         json!({ "spec": "1.5", "pystore": version }),
         BTreeMap::from([("zip".to_owned(), zip), ("bundle".to_owned(), bundle)]),
-        Box::new(move |ctx| {
-            let (manifest, zip_sha256) = described(ctx)?;
-            let bom = sbom::cyclonedx(&manifest, &zip_name, &zip_sha256, version);
-            let mut bytes = canonical_json::to_vec(&bom)?;
-            bytes.push(b'\n');
-            fs::write(ctx.out, bytes)?;
-            Ok(())
-        }),
+        Box::new(move |ctx| build_sbom(ctx, &zip_name, version)),
     )
 }

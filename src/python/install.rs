@@ -24,7 +24,7 @@ use super::record::{sha256_field, HashAlgorithm, RecordEntry, RecordHasher};
 use super::scheme::{join, relative, Scheme};
 use super::target::Target;
 use super::wheel::{read_text, Wheel, WheelError};
-use crate::archive::extract::{create_dirs, create_file, Limits, UnpackError};
+use crate::archive::extract::{create_dirs, create_file, CheckedZip, Limits, UnpackError};
 
 /// Options of [`install_wheel`].
 #[derive(Clone, Debug, Default)]
@@ -255,109 +255,250 @@ fn install_into(
 ) -> Result<Installed, InstallError> {
     let name = wheel.filename.normalized_name();
     let lenient = options.allow_bad_record.contains(&name);
-    let record_err = |path: &str, reason: String| InstallError::Record {
-        wheel: wheel_name.to_owned(),
-        path: path.to_owned(),
-        reason,
-    };
-    let layout_err = |path: &str, reason: String| InstallError::Layout {
-        wheel: wheel_name.to_owned(),
-        path: path.to_owned(),
-        reason,
-    };
-    let dist_info = wheel.dist_info.clone();
-    let record_path = format!("{dist_info}/RECORD");
-    let unsigned = |path: &str| {
-        path == record_path
-            || path == format!("{dist_info}/RECORD.jws")
-            || path == format!("{dist_info}/RECORD.p7s")
-    };
-    // We write these ourselves.
-    let ours = [
-        record_path.clone(),
-        format!("{dist_info}/INSTALLER"),
-        format!("{dist_info}/REQUESTED"),
-    ];
-
-    let mut expected: BTreeMap<String, RecordEntry> = BTreeMap::new();
-    for row in &wheel.record {
-        if expected.insert(row.path.clone(), row.clone()).is_some() && !lenient {
-            return Err(record_err(&row.path, "listed twice in RECORD".into()));
-        }
-    }
+    let cx = Installer::new(&wheel, wheel_name, scheme, out, lenient);
     let files = wheel.files();
-    let members: BTreeSet<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-    for path in expected.keys() {
-        if !members.contains(path.as_str()) && !unsigned(path) {
-            if lenient {
-                tracing::warn!("{wheel_name}: RECORD lists {path}, which is not in the wheel");
-            } else {
-                return Err(record_err(
-                    path,
-                    "listed in RECORD but not in the wheel".into(),
-                ));
-            }
-        }
-    }
-
-    let root_dir = if wheel.root_is_purelib {
-        scheme.purelib.clone()
-    } else {
-        scheme.platlib.clone()
-    };
-    let data_prefix = format!("{}/", wheel.data_dir);
-    let mut installed: Vec<(String, String, u64)> = Vec::new(); // (path from out, hash, size)
+    let expected = cx.expected_rows(&wheel.record, &files)?;
+    let mut installed = Vec::new();
     for (member, executable) in &files {
-        if ours.contains(member) {
+        if cx.is_ours(member) {
             continue;
         }
-        // Where it goes.
-        let (dest_rel, is_script) = if let Some(rest) = member.strip_prefix(&data_prefix) {
-            let (key, sub) = rest.split_once('/').ok_or_else(|| {
-                layout_err(member, "a file directly in the .data directory".into())
-            })?;
-            let dir = match key {
-                "purelib" => scheme.purelib.clone(),
-                "platlib" => scheme.platlib.clone(),
-                "scripts" => scheme.scripts.clone(),
-                "headers" => join(&[&scheme.headers, &wheel.filename.name]),
-                "data" => scheme.data.clone(),
-                other => {
-                    return Err(layout_err(
-                        member,
-                        format!("unknown .data directory {other:?} (expected purelib, platlib, scripts, headers or data)"),
-                    ))
-                }
-            };
-            (join(&[&dir, sub]), key == "scripts")
-        } else {
-            (join(&[&root_dir, member]), false)
-        };
-        let dest = out.join(&dest_rel);
-        if let Some(parent) = dest.parent() {
-            create_dirs(parent)?;
-        }
-        // Verify against RECORD while writing.
         let row = expected.get(member.as_str());
-        let algorithm = match row {
+        installed.push(cx.install_member(&mut wheel.zip, member, *executable, row)?);
+    }
+    cx.install_entry_points(&mut wheel.zip, &mut installed)?;
+    let (dist_info, files) = cx.write_dist_info(installed, options.requested)?;
+    Ok(Installed {
+        name,
+        version: wheel.filename.version.to_string(),
+        dist_info,
+        files,
+    })
+}
+
+/// One file written into the output, as the new RECORD describes it.
+struct InstalledFile {
+    /// Relative to the output directory.
+    path: String,
+    /// `sha256=…`, as RECORD writes it.
+    hash: String,
+    size: u64,
+}
+
+impl InstalledFile {
+    fn of_bytes(path: String, bytes: &[u8]) -> InstalledFile {
+        InstalledFile {
+            path,
+            hash: sha256_field(bytes),
+            size: bytes.len() as u64,
+        }
+    }
+}
+
+/// What each step of [`install_into`] knows of the wheel being installed and where it goes.
+struct Installer<'a> {
+    wheel_name: &'a str,
+    scheme: &'a Scheme,
+    out: &'a Path,
+    /// The project is allowed a wrong RECORD: its problems are logged instead of refused.
+    lenient: bool,
+    /// The project name as the file name writes it (the `headers` directory is named so).
+    project: String,
+    /// `{name}-{version}.dist-info`, as in the archive.
+    dist_info: String,
+    /// `{name}-{version}.data/`.
+    data_prefix: String,
+    /// The archive's RECORD path (never verified against itself).
+    record_path: String,
+    /// Where the wheel's root goes: the scheme's purelib or platlib.
+    root_dir: String,
+}
+
+impl<'a> Installer<'a> {
+    fn new(
+        wheel: &Wheel,
+        wheel_name: &'a str,
+        scheme: &'a Scheme,
+        out: &'a Path,
+        lenient: bool,
+    ) -> Installer<'a> {
+        let root_dir = if wheel.root_is_purelib {
+            scheme.purelib.clone()
+        } else {
+            scheme.platlib.clone()
+        };
+        Installer {
+            wheel_name,
+            scheme,
+            out,
+            lenient,
+            project: wheel.filename.name.clone(),
+            dist_info: wheel.dist_info.clone(),
+            data_prefix: format!("{}/", wheel.data_dir),
+            record_path: format!("{}/RECORD", wheel.dist_info),
+            root_dir,
+        }
+    }
+
+    fn record_err(&self, path: &str, reason: String) -> InstallError {
+        InstallError::Record {
+            wheel: self.wheel_name.to_owned(),
+            path: path.to_owned(),
+            reason,
+        }
+    }
+
+    fn layout_err(&self, path: &str, reason: String) -> InstallError {
+        InstallError::Layout {
+            wheel: self.wheel_name.to_owned(),
+            path: path.to_owned(),
+            reason,
+        }
+    }
+
+    /// RECORD and its signatures, which RECORD lists without a hash.
+    fn is_unsigned(&self, path: &str) -> bool {
+        let dist_info = &self.dist_info;
+        path == self.record_path
+            || path == format!("{dist_info}/RECORD.jws")
+            || path == format!("{dist_info}/RECORD.p7s")
+    }
+
+    /// The archive's files that are not copied: we write these ourselves.
+    fn is_ours(&self, member: &str) -> bool {
+        let dist_info = &self.dist_info;
+        member == self.record_path
+            || member == format!("{dist_info}/INSTALLER")
+            || member == format!("{dist_info}/REQUESTED")
+    }
+
+    /// RECORD's rows by path, once each listed and each naming a file of the archive.
+    fn expected_rows(
+        &self,
+        record: &[RecordEntry],
+        files: &[(String, bool)],
+    ) -> Result<BTreeMap<String, RecordEntry>, InstallError> {
+        let mut expected: BTreeMap<String, RecordEntry> = BTreeMap::new();
+        for row in record {
+            if expected.insert(row.path.clone(), row.clone()).is_some() && !self.lenient {
+                return Err(self.record_err(&row.path, "listed twice in RECORD".into()));
+            }
+        }
+        let members: BTreeSet<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        for path in expected.keys() {
+            if !members.contains(path.as_str()) && !self.is_unsigned(path) {
+                if self.lenient {
+                    let wheel_name = self.wheel_name;
+                    tracing::warn!("{wheel_name}: RECORD lists {path}, which is not in the wheel");
+                } else {
+                    return Err(
+                        self.record_err(path, "listed in RECORD but not in the wheel".into())
+                    );
+                }
+            }
+        }
+        Ok(expected)
+    }
+
+    /// Where `member` goes (relative to the output), and whether it is a script.
+    fn destination(&self, member: &str) -> Result<(String, bool), InstallError> {
+        let Some(rest) = member.strip_prefix(&self.data_prefix) else {
+            return Ok((join(&[&self.root_dir, member]), false));
+        };
+        let (key, sub) = rest.split_once('/').ok_or_else(|| {
+            self.layout_err(member, "a file directly in the .data directory".into())
+        })?;
+        let scheme = self.scheme;
+        let dir = match key {
+            "purelib" => scheme.purelib.clone(),
+            "platlib" => scheme.platlib.clone(),
+            "scripts" => scheme.scripts.clone(),
+            "headers" => join(&[&scheme.headers, &self.project]),
+            "data" => scheme.data.clone(),
+            other => {
+                return Err(self.layout_err(
+                    member,
+                    format!("unknown .data directory {other:?} (expected purelib, platlib, scripts, headers or data)"),
+                ))
+            }
+        };
+        Ok((join(&[&dir, sub]), key == "scripts"))
+    }
+
+    /// The algorithm `member` is verified with while it is written (none: not verified).
+    fn record_algorithm(
+        &self,
+        member: &str,
+        row: Option<&RecordEntry>,
+    ) -> Result<Option<HashAlgorithm>, InstallError> {
+        Ok(match row {
             Some(row) if !row.hash.is_empty() => match HashAlgorithm::of_field(&row.hash) {
                 Some((algorithm, _)) => Some(algorithm),
-                None if lenient => None,
+                None if self.lenient => None,
                 None => {
-                    return Err(record_err(
+                    return Err(self.record_err(
                         member,
                         format!("RECORD hash {:?} is not sha256, sha384 or sha512", row.hash),
                     ))
                 }
             },
-            _ if unsigned(member) => None,
-            _ if lenient => {
+            _ if self.is_unsigned(member) => None,
+            _ if self.lenient => {
+                let wheel_name = self.wheel_name;
                 tracing::warn!("{wheel_name}: {member} has no hash in RECORD");
                 None
             }
-            Some(_) => return Err(record_err(member, "RECORD gives it no hash".into())),
-            None => return Err(record_err(member, "not listed in RECORD".into())),
+            Some(_) => return Err(self.record_err(member, "RECORD gives it no hash".into())),
+            None => return Err(self.record_err(member, "not listed in RECORD".into())),
+        })
+    }
+
+    /// Compares what was written of `member` (its digest `actual` and `size`) with `row`.
+    fn check_against_record(
+        &self,
+        member: &str,
+        row: &RecordEntry,
+        actual: &str,
+        size: u64,
+    ) -> Result<(), InstallError> {
+        let declared = HashAlgorithm::of_field(&row.hash)
+            .map(|(_, d)| d)
+            .unwrap_or_default();
+        let size_ok = row.size.map_or(true, |s| s == size);
+        if actual == declared && size_ok {
+            return Ok(());
+        }
+        let reason = if actual != declared {
+            format!("its hash is {actual}, RECORD says {declared}")
+        } else {
+            format!(
+                "its size is {size}, RECORD says {}",
+                row.size.unwrap_or_default()
+            )
         };
+        if self.lenient {
+            let wheel_name = self.wheel_name;
+            tracing::warn!("{wheel_name}: {member}: {reason}");
+            Ok(())
+        } else {
+            Err(self.record_err(member, reason))
+        }
+    }
+
+    /// Copies `member` to its place, verifying it against its RECORD `row` while it is written.
+    fn install_member(
+        &self,
+        zip: &mut CheckedZip,
+        member: &str,
+        executable: bool,
+        row: Option<&RecordEntry>,
+    ) -> Result<InstalledFile, InstallError> {
+        let (dest_rel, is_script) = self.destination(member)?;
+        let dest = self.out.join(&dest_rel);
+        if let Some(parent) = dest.parent() {
+            create_dirs(parent)?;
+        }
+        let algorithm = self.record_algorithm(member, row)?;
         let mut sink = HashingSink {
             hasher: algorithm.map(RecordHasher::new),
             sha256: RecordHasher::new(HashAlgorithm::Sha256),
@@ -365,63 +506,54 @@ fn install_into(
             file: None,
         };
         if !is_script {
-            sink.file = Some(create_file(&dest, *executable)?);
+            sink.file = Some(create_file(&dest, executable)?);
         }
-        let size = wheel.zip.copy_member(member, &mut sink)?;
+        let size = zip.copy_member(member, &mut sink)?;
         if let (Some(row), Some(hasher)) = (row, sink.hasher.take()) {
-            let actual = hasher.finish();
-            let declared = HashAlgorithm::of_field(&row.hash)
-                .map(|(_, d)| d)
-                .unwrap_or_default();
-            let size_ok = row.size.map_or(true, |s| s == size);
-            if actual != declared || !size_ok {
-                let reason = if actual != declared {
-                    format!("its hash is {actual}, RECORD says {declared}")
-                } else {
-                    format!(
-                        "its size is {size}, RECORD says {}",
-                        row.size.unwrap_or_default()
-                    )
-                };
-                if lenient {
-                    tracing::warn!("{wheel_name}: {member}: {reason}");
-                } else {
-                    return Err(record_err(member, reason));
-                }
-            }
+            self.check_against_record(member, row, &hasher.finish(), size)?;
         }
         if let Some(bytes) = sink.buffer.take() {
             // A script: `#!python` becomes a relocatable launcher, which must be executable;
             // other scripts keep the archive's mode bits, as pip does.
-            let (bytes, rewritten) = rewrite_script_shebang(&bytes, scheme);
-            write_new(&dest, &bytes, rewritten || *executable)?;
-            installed.push((dest_rel, sha256_field(&bytes), bytes.len() as u64));
-        } else {
-            // Closed without an fsync: the store makes the whole entry durable with one syncfs
-            // before registering it, which is far cheaper than one fsync per file.
-            drop(sink.file.take());
-            installed.push((dest_rel, format!("sha256={}", sink.sha256.finish()), size));
+            let (bytes, rewritten) = rewrite_script_shebang(&bytes, self.scheme);
+            write_new(&dest, &bytes, rewritten || executable)?;
+            return Ok(InstalledFile::of_bytes(dest_rel, &bytes));
         }
+        // Closed without an fsync: the store makes the whole entry durable with one syncfs
+        // before registering it, which is far cheaper than one fsync per file.
+        drop(sink.file.take());
+        Ok(InstalledFile {
+            path: dest_rel,
+            hash: format!("sha256={}", sink.sha256.finish()),
+            size,
+        })
     }
 
-    // Entry points.
-    let entry_points_name = format!("{dist_info}/entry_points.txt");
-    if wheel.zip.contains(&entry_points_name) {
-        let wheel_path = wheel.zip.path().to_path_buf();
-        let text = read_text(&mut wheel.zip, &entry_points_name, &wheel_path)?;
+    /// Writes a launcher for each entry point of `entry_points.txt`, if the wheel has one.
+    fn install_entry_points(
+        &self,
+        zip: &mut CheckedZip,
+        installed: &mut Vec<InstalledFile>,
+    ) -> Result<(), InstallError> {
+        let entry_points_name = format!("{}/entry_points.txt", self.dist_info);
+        if !zip.contains(&entry_points_name) {
+            return Ok(());
+        }
+        let wheel_path = zip.path().to_path_buf();
+        let text = read_text(zip, &entry_points_name, &wheel_path)?;
         let launcher_err = |source| InstallError::Launcher {
-            wheel: wheel_name.to_owned(),
+            wheel: self.wheel_name.to_owned(),
             source,
         };
         for entry in parse_entry_points(&text).map_err(launcher_err)? {
-            for (file_name, bytes) in make_launcher(&entry, scheme).map_err(launcher_err)? {
-                let dest_rel = join(&[&scheme.scripts, &file_name]);
-                let dest = out.join(&dest_rel);
+            for (file_name, bytes) in make_launcher(&entry, self.scheme).map_err(launcher_err)? {
+                let dest_rel = join(&[&self.scheme.scripts, &file_name]);
+                let dest = self.out.join(&dest_rel);
                 if let Some(parent) = dest.parent() {
                     create_dirs(parent)?;
                 }
                 if dest.symlink_metadata().is_ok() {
-                    return Err(layout_err(
+                    return Err(self.layout_err(
                         &dest_rel,
                         format!(
                             "the entry point {:?} collides with a file of the wheel",
@@ -430,50 +562,55 @@ fn install_into(
                     ));
                 }
                 write_new(&dest, &bytes, true)?;
-                installed.push((dest_rel, sha256_field(&bytes), bytes.len() as u64));
+                installed.push(InstalledFile::of_bytes(dest_rel, &bytes));
             }
         }
+        Ok(())
     }
 
-    // dist-info additions and the new RECORD.
-    let info_rel = join(&[&root_dir, &dist_info]);
-    let mut extra: Vec<(&str, &[u8])> = vec![("INSTALLER", b"pystore\n")];
-    if options.requested {
-        extra.push(("REQUESTED", b""));
+    /// Adds `INSTALLER`, `REQUESTED` (when `requested`) and the new RECORD to the installed
+    /// `.dist-info`; returns that directory and every installed file, sorted (both relative to
+    /// the output).
+    fn write_dist_info(
+        &self,
+        mut installed: Vec<InstalledFile>,
+        requested: bool,
+    ) -> Result<(String, Vec<String>), InstallError> {
+        let root_dir = &self.root_dir;
+        let info_rel = join(&[root_dir, &self.dist_info]);
+        let mut extra: Vec<(&str, &[u8])> = vec![("INSTALLER", b"pystore\n")];
+        if requested {
+            extra.push(("REQUESTED", b""));
+        }
+        for (file_name, bytes) in extra {
+            let dest_rel = format!("{info_rel}/{file_name}");
+            write_new(&self.out.join(&dest_rel), bytes, false)?;
+            installed.push(InstalledFile::of_bytes(dest_rel, bytes));
+        }
+        let record_rel = format!("{info_rel}/RECORD");
+        let mut rows: Vec<RecordEntry> = installed
+            .iter()
+            .map(|file| RecordEntry {
+                path: relative(root_dir, &file.path),
+                hash: file.hash.clone(),
+                size: Some(file.size),
+            })
+            .collect();
+        rows.push(RecordEntry {
+            path: relative(root_dir, &record_rel),
+            hash: String::new(),
+            size: None,
+        });
+        write_new(
+            &self.out.join(&record_rel),
+            super::record::write_record(&rows).as_bytes(),
+            false,
+        )?;
+        let mut files: Vec<String> = installed.into_iter().map(|file| file.path).collect();
+        files.push(record_rel);
+        files.sort();
+        Ok((info_rel, files))
     }
-    for (file_name, bytes) in extra {
-        let dest_rel = format!("{info_rel}/{file_name}");
-        write_new(&out.join(&dest_rel), bytes, false)?;
-        installed.push((dest_rel, sha256_field(bytes), bytes.len() as u64));
-    }
-    let record_rel = format!("{info_rel}/RECORD");
-    let mut rows: Vec<RecordEntry> = installed
-        .iter()
-        .map(|(path, hash, size)| RecordEntry {
-            path: relative(&root_dir, path),
-            hash: hash.clone(),
-            size: Some(*size),
-        })
-        .collect();
-    rows.push(RecordEntry {
-        path: relative(&root_dir, &record_rel),
-        hash: String::new(),
-        size: None,
-    });
-    write_new(
-        &out.join(&record_rel),
-        super::record::write_record(&rows).as_bytes(),
-        false,
-    )?;
-    let mut files: Vec<String> = installed.into_iter().map(|(p, _, _)| p).collect();
-    files.push(record_rel);
-    files.sort();
-    Ok(Installed {
-        name,
-        version: wheel.filename.version.to_string(),
-        dist_info: info_rel,
-        files,
-    })
 }
 
 fn write_new(path: &Path, bytes: &[u8], executable: bool) -> Result<(), InstallError> {

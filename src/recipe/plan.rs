@@ -25,7 +25,7 @@ use crate::fetch::fixed::wheelhouse_holds;
 use crate::fetch::index::IndexClient;
 use crate::fetch::{Fetcher, FixedOutput};
 use crate::lock::LockedInterpreter;
-use crate::lock::{Lock, LockedTarget};
+use crate::lock::{Lock, LockedPackage, LockedTarget};
 use crate::python::{known_build_for, normalize_name, requirements, Scheme, Target};
 use crate::store::{EntryName, Fingerprint, Store};
 
@@ -43,6 +43,17 @@ pub(super) struct Planned {
     pub(super) graph: Graph,
     pub(super) roots: Vec<PlannedTarget>,
     pub(super) wheels: BTreeMap<NodeIndex, String>,
+}
+
+impl Planned {
+    /// The nodes realise asks for: each target's outputs. The bundles too: each outcome names
+    /// its bundle, so it is planned (and substituted) itself.
+    pub(super) fn root_nodes(&self) -> Vec<NodeIndex> {
+        self.roots
+            .iter()
+            .flat_map(|t| [t.bundle, t.validation, t.zip, t.provenance, t.sbom])
+            .collect()
+    }
 }
 
 /// sha256 of a user input file (recipe, requirements, lock), read bounded like any input.
@@ -121,27 +132,10 @@ pub(super) fn plan_recipe(
     sandbox: &Arc<Sandbox>,
 ) -> Result<Planned, RealiseRecipeError> {
     let (lock, requirements) = checked_lock(recipe)?;
-    let requested: BTreeSet<String> = requirements
-        .requirements
-        .iter()
-        .map(|r| normalize_name(r.requirement.name.as_ref()))
-        .collect();
-    let time = options
-        .source_date_epoch
-        .map_or(DosDateTime::DEFAULT, DosDateTime::from_unix);
-    // What provenance records of the user's inputs: their digests, never their paths.
-    let provenance_inputs = ProvenanceInputs {
-        recipe_sha256: sha256_of(&recipe.path)?,
-        requirements_sha256: sha256_of(&recipe.requirements)?,
-        lock_sha256: sha256_of(&recipe.lock)?,
-        dos_date: time.date,
-        dos_time: time.time,
-        pystore_version: env!("CARGO_PKG_VERSION").to_owned(),
-    };
+    let planner = TargetPlanner::new(recipe, options, sandbox, &requirements)?;
     let mut graph = Graph::new();
     let mut roots = Vec::new();
     let mut wheels = BTreeMap::new();
-    let perr = plan_error(recipe);
     let chosen = selected(recipe, &options.targets)?;
     let mut prepared = Vec::new();
     for recipe_target in &chosen {
@@ -159,133 +153,15 @@ pub(super) fn plan_recipe(
         BTreeMap::new()
     };
     let mut uncompiled = Vec::new();
-    for PreparedTarget {
-        name: tname,
-        locked,
-        target,
-        interpreter,
-        archive_sha256,
-    } in prepared
-    {
-        let compiler = compilers.get(&target.python.to_string()).copied();
-        let bytecode = match (recipe.bytecode, compiler) {
-            (false, _) => None,
-            (true, Some(compiler)) => Some(BytecodeRef {
-                invalidation: Some(crate::bundle::bytecode::INVALIDATION.to_owned()),
-                compiler: Some(graph.node(compiler).fingerprint.name().to_string()),
-                missing: None,
-            }),
-            (true, None) => {
-                uncompiled.push(format!("{tname} (CPython {})", target.python));
-                Some(BytecodeRef {
-                    invalidation: None,
-                    compiler: None,
-                    missing: Some(format!(
-                        "no interpreter of CPython {} that runs on the building machine",
-                        target.python
-                    )),
-                })
-            }
-        };
-        let mut packages = Vec::new();
-        let mut wheel_files = Vec::new();
-        let requires = recorded_dependencies(&locked.packages);
-        for package in &locked.packages {
-            let sha256 = hex::decode(&package.sha256)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok());
-            let sha256 = sha256
-                .ok_or_else(|| perr(format!("{}: bad sha256 in the lock", package.wheel).into()))?;
-            let file = graph
-                .fetch(FixedOutput {
-                    name: EntryName::new(&package.wheel).map_err(|e| perr(e.into()))?,
-                    sha256,
-                    size: Some(package.size),
-                    urls: Vec::new(),
-                })
-                .map_err(&perr)?;
-            wheels.insert(file, package.name.clone());
-            wheel_files.push(file);
-            let wheel = WheelInstall {
-                name: package.name.clone(),
-                version: package.version.clone(),
-                wheel: package.wheel.clone(),
-                sha256: package.sha256.clone(),
-                requested: requested.contains(&package.name),
-                requires: requires
-                    .as_ref()
-                    .map(|r| r.get(&package.name).cloned().unwrap_or_default()),
-            };
-            let installed =
-                derivations::install(&mut graph, file, &wheel, &target).map_err(&perr)?;
-            let site = Sources::Dir(Scheme::for_target(&target).purelib);
-            let bytecode = compiler
-                .map(|compiler| {
-                    derivations::bytecode(
-                        &mut graph,
-                        installed,
-                        site,
-                        compiler,
-                        &target,
-                        sandbox.clone(),
-                    )
-                })
-                .transpose()
-                .map_err(&perr)?;
-            packages.push(BundledPackage {
-                wheel,
-                installed,
-                bytecode,
-            });
+    for target in prepared {
+        let compiler = compilers.get(&target.target.python.to_string()).copied();
+        if recipe.bytecode && compiler.is_none() {
+            uncompiled.push(format!(
+                "{} (CPython {})",
+                target.name, target.target.python
+            ));
         }
-        let spec = BundleSpec {
-            recipe: recipe.name.clone(),
-            version: recipe.version.clone(),
-            target_name: tname.clone(),
-            target,
-            interpreter_archive_sha256: archive_sha256,
-            bytecode,
-        };
-        let stdlib_pycs = compiler
-            .map(|compiler| {
-                derivations::bytecode(
-                    &mut graph,
-                    interpreter,
-                    Sources::Stdlib,
-                    compiler,
-                    &target,
-                    sandbox.clone(),
-                )
-            })
-            .transpose()
-            .map_err(&perr)?;
-        let bundle = derivations::bundle(&mut graph, &spec, interpreter, stdlib_pycs, &packages)
-            .map_err(&perr)?;
-        let validation =
-            derivations::validate(&mut graph, &spec, bundle, &recipe.validate, sandbox.clone())
-                .map_err(&perr)?;
-        // The ZIP is made beside the validation, not after it: on two cores the imports and
-        // the deflate overlap. Nothing is published (gc root, --out, push) unless every root,
-        // the validation included, was realised.
-        let zip = derivations::zip(&mut graph, &spec, bundle, &wheel_files, time).map_err(&perr)?;
-        let provenance = derivations::provenance(
-            &mut graph,
-            zip,
-            bundle,
-            validation,
-            &provenance_inputs,
-            options.signing_key.clone(),
-        )
-        .map_err(&perr)?;
-        let sbom = derivations::sbom(&mut graph, zip, bundle).map_err(&perr)?;
-        roots.push(PlannedTarget {
-            name: tname,
-            bundle,
-            zip,
-            provenance,
-            sbom,
-            validation,
-        });
+        roots.push(planner.plan_target(&mut graph, &mut wheels, target, compiler)?);
     }
     if !uncompiled.is_empty() {
         eprintln!(
@@ -298,6 +174,224 @@ pub(super) fn plan_recipe(
         roots,
         wheels,
     })
+}
+
+/// What planning each target's packages, bundle and outputs needs besides the target.
+struct TargetPlanner<'a> {
+    recipe: &'a Recipe,
+    options: &'a RealiseOptions,
+    sandbox: &'a Arc<Sandbox>,
+    /// The recipe's direct requirements (normalised names): installed with `REQUESTED`.
+    requested: BTreeSet<String>,
+    /// The ZIP members' time.
+    time: DosDateTime,
+    provenance_inputs: ProvenanceInputs,
+}
+
+impl<'a> TargetPlanner<'a> {
+    fn new(
+        recipe: &'a Recipe,
+        options: &'a RealiseOptions,
+        sandbox: &'a Arc<Sandbox>,
+        requirements: &requirements::RequirementsFile,
+    ) -> Result<TargetPlanner<'a>, RealiseRecipeError> {
+        let requested: BTreeSet<String> = requirements
+            .requirements
+            .iter()
+            .map(|r| normalize_name(r.requirement.name.as_ref()))
+            .collect();
+        let time = options
+            .source_date_epoch
+            .map_or(DosDateTime::DEFAULT, DosDateTime::from_unix);
+        // What provenance records of the user's inputs: their digests, never their paths.
+        let provenance_inputs = ProvenanceInputs {
+            recipe_sha256: sha256_of(&recipe.path)?,
+            requirements_sha256: sha256_of(&recipe.requirements)?,
+            lock_sha256: sha256_of(&recipe.lock)?,
+            dos_date: time.date,
+            dos_time: time.time,
+            pystore_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        Ok(TargetPlanner {
+            recipe,
+            options,
+            sandbox,
+            requested,
+            time,
+            provenance_inputs,
+        })
+    }
+
+    /// Plans `prepared`'s packages (byte-compiled by `compiler`, when there is one), bundle,
+    /// validation, ZIP, provenance and SBOM; adds its wheels' download nodes to `wheels`.
+    fn plan_target(
+        &self,
+        graph: &mut Graph,
+        wheels: &mut BTreeMap<NodeIndex, String>,
+        prepared: PreparedTarget<'_>,
+        compiler: Option<NodeIndex>,
+    ) -> Result<PlannedTarget, RealiseRecipeError> {
+        let PreparedTarget {
+            name: tname,
+            locked,
+            target,
+            interpreter,
+            archive_sha256,
+        } = prepared;
+        let recipe = self.recipe;
+        let perr = plan_error(recipe);
+        let bytecode = bytecode_ref(graph, recipe.bytecode, compiler, &target);
+        let mut packages = Vec::new();
+        let mut wheel_files = Vec::new();
+        let requires = recorded_dependencies(&locked.packages);
+        for package in &locked.packages {
+            let package_requires = requires
+                .as_ref()
+                .map(|r| r.get(&package.name).cloned().unwrap_or_default());
+            let planned = self.plan_package(graph, package, package_requires, &target, compiler)?;
+            wheels.insert(planned.installed_from, package.name.clone());
+            wheel_files.push(planned.installed_from);
+            packages.push(planned.package);
+        }
+        let spec = BundleSpec {
+            recipe: recipe.name.clone(),
+            version: recipe.version.clone(),
+            target_name: tname.clone(),
+            target,
+            interpreter_archive_sha256: archive_sha256,
+            bytecode,
+        };
+        let stdlib_pycs = compiler
+            .map(|compiler| {
+                derivations::bytecode(
+                    graph,
+                    interpreter,
+                    Sources::Stdlib,
+                    compiler,
+                    &spec.target,
+                    self.sandbox.clone(),
+                )
+            })
+            .transpose()
+            .map_err(&perr)?;
+        let bundle = derivations::bundle(graph, &spec, interpreter, stdlib_pycs, &packages)
+            .map_err(&perr)?;
+        let validation =
+            derivations::validate(graph, &spec, bundle, &recipe.validate, self.sandbox.clone())
+                .map_err(&perr)?;
+        // The ZIP is made beside the validation, not after it: on two cores the imports and
+        // the deflate overlap. Nothing is published (gc root, --out, push) unless every root,
+        // the validation included, was realised.
+        let zip = derivations::zip(graph, &spec, bundle, &wheel_files, self.time).map_err(&perr)?;
+        let provenance = derivations::provenance(
+            graph,
+            zip,
+            bundle,
+            validation,
+            &self.provenance_inputs,
+            self.options.signing_key.clone(),
+        )
+        .map_err(&perr)?;
+        let sbom = derivations::sbom(graph, zip, bundle).map_err(&perr)?;
+        Ok(PlannedTarget {
+            name: tname,
+            bundle,
+            zip,
+            provenance,
+            sbom,
+            validation,
+        })
+    }
+
+    /// Plans one locked package for `target`: its download, its install and (with a
+    /// `compiler`) its byte code. `requires` is what the lock recorded of its dependencies.
+    fn plan_package(
+        &self,
+        graph: &mut Graph,
+        package: &LockedPackage,
+        requires: Option<Vec<String>>,
+        target: &Target,
+        compiler: Option<NodeIndex>,
+    ) -> Result<PlannedPackage, RealiseRecipeError> {
+        let perr = plan_error(self.recipe);
+        let sha256 = hex::decode(&package.sha256)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok());
+        let sha256 = sha256
+            .ok_or_else(|| perr(format!("{}: bad sha256 in the lock", package.wheel).into()))?;
+        let file = graph
+            .fetch(FixedOutput {
+                name: EntryName::new(&package.wheel).map_err(|e| perr(e.into()))?,
+                sha256,
+                size: Some(package.size),
+                urls: Vec::new(),
+            })
+            .map_err(&perr)?;
+        let wheel = WheelInstall {
+            name: package.name.clone(),
+            version: package.version.clone(),
+            wheel: package.wheel.clone(),
+            sha256: package.sha256.clone(),
+            requested: self.requested.contains(&package.name),
+            requires,
+        };
+        let installed = derivations::install(graph, file, &wheel, target).map_err(&perr)?;
+        let site = Sources::Dir(Scheme::for_target(target).purelib);
+        let bytecode = compiler
+            .map(|compiler| {
+                derivations::bytecode(
+                    graph,
+                    installed,
+                    site,
+                    compiler,
+                    target,
+                    self.sandbox.clone(),
+                )
+            })
+            .transpose()
+            .map_err(&perr)?;
+        Ok(PlannedPackage {
+            installed_from: file,
+            package: BundledPackage {
+                wheel,
+                installed,
+                bytecode,
+            },
+        })
+    }
+}
+
+/// One package of a target, planned.
+struct PlannedPackage {
+    /// The wheel's download node.
+    installed_from: NodeIndex,
+    package: BundledPackage,
+}
+
+/// What the manifest says of a target's byte code: none asked (`bytecode` off), the
+/// `compiler` that makes it, or why there is none.
+fn bytecode_ref(
+    graph: &Graph,
+    bytecode: bool,
+    compiler: Option<NodeIndex>,
+    target: &Target,
+) -> Option<BytecodeRef> {
+    match (bytecode, compiler) {
+        (false, _) => None,
+        (true, Some(compiler)) => Some(BytecodeRef {
+            invalidation: Some(crate::bundle::bytecode::INVALIDATION.to_owned()),
+            compiler: Some(graph.node(compiler).fingerprint.name().to_string()),
+            missing: None,
+        }),
+        (true, None) => Some(BytecodeRef {
+            invalidation: None,
+            compiler: None,
+            missing: Some(format!(
+                "no interpreter of CPython {} that runs on the building machine",
+                target.python
+            )),
+        }),
+    }
 }
 
 /// A selected target, its lock and its interpreter, ready for its packages.

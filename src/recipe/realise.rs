@@ -4,10 +4,11 @@
 //! only what is missing is fetched and built. Wheels are found by hash in the store, mirrors and
 //! wheelhouses first; the index is asked for a wheel's URL only when nothing local has it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::plan::{find_wheel_urls, plan_recipe};
+use super::plan::{find_wheel_urls, plan_recipe, Planned, PlannedTarget};
 use super::Recipe;
 use crate::build::check::{check as check_graph, derived_closure, CheckError, CheckReport};
 use crate::build::sandbox::{Mode, Sandbox, SandboxError};
@@ -211,36 +212,10 @@ pub fn realise(
 ) -> Result<Outcome, RealiseRecipeError> {
     let sandbox = Arc::new(Sandbox::new(options.sandbox)?);
     let mut planned = plan_recipe(store, recipe, options, &sandbox)?;
-    // The bundles too: each outcome names its bundle, so it is planned (and substituted) itself.
-    let roots: Vec<NodeIndex> = planned
-        .roots
-        .iter()
-        .flat_map(|t| [t.bundle, t.validation, t.zip, t.provenance, t.sbom])
-        .collect();
+    let roots = planned.root_nodes();
     let substituter = options.substituter.as_deref();
     if options.dry_run {
-        let statuses = plan_with(
-            store,
-            &planned.graph,
-            &roots,
-            substituter,
-            &Default::default(),
-        )?;
-        let entries = planned
-            .graph
-            .nodes()
-            .iter()
-            .zip(&statuses)
-            .filter(|(_, status)| **status != Status::Unneeded)
-            .map(|(node, status)| PlannedEntry {
-                name: node.fingerprint.name().to_string(),
-                path: store
-                    .layout()
-                    .entry_path(&node.id, node.fingerprint.name().as_str()),
-                status: *status,
-            })
-            .collect();
-        return Ok(Outcome::Planned(entries));
+        return dry_run(store, &planned, &roots, substituter);
     }
     // This run's times go into the provenance copies --out writes, never into the store.
     let started = std::time::SystemTime::now();
@@ -270,17 +245,104 @@ pub fn realise(
         options.progress,
         options.timeline.as_deref().unwrap_or(&untimed),
     )?;
-    let entries = realised.entries;
     let counts = Counts {
         substituted,
         ..realised.counts
     };
-    let finished = std::time::SystemTime::now();
-    let mut outcomes = Vec::new();
-    for planned_target in &planned.roots {
+    let publisher = Publisher {
+        store,
+        recipe,
+        options,
+        entries: &realised.entries,
+        run: RunTimes {
+            started,
+            finished: std::time::SystemTime::now(),
+        },
+    };
+    let outcomes = planned
+        .roots
+        .iter()
+        .map(|planned_target| publisher.publish(planned_target))
+        .collect::<Result<Vec<_>, _>>()?;
+    match options.check_rounds {
+        Some(rounds) => {
+            let report = check_graph(
+                store,
+                &planned.graph,
+                &checked,
+                rounds,
+                options.jobs.max(1),
+                options.progress,
+            )?;
+            Ok(Outcome::Checked(outcomes, counts, report))
+        }
+        None => Ok(Outcome::Realised(outcomes, counts)),
+    }
+}
+
+/// `--dry-run`: what realising `roots` would do to each needed entry.
+fn dry_run(
+    store: &Store,
+    planned: &Planned,
+    roots: &[NodeIndex],
+    substituter: Option<&dyn Substituter>,
+) -> Result<Outcome, RealiseRecipeError> {
+    let statuses = plan_with(
+        store,
+        &planned.graph,
+        roots,
+        substituter,
+        &Default::default(),
+    )?;
+    let entries = planned
+        .graph
+        .nodes()
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, status)| **status != Status::Unneeded)
+        .map(|(node, status)| PlannedEntry {
+            name: node.fingerprint.name().to_string(),
+            path: store
+                .layout()
+                .entry_path(&node.id, node.fingerprint.name().as_str()),
+            status: *status,
+        })
+        .collect();
+    Ok(Outcome::Planned(entries))
+}
+
+/// When this run started and finished realising (recorded only in `--out`'s provenance copy).
+#[derive(Clone, Copy)]
+struct RunTimes {
+    started: std::time::SystemTime,
+    finished: std::time::SystemTime,
+}
+
+/// Where `--out` copied a target's ZIP, provenance and SBOM.
+#[derive(Default)]
+struct Copies {
+    zip: Option<PathBuf>,
+    provenance: Option<PathBuf>,
+    sbom: Option<PathBuf>,
+}
+
+/// Hands out the realised targets: checks them, adds their gc roots, copies them to `--out`.
+struct Publisher<'a> {
+    store: &'a Store,
+    recipe: &'a Recipe,
+    options: &'a RealiseOptions,
+    /// Every realised entry, by node.
+    entries: &'a BTreeMap<NodeIndex, EntryInfo>,
+    run: RunTimes,
+}
+
+impl Publisher<'_> {
+    /// The outcome of `planned_target`, once checked, rooted and copied out.
+    fn publish(&self, planned_target: &PlannedTarget) -> Result<TargetOutcome, RealiseRecipeError> {
+        let (store, recipe) = (self.store, self.recipe);
         let target = &planned_target.name;
         let get = |node: NodeIndex| {
-            entries
+            self.entries
                 .get(&node)
                 .cloned()
                 .ok_or_else(|| RealiseRecipeError::Plan {
@@ -306,37 +368,12 @@ pub fn realise(
         // Provenance and SBOM refer to the ZIP, not the other way round: they need roots too.
         store.add_root(&format!("{root_name}.provenance"), &provenance)?;
         store.add_root(&format!("{root_name}.sbom"), &sbom)?;
-        let (mut copied_to, mut provenance_copied_to, mut sbom_copied_to) = (None, None, None);
-        if let Some(dir) = &options.out_dir {
-            let zip_name = format!("{}-{}-{}.zip", recipe.name, recipe.version, target);
-            let signed = options.signing_key.is_some();
-            let copy = |from: &EntryInfo, name: String| {
-                let dest = dir.join(name);
-                copy_out(&from.path, &dest).map_err(|source| StoreError::Io {
-                    what: "copy out of the store to",
-                    path: dest.clone(),
-                    source,
-                })?;
-                Ok::<_, StoreError>(dest)
-            };
-            copied_to = Some(copy(&zip, zip_name.clone())?);
-            let dest = dir.join(derivations::provenance_name(&zip_name, signed));
-            let io = |what| {
-                let path = dest.clone();
-                move |source| StoreError::Io { what, path, source }
-            };
-            let entry = std::fs::read(&provenance.path).map_err(io("read the provenance for"))?;
-            let stamped = with_run_times(&entry, started, finished, options.signing_key.as_deref())
-                .map_err(|e| RealiseRecipeError::Plan {
-                    recipe: recipe.name.clone(),
-                    message: e.to_string(),
-                })?;
-            write_out(&stamped, &dest).map_err(io("write the provenance to"))?;
-            provenance_copied_to = Some(dest);
-            sbom_copied_to = Some(copy(&sbom, format!("{zip_name}.cdx.json"))?);
-        }
+        let copies = match &self.options.out_dir {
+            Some(dir) => self.copy_to_out_dir(dir, target, &zip, &provenance, &sbom)?,
+            None => Copies::default(),
+        };
         let sandbox = validated_at(&recipe.name, &validation)?;
-        outcomes.push(TargetOutcome {
+        Ok(TargetOutcome {
             target: target.clone(),
             bundle,
             zip,
@@ -345,24 +382,53 @@ pub fn realise(
             validation,
             sandbox,
             root,
-            copied_to,
-            provenance_copied_to,
-            sbom_copied_to,
-        });
+            copied_to: copies.zip,
+            provenance_copied_to: copies.provenance,
+            sbom_copied_to: copies.sbom,
+        })
     }
-    match options.check_rounds {
-        Some(rounds) => {
-            let report = check_graph(
-                store,
-                &planned.graph,
-                &checked,
-                rounds,
-                options.jobs.max(1),
-                options.progress,
-            )?;
-            Ok(Outcome::Checked(outcomes, counts, report))
-        }
-        None => Ok(Outcome::Realised(outcomes, counts)),
+
+    /// `--out`: copies `target`'s ZIP, its provenance (with this run's times, signed again when
+    /// signed) and its SBOM into `dir`.
+    fn copy_to_out_dir(
+        &self,
+        dir: &Path,
+        target: &str,
+        zip: &EntryInfo,
+        provenance: &EntryInfo,
+        sbom: &EntryInfo,
+    ) -> Result<Copies, RealiseRecipeError> {
+        let (recipe, options) = (self.recipe, self.options);
+        let zip_name = format!("{}-{}-{}.zip", recipe.name, recipe.version, target);
+        let signed = options.signing_key.is_some();
+        let copy = |from: &EntryInfo, name: String| {
+            let dest = dir.join(name);
+            copy_out(&from.path, &dest).map_err(|source| StoreError::Io {
+                what: "copy out of the store to",
+                path: dest.clone(),
+                source,
+            })?;
+            Ok::<_, StoreError>(dest)
+        };
+        let zip_copy = copy(zip, zip_name.clone())?;
+        let dest = dir.join(derivations::provenance_name(&zip_name, signed));
+        let io = |what| {
+            let path = dest.clone();
+            move |source| StoreError::Io { what, path, source }
+        };
+        let entry = std::fs::read(&provenance.path).map_err(io("read the provenance for"))?;
+        let RunTimes { started, finished } = self.run;
+        let stamped = with_run_times(&entry, started, finished, options.signing_key.as_deref())
+            .map_err(|e| RealiseRecipeError::Plan {
+                recipe: recipe.name.clone(),
+                message: e.to_string(),
+            })?;
+        write_out(&stamped, &dest).map_err(io("write the provenance to"))?;
+        Ok(Copies {
+            zip: Some(zip_copy),
+            provenance: Some(dest),
+            sbom: Some(copy(sbom, format!("{zip_name}.cdx.json"))?),
+        })
     }
 }
 

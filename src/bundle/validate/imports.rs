@@ -55,7 +55,54 @@ pub(super) fn run_imports(
     sandbox: &Sandbox,
     scratch: &Path,
 ) -> Result<DynamicReport, ValidateError> {
+    let spec = import_spec(root, info, modules, scratch);
+    let report = run_import_script(root, target_name, info, modules, sandbox, &spec)?;
     let level = sandbox.level();
+    if let Some((module, message)) = report.errors.into_iter().next() {
+        return Err(ValidateError::ImportFailed {
+            target: target_name.to_owned(),
+            module,
+            level,
+            message,
+        });
+    }
+    let inside = sandbox.input_path("bundle", root);
+    let outside = |module: &str, file: &str| ValidateError::OutsideBundle {
+        target: target_name.to_owned(),
+        module: module.to_owned(),
+        file: file.to_owned(),
+        level,
+    };
+    let mut seen = BTreeMap::new();
+    for module in modules {
+        let files = report.modules.get(module).cloned().unwrap_or_default();
+        let mut shown = Vec::new();
+        for file in &files {
+            shown.push(bundle_relative(&inside, file).ok_or_else(|| outside(module, file))?);
+        }
+        seen.insert(
+            module.clone(),
+            if files.is_empty() {
+                "built-in".to_owned()
+            } else {
+                shown.join(":")
+            },
+        );
+    }
+    for (module, file) in &report.loaded {
+        if bundle_relative(&inside, file).is_none() {
+            return Err(outside(module, file));
+        }
+    }
+    Ok(DynamicReport {
+        sandbox: level.as_str().to_owned(),
+        modules: seen,
+        loaded: report.loaded.len(),
+    })
+}
+
+/// The sandbox spec running [`IMPORT_SCRIPT`] on `modules` with the bundle at `root`.
+fn import_spec(root: &Path, info: &InterpreterInfo, modules: &[String], scratch: &Path) -> Spec {
     let scripts = Path::new(&info.executable)
         .parent()
         .map(|p| p.to_string_lossy().into_owned())
@@ -65,7 +112,7 @@ pub(super) fn run_imports(
     let mut args: Vec<std::ffi::OsString> =
         vec!["-I".into(), "-B".into(), "-c".into(), IMPORT_SCRIPT.into()];
     args.extend(modules.iter().map(Into::into));
-    let spec = Spec {
+    Spec {
         inputs: vec![Input {
             label: "bundle".into(),
             host: root.to_path_buf(),
@@ -76,7 +123,18 @@ pub(super) fn run_imports(
         path: vec![("bundle".into(), scripts)],
         system_libraries: true,
         source_date_epoch: None,
-    };
+    }
+}
+
+/// Runs `spec` (the import script) in `sandbox` and reads its report.
+fn run_import_script(
+    root: &Path,
+    target_name: &str,
+    info: &InterpreterInfo,
+    modules: &[String],
+    sandbox: &Sandbox,
+    spec: &Spec,
+) -> Result<ImportReport, ValidateError> {
     let program = sandbox.input_path("bundle", root).join(&info.executable);
     let run_error = |message: String| ValidateError::Run {
         target: target_name.to_owned(),
@@ -84,7 +142,7 @@ pub(super) fn run_imports(
         message,
     };
     let mut command = sandbox
-        .command(&spec)
+        .command(spec)
         .map_err(|cause| ValidateError::Sandbox {
             target: target_name.to_owned(),
             cause,
@@ -115,66 +173,24 @@ pub(super) fn run_imports(
             stderr.trim()
         )));
     }
-    let report: ImportReport = serde_json::from_slice(&output.stdout).map_err(|e| {
+    serde_json::from_slice(&output.stdout).map_err(|e| {
         run_error(format!(
             "unreadable report ({e}): {}",
             String::from_utf8_lossy(&output.stdout)
         ))
-    })?;
-    if let Some((module, message)) = report.errors.into_iter().next() {
-        return Err(ValidateError::ImportFailed {
-            target: target_name.to_owned(),
-            module,
-            level,
-            message,
-        });
-    }
-    let inside = sandbox.input_path("bundle", root);
-    let relative = |file: &str| -> Option<String> {
-        let rel = Path::new(file).strip_prefix(&inside).ok()?;
-        // `..` in a reported path could climb out of the bundle again.
-        if rel
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
-            return None;
-        }
-        Some(rel.to_string_lossy().into_owned())
-    };
-    let mut seen = BTreeMap::new();
-    for module in modules {
-        let files = report.modules.get(module).cloned().unwrap_or_default();
-        let mut shown = Vec::new();
-        for file in &files {
-            shown.push(relative(file).ok_or_else(|| ValidateError::OutsideBundle {
-                target: target_name.to_owned(),
-                module: module.clone(),
-                file: file.clone(),
-                level,
-            })?);
-        }
-        seen.insert(
-            module.clone(),
-            if files.is_empty() {
-                "built-in".to_owned()
-            } else {
-                shown.join(":")
-            },
-        );
-    }
-    for (module, file) in &report.loaded {
-        if relative(file).is_none() {
-            return Err(ValidateError::OutsideBundle {
-                target: target_name.to_owned(),
-                module: module.clone(),
-                file: file.clone(),
-                level,
-            });
-        }
-    }
-    Ok(DynamicReport {
-        sandbox: level.as_str().to_owned(),
-        modules: seen,
-        loaded: report.loaded.len(),
     })
+}
+
+/// `file` relative to the bundle as the sandbox shows it (`inside`); `None` when it lies
+/// outside.
+fn bundle_relative(inside: &Path, file: &str) -> Option<String> {
+    let rel = Path::new(file).strip_prefix(inside).ok()?;
+    // `..` in a reported path could climb out of the bundle again.
+    if rel
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return None;
+    }
+    Some(rel.to_string_lossy().into_owned())
 }

@@ -7,7 +7,9 @@ use std::str::FromStr;
 
 use pep440_rs::{Version, VersionSpecifiers};
 
-use super::{PylockError, PylockFile, PylockTarget, PylockWheel, ToolLock, ToolPackage, TOOL};
+use super::{
+    PylockError, PylockFile, PylockPackage, PylockTarget, PylockWheel, ToolLock, ToolPackage, TOOL,
+};
 use crate::lock::{Lock, LockedPackage, LockedTarget, LOCK_VERSION};
 use crate::python::filename::{TagPriorities, WheelFilename};
 use crate::python::markers::evaluate_marker;
@@ -92,11 +94,6 @@ fn read_own(
     python: &str,
     wanted: &[PylockTarget],
 ) -> Result<Lock, PylockError> {
-    let package_error = |package: &str, message: String| PylockError::Package {
-        path: path.to_path_buf(),
-        package: package.to_owned(),
-        message,
-    };
     let mut targets: BTreeMap<String, LockedTarget> = tool
         .targets
         .iter()
@@ -112,54 +109,7 @@ fn read_own(
         })
         .collect();
     for package in &file.packages {
-        let Some(value) = package.tool.get(TOOL) else {
-            return Err(package_error(
-                &package.name,
-                format!("has no [packages.tool.{TOOL}] table, though the file has [tool.{TOOL}]: it was edited by hand or by another tool; run `pystore lock` again"),
-            ));
-        };
-        let pins: ToolPackage = value
-            .clone()
-            .try_into()
-            .map_err(|e| package_error(&package.name, format!("[packages.tool.{TOOL}]: {e}")))?;
-        let version = package
-            .version
-            .clone()
-            .ok_or_else(|| package_error(&package.name, "has no version".to_owned()))?;
-        for pin in pins.targets {
-            let wheel = package
-                .wheels
-                .iter()
-                .find(|w| w.file_name().as_deref() == Some(pin.wheel.as_str()))
-                .ok_or_else(|| {
-                    package_error(
-                        &package.name,
-                        format!(
-                            "target {} pins {}, which the package's wheels do not list",
-                            pin.target, pin.wheel
-                        ),
-                    )
-                })?;
-            let (size, sha256) = wheel_facts(wheel, &pin.wheel)
-                .map_err(|message| package_error(&package.name, message))?;
-            let target = targets.get_mut(&pin.target).ok_or_else(|| {
-                package_error(
-                    &package.name,
-                    format!(
-                        "pinned for target {}, which [tool.{TOOL}] does not list",
-                        pin.target
-                    ),
-                )
-            })?;
-            target.packages.push(LockedPackage {
-                name: normalize_name(&package.name),
-                version: version.clone(),
-                wheel: pin.wheel,
-                size,
-                sha256,
-                required_by: pin.required_by,
-            });
-        }
+        add_own_pins(path, package, &mut targets)?;
     }
     // The lock's inputs hash vouches for all its targets: keep them all, but every target
     // asked for must be there, as locked for the same platform.
@@ -192,6 +142,69 @@ fn read_own(
     })
 }
 
+/// Adds `package`, as its `[packages.tool.pystore]` table pins it, to each target it is
+/// pinned for.
+fn add_own_pins(
+    path: &Path,
+    package: &PylockPackage,
+    targets: &mut BTreeMap<String, LockedTarget>,
+) -> Result<(), PylockError> {
+    let package_error = |package: &str, message: String| PylockError::Package {
+        path: path.to_path_buf(),
+        package: package.to_owned(),
+        message,
+    };
+    let Some(value) = package.tool.get(TOOL) else {
+        return Err(package_error(
+            &package.name,
+            format!("has no [packages.tool.{TOOL}] table, though the file has [tool.{TOOL}]: it was edited by hand or by another tool; run `pystore lock` again"),
+        ));
+    };
+    let pins: ToolPackage = value
+        .clone()
+        .try_into()
+        .map_err(|e| package_error(&package.name, format!("[packages.tool.{TOOL}]: {e}")))?;
+    let version = package
+        .version
+        .clone()
+        .ok_or_else(|| package_error(&package.name, "has no version".to_owned()))?;
+    for pin in pins.targets {
+        let wheel = package
+            .wheels
+            .iter()
+            .find(|w| w.file_name().as_deref() == Some(pin.wheel.as_str()))
+            .ok_or_else(|| {
+                package_error(
+                    &package.name,
+                    format!(
+                        "target {} pins {}, which the package's wheels do not list",
+                        pin.target, pin.wheel
+                    ),
+                )
+            })?;
+        let (size, sha256) = wheel_facts(wheel, &pin.wheel)
+            .map_err(|message| package_error(&package.name, message))?;
+        let target = targets.get_mut(&pin.target).ok_or_else(|| {
+            package_error(
+                &package.name,
+                format!(
+                    "pinned for target {}, which [tool.{TOOL}] does not list",
+                    pin.target
+                ),
+            )
+        })?;
+        target.packages.push(LockedPackage {
+            name: normalize_name(&package.name),
+            version: version.clone(),
+            wheel: pin.wheel,
+            size,
+            sha256,
+            required_by: pin.required_by,
+        });
+    }
+    Ok(())
+}
+
 /// The size and sha256 a pin needs, from a wheel entry.
 fn wheel_facts(wheel: &PylockWheel, file_name: &str) -> Result<(u64, String), String> {
     let sha256 = wheel
@@ -214,103 +227,22 @@ fn select_for_target(
     python: &str,
     want: &PylockTarget,
 ) -> Result<LockedTarget, PylockError> {
-    let target_error = |message: String| PylockError::Target {
-        path: path.to_path_buf(),
-        target: want.name.clone(),
-        message,
-    };
-    let package_error = |package: &str, message: String| PylockError::Package {
-        path: path.to_path_buf(),
-        package: package.to_owned(),
-        message: format!("{message} (target {})", want.name),
-    };
-    let target = Target::new(&want.platform, want.glibc.as_deref(), python)
-        .map_err(|e| target_error(e.to_string()))?;
-    let version = Version::from_str(python).map_err(|e| target_error(e.to_string()))?;
-    let python_fits = |specifiers: &Option<String>, what: &str| -> Result<bool, PylockError> {
-        match specifiers {
-            None => Ok(true),
-            Some(text) => VersionSpecifiers::from_str(text)
-                .map(|s| s.contains(&version))
-                .map_err(|e| package_error(what, format!("requires-python {text:?}: {e}"))),
-        }
-    };
-    if !python_fits(&file.requires_python, "(the file)")? {
-        return Err(target_error(format!(
+    let selector = Selector::new(path, python, want)?;
+    if !selector.python_fits(&file.requires_python, "(the file)")? {
+        return Err(selector.target_error(format!(
             "the file's requires-python {:?} excludes CPython {python}",
             file.requires_python.as_deref().unwrap_or_default()
         )));
     }
-    let priorities = TagPriorities::new(&target);
     let mut chosen: BTreeMap<String, LockedPackage> = BTreeMap::new();
     let mut dependencies: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for package in &file.packages {
-        let name = normalize_name(&package.name);
-        let applies = evaluate_marker(package.marker.as_deref().unwrap_or(""), &target, &[])
-            .map_err(|e| package_error(&name, e.to_string()))?;
-        if !applies || !python_fits(&package.requires_python, &name)? {
+        let Some(locked) = selector.select(package)? else {
             continue;
-        }
-        if package.wheels.is_empty() {
-            let kind = if package.sdist.is_some() {
-                "only a source distribution"
-            } else if package.vcs.is_some() {
-                "a VCS checkout"
-            } else if package.directory.is_some() {
-                "a local directory"
-            } else if package.archive.is_some() {
-                "an archive"
-            } else {
-                "no files"
-            };
-            return Err(package_error(
-                &name,
-                format!("has {kind}; pystore installs wheels only (building from source is not supported yet)"),
-            ));
-        }
-        let mut best: Option<(usize, String, &PylockWheel)> = None;
-        for wheel in &package.wheels {
-            let Some(file_name) = wheel.file_name() else {
-                return Err(package_error(
-                    &name,
-                    "a wheel has no name, url or path".to_owned(),
-                ));
-            };
-            let parsed = WheelFilename::parse(&file_name)
-                .map_err(|e| package_error(&name, e.to_string()))?;
-            if let Some(rank) = priorities.rank(&parsed) {
-                if best
-                    .as_ref()
-                    .map_or(true, |(r, f, _)| (rank, &file_name) < (*r, f))
-                {
-                    best = Some((rank, file_name, wheel));
-                }
-            }
-        }
-        let Some((_, file_name, wheel)) = best else {
-            return Err(package_error(
-                &name,
-                format!(
-                    "none of its wheels ({}) fits the target's tags",
-                    package
-                        .wheels
-                        .iter()
-                        .filter_map(PylockWheel::file_name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
         };
-        let (size, sha256) =
-            wheel_facts(wheel, &file_name).map_err(|message| package_error(&name, message))?;
-        let version = match &package.version {
-            Some(version) => version.clone(),
-            None => WheelFilename::parse(&file_name)
-                .map(|w| w.version.to_string())
-                .map_err(|e| package_error(&name, e.to_string()))?,
-        };
+        let name = locked.name.clone();
         if chosen.contains_key(&name) {
-            return Err(package_error(
+            return Err(selector.package_error(
                 &name,
                 "more than one entry applies to the target's environment".to_owned(),
             ));
@@ -323,19 +255,175 @@ fn select_for_target(
                     .push(name.clone());
             }
         }
-        chosen.insert(
-            name.clone(),
-            LockedPackage {
-                name,
-                version,
-                wheel: file_name,
-                size,
-                sha256,
-                required_by: Vec::new(),
-            },
-        );
+        chosen.insert(name, locked);
     }
-    // What required a package: the chosen packages that list it among their dependencies.
+    set_required_by(&mut chosen, dependencies);
+    Ok(LockedTarget {
+        name: want.name.clone(),
+        platform: want.platform.clone(),
+        glibc: want.glibc.clone(),
+        interpreter: None,
+        packages: chosen.into_values().collect(),
+    })
+}
+
+/// What choosing a foreign file's packages for one target needs.
+struct Selector<'a> {
+    path: &'a Path,
+    want: &'a PylockTarget,
+    target: Target,
+    /// The CPython version, as `requires-python` compares it.
+    version: Version,
+    priorities: TagPriorities,
+}
+
+impl<'a> Selector<'a> {
+    fn new(
+        path: &'a Path,
+        python: &str,
+        want: &'a PylockTarget,
+    ) -> Result<Selector<'a>, PylockError> {
+        let target_error = |message: String| PylockError::Target {
+            path: path.to_path_buf(),
+            target: want.name.clone(),
+            message,
+        };
+        let target = Target::new(&want.platform, want.glibc.as_deref(), python)
+            .map_err(|e| target_error(e.to_string()))?;
+        let version = Version::from_str(python).map_err(|e| target_error(e.to_string()))?;
+        let priorities = TagPriorities::new(&target);
+        Ok(Selector {
+            path,
+            want,
+            target,
+            version,
+            priorities,
+        })
+    }
+
+    fn target_error(&self, message: String) -> PylockError {
+        PylockError::Target {
+            path: self.path.to_path_buf(),
+            target: self.want.name.clone(),
+            message,
+        }
+    }
+
+    fn package_error(&self, package: &str, message: String) -> PylockError {
+        PylockError::Package {
+            path: self.path.to_path_buf(),
+            package: package.to_owned(),
+            message: format!("{message} (target {})", self.want.name),
+        }
+    }
+
+    /// Whether the target's CPython satisfies `specifiers` (`what` has them, for errors).
+    fn python_fits(&self, specifiers: &Option<String>, what: &str) -> Result<bool, PylockError> {
+        match specifiers {
+            None => Ok(true),
+            Some(text) => VersionSpecifiers::from_str(text)
+                .map(|s| s.contains(&self.version))
+                .map_err(|e| self.package_error(what, format!("requires-python {text:?}: {e}"))),
+        }
+    }
+
+    /// `package` pinned to its best wheel for the target (no `required_by` yet), or `None`
+    /// when its marker or `requires-python` leaves it out.
+    fn select(&self, package: &PylockPackage) -> Result<Option<LockedPackage>, PylockError> {
+        let name = normalize_name(&package.name);
+        let applies = evaluate_marker(package.marker.as_deref().unwrap_or(""), &self.target, &[])
+            .map_err(|e| self.package_error(&name, e.to_string()))?;
+        if !applies || !self.python_fits(&package.requires_python, &name)? {
+            return Ok(None);
+        }
+        if package.wheels.is_empty() {
+            let kind = no_wheel_kind(package);
+            return Err(self.package_error(
+                &name,
+                format!("has {kind}; pystore installs wheels only (building from source is not supported yet)"),
+            ));
+        }
+        let (file_name, wheel) = self.best_wheel(package, &name)?;
+        let (size, sha256) =
+            wheel_facts(wheel, &file_name).map_err(|message| self.package_error(&name, message))?;
+        let version = match &package.version {
+            Some(version) => version.clone(),
+            None => WheelFilename::parse(&file_name)
+                .map(|w| w.version.to_string())
+                .map_err(|e| self.package_error(&name, e.to_string()))?,
+        };
+        Ok(Some(LockedPackage {
+            name,
+            version,
+            wheel: file_name,
+            size,
+            sha256,
+            required_by: Vec::new(),
+        }))
+    }
+
+    /// The wheel of `package` (normalised `name`) whose tags the target ranks best (the
+    /// first file name among equals), with its file name.
+    fn best_wheel<'p>(
+        &self,
+        package: &'p PylockPackage,
+        name: &str,
+    ) -> Result<(String, &'p PylockWheel), PylockError> {
+        let mut best: Option<(usize, String, &PylockWheel)> = None;
+        for wheel in &package.wheels {
+            let Some(file_name) = wheel.file_name() else {
+                return Err(self.package_error(name, "a wheel has no name, url or path".to_owned()));
+            };
+            let parsed = WheelFilename::parse(&file_name)
+                .map_err(|e| self.package_error(name, e.to_string()))?;
+            if let Some(rank) = self.priorities.rank(&parsed) {
+                if best
+                    .as_ref()
+                    .map_or(true, |(r, f, _)| (rank, &file_name) < (*r, f))
+                {
+                    best = Some((rank, file_name, wheel));
+                }
+            }
+        }
+        let Some((_, file_name, wheel)) = best else {
+            return Err(self.package_error(
+                name,
+                format!(
+                    "none of its wheels ({}) fits the target's tags",
+                    package
+                        .wheels
+                        .iter()
+                        .filter_map(PylockWheel::file_name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        Ok((file_name, wheel))
+    }
+}
+
+/// What a package without wheels has instead, for the error refusing it.
+fn no_wheel_kind(package: &PylockPackage) -> &'static str {
+    if package.sdist.is_some() {
+        "only a source distribution"
+    } else if package.vcs.is_some() {
+        "a VCS checkout"
+    } else if package.directory.is_some() {
+        "a local directory"
+    } else if package.archive.is_some() {
+        "an archive"
+    } else {
+        "no files"
+    }
+}
+
+/// What required each chosen package: the chosen packages that list it among their
+/// `dependencies` (the dependents of each name, as found).
+fn set_required_by(
+    chosen: &mut BTreeMap<String, LockedPackage>,
+    dependencies: BTreeMap<String, Vec<String>>,
+) {
     let names: BTreeSet<String> = chosen.keys().cloned().collect();
     for (name, dependents) in dependencies {
         if let Some(package) = chosen.get_mut(&name) {
@@ -348,11 +436,4 @@ fn select_for_target(
             package.required_by = required_by;
         }
     }
-    Ok(LockedTarget {
-        name: want.name.clone(),
-        platform: want.platform.clone(),
-        glibc: want.glibc.clone(),
-        interpreter: None,
-        packages: chosen.into_values().collect(),
-    })
 }

@@ -128,21 +128,26 @@ fn write_file(step: i32, path: &CStr, contents: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// mount(2) for this module: every string is a borrowed `CStr` (or absent, passed as null),
+/// so no call site handles a raw pointer. Allocates nothing (safe between fork and exec).
+///
+/// rustix's `mount` is in the dependency tree but not used here: its raw-syscall backend
+/// reports the error in its return value and leaves `errno` alone, while every step of the
+/// child reports through [`fail`], which reads `errno`.
 fn mount(
     step: i32,
-    src: *const libc::c_char,
+    src: Option<&CStr>,
     dst: &CStr,
-    fstype: *const libc::c_char,
+    fstype: Option<&CStr>,
     flags: libc::c_ulong,
-    data: *const libc::c_char,
+    data: Option<&CStr>,
 ) -> std::io::Result<()> {
-    // SAFETY: `dst` is a borrowed C string, live for the call. `src`, `fstype` and `data` are
-    // raw pointers this function cannot check: every caller in this module passes either null
-    // (which mount(2) accepts for each of them in the calls made here: remounts, binds and
-    // propagation changes) or the pointer of a `CStr` (a `c"…"` literal or a `CString` owned by
-    // the `Child`) that outlives the call. mount(2) only reads these strings.
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: every pointer is either null (which mount(2) accepts for the source, type and
+    // data of the calls made here: remounts, binds and propagation changes) or that of a
+    // NUL-terminated `CStr` borrowed for the duration of the call. mount(2) only reads them.
     check(step, unsafe {
-        libc::mount(src, dst.as_ptr(), fstype, flags, data.cast())
+        libc::mount(ptr(src), dst.as_ptr(), ptr(fstype), flags, ptr(data).cast())
     })
 }
 
@@ -197,22 +202,21 @@ impl Child {
             // get signals from it (Nix's builders do the same).
             check(S_SETSID, libc::setsid())?;
         }
-        let null = std::ptr::null();
         mount(
             S_PRIVATE,
-            null,
+            None,
             c"/",
-            null,
+            None,
             libc::MS_REC | libc::MS_PRIVATE,
-            null,
+            None,
         )?;
         mount(
             S_TMPFS,
-            c"tmpfs".as_ptr(),
+            Some(c"tmpfs"),
             &self.root,
-            c"tmpfs".as_ptr(),
+            Some(c"tmpfs"),
             libc::MS_NOSUID | libc::MS_NODEV,
-            c"mode=0755".as_ptr(),
+            Some(c"mode=0755"),
         )?;
         for op in &self.ops {
             self.apply(op)?;
@@ -240,11 +244,11 @@ impl Child {
         }
         mount(
             S_ROOT_RO,
-            null,
+            None,
             c"/",
-            null,
+            None,
             libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
-            null,
+            None,
         )?;
         // SAFETY: chdir gets a `c"…"` literal; sethostname reads exactly `host.len()` bytes from
         // `host`, a static byte string.
@@ -260,7 +264,6 @@ impl Child {
     }
 
     fn apply(&self, op: &Op) -> std::io::Result<()> {
-        let null = std::ptr::null();
         match op {
             Op::Mkdir(path) => {
                 // SAFETY: `path` is a C string owned by `op`, live for the call, which only
@@ -280,20 +283,20 @@ impl Child {
             } => {
                 mount(
                     S_BIND,
-                    src.as_ptr(),
+                    Some(src),
                     dst,
-                    null,
+                    None,
                     libc::MS_BIND | libc::MS_REC,
-                    null,
+                    None,
                 )?;
                 if *read_only {
                     mount(
                         S_REMOUNT,
-                        null,
+                        None,
                         dst,
-                        null,
+                        None,
                         libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | flags,
-                        null,
+                        None,
                     )?;
                 }
                 Ok(())
@@ -307,19 +310,19 @@ impl Child {
             ),
             Op::Mask(dst) => mount(
                 S_MASK,
-                c"tmpfs".as_ptr(),
+                Some(c"tmpfs"),
                 dst,
-                c"tmpfs".as_ptr(),
+                Some(c"tmpfs"),
                 libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                c"size=0,mode=0555".as_ptr(),
+                Some(c"size=0,mode=0555"),
             ),
             Op::Proc(dst) => mount(
                 S_PROC,
-                c"proc".as_ptr(),
+                Some(c"proc"),
                 dst,
-                c"proc".as_ptr(),
+                Some(c"proc"),
                 libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                null,
+                None,
             ),
         }
     }
