@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::assemble::{assemble, Layer, Names};
 use super::bytecode::Sources;
+use super::inputs::{input, inputs_where, labelled, optional, InputRole};
 use super::manifest::{
     BundleManifest, BytecodeRef, InterpreterRef, PackageRef, RecipeRef, TargetRef, MANIFEST_NAME,
 };
@@ -92,9 +93,9 @@ pub fn interpreter(
         entry_name,
         ("interpreter", "2"),
         json!({ "archive": kind.as_str(), "target": target_params(&target) }),
-        BTreeMap::from([("archive".to_owned(), archive)]),
+        labelled([(InputRole::Archive, archive)]),
         Box::new(move |ctx| {
-            let archive = &ctx.input("archive")?.path;
+            let archive = &input(ctx, InputRole::Archive)?.path;
             let limits = Limits::default();
             match kind {
                 ArchiveKind::PbsInstallOnly => {
@@ -166,12 +167,12 @@ pub fn install(
         entry_name,
         ("install-wheel", "1"),
         params,
-        BTreeMap::from([("wheel".to_owned(), wheel_file)]),
+        labelled([(InputRole::Wheel, wheel_file)]),
         Box::new(move |ctx| {
             // The installer reads the wheel's tags from its file name, which the store keeps
             // after the id; link it under its own name beside the output, inside this build's
             // directory in the store (same file system, removed with it).
-            let wheel_path = &ctx.input("wheel")?.path;
+            let wheel_path = &input(ctx, InputRole::Wheel)?.path;
             let scratch = ctx.out.with_file_name("wheel");
             fs::create_dir(&scratch)?;
             let named = scratch.join(&file_name);
@@ -223,12 +224,9 @@ pub fn bytecode(
             "site": site,
             "invalidation": super::bytecode::INVALIDATION,
         }),
-        BTreeMap::from([
-            ("installed".to_owned(), tree),
-            ("python".to_owned(), compiler),
-        ]),
+        labelled([(InputRole::Installed, tree), (InputRole::Python, compiler)]),
         Box::new(move |ctx| {
-            let installed = &ctx.input("installed")?.path;
+            let installed = &input(ctx, InputRole::Installed)?.path;
             let Some(site) = sources.resolve(installed)? else {
                 fs::create_dir(ctx.out)?;
                 return Ok(());
@@ -238,7 +236,7 @@ pub fn bytecode(
             let compiled = super::bytecode::compile(
                 installed,
                 &site,
-                &ctx.input("python")?.path,
+                &input(ctx, InputRole::Python)?.path,
                 &sandbox,
                 &scratch,
                 ctx.out,
@@ -292,16 +290,16 @@ pub fn bundle(
         "{}-{}-{}",
         spec.recipe, spec.version, spec.target_name
     ))?;
-    let mut inputs = BTreeMap::from([("interpreter".to_owned(), interpreter)]);
+    let mut inputs = vec![(InputRole::Interpreter, interpreter)];
     if let Some(pycs) = stdlib_pycs {
-        inputs.insert("interpreter-pyc".to_owned(), pycs);
+        inputs.push((InputRole::InterpreterPyc, pycs));
     }
     let mut package_refs = Vec::new();
     for package in packages {
         let wheel = &package.wheel;
-        inputs.insert(format!("pkg:{}", wheel.name), package.installed);
+        inputs.push((InputRole::Package(&wheel.name), package.installed));
         if let Some(pycs) = package.bytecode {
-            inputs.insert(format!("pyc:{}", wheel.name), pycs);
+            inputs.push((InputRole::PackagePyc(&wheel.name), pycs));
         }
         package_refs.push(PackageRef {
             name: wheel.name.clone(),
@@ -344,14 +342,14 @@ pub fn bundle(
         entry_name,
         ("bundle", "1"),
         params,
-        inputs,
+        labelled(inputs),
         Box::new(move |ctx| {
             let mut layers = vec![Layer {
                 label: python_label.clone(),
-                root: ctx.input("interpreter")?.path.clone(),
+                root: input(ctx, InputRole::Interpreter)?.path.clone(),
             }];
             let mut labels = vec![None];
-            if let Some(pycs) = ctx.inputs.get("interpreter-pyc") {
+            if let Some(pycs) = optional(ctx, InputRole::InterpreterPyc) {
                 layers.push(Layer {
                     label: format!("{python_label} (bytecode)"),
                     root: pycs.path.clone(),
@@ -362,10 +360,10 @@ pub fn bundle(
                 let label = format!("{} {}", package.name, package.version);
                 layers.push(Layer {
                     label: label.clone(),
-                    root: ctx.input(&format!("pkg:{}", package.name))?.path.clone(),
+                    root: input(ctx, InputRole::Package(&package.name))?.path.clone(),
                 });
                 labels.push(Some(package.name.clone()));
-                if let Some(pycs) = ctx.inputs.get(&format!("pyc:{}", package.name)) {
+                if let Some(pycs) = optional(ctx, InputRole::PackagePyc(&package.name)) {
                     layers.push(Layer {
                         label: format!("{label} (bytecode)"),
                         root: pycs.path.clone(),
@@ -414,9 +412,9 @@ pub fn validate(
         entry_name,
         ("validate", "1"),
         json!({ "modules": modules, "sandbox": sandbox.level().as_str(), "dynamic": dynamic }),
-        BTreeMap::from([("bundle".to_owned(), bundle)]),
+        labelled([(InputRole::Bundle, bundle)]),
         Box::new(move |ctx| {
-            let root = &ctx.input("bundle")?.path;
+            let root = &input(ctx, InputRole::Bundle)?.path;
             // The sandbox's scratch space: inside this build's directory in the store's tmp/,
             // removed with it.
             let scratch = ctx.out.with_file_name("sandbox");
@@ -475,22 +473,24 @@ pub fn zip(
         "{}-{}-{}.zip",
         spec.recipe, spec.version, spec.target_name
     ))?;
-    let mut inputs = BTreeMap::from([("bundle".to_owned(), bundle)]);
-    for &wheel in wheels {
-        inputs.insert(
-            format!("wheel:{}", graph.node(wheel).fingerprint.name()),
-            wheel,
-        );
+    let wheel_names: Vec<String> = wheels
+        .iter()
+        .map(|&wheel| graph.node(wheel).fingerprint.name().to_string())
+        .collect();
+    let mut inputs = vec![(InputRole::Bundle, bundle)];
+    for (name, &wheel) in wheel_names.iter().zip(wheels) {
+        inputs.push((InputRole::ReusableWheel(name), wheel));
     }
+    let inputs = labelled(inputs);
     graph.derive(
         entry_name,
         ("zip", "2"),
         json!({ "dos_date": time.date, "dos_time": time.time, "deflate": deflate::IMPLEMENTATION, "level": deflate::LEVEL }),
         inputs,
         Box::new(move |ctx| {
-            let root = &ctx.input("bundle")?.path;
+            let root = &input(ctx, InputRole::Bundle)?.path;
             let wheels: Vec<std::path::PathBuf> =
-                ctx.inputs.iter().filter(|(label, _)| label.starts_with("wheel:")).map(|(_, e)| e.path.clone()).collect();
+                inputs_where(ctx, |role| matches!(role, InputRole::ReusableWheel(_))).map(|e| e.path.clone()).collect();
             let reusable = WheelMembers::index(&wheels);
             let tree = Tree::read(root)?;
             let digests: std::collections::HashMap<&str, (u64, [u8; 32])> = tree
@@ -553,9 +553,9 @@ pub fn zip(
 
 /// Reads the bundle's manifest and the ZIP's sha256: what provenance and SBOM describe.
 fn described(ctx: &crate::build::BuildContext<'_>) -> Result<(BundleManifest, String), BuildError> {
-    let manifest_path = ctx.input("bundle")?.path.join(MANIFEST_NAME);
+    let manifest_path = input(ctx, InputRole::Bundle)?.path.join(MANIFEST_NAME);
     let manifest = BundleManifest::parse(&fs::read(&manifest_path)?)?;
-    let zip_sha256 = to_hex(&sha256_file(&ctx.input("zip")?.path)?);
+    let zip_sha256 = to_hex(&sha256_file(&input(ctx, InputRole::Zip)?.path)?);
     Ok((manifest, zip_sha256))
 }
 
@@ -593,16 +593,16 @@ pub fn provenance(
         entry_name,
         ("provenance", "2"),
         params,
-        BTreeMap::from([
-            ("zip".to_owned(), zip),
-            ("bundle".to_owned(), bundle),
-            ("validation".to_owned(), validation),
+        labelled([
+            (InputRole::Zip, zip),
+            (InputRole::Bundle, bundle),
+            (InputRole::Validation, validation),
         ]),
         Box::new(move |ctx| {
             let (manifest, zip_sha256) = described(ctx)?;
             let mut statement = provenance::statement(&manifest, &zip_name, &zip_sha256, &inputs);
             let report: super::validate::Report =
-                serde_json::from_slice(&fs::read(&ctx.input("validation")?.path)?)?;
+                serde_json::from_slice(&fs::read(&input(ctx, InputRole::Validation)?.path)?)?;
             provenance::record_validation(&mut statement, &report);
             let mut bytes = canonical_json::to_vec(&statement)?;
             if let Some(key) = &signer {
@@ -625,7 +625,7 @@ pub fn sbom(graph: &mut Graph, zip: NodeIndex, bundle: NodeIndex) -> Result<Node
         entry_name,
         ("sbom-cyclonedx", "1"),
         json!({ "spec": "1.5", "pystore": version }),
-        BTreeMap::from([("zip".to_owned(), zip), ("bundle".to_owned(), bundle)]),
+        labelled([(InputRole::Zip, zip), (InputRole::Bundle, bundle)]),
         Box::new(move |ctx| {
             let (manifest, zip_sha256) = described(ctx)?;
             let bom = sbom::cyclonedx(&manifest, &zip_name, &zip_sha256, version);
