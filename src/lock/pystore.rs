@@ -52,7 +52,7 @@ impl Lock {
                 if hex::decode(&interpreter.sha256).map(|b| b.len()) != Ok(32) {
                     return Err(parse_error(format!(
                         "the interpreter of target {}: sha256 {:?} is not 64 hex digits",
-                        target.name, interpreter.sha256
+                        target.spec.name, interpreter.sha256
                     )));
                 }
                 if interpreter.version.split('.').count() != 3
@@ -60,7 +60,7 @@ impl Lock {
                 {
                     return Err(parse_error(format!(
                         "the interpreter of target {}: {:?} is not a version like 3.13.9",
-                        target.name, interpreter.version
+                        target.spec.name, interpreter.version
                     )));
                 }
             }
@@ -68,7 +68,7 @@ impl Lock {
                 if hex::decode(&package.sha256).map(|b| b.len()) != Ok(32) {
                     return Err(parse_error(format!(
                         "{} in target {}: sha256 {:?} is not 64 hex digits",
-                        package.name, target.name, package.sha256
+                        package.name, target.spec.name, package.sha256
                     )));
                 }
             }
@@ -79,7 +79,7 @@ impl Lock {
     /// The canonical text: sorted, stable, ending in a newline.
     pub fn to_toml(&self) -> String {
         let mut sorted = self.clone();
-        sorted.targets.sort_by(|a, b| a.name.cmp(&b.name));
+        sorted.targets.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         for target in &mut sorted.targets {
             target
                 .packages

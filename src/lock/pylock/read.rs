@@ -7,12 +7,12 @@ use std::str::FromStr;
 
 use pep440_rs::{Version, VersionSpecifiers};
 
-use super::{PylockError, PylockFile, PylockTarget, PylockWheel, ToolLock, ToolPackage, TOOL};
+use super::{PylockError, PylockFile, PylockWheel, ToolLock, ToolPackage, TOOL};
 use crate::lock::{Lock, LockedPackage, LockedTarget, LOCK_VERSION};
 use crate::python::filename::{TagPriorities, WheelFilename};
 use crate::python::markers::evaluate_marker;
 use crate::python::normalize_name;
-use crate::python::target::Target;
+use crate::python::target::TargetSpec;
 
 #[derive(Clone, Debug)]
 pub struct ReadPylock {
@@ -28,7 +28,7 @@ pub struct ReadPylock {
 pub fn read_pylock(
     path: &Path,
     python: &str,
-    targets: &[PylockTarget],
+    targets: &[TargetSpec],
 ) -> Result<ReadPylock, PylockError> {
     let text = crate::hash::files::read_text_input(path, "pylock file")?;
     parse_pylock(path, &text, python, targets)
@@ -39,7 +39,7 @@ pub fn parse_pylock(
     path: &Path,
     text: &str,
     python: &str,
-    targets: &[PylockTarget],
+    targets: &[TargetSpec],
 ) -> Result<ReadPylock, PylockError> {
     let parse_error = |message: String| PylockError::Parse {
         path: path.to_path_buf(),
@@ -90,7 +90,7 @@ fn read_own(
     file: &PylockFile,
     tool: ToolLock,
     python: &str,
-    wanted: &[PylockTarget],
+    wanted: &[TargetSpec],
 ) -> Result<Lock, PylockError> {
     let package_error = |package: &str, message: String| PylockError::Package {
         path: path.to_path_buf(),
@@ -102,9 +102,7 @@ fn read_own(
         .iter()
         .map(|t| {
             let locked = LockedTarget {
-                name: t.name.clone(),
-                platform: t.platform.clone(),
-                glibc: t.glibc.clone(),
+                spec: t.clone(),
                 interpreter: None,
                 packages: Vec::new(),
             };
@@ -166,7 +164,7 @@ fn read_own(
     for want in wanted {
         let matches = targets
             .get(&want.name)
-            .is_some_and(|t| t.platform == want.platform && t.glibc == want.glibc);
+            .is_some_and(|t| t.spec.platform == want.platform && t.spec.glibc == want.glibc);
         if !matches {
             return Err(PylockError::Target {
                 path: path.to_path_buf(),
@@ -212,7 +210,7 @@ fn select_for_target(
     path: &Path,
     file: &PylockFile,
     python: &str,
-    want: &PylockTarget,
+    want: &TargetSpec,
 ) -> Result<LockedTarget, PylockError> {
     let target_error = |message: String| PylockError::Target {
         path: path.to_path_buf(),
@@ -224,7 +222,8 @@ fn select_for_target(
         package: package.to_owned(),
         message: format!("{message} (target {})", want.name),
     };
-    let target = Target::new(&want.platform, want.glibc.as_deref(), python)
+    let target = want
+        .target(python)
         .map_err(|e| target_error(e.to_string()))?;
     let version = Version::from_str(python).map_err(|e| target_error(e.to_string()))?;
     let python_fits = |specifiers: &Option<String>, what: &str| -> Result<bool, PylockError> {
@@ -349,9 +348,7 @@ fn select_for_target(
         }
     }
     Ok(LockedTarget {
-        name: want.name.clone(),
-        platform: want.platform.clone(),
-        glibc: want.glibc.clone(),
+        spec: want.clone(),
         interpreter: None,
         packages: chosen.into_values().collect(),
     })
