@@ -233,6 +233,22 @@ pub(crate) mod tests {
         }
     }
 
+    /// The hash the inputs had before targets became `TargetSpec`s (held from that code): a
+    /// change here makes every lock stale.
+    #[test]
+    fn inputs_hash_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requirements.txt");
+        std::fs::write(&path, "lxml>=5\nopenai\n").unwrap();
+        let linux = TargetSpec::new("linux", "x86_64-unknown-linux-gnu", Some("2.28")).unwrap();
+        let win = TargetSpec::new("win", "x86_64-pc-windows-msvc", None).unwrap();
+        let requirements = crate::python::requirements::read(&path).unwrap();
+        assert_eq!(
+            inputs_hash(&requirements, "3.12.7", &[&win, &linux]),
+            "blake3:53ae400ed32928564d270110ee477cade6ef17fded622205ab6ef31304ac5521"
+        );
+    }
+
     #[test]
     fn inputs_hash_ignores_formatting_but_not_content() {
         let dir = tempfile::tempdir().unwrap();

@@ -149,6 +149,44 @@ mod tests {
         );
     }
 
+    /// The bytes `to_toml` wrote for the sample before targets became `TargetSpec`s (the held
+    /// file was written by that code).
+    #[test]
+    fn written_bytes_are_held() {
+        let held = include_str!("../../tests/data/lock/sample.pystore.lock");
+        assert_eq!(sample().to_toml(), held);
+        assert_eq!(
+            Lock::parse(Path::new("pystore.lock"), held)
+                .unwrap()
+                .to_toml(),
+            held
+        );
+    }
+
+    #[test]
+    fn a_bad_platform_or_floor_is_refused_when_the_lock_is_read() {
+        let text = sample().to_toml();
+        let bad = text.replace("x86_64-unknown-linux-gnu", "x86_64-unknown-linux-gnux");
+        let err = Lock::parse(Path::new("/r/pystore.lock"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/r/pystore.lock: ")
+                && err.contains("unsupported platform \"x86_64-unknown-linux-gnux\"; supported: "),
+            "{err}"
+        );
+        let bad = text.replace("glibc = \"2.28\"", "glibc = \"2.x\"");
+        let err = Lock::parse(Path::new("/r/pystore.lock"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid glibc version \"2.x\""), "{err}");
+        let bad = text.replace("glibc = \"2.28\"", "glibc = \"2.28\"\ncolour = \"red\"");
+        let err = Lock::parse(Path::new("/r/pystore.lock"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+    }
+
     #[test]
     fn bad_locks_are_refused_with_the_file_name() {
         let text = sample().to_toml().replace(&"ab".repeat(32), "xyz");

@@ -468,6 +468,26 @@ interpreter = { path = "../py" }
         assert!(err.contains("`targets[0].glibc`: only Linux"), "{err}");
     }
 
+    /// The committed samai recipe and lock: the lock reads back to its own bytes and its
+    /// inputs hash is the recipe's (both were written before targets became `TargetSpec`s).
+    #[test]
+    fn the_committed_samai_lock_reads_back_byte_for_byte() {
+        for dir in ["recipes/samai", "tests/acceptance/samai311"] {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            let recipe = load(&dir.join("recipe.toml")).unwrap();
+            let text = std::fs::read_to_string(&recipe.lock).unwrap();
+            let lock = crate::lock::Lock::parse(&recipe.lock, &text).unwrap();
+            assert_eq!(lock.to_toml(), text, "{}", dir.display());
+            let requirements = recipe.read_requirements().unwrap();
+            assert_eq!(
+                recipe.lock_inputs(&requirements),
+                lock.inputs,
+                "{}",
+                dir.display()
+            );
+        }
+    }
+
     #[test]
     fn a_bad_platform_is_refused_at_parse_naming_the_target_and_what_is_accepted() {
         let err = error(&SAMAI.replace("x86_64-unknown-linux-gnu", "riscv64-unknown-linux-gnu"));

@@ -278,3 +278,42 @@ fn pylock_file_names() {
     assert!(!is_pylock_name("pylock.a.b.toml"));
     assert!(!is_pylock_name("pystore.lock"));
 }
+
+/// The bytes `to_pylock` wrote for [`sample`] before targets became [`TargetSpec`]s (the
+/// held file was written by that code): the shape of `[tool.pystore]` and of every marker
+/// must not move.
+#[test]
+fn written_bytes_are_held() {
+    let text = to_pylock(&sample(), &BTreeMap::new()).unwrap();
+    assert_eq!(
+        text,
+        include_str!("../../../tests/data/lock/sample.pylock.toml")
+    );
+    let back = parse_pylock(
+        Path::new("pylock.toml"),
+        &text,
+        "3.12.7",
+        &targets_of(&sample()),
+    )
+    .unwrap();
+    let mut expected = sample();
+    expected
+        .targets
+        .sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    assert_eq!(back.lock, expected);
+}
+
+#[test]
+fn a_bad_platform_in_tool_pystore_is_refused() {
+    let text = to_pylock(&sample(), &BTreeMap::new()).unwrap().replace(
+        "platform = \"x86_64-pc-windows-msvc\"",
+        "platform = \"x86_64-pc-windows-gnu\"",
+    );
+    let e = parse_pylock(Path::new("pylock.toml"), &text, "3.12.7", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unsupported platform \"x86_64-pc-windows-gnu\""),
+        "{e}"
+    );
+}
