@@ -7,7 +7,6 @@
 
 mod builders;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -18,6 +17,7 @@ use self::builders::{
 };
 use super::assemble::Names;
 use super::bytecode::Sources;
+use super::inputs::{labelled, InputRole};
 use super::manifest::{
     BundleManifest, BytecodeRef, InterpreterRef, PackageRef, RecipeRef, TargetRef,
 };
@@ -88,7 +88,7 @@ pub fn interpreter(
         entry_name,
         ("interpreter", "2"),
         json!({ "archive": kind.as_str(), "target": target_params(&target) }),
-        BTreeMap::from([("archive".to_owned(), archive)]),
+        labelled([(InputRole::Archive, archive)]),
         Box::new(move |ctx| build_interpreter(ctx, kind, &target)),
     )
 }
@@ -147,7 +147,7 @@ pub fn install(
         entry_name,
         ("install-wheel", "1"),
         params,
-        BTreeMap::from([("wheel".to_owned(), wheel_file)]),
+        labelled([(InputRole::Wheel, wheel_file)]),
         Box::new(move |ctx| build_install(ctx, &file_name, &target, requested, &locked)),
     )
 }
@@ -180,10 +180,7 @@ pub fn bytecode(
             "site": site,
             "invalidation": super::bytecode::INVALIDATION,
         }),
-        BTreeMap::from([
-            ("installed".to_owned(), tree),
-            ("python".to_owned(), compiler),
-        ]),
+        labelled([(InputRole::Installed, tree), (InputRole::Python, compiler)]),
         Box::new(move |ctx| build_bytecode(ctx, &sources, &sandbox)),
     )
 }
@@ -230,16 +227,16 @@ pub fn bundle(
         "{}-{}-{}",
         spec.recipe, spec.version, spec.target_name
     ))?;
-    let mut inputs = BTreeMap::from([("interpreter".to_owned(), interpreter)]);
+    let mut inputs = vec![(InputRole::Interpreter, interpreter)];
     if let Some(pycs) = stdlib_pycs {
-        inputs.insert("interpreter-pyc".to_owned(), pycs);
+        inputs.push((InputRole::InterpreterPyc, pycs));
     }
     let mut package_refs = Vec::new();
     for package in packages {
         let wheel = &package.wheel;
-        inputs.insert(format!("pkg:{}", wheel.name), package.installed);
+        inputs.push((InputRole::Package(&wheel.name), package.installed));
         if let Some(pycs) = package.bytecode {
-            inputs.insert(format!("pyc:{}", wheel.name), pycs);
+            inputs.push((InputRole::PackagePyc(&wheel.name), pycs));
         }
         package_refs.push(PackageRef {
             name: wheel.name.clone(),
@@ -282,7 +279,7 @@ pub fn bundle(
         entry_name,
         ("bundle", "1"),
         params,
-        inputs,
+        labelled(inputs),
         Box::new(move |ctx| build_bundle(ctx, &manifest, &python_label, names)),
     )
 }
@@ -314,7 +311,7 @@ pub fn validate(
         entry_name,
         ("validate", "1"),
         json!({ "modules": modules, "sandbox": sandbox.level().as_str(), "dynamic": dynamic }),
-        BTreeMap::from([("bundle".to_owned(), bundle)]),
+        labelled([(InputRole::Bundle, bundle)]),
         Box::new(move |ctx| {
             let check = Validation {
                 target_name: &target_name,
@@ -342,13 +339,15 @@ pub fn zip(
         "{}-{}-{}.zip",
         spec.recipe, spec.version, spec.target_name
     ))?;
-    let mut inputs = BTreeMap::from([("bundle".to_owned(), bundle)]);
-    for &wheel in wheels {
-        inputs.insert(
-            format!("wheel:{}", graph.node(wheel).fingerprint.name()),
-            wheel,
-        );
+    let wheel_names: Vec<String> = wheels
+        .iter()
+        .map(|&wheel| graph.node(wheel).fingerprint.name().to_string())
+        .collect();
+    let mut inputs = vec![(InputRole::Bundle, bundle)];
+    for (name, &wheel) in wheel_names.iter().zip(wheels) {
+        inputs.push((InputRole::ReusableWheel(name), wheel));
     }
+    let inputs = labelled(inputs);
     graph.derive(
         entry_name,
         ("zip", "2"),
@@ -392,10 +391,10 @@ pub fn provenance(
         entry_name,
         ("provenance", "2"),
         params,
-        BTreeMap::from([
-            ("zip".to_owned(), zip),
-            ("bundle".to_owned(), bundle),
-            ("validation".to_owned(), validation),
+        labelled([
+            (InputRole::Zip, zip),
+            (InputRole::Bundle, bundle),
+            (InputRole::Validation, validation),
         ]),
         Box::new(move |ctx| build_provenance(ctx, &zip_name, &inputs, signer.as_deref())),
     )
@@ -410,7 +409,7 @@ pub fn sbom(graph: &mut Graph, zip: NodeIndex, bundle: NodeIndex) -> Result<Node
         entry_name,
         ("sbom-cyclonedx", "1"),
         json!({ "spec": "1.5", "pystore": version }),
-        BTreeMap::from([("zip".to_owned(), zip), ("bundle".to_owned(), bundle)]),
+        labelled([(InputRole::Zip, zip), (InputRole::Bundle, bundle)]),
         Box::new(move |ctx| build_sbom(ctx, &zip_name, version)),
     )
 }

@@ -5,6 +5,7 @@ pub mod assemble;
 pub mod bytecode;
 pub mod check;
 pub mod derivations;
+mod inputs;
 pub mod manifest;
 pub mod native;
 pub mod provenance;

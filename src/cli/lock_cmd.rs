@@ -108,7 +108,7 @@ fn render(ui: Ui, outcome: &LockOutcome) -> Result<()> {
                 let interpreter = t.interpreter.as_ref().map(|i| {
                     json!({"version": i.version, "url": i.url, "size": i.size, "sha256": i.sha256})
                 });
-                json!({"name": t.name, "interpreter": interpreter, "packages": packages})
+                json!({"name": t.spec.name, "interpreter": interpreter, "packages": packages})
             })
             .collect();
         print_json(&json!({
@@ -122,12 +122,12 @@ fn render(ui: Ui, outcome: &LockOutcome) -> Result<()> {
             match &target.interpreter {
                 Some(pin) => println!(
                     "{}: {} packages, CPython {} (sha256 {})",
-                    target.name,
+                    target.spec.name,
                     target.packages.len(),
                     pin.version,
                     pin.sha256
                 ),
-                None => println!("{}: {} packages", target.name, target.packages.len()),
+                None => println!("{}: {} packages", target.spec.name, target.packages.len()),
             }
             for p in &target.packages {
                 println!("  {} {}", p.name, p.version);

@@ -22,9 +22,9 @@ pub(super) fn list(store: &Store, ui: Ui, all: bool, recipe: Option<&str>) -> Re
         let recipe = load(&find(recipe, &cwd)?)?;
         for target in &recipe.targets {
             serves
-                .entry(target.platform.clone())
+                .entry(target.spec.platform.triple().to_owned())
                 .or_default()
-                .push(target.name.clone());
+                .push(target.spec.name.clone());
         }
     }
     // Without --all, only the newest patch release of each minor version (the catalogue is

@@ -227,7 +227,9 @@ impl Lock {
         let mut out = format!(
             "# Written by `pystore lock` for target {} (CPython {} on {}); do not edit.\n\
              # Install with: pip install --no-deps --only-binary :all: --require-hashes -r THIS_FILE\n",
-            target.name, self.python, target.platform
+            target.spec.name,
+            self.python,
+            target.spec.platform.triple()
         );
         for package in packages {
             out.push_str(&format!(

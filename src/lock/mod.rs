@@ -35,6 +35,7 @@ use serde_json::json;
 use crate::hash::{canonical_json, to_hex};
 use crate::python::requirements::{Origin, RequirementLine, RequirementsFile};
 use crate::python::resolve::ResolvedPackage;
+use crate::python::TargetSpec;
 
 /// The format version written and read.
 pub const LOCK_VERSION: u32 = 1;
@@ -61,13 +62,10 @@ pub struct Lock {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LockedTarget {
-    /// Target name, as in the recipe.
-    pub name: String,
-    /// Platform triple.
-    pub platform: String,
-    /// glibc floor, for Linux targets that set one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub glibc: Option<String>,
+    /// The target (name, platform, glibc floor), as in the recipe; flattened, so its keys
+    /// are the table's first keys, as they always were.
+    #[serde(flatten)]
+    pub spec: TargetSpec,
     /// The interpreter archive chosen for the target, when it comes from the catalogue (a
     /// target whose recipe names its own interpreter, and locks written before pins existed,
     /// have none).
@@ -113,23 +111,12 @@ pub struct LockedPackage {
     pub required_by: Vec<String>,
 }
 
-/// A target as the inputs hash sees it.
-#[derive(Clone, Debug)]
-pub struct TargetInput<'a> {
-    /// Target name.
-    pub name: &'a str,
-    /// Platform triple.
-    pub platform: &'a str,
-    /// glibc floor.
-    pub glibc: Option<&'a str>,
-}
-
 /// Hash of what a lock is resolved from: the requirements and constraints as parsed (so
 /// comments and formatting do not matter), `--pre`, the Python version and the targets.
 pub fn inputs_hash(
     requirements: &RequirementsFile,
     python: &str,
-    targets: &[TargetInput<'_>],
+    targets: &[&TargetSpec],
 ) -> String {
     let lines = |list: &[RequirementLine]| -> Vec<String> {
         let mut out: Vec<String> = list.iter().map(|r| r.requirement.to_string()).collect();
@@ -138,7 +125,7 @@ pub fn inputs_hash(
     };
     let mut targets: Vec<_> = targets
         .iter()
-        .map(|t| json!({"name": t.name, "platform": t.platform, "glibc": t.glibc}))
+        .map(|t| json!({"name": t.name, "platform": t.platform.triple(), "glibc": t.glibc}))
         .collect();
     targets.sort_by_key(|t| t["name"].as_str().unwrap_or_default().to_owned());
     let value = json!({
@@ -158,7 +145,7 @@ pub fn inputs_hash(
 impl Lock {
     /// The pins of target `name`.
     pub fn target(&self, name: &str) -> Option<&LockedTarget> {
-        self.targets.iter().find(|t| t.name == name)
+        self.targets.iter().find(|t| t.spec.name == name)
     }
 
     /// Packages by name for a target (for diffs and checks).
@@ -219,9 +206,8 @@ pub(crate) mod tests {
             inputs: "blake3:00".into(),
             targets: vec![
                 LockedTarget {
-                    name: "windows-x86_64".into(),
-                    platform: "x86_64-pc-windows-msvc".into(),
-                    glibc: None,
+                    spec: TargetSpec::new("windows-x86_64", "x86_64-pc-windows-msvc", None)
+                        .unwrap(),
                     interpreter: Some(LockedInterpreter {
                         version: "3.12.7".into(),
                         url: "https://HOST/cpython-3.12.7.tar.gz".into(),
@@ -238,14 +224,29 @@ pub(crate) mod tests {
                     }],
                 },
                 LockedTarget {
-                    name: "linux-x86_64".into(),
-                    platform: "x86_64-unknown-linux-gnu".into(),
-                    glibc: Some("2.28".into()),
+                    spec: TargetSpec::new("linux-x86_64", "x86_64-unknown-linux-gnu", Some("2.28"))
+                        .unwrap(),
                     interpreter: None,
                     packages: vec![],
                 },
             ],
         }
+    }
+
+    /// The hash the inputs had before targets became `TargetSpec`s (held from that code): a
+    /// change here makes every lock stale.
+    #[test]
+    fn inputs_hash_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requirements.txt");
+        std::fs::write(&path, "lxml>=5\nopenai\n").unwrap();
+        let linux = TargetSpec::new("linux", "x86_64-unknown-linux-gnu", Some("2.28")).unwrap();
+        let win = TargetSpec::new("win", "x86_64-pc-windows-msvc", None).unwrap();
+        let requirements = crate::python::requirements::read(&path).unwrap();
+        assert_eq!(
+            inputs_hash(&requirements, "3.12.7", &[&win, &linux]),
+            "blake3:53ae400ed32928564d270110ee477cade6ef17fded622205ab6ef31304ac5521"
+        );
     }
 
     #[test]
@@ -255,11 +256,8 @@ pub(crate) mod tests {
         let b = dir.path().join("b.txt");
         std::fs::write(&a, "lxml>=5\nopenai # the API\n").unwrap();
         std::fs::write(&b, "# reordered, reformatted\nopenai\nlxml >= 5\n").unwrap();
-        let targets = [TargetInput {
-            name: "t",
-            platform: "x86_64-unknown-linux-gnu",
-            glibc: None,
-        }];
+        let target = TargetSpec::new("t", "x86_64-unknown-linux-gnu", None).unwrap();
+        let targets = [&target];
         let ha = inputs_hash(
             &crate::python::requirements::read(&a).unwrap(),
             "3.12.7",

@@ -52,7 +52,7 @@ impl Lock {
                 if hex::decode(&interpreter.sha256).map(|b| b.len()) != Ok(32) {
                     return Err(parse_error(format!(
                         "the interpreter of target {}: sha256 {:?} is not 64 hex digits",
-                        target.name, interpreter.sha256
+                        target.spec.name, interpreter.sha256
                     )));
                 }
                 if interpreter.version.split('.').count() != 3
@@ -60,7 +60,7 @@ impl Lock {
                 {
                     return Err(parse_error(format!(
                         "the interpreter of target {}: {:?} is not a version like 3.13.9",
-                        target.name, interpreter.version
+                        target.spec.name, interpreter.version
                     )));
                 }
             }
@@ -68,7 +68,7 @@ impl Lock {
                 if hex::decode(&package.sha256).map(|b| b.len()) != Ok(32) {
                     return Err(parse_error(format!(
                         "{} in target {}: sha256 {:?} is not 64 hex digits",
-                        package.name, target.name, package.sha256
+                        package.name, target.spec.name, package.sha256
                     )));
                 }
             }
@@ -79,7 +79,7 @@ impl Lock {
     /// The canonical text: sorted, stable, ending in a newline.
     pub fn to_toml(&self) -> String {
         let mut sorted = self.clone();
-        sorted.targets.sort_by(|a, b| a.name.cmp(&b.name));
+        sorted.targets.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         for target in &mut sorted.targets {
             target
                 .packages
@@ -147,6 +147,44 @@ mod tests {
             err.contains("the interpreter of target windows-x86_64: sha256"),
             "{err}"
         );
+    }
+
+    /// The bytes `to_toml` wrote for the sample before targets became `TargetSpec`s (the held
+    /// file was written by that code).
+    #[test]
+    fn written_bytes_are_held() {
+        let held = include_str!("../../tests/data/lock/sample.pystore.lock");
+        assert_eq!(sample().to_toml(), held);
+        assert_eq!(
+            Lock::parse(Path::new("pystore.lock"), held)
+                .unwrap()
+                .to_toml(),
+            held
+        );
+    }
+
+    #[test]
+    fn a_bad_platform_or_floor_is_refused_when_the_lock_is_read() {
+        let text = sample().to_toml();
+        let bad = text.replace("x86_64-unknown-linux-gnu", "x86_64-unknown-linux-gnux");
+        let err = Lock::parse(Path::new("/r/pystore.lock"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/r/pystore.lock: ")
+                && err.contains("unsupported platform \"x86_64-unknown-linux-gnux\"; supported: "),
+            "{err}"
+        );
+        let bad = text.replace("glibc = \"2.28\"", "glibc = \"2.x\"");
+        let err = Lock::parse(Path::new("/r/pystore.lock"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid glibc version \"2.x\""), "{err}");
+        let bad = text.replace("glibc = \"2.28\"", "glibc = \"2.28\"\ncolour = \"red\"");
+        let err = Lock::parse(Path::new("/r/pystore.lock"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `colour`"), "{err}");
     }
 
     #[test]

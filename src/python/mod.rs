@@ -36,4 +36,4 @@ pub use interpreter::{
 pub use markers::{evaluate_marker, marker_environment, marker_values};
 pub use scheme::Scheme;
 pub use tags::{platform_tags, target_tags, Tag};
-pub use target::{Arch, Os, Platform, PythonVersion, Target};
+pub use target::{Arch, Os, Platform, PythonVersion, Target, TargetSpec};

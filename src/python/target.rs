@@ -307,6 +307,81 @@ impl fmt::Display for Target {
     }
 }
 
+/// A named target as recipes and locks spell it: a name, a platform triple and, for Linux
+/// (gnu) targets, a glibc floor. The one type for this triple: a recipe's `[[targets]]`, a
+/// lock's `[[targets]]`, the targets `[tool.pystore]` of a `pylock.toml` records and the
+/// targets the lock inputs hash covers all hold one.
+///
+/// The platform is parsed (with the floor applied) when the spec is made or read, so a bad
+/// triple is refused where it is written. Its serde shape is `name`, `platform` (the triple) and
+/// `glibc` (omitted when `None`), the bytes lock files always had.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "TargetSpecWire", into = "TargetSpecWire")]
+pub struct TargetSpec {
+    /// Target name, e.g. `windows-x86_64`.
+    pub name: String,
+    /// The platform, with the glibc floor applied when `glibc` gives one.
+    pub platform: Platform,
+    /// The glibc floor as written (`2.28`), kept as text so that a lock or an inputs hash
+    /// records exactly what the recipe said.
+    pub glibc: Option<String>,
+}
+
+/// The serde shape of [`TargetSpec`].
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct TargetSpecWire {
+    name: String,
+    platform: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    glibc: Option<String>,
+}
+
+impl TargetSpec {
+    /// A target named `name` for the platform `triple` with an optional glibc floor; refused
+    /// when pystore does not know the triple, the floor is not a version, or the platform has
+    /// no glibc.
+    pub fn new(name: &str, triple: &str, glibc: Option<&str>) -> Result<TargetSpec, TargetError> {
+        let platform = Platform::from_triple(triple)?;
+        if glibc.is_some() && !matches!(platform.os, Os::LinuxGnu { .. }) {
+            return Err(TargetError::FloorMismatch {
+                what: "glibc",
+                triple: triple.to_owned(),
+            });
+        }
+        Ok(TargetSpec {
+            name: name.to_owned(),
+            platform: Platform::from_triple_with_floor(triple, glibc)?,
+            glibc: glibc.map(str::to_owned),
+        })
+    }
+
+    /// The target running CPython `python` (`3.12.7`).
+    pub fn target(&self, python: &str) -> Result<Target, TargetError> {
+        Ok(Target {
+            platform: self.platform,
+            python: PythonVersion::parse(python)?,
+        })
+    }
+}
+
+impl TryFrom<TargetSpecWire> for TargetSpec {
+    type Error = TargetError;
+    fn try_from(wire: TargetSpecWire) -> Result<Self, Self::Error> {
+        TargetSpec::new(&wire.name, &wire.platform, wire.glibc.as_deref())
+    }
+}
+
+impl From<TargetSpec> for TargetSpecWire {
+    fn from(spec: TargetSpec) -> Self {
+        TargetSpecWire {
+            name: spec.name,
+            platform: spec.platform.triple().to_owned(),
+            glibc: spec.glibc,
+        }
+    }
+}
+
 fn parse_major_minor(
     what: &'static str,
     text: &str,

@@ -34,11 +34,11 @@ pub fn import_requirements(
     let requirements = recipe.read_requirements()?;
     let mut files: BTreeMap<&str, &Path> = BTreeMap::new();
     for (target, file) in imports {
-        if !recipe.targets.iter().any(|t| &t.name == target) {
+        if !recipe.targets.iter().any(|t| &t.spec.name == target) {
             return Err(LockRecipeError::UnknownTarget {
                 recipe: recipe.name.clone(),
                 name: target.clone(),
-                available: recipe.targets.iter().map(|t| t.name.clone()).collect(),
+                available: recipe.targets.iter().map(|t| t.spec.name.clone()).collect(),
             });
         }
         if let Some(first) = files.insert(target, file) {
@@ -66,10 +66,10 @@ pub fn import_requirements(
     let mut targets = Vec::new();
     let mut locations = BTreeMap::new();
     for recipe_target in &recipe.targets {
-        let Some(file) = files.get(recipe_target.name.as_str()) else {
+        let Some(file) = files.get(recipe_target.spec.name.as_str()) else {
             if let Some(old) = existing
                 .as_ref()
-                .and_then(|l| l.target(&recipe_target.name))
+                .and_then(|l| l.target(&recipe_target.spec.name))
             {
                 targets.push(old.clone());
             }
@@ -79,7 +79,7 @@ pub fn import_requirements(
             eprintln!(
                 "importing {} for {} from {}",
                 recipe.name,
-                recipe_target.name,
+                recipe_target.spec.name,
                 file.display()
             );
         }
@@ -94,7 +94,7 @@ pub fn import_requirements(
         )?;
         imported.0.interpreter = interpreters
             .pins
-            .get(&recipe_target.name)
+            .get(&recipe_target.spec.name)
             .cloned()
             .flatten();
         locations.extend(imported.1);
@@ -119,7 +119,7 @@ fn import_target(
     file: &Path,
     recipe_dir: &Path,
 ) -> Result<(LockedTarget, BTreeMap<String, WheelLocation>), LockRecipeError> {
-    let tname = &recipe_target.name;
+    let tname = &recipe_target.spec.name;
     let target = target_of(recipe_target, python)?;
     let resolved = pin_target(source, &recipe.name, &target, tname, requirements, file)?;
     let mut locations = BTreeMap::new();
@@ -142,9 +142,7 @@ fn import_target(
     }
     Ok((
         LockedTarget {
-            name: tname.clone(),
-            platform: recipe_target.platform.clone(),
-            glibc: recipe_target.glibc.clone(),
+            spec: recipe_target.spec.clone(),
             packages,
             interpreter: None,
         },

@@ -14,15 +14,13 @@ use pep440_rs::Version;
 use super::{Recipe, RecipeTarget};
 use crate::fetch::index::IndexClient;
 use crate::fetch::{FetchError, Fetcher};
-use crate::lock::pylock::{
-    check_pins, read_pylock, to_pylock_at, PylockLockError, PylockTarget, WheelLocation,
-};
+use crate::lock::pylock::{check_pins, read_pylock, to_pylock_at, PylockLockError, WheelLocation};
 use crate::lock::source::{IndexSource, WheelhouseError};
 use crate::lock::{Lock, LockError, LockedInterpreter, LockedPackage, LockedTarget, LOCK_VERSION};
 use crate::python::builds::NoBuild;
 use crate::python::requirements::{self, RequirementsError, RequirementsFile};
 use crate::python::resolve::{resolve, ResolveError, ResolveInput};
-use crate::python::{normalize_name, Catalogue, PythonRequest, PythonVersion, Target};
+use crate::python::{normalize_name, Catalogue, PythonRequest, PythonVersion, Target, TargetSpec};
 
 /// Why a recipe could not be locked.
 #[derive(Debug, thiserror::Error)]
@@ -167,11 +165,11 @@ pub fn lock(
 ) -> Result<LockOutcome, LockRecipeError> {
     let requirements = recipe.read_requirements()?;
     for name in &options.targets {
-        if !recipe.targets.iter().any(|t| &t.name == name) {
+        if !recipe.targets.iter().any(|t| &t.spec.name == name) {
             return Err(LockRecipeError::UnknownTarget {
                 recipe: recipe.name.clone(),
                 name: name.clone(),
-                available: recipe.targets.iter().map(|t| t.name.clone()).collect(),
+                available: recipe.targets.iter().map(|t| t.spec.name.clone()).collect(),
             });
         }
     }
@@ -195,10 +193,11 @@ pub fn lock(
     let source = IndexSource::new(fetcher, index, &options.wheelhouses)?;
     let mut targets = Vec::new();
     for recipe_target in &recipe.targets {
-        let wanted = options.targets.is_empty() || options.targets.contains(&recipe_target.name);
+        let wanted =
+            options.targets.is_empty() || options.targets.contains(&recipe_target.spec.name);
         let old = existing
             .as_ref()
-            .and_then(|l| l.target(&recipe_target.name));
+            .and_then(|l| l.target(&recipe_target.spec.name));
         if !wanted {
             if let Some(old) = old {
                 // Every target runs the same CPython: a kept target locked for another one
@@ -210,7 +209,7 @@ pub fn lock(
                 {
                     return Err(LockRecipeError::StaleTargets {
                         recipe: recipe.name.clone(),
-                        targets: vec![old.name.clone()],
+                        targets: vec![old.spec.name.clone()],
                     });
                 }
                 targets.push(old.clone());
@@ -218,7 +217,7 @@ pub fn lock(
             continue;
         }
         if options.progress {
-            eprintln!("resolving {} for {}", recipe.name, recipe_target.name);
+            eprintln!("resolving {} for {}", recipe.name, recipe_target.spec.name);
         }
         let preferences = match old {
             Some(old) if !options.upgrade => old
@@ -239,7 +238,7 @@ pub fn lock(
         )?;
         locked.interpreter = interpreters
             .pins
-            .get(&recipe_target.name)
+            .get(&recipe_target.spec.name)
             .cloned()
             .flatten();
         targets.push(locked);
@@ -268,9 +267,9 @@ pub(super) fn check_kept_targets(
     let stale: Vec<String> = recipe
         .targets
         .iter()
-        .filter(|t| !named.contains(&t.name))
-        .filter(|t| existing.is_some_and(|l| l.target(&t.name).is_some()))
-        .map(|t| t.name.clone())
+        .filter(|t| !named.contains(&t.spec.name))
+        .filter(|t| existing.is_some_and(|l| l.target(&t.spec.name).is_some()))
+        .map(|t| t.spec.name.clone())
         .collect();
     if stale.is_empty() {
         return Ok(());
@@ -292,8 +291,10 @@ pub(super) fn finish(
     let mut exported = Vec::new();
     if let Some(dir) = &options.export_requirements {
         for target in &lock.targets {
-            let path = dir.join(format!("requirements-{}.txt", target.name));
-            let text = lock.hashed_requirements(&target.name).unwrap_or_default();
+            let path = dir.join(format!("requirements-{}.txt", target.spec.name));
+            let text = lock
+                .hashed_requirements(&target.spec.name)
+                .unwrap_or_default();
             std::fs::create_dir_all(dir)
                 .and_then(|()| std::fs::write(&path, text))
                 .map_err(|error| LockRecipeError::Export {
@@ -429,7 +430,7 @@ pub(super) fn choose_interpreters(
         if let Some(own) = recipe.targets.iter().find(|t| t.interpreter.is_some()) {
             return Err(python_error(format!(
                 "target {} names its own interpreter, whose version pystore cannot choose; give `python` as that interpreter's exact version",
-                own.name
+                own.spec.name
             )));
         }
         if recipe.lock_is_pylock() {
@@ -443,19 +444,22 @@ pub(super) fn choose_interpreters(
         .iter()
         .filter(|t| t.interpreter.is_none())
         .collect();
-    let triples: Vec<&str> = from_catalogue.iter().map(|t| t.platform.as_str()).collect();
+    let triples: Vec<&str> = from_catalogue
+        .iter()
+        .map(|t| t.spec.platform.triple())
+        .collect();
     // The existing lock's pins, for targets whose platform has not changed.
     let old_pins: BTreeMap<&str, &LockedInterpreter> = existing
         .map(|lock| {
             lock.targets
                 .iter()
                 .filter(|old| {
-                    recipe
-                        .targets
-                        .iter()
-                        .any(|t| t.name == old.name && t.platform == old.platform)
+                    recipe.targets.iter().any(|t| {
+                        t.spec.name == old.spec.name
+                            && t.spec.platform.triple() == old.spec.platform.triple()
+                    })
                 })
-                .filter_map(|old| Some((old.name.as_str(), old.interpreter.as_ref()?)))
+                .filter_map(|old| Some((old.spec.name.as_str(), old.interpreter.as_ref()?)))
                 .collect()
         })
         .unwrap_or_default();
@@ -473,23 +477,21 @@ pub(super) fn choose_interpreters(
     let mut pins = BTreeMap::new();
     for target in &recipe.targets {
         if target.interpreter.is_some() {
-            pins.insert(target.name.clone(), None);
+            pins.insert(target.spec.name.clone(), None);
             continue;
         }
         let old = old_pins
-            .get(target.name.as_str())
+            .get(target.spec.name.as_str())
             .filter(|pin| !upgrade_python && pin.version == version.to_string());
         let pin = match old {
             Some(pin) => (*pin).clone(),
             None => {
-                let build = catalogue.find(&version, &target.platform).ok_or_else(|| {
+                let triple = target.spec.platform.triple();
+                let build = catalogue.find(&version, triple).ok_or_else(|| {
                     let exact = PythonRequest::Exact(version);
                     match catalogue.resolve(&exact, &triples) {
                         Err(error) => no_build(error),
-                        Ok(_) => python_error(format!(
-                            "no CPython {version} build for {}",
-                            target.platform
-                        )),
+                        Ok(_) => python_error(format!("no CPython {version} build for {triple}")),
                     }
                 })?;
                 LockedInterpreter {
@@ -500,7 +502,7 @@ pub(super) fn choose_interpreters(
                 }
             }
         };
-        pins.insert(target.name.clone(), Some(pin));
+        pins.insert(target.spec.name.clone(), Some(pin));
     }
     Ok(Interpreters { version, pins })
 }
@@ -510,15 +512,13 @@ pub(super) fn target_of(
     recipe_target: &RecipeTarget,
     python: &str,
 ) -> Result<Target, LockRecipeError> {
-    Target::new(
-        &recipe_target.platform,
-        recipe_target.glibc.as_deref(),
-        python,
-    )
-    .map_err(|e| LockRecipeError::Target {
-        target: recipe_target.name.clone(),
-        message: e.to_string(),
-    })
+    recipe_target
+        .spec
+        .target(python)
+        .map_err(|e| LockRecipeError::Target {
+            target: recipe_target.spec.name.clone(),
+            message: e.to_string(),
+        })
 }
 
 fn lock_target(
@@ -529,7 +529,7 @@ fn lock_target(
     preferences: BTreeMap<String, Version>,
     recipe_dir: &Path,
 ) -> Result<LockedTarget, LockRecipeError> {
-    let tname = &recipe_target.name;
+    let tname = &recipe_target.spec.name;
     let target = target_of(recipe_target, python)?;
     let resolve_error = |error| LockRecipeError::Resolve {
         target: tname.clone(),
@@ -554,9 +554,7 @@ fn lock_target(
         ));
     }
     Ok(LockedTarget {
-        name: tname.clone(),
-        platform: recipe_target.platform.clone(),
-        glibc: recipe_target.glibc.clone(),
+        spec: recipe_target.spec.clone(),
         interpreter: None,
         packages,
     })
@@ -600,14 +598,6 @@ pub fn lock_from_pylock(
 }
 
 /// The recipe's targets, as a `pylock.toml` is read for them.
-pub fn pylock_targets(recipe: &Recipe) -> Vec<PylockTarget> {
-    recipe
-        .targets
-        .iter()
-        .map(|t| PylockTarget {
-            name: t.name.clone(),
-            platform: t.platform.clone(),
-            glibc: t.glibc.clone(),
-        })
-        .collect()
+pub fn pylock_targets(recipe: &Recipe) -> Vec<TargetSpec> {
+    recipe.targets.iter().map(|t| t.spec.clone()).collect()
 }

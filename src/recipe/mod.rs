@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::python::target::TargetError;
+use crate::python::{Os, Platform, TargetSpec};
 use crate::store::EntryName;
 
 /// Why a recipe cannot be used.
@@ -29,6 +31,16 @@ pub enum RecipeError {
     /// TOML syntax, an unknown key, or a value of the wrong type.
     #[error("{}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    /// A target whose platform pystore does not know (or whose glibc floor does not fit it).
+    #[error("{}: `{key}`: target {target:?}: {source}", path.display())]
+    Platform {
+        path: PathBuf,
+        key: String,
+        target: String,
+        // Boxed: the variant would otherwise make every `Result<_, RecipeError>` large.
+        #[source]
+        source: Box<TargetError>,
+    },
     /// A value that parses but cannot be used.
     #[error("{}: `{key}`: {message}", path.display())]
     Invalid {
@@ -66,12 +78,9 @@ pub struct Recipe {
 /// One `[[targets]]` table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecipeTarget {
-    /// Target name, e.g. `windows-x86_64`.
-    pub name: String,
-    /// Platform triple, e.g. `x86_64-pc-windows-msvc`.
-    pub platform: String,
-    /// glibc floor for Linux targets, e.g. `2.28`.
-    pub glibc: Option<String>,
+    /// The target: its name (e.g. `windows-x86_64`), its platform (parsed from a triple such
+    /// as `x86_64-pc-windows-msvc`) and its glibc floor (Linux targets, e.g. `2.28`).
+    pub spec: TargetSpec,
     /// An explicit interpreter instead of the built-in table's.
     pub interpreter: Option<InterpreterSource>,
 }
@@ -166,17 +175,8 @@ impl Recipe {
         &self,
         requirements: &crate::python::requirements::RequirementsFile,
     ) -> String {
-        use crate::lock::{inputs_hash, TargetInput};
-        let targets: Vec<TargetInput<'_>> = self
-            .targets
-            .iter()
-            .map(|t| TargetInput {
-                name: &t.name,
-                platform: &t.platform,
-                glibc: t.glibc.as_deref(),
-            })
-            .collect();
-        inputs_hash(requirements, &self.python, &targets)
+        let targets: Vec<&TargetSpec> = self.targets.iter().map(|t| &t.spec).collect();
+        crate::lock::inputs_hash(requirements, &self.python, &targets)
     }
 }
 
@@ -289,8 +289,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
                 format!("{:?} names two targets", target.name),
             ));
         }
+        // The platform first: the glibc checks below speak of the triple.
+        let platform =
+            Platform::from_triple(&target.platform).map_err(|source| RecipeError::Platform {
+                path: path.to_path_buf(),
+                key: key("platform"),
+                target: target.name.clone(),
+                source: Box::new(source),
+            })?;
         if let Some(glibc) = &target.glibc {
-            if !target.platform.contains("linux-gnu") {
+            if !matches!(platform.os, Os::LinuxGnu { .. }) {
                 return Err(invalid(
                     &key("glibc"),
                     format!(
@@ -309,6 +317,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
                 ));
             }
         }
+        let spec = TargetSpec::new(&target.name, &target.platform, target.glibc.as_deref())
+            .map_err(|source| RecipeError::Platform {
+                path: path.to_path_buf(),
+                key: key("glibc"),
+                target: target.name.clone(),
+                source: Box::new(source),
+            })?;
         let interpreter = match target.interpreter {
             None => None,
             Some(RawInterpreter {
@@ -339,12 +354,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
                 ))
             }
         };
-        targets.push(RecipeTarget {
-            name: target.name,
-            platform: target.platform,
-            glibc: target.glibc,
-            interpreter,
-        });
+        targets.push(RecipeTarget { spec, interpreter });
     }
     Ok(Recipe {
         path: path.to_path_buf(),
@@ -407,7 +417,7 @@ interpreter = { path = "../py" }
             recipe.targets[1].interpreter,
             Some(InterpreterSource::Path("/r/samai/../py".into()))
         );
-        assert_eq!(recipe.targets[1].glibc.as_deref(), Some("2.28"));
+        assert_eq!(recipe.targets[1].spec.glibc.as_deref(), Some("2.28"));
     }
 
     fn error(text: &str) -> String {
@@ -456,6 +466,45 @@ interpreter = { path = "../py" }
             "x86_64-pc-windows-msvc\"\nglibc = \"2.17\"",
         ));
         assert!(err.contains("`targets[0].glibc`: only Linux"), "{err}");
+    }
+
+    /// The committed samai recipe and lock: the lock reads back to its own bytes and its
+    /// inputs hash is the recipe's (both were written before targets became `TargetSpec`s).
+    #[test]
+    fn the_committed_samai_lock_reads_back_byte_for_byte() {
+        for dir in ["recipes/samai", "tests/acceptance/samai311"] {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            let recipe = load(&dir.join("recipe.toml")).unwrap();
+            let text = std::fs::read_to_string(&recipe.lock).unwrap();
+            let lock = crate::lock::Lock::parse(&recipe.lock, &text).unwrap();
+            assert_eq!(lock.to_toml(), text, "{}", dir.display());
+            let requirements = recipe.read_requirements().unwrap();
+            assert_eq!(
+                recipe.lock_inputs(&requirements),
+                lock.inputs,
+                "{}",
+                dir.display()
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_platform_is_refused_at_parse_naming_the_target_and_what_is_accepted() {
+        let err = error(&SAMAI.replace("x86_64-unknown-linux-gnu", "riscv64-unknown-linux-gnu"));
+        assert_eq!(
+            err,
+            "/r/x/recipe.toml: `targets[1].platform`: target \"linux-x86_64\": unsupported platform \"riscv64-unknown-linux-gnu\"; supported: x86_64-pc-windows-msvc, i686-pc-windows-msvc, x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, x86_64-unknown-linux-musl, aarch64-unknown-linux-musl, aarch64-apple-darwin, x86_64-apple-darwin"
+        );
+        let err = error(&SAMAI.replace("glibc = \"2.28\"", "glibc = \"+2.28\""));
+        assert_eq!(
+            err,
+            "/r/x/recipe.toml: `targets[1].glibc`: target \"linux-x86_64\": invalid glibc version \"+2.28\": expected numbers like 2.28"
+        );
+        let recipe = parse(Path::new("/r/x/recipe.toml"), SAMAI).unwrap();
+        assert_eq!(
+            recipe.targets[1].spec.platform.os,
+            Os::LinuxGnu { glibc: (2, 28) }
+        );
     }
 
     #[test]

@@ -90,11 +90,11 @@ fn selected<'r>(
             recipe
                 .targets
                 .iter()
-                .find(|t| &t.name == name)
+                .find(|t| &t.spec.name == name)
                 .ok_or_else(|| RealiseRecipeError::UnknownTarget {
                     recipe: recipe.name.clone(),
                     name: name.clone(),
-                    available: recipe.targets.iter().map(|t| t.name.clone()).collect(),
+                    available: recipe.targets.iter().map(|t| t.spec.name.clone()).collect(),
                 })
         })
         .collect()
@@ -412,7 +412,7 @@ fn prepare_target<'l>(
     recipe_target: &RecipeTarget,
 ) -> Result<PreparedTarget<'l>, RealiseRecipeError> {
     let perr = plan_error(recipe);
-    let tname = recipe_target.name.clone();
+    let tname = recipe_target.spec.name.clone();
     let locked = lock
         .target(&tname)
         .ok_or_else(|| RealiseRecipeError::TargetNotLocked {
@@ -434,15 +434,13 @@ fn prepare_target<'l>(
             })
         }
     };
-    let target = Target::new(
-        &recipe_target.platform,
-        recipe_target.glibc.as_deref(),
-        &python,
-    )
-    .map_err(|e| RealiseRecipeError::Target {
-        target: tname.clone(),
-        message: e.to_string(),
-    })?;
+    let target = recipe_target
+        .spec
+        .target(&python)
+        .map_err(|e| RealiseRecipeError::Target {
+            target: tname.clone(),
+            message: e.to_string(),
+        })?;
     let (interpreter, archive_sha256) = interpreter_node(
         store,
         graph,
@@ -488,7 +486,9 @@ fn compilers(
         if !lacking(&found) {
             break;
         }
-        if chosen.iter().any(|c| c.name == other.name) || lock.target(&other.name).is_none() {
+        if chosen.iter().any(|c| c.spec.name == other.spec.name)
+            || lock.target(&other.spec.name).is_none()
+        {
             continue;
         }
         let Ok(candidate) = prepare_target(store, graph, recipe, lock, other) else {
@@ -511,7 +511,7 @@ fn interpreter_node(
     target: &Target,
     perr: &impl Fn(BuildError) -> RealiseRecipeError,
 ) -> Result<(NodeIndex, Option<String>), RealiseRecipeError> {
-    let tname = &recipe_target.name;
+    let tname = &recipe_target.spec.name;
     let mut size = None;
     let (url, sha256) = match (&recipe_target.interpreter, pinned) {
         (Some(super::InterpreterSource::Path(prefix)), _) => {

@@ -9,7 +9,6 @@ use crate::build::sandbox::{Input, Level, Sandbox, SandboxError, Spec};
 use crate::bundle::validate::runs_here;
 use crate::fetch::Fetcher;
 use crate::python::interpreter::InterpreterInfo;
-use crate::python::Target;
 use crate::store::Store;
 
 /// Why a bundle could not be run.
@@ -70,20 +69,20 @@ pub fn run(
 ) -> Result<RunOutcome, RunError> {
     let name = match target {
         Some(name) => name.to_owned(),
-        None if recipe.targets.len() == 1 => recipe.targets[0].name.clone(),
+        None if recipe.targets.len() == 1 => recipe.targets[0].spec.name.clone(),
         None => {
             return Err(RunError::WhichTarget {
                 recipe: recipe.name.clone(),
-                targets: recipe.targets.iter().map(|t| t.name.clone()).collect(),
+                targets: recipe.targets.iter().map(|t| t.spec.name.clone()).collect(),
             })
         }
     };
-    if let Some(t) = recipe.targets.iter().find(|t| t.name == name) {
-        let parsed = Target::new(&t.platform, t.glibc.as_deref(), &recipe.python).ok();
+    if let Some(t) = recipe.targets.iter().find(|t| t.spec.name == name) {
+        let parsed = t.spec.target(&recipe.python).ok();
         if !parsed.as_ref().is_some_and(runs_here) {
             return Err(RunError::CannotRunHere {
                 target: name,
-                triple: t.platform.clone(),
+                triple: t.spec.platform.triple().to_owned(),
             });
         }
     }

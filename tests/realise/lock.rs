@@ -518,7 +518,7 @@ fn wheels_of(lock: &Lock) -> BTreeMap<String, Vec<String>> {
         .map(|t| {
             let mut wheels: Vec<String> = t.packages.iter().map(|p| p.wheel.clone()).collect();
             wheels.sort();
-            (t.name.clone(), wheels)
+            (t.spec.name.clone(), wheels)
         })
         .collect()
 }

@@ -194,13 +194,10 @@ fn with_glibc(root: &Path, floor: &str) {
     let lock_path = root.join("pystore.lock");
     let mut lock = pystore::lock::Lock::read(&lock_path).unwrap();
     let requirements = pystore::python::requirements::read(&root.join("requirements.txt")).unwrap();
-    let targets = [pystore::lock::TargetInput {
-        name: "t",
-        platform: "x86_64-unknown-linux-gnu",
-        glibc: Some(floor),
-    }];
-    lock.inputs = pystore::lock::inputs_hash(&requirements, &lock.python, &targets);
-    lock.targets[0].glibc = Some(floor.to_owned());
+    let target =
+        pystore::python::TargetSpec::new("t", "x86_64-unknown-linux-gnu", Some(floor)).unwrap();
+    lock.inputs = pystore::lock::inputs_hash(&requirements, &lock.python, &[&target]);
+    lock.targets[0].spec = target;
     lock.write(&lock_path).unwrap();
 }
 

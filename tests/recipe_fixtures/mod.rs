@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 use crate::common::http::{Response, Server};
 use crate::common::sha256_hex;
 use crate::pyfixtures::{upstream_like_pbs_archive, WheelBuilder};
-use pystore::lock::{inputs_hash, Lock, LockedPackage, LockedTarget, TargetInput};
-use pystore::python::requirements;
+use pystore::lock::{inputs_hash, Lock, LockedPackage, LockedTarget};
+use pystore::python::{requirements, TargetSpec};
 
 /// The interpreter archive, made once for all tests (it takes a few seconds).
 pub(crate) fn interpreter_archive() -> &'static Path {
@@ -77,11 +77,7 @@ pub(crate) fn recipe_for(
 
 pub(crate) fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
     let requirements = requirements::read(&root.join("requirements.txt")).unwrap();
-    let targets = [TargetInput {
-        name: "t",
-        platform: spec.platform,
-        glibc: None,
-    }];
+    let target = TargetSpec::new("t", spec.platform, None).unwrap();
     let packages = wheels
         .iter()
         .map(|path| {
@@ -101,11 +97,9 @@ pub(crate) fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
     Lock {
         version: 1,
         python: spec.python.into(),
-        inputs: inputs_hash(&requirements, spec.python, &targets),
+        inputs: inputs_hash(&requirements, spec.python, &[&target]),
         targets: vec![LockedTarget {
-            name: "t".into(),
-            platform: spec.platform.into(),
-            glibc: None,
+            spec: target,
             interpreter: None,
             packages,
         }],

@@ -17,6 +17,7 @@ use crate::build::sandbox::Sandbox;
 use crate::build::{BuildContext, BuildError};
 use crate::bundle::assemble::{assemble, Layer, Names};
 use crate::bundle::bytecode::Sources;
+use crate::bundle::inputs::{input, inputs_where, optional, InputRole};
 use crate::bundle::manifest::{BundleManifest, MANIFEST_NAME};
 use crate::bundle::provenance::{self, ProvenanceInputs};
 use crate::bundle::sbom;
@@ -33,7 +34,7 @@ pub(super) fn build_interpreter(
     kind: ArchiveKind,
     target: &Target,
 ) -> Result<(), BuildError> {
-    let archive = &ctx.input("archive")?.path;
+    let archive = &input(ctx, InputRole::Archive)?.path;
     let limits = Limits::default();
     match kind {
         ArchiveKind::PbsInstallOnly => {
@@ -59,7 +60,7 @@ pub(super) fn build_install(
     // The installer reads the wheel's tags from its file name, which the store keeps
     // after the id; link it under its own name beside the output, inside this build's
     // directory in the store (same file system, removed with it).
-    let wheel_path = &ctx.input("wheel")?.path;
+    let wheel_path = &input(ctx, InputRole::Wheel)?.path;
     let scratch = ctx.out.with_file_name("wheel");
     fs::create_dir(&scratch)?;
     let named = scratch.join(file_name);
@@ -88,7 +89,7 @@ pub(super) fn build_bytecode(
     sources: &Sources,
     sandbox: &Sandbox,
 ) -> Result<(), BuildError> {
-    let installed = &ctx.input("installed")?.path;
+    let installed = &input(ctx, InputRole::Installed)?.path;
     let Some(site) = sources.resolve(installed)? else {
         fs::create_dir(ctx.out)?;
         return Ok(());
@@ -98,7 +99,7 @@ pub(super) fn build_bytecode(
     let compiled = crate::bundle::bytecode::compile(
         installed,
         &site,
-        &ctx.input("python")?.path,
+        &input(ctx, InputRole::Python)?.path,
         sandbox,
         &scratch,
         ctx.out,
@@ -119,10 +120,10 @@ pub(super) fn build_bundle(
 ) -> Result<(), BuildError> {
     let mut layers = vec![Layer {
         label: python_label.to_owned(),
-        root: ctx.input("interpreter")?.path.clone(),
+        root: input(ctx, InputRole::Interpreter)?.path.clone(),
     }];
     let mut labels = vec![None];
-    if let Some(pycs) = ctx.inputs.get("interpreter-pyc") {
+    if let Some(pycs) = optional(ctx, InputRole::InterpreterPyc) {
         layers.push(Layer {
             label: format!("{python_label} (bytecode)"),
             root: pycs.path.clone(),
@@ -133,10 +134,10 @@ pub(super) fn build_bundle(
         let label = format!("{} {}", package.name, package.version);
         layers.push(Layer {
             label: label.clone(),
-            root: ctx.input(&format!("pkg:{}", package.name))?.path.clone(),
+            root: input(ctx, InputRole::Package(&package.name))?.path.clone(),
         });
         labels.push(Some(package.name.clone()));
-        if let Some(pycs) = ctx.inputs.get(&format!("pyc:{}", package.name)) {
+        if let Some(pycs) = optional(ctx, InputRole::PackagePyc(&package.name)) {
             layers.push(Layer {
                 label: format!("{label} (bytecode)"),
                 root: pycs.path.clone(),
@@ -172,7 +173,7 @@ pub(super) fn build_validation(
     ctx: &BuildContext<'_>,
     check: &Validation<'_>,
 ) -> Result<(), BuildError> {
-    let root = &ctx.input("bundle")?.path;
+    let root = &input(ctx, InputRole::Bundle)?.path;
     // The sandbox's scratch space: inside this build's directory in the store's tmp/,
     // removed with it.
     let scratch = ctx.out.with_file_name("sandbox");
@@ -221,13 +222,11 @@ type Digests<'t> = std::collections::HashMap<&'t str, (u64, [u8; 32])>;
 /// The `zip` builder: the ZIP of the bundle (input `bundle`), every member stamped with
 /// `time`, copying what the wheels (inputs `wheel:…`) or the deflate cache hold deflated.
 pub(super) fn build_zip(ctx: &BuildContext<'_>, time: DosDateTime) -> Result<(), BuildError> {
-    let root = &ctx.input("bundle")?.path;
-    let wheels: Vec<std::path::PathBuf> = ctx
-        .inputs
-        .iter()
-        .filter(|(label, _)| label.starts_with("wheel:"))
-        .map(|(_, e)| e.path.clone())
-        .collect();
+    let root = &input(ctx, InputRole::Bundle)?.path;
+    let wheels: Vec<std::path::PathBuf> =
+        inputs_where(ctx, |role| matches!(role, InputRole::ReusableWheel(_)))
+            .map(|e| e.path.clone())
+            .collect();
     let reusable = WheelMembers::index(&wheels);
     let tree = Tree::read(root)?;
     let digests: Digests<'_> = tree
@@ -307,9 +306,9 @@ fn reuse_deflated(
 
 /// Reads the bundle's manifest and the ZIP's sha256: what provenance and SBOM describe.
 fn described(ctx: &BuildContext<'_>) -> Result<(BundleManifest, String), BuildError> {
-    let manifest_path = ctx.input("bundle")?.path.join(MANIFEST_NAME);
+    let manifest_path = input(ctx, InputRole::Bundle)?.path.join(MANIFEST_NAME);
     let manifest = BundleManifest::parse(&fs::read(&manifest_path)?)?;
-    let zip_sha256 = to_hex(&sha256_file(&ctx.input("zip")?.path)?);
+    let zip_sha256 = to_hex(&sha256_file(&input(ctx, InputRole::Zip)?.path)?);
     Ok((manifest, zip_sha256))
 }
 
@@ -325,7 +324,7 @@ pub(super) fn build_provenance(
     let (manifest, zip_sha256) = described(ctx)?;
     let mut statement = provenance::statement(&manifest, zip_name, &zip_sha256, inputs);
     let report: crate::bundle::validate::Report =
-        serde_json::from_slice(&fs::read(&ctx.input("validation")?.path)?)?;
+        serde_json::from_slice(&fs::read(&input(ctx, InputRole::Validation)?.path)?)?;
     provenance::record_validation(&mut statement, &report);
     let mut bytes = canonical_json::to_vec(&statement)?;
     if let Some(key) = signer {

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use pep440_rs::Version;
 use pep508_rs::VersionOrUrl;
 
-use super::{PylockError, PylockTarget};
+use super::PylockError;
 use crate::lock::Lock;
 use crate::python::markers::marker_environment;
 use crate::python::requirements::RequirementsFile;
-use crate::python::{normalize_name, Target};
+use crate::python::{normalize_name, TargetSpec};
 
 /// Why a `pylock.toml` cannot serve as a recipe's lock.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,7 @@ pub enum PylockLockError {
 pub fn check_pins(
     recipe: &str,
     python: &str,
-    targets: &[PylockTarget],
+    targets: &[TargetSpec],
     requirements: &RequirementsFile,
     lock: &Lock,
     path: &Path,
@@ -53,12 +53,9 @@ pub fn check_pins(
             target: recipe_target.name.clone(),
             message,
         };
-        let target = Target::new(
-            &recipe_target.platform,
-            recipe_target.glibc.as_deref(),
-            python,
-        )
-        .map_err(|e| target_error(e.to_string()))?;
+        let target = recipe_target
+            .target(python)
+            .map_err(|e| target_error(e.to_string()))?;
         let env = marker_environment(&target).map_err(|e| target_error(e.to_string()))?;
         let pins = lock.packages_of(&recipe_target.name);
         let lines = requirements

@@ -30,6 +30,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::python::TargetSpec;
+
 /// The `lock-version` written; files of another major version are refused.
 pub const PYLOCK_VERSION: &str = "1.0";
 
@@ -68,17 +70,6 @@ pub enum PylockError {
         target: String,
         message: String,
     },
-}
-
-/// A target to read a `pylock.toml` for (as a recipe names it).
-#[derive(Clone, Debug)]
-pub struct PylockTarget {
-    /// Target name.
-    pub name: String,
-    /// Platform triple.
-    pub platform: String,
-    /// glibc floor.
-    pub glibc: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -165,16 +156,7 @@ struct ToolLock {
     lock_version: u32,
     python: String,
     inputs: String,
-    targets: Vec<ToolTarget>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct ToolTarget {
-    name: String,
-    platform: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    glibc: Option<String>,
+    targets: Vec<TargetSpec>,
 }
 
 /// `[packages.tool.pystore]`: which targets pin this version, with which wheel.

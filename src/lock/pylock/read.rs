@@ -7,14 +7,12 @@ use std::str::FromStr;
 
 use pep440_rs::{Version, VersionSpecifiers};
 
-use super::{
-    PylockError, PylockFile, PylockPackage, PylockTarget, PylockWheel, ToolLock, ToolPackage, TOOL,
-};
+use super::{PylockError, PylockFile, PylockPackage, PylockWheel, ToolLock, ToolPackage, TOOL};
 use crate::lock::{Lock, LockedPackage, LockedTarget, LOCK_VERSION};
 use crate::python::filename::{TagPriorities, WheelFilename};
 use crate::python::markers::evaluate_marker;
 use crate::python::normalize_name;
-use crate::python::target::Target;
+use crate::python::target::{Target, TargetSpec};
 
 #[derive(Clone, Debug)]
 pub struct ReadPylock {
@@ -30,7 +28,7 @@ pub struct ReadPylock {
 pub fn read_pylock(
     path: &Path,
     python: &str,
-    targets: &[PylockTarget],
+    targets: &[TargetSpec],
 ) -> Result<ReadPylock, PylockError> {
     let text = crate::hash::files::read_text_input(path, "pylock file")?;
     parse_pylock(path, &text, python, targets)
@@ -41,7 +39,7 @@ pub fn parse_pylock(
     path: &Path,
     text: &str,
     python: &str,
-    targets: &[PylockTarget],
+    targets: &[TargetSpec],
 ) -> Result<ReadPylock, PylockError> {
     let parse_error = |message: String| PylockError::Parse {
         path: path.to_path_buf(),
@@ -92,16 +90,14 @@ fn read_own(
     file: &PylockFile,
     tool: ToolLock,
     python: &str,
-    wanted: &[PylockTarget],
+    wanted: &[TargetSpec],
 ) -> Result<Lock, PylockError> {
     let mut targets: BTreeMap<String, LockedTarget> = tool
         .targets
         .iter()
         .map(|t| {
             let locked = LockedTarget {
-                name: t.name.clone(),
-                platform: t.platform.clone(),
-                glibc: t.glibc.clone(),
+                spec: t.clone(),
                 interpreter: None,
                 packages: Vec::new(),
             };
@@ -116,7 +112,7 @@ fn read_own(
     for want in wanted {
         let matches = targets
             .get(&want.name)
-            .is_some_and(|t| t.platform == want.platform && t.glibc == want.glibc);
+            .is_some_and(|t| t.spec.platform == want.platform && t.spec.glibc == want.glibc);
         if !matches {
             return Err(PylockError::Target {
                 path: path.to_path_buf(),
@@ -225,7 +221,7 @@ fn select_for_target(
     path: &Path,
     file: &PylockFile,
     python: &str,
-    want: &PylockTarget,
+    want: &TargetSpec,
 ) -> Result<LockedTarget, PylockError> {
     let selector = Selector::new(path, python, want)?;
     if !selector.python_fits(&file.requires_python, "(the file)")? {
@@ -259,9 +255,7 @@ fn select_for_target(
     }
     set_required_by(&mut chosen, dependencies);
     Ok(LockedTarget {
-        name: want.name.clone(),
-        platform: want.platform.clone(),
-        glibc: want.glibc.clone(),
+        spec: want.clone(),
         interpreter: None,
         packages: chosen.into_values().collect(),
     })
@@ -270,7 +264,7 @@ fn select_for_target(
 /// What choosing a foreign file's packages for one target needs.
 struct Selector<'a> {
     path: &'a Path,
-    want: &'a PylockTarget,
+    want: &'a TargetSpec,
     target: Target,
     /// The CPython version, as `requires-python` compares it.
     version: Version,
@@ -281,14 +275,15 @@ impl<'a> Selector<'a> {
     fn new(
         path: &'a Path,
         python: &str,
-        want: &'a PylockTarget,
+        want: &'a TargetSpec,
     ) -> Result<Selector<'a>, PylockError> {
         let target_error = |message: String| PylockError::Target {
             path: path.to_path_buf(),
             target: want.name.clone(),
             message,
         };
-        let target = Target::new(&want.platform, want.glibc.as_deref(), python)
+        let target = want
+            .target(python)
             .map_err(|e| target_error(e.to_string()))?;
         let version = Version::from_str(python).map_err(|e| target_error(e.to_string()))?;
         let priorities = TagPriorities::new(&target);

@@ -3,6 +3,7 @@ use std::path::Path;
 
 use super::*;
 use crate::lock::{Lock, LockedPackage, LockedTarget, LOCK_VERSION};
+use crate::python::TargetSpec;
 
 fn package(name: &str, version: &str, wheel: &str, by: &[&str]) -> LockedPackage {
     LockedPackage {
@@ -22,9 +23,7 @@ fn sample() -> Lock {
         inputs: "blake3:0123".into(),
         targets: vec![
             LockedTarget {
-                name: "windows-x86_64".into(),
-                platform: "x86_64-pc-windows-msvc".into(),
-                glibc: None,
+                spec: TargetSpec::new("windows-x86_64", "x86_64-pc-windows-msvc", None).unwrap(),
                 interpreter: None,
                 packages: vec![
                     package("lxml", "6.1.3", "lxml-6.1.3-cp312-cp312-win_amd64.whl", &["requirements.txt:2"]),
@@ -33,9 +32,7 @@ fn sample() -> Lock {
                 ],
             },
             LockedTarget {
-                name: "linux-x86_64".into(),
-                platform: "x86_64-unknown-linux-gnu".into(),
-                glibc: Some("2.28".into()),
+                spec: TargetSpec::new("linux-x86_64", "x86_64-unknown-linux-gnu", Some("2.28")).unwrap(),
                 interpreter: None,
                 packages: vec![
                     package("lxml", "6.1.3", "lxml-6.1.3-cp312-cp312-manylinux_2_28_x86_64.whl", &["requirements.txt:2"]),
@@ -47,15 +44,8 @@ fn sample() -> Lock {
     }
 }
 
-fn targets_of(lock: &Lock) -> Vec<PylockTarget> {
-    lock.targets
-        .iter()
-        .map(|t| PylockTarget {
-            name: t.name.clone(),
-            platform: t.platform.clone(),
-            glibc: t.glibc.clone(),
-        })
-        .collect()
+fn targets_of(lock: &Lock) -> Vec<TargetSpec> {
+    lock.targets.iter().map(|t| t.spec.clone()).collect()
 }
 
 #[test]
@@ -166,23 +156,11 @@ version = "1.17.0"
 wheels = [{ url = "https://example.com/six-1.17.0-py2.py3-none-any.whl", upload-time = 2024-12-04T17:35:26Z, size = 30, hashes = { sha256 = "5555555555555555555555555555555555555555555555555555555555555555" } }]
 "#;
 
-fn foreign_targets() -> Vec<PylockTarget> {
+fn foreign_targets() -> Vec<TargetSpec> {
     vec![
-        PylockTarget {
-            name: "linux".into(),
-            platform: "x86_64-unknown-linux-gnu".into(),
-            glibc: None,
-        },
-        PylockTarget {
-            name: "linux-228".into(),
-            platform: "x86_64-unknown-linux-gnu".into(),
-            glibc: Some("2.28".into()),
-        },
-        PylockTarget {
-            name: "win".into(),
-            platform: "x86_64-pc-windows-msvc".into(),
-            glibc: None,
-        },
+        TargetSpec::new("linux", "x86_64-unknown-linux-gnu", None).unwrap(),
+        TargetSpec::new("linux-228", "x86_64-unknown-linux-gnu", Some("2.28")).unwrap(),
+        TargetSpec::new("win", "x86_64-pc-windows-msvc", None).unwrap(),
     ]
 }
 
@@ -273,7 +251,7 @@ fn own_files_must_lock_the_targets_asked_for() {
     let lock = sample();
     let text = to_pylock(&lock, &BTreeMap::new()).unwrap();
     let mut targets = targets_of(&lock);
-    targets[1].glibc = None;
+    targets[1] = TargetSpec::new("linux-x86_64", "x86_64-unknown-linux-gnu", None).unwrap();
     let e = parse_pylock(Path::new("pylock.toml"), &text, "3.12.7", &targets)
         .unwrap_err()
         .to_string();
@@ -299,4 +277,43 @@ fn pylock_file_names() {
     assert!(!is_pylock_name("pylock..toml"));
     assert!(!is_pylock_name("pylock.a.b.toml"));
     assert!(!is_pylock_name("pystore.lock"));
+}
+
+/// The bytes `to_pylock` wrote for [`sample`] before targets became [`TargetSpec`]s (the
+/// held file was written by that code): the shape of `[tool.pystore]` and of every marker
+/// must not move.
+#[test]
+fn written_bytes_are_held() {
+    let text = to_pylock(&sample(), &BTreeMap::new()).unwrap();
+    assert_eq!(
+        text,
+        include_str!("../../../tests/data/lock/sample.pylock.toml")
+    );
+    let back = parse_pylock(
+        Path::new("pylock.toml"),
+        &text,
+        "3.12.7",
+        &targets_of(&sample()),
+    )
+    .unwrap();
+    let mut expected = sample();
+    expected
+        .targets
+        .sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    assert_eq!(back.lock, expected);
+}
+
+#[test]
+fn a_bad_platform_in_tool_pystore_is_refused() {
+    let text = to_pylock(&sample(), &BTreeMap::new()).unwrap().replace(
+        "platform = \"x86_64-pc-windows-msvc\"",
+        "platform = \"x86_64-pc-windows-gnu\"",
+    );
+    let e = parse_pylock(Path::new("pylock.toml"), &text, "3.12.7", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unsupported platform \"x86_64-pc-windows-gnu\""),
+        "{e}"
+    );
 }

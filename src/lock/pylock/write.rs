@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::{
-    PylockFile, PylockPackage, PylockWheel, ToolLock, ToolPackage, ToolPin, ToolTarget,
-    WheelLocation, PYLOCK_VERSION, TOOL,
+    PylockFile, PylockPackage, PylockWheel, ToolLock, ToolPackage, ToolPin, WheelLocation,
+    PYLOCK_VERSION, TOOL,
 };
 use crate::lock::{Lock, LockedPackage, LockedTarget};
 use crate::python::markers::marker_values;
@@ -25,7 +25,7 @@ fn target_marker(target: &Target) -> String {
 }
 
 fn lock_target(target: &LockedTarget, python: &str) -> Result<Target, String> {
-    Target::new(&target.platform, target.glibc.as_deref(), python).map_err(|e| e.to_string())
+    target.spec.target(python).map_err(|e| e.to_string())
 }
 
 /// Writes `lock` as `pylock.toml` text. `locations` gives, by wheel file name, where each
@@ -36,7 +36,7 @@ pub fn to_pylock(
     locations: &BTreeMap<String, WheelLocation>,
 ) -> Result<String, String> {
     let mut targets: Vec<&LockedTarget> = lock.targets.iter().collect();
-    targets.sort_by(|a, b| a.name.cmp(&b.name));
+    targets.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     // The release the targets run: the pinned interpreter's (the lock's `python` may be a
     // minor version such as 3.12, which markers and requires-python must not read as 3.12.0).
     let python = targets
@@ -46,7 +46,7 @@ pub fn to_pylock(
     let mut markers = BTreeMap::new();
     for target in &targets {
         markers.insert(
-            target.name.as_str(),
+            target.spec.name.as_str(),
             target_marker(&lock_target(target, &python)?),
         );
     }
@@ -58,7 +58,7 @@ pub fn to_pylock(
             versions
                 .entry((package.name.as_str(), package.version.as_str()))
                 .or_default()
-                .push((target.name.as_str(), package));
+                .push((target.spec.name.as_str(), package));
         }
     }
     let mut packages = Vec::new();
@@ -130,14 +130,7 @@ pub fn to_pylock(
         lock_version: lock.version,
         python: lock.python.clone(),
         inputs: lock.inputs.clone(),
-        targets: targets
-            .iter()
-            .map(|t| ToolTarget {
-                name: t.name.clone(),
-                platform: t.platform.clone(),
-                glibc: t.glibc.clone(),
-            })
-            .collect(),
+        targets: targets.iter().map(|t| t.spec.clone()).collect(),
     })
     .map_err(|e| e.to_string())?;
     let file = PylockFile {
