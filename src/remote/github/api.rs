@@ -41,12 +41,12 @@ pub enum ApiProblem {
     #[error("{}", crate::errors::one_line(.0))]
     Client(#[source] reqwest::Error),
     /// An error status, with GitHub's own message and what to do.
-    #[error("HTTP {status} {server_message}{hint}")]
+    #[error("HTTP {status} {reply}{hint}")]
     Status {
         /// The status.
         status: StatusCode,
         /// The `message` of GitHub's answer, without the token.
-        server_message: String,
+        reply: String,
         /// What to do about it (empty, or starting with `; `).
         hint: &'static str,
     },
@@ -151,11 +151,11 @@ impl Api {
             },
             ApiProblem::Status {
                 status,
-                server_message,
+                reply,
                 hint,
             } => ApiProblem::Status {
                 status,
-                server_message: self.scrub(&server_message),
+                reply: self.scrub(&reply),
                 hint,
             },
             // The client's error has no URL (see `client_error`) and never holds headers.
@@ -308,7 +308,7 @@ impl Api {
         status: StatusCode,
         body: &Value,
     ) -> RemoteError {
-        let server_message = body
+        let reply = body
             .get("message")
             .and_then(Value::as_str)
             .unwrap_or("")
@@ -317,7 +317,7 @@ impl Api {
             401 => "; check GITHUB_TOKEN / GH_TOKEN",
             // A secondary limit that came without Retry-After or x-ratelimit-* headers (those
             // are waited out and retried): say what it is rather than blame the token.
-            403 if server_message.to_ascii_lowercase().contains("rate limit") => {
+            403 if reply.to_ascii_lowercase().contains("rate limit") => {
                 "; GitHub's rate limit: wait a few minutes and push again (pushing is idempotent)"
             }
             403 | 404 if self.token.is_none() => "; set GITHUB_TOKEN or GH_TOKEN",
@@ -329,7 +329,7 @@ impl Api {
             url,
             ApiProblem::Status {
                 status,
-                server_message,
+                reply,
                 hint,
             },
         )
