@@ -35,8 +35,7 @@ impl BuildContext<'_> {
     }
 }
 
-/// A builder's error.
-pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::store::BuildError;
 
 /// A builder function: pure, reading only its inputs.
 pub type Builder = Box<dyn Fn(&BuildContext<'_>) -> Result<(), BuildError> + Send + Sync>;

@@ -73,6 +73,12 @@ pub enum RealiseError {
     /// Builds failed.
     #[error("{}", .0.iter().map(with_causes).collect::<Vec<_>>().join("\n"))]
     Builds(Vec<StoreError>),
+    /// A node that is fetched or already present reached the build queue: planning and
+    /// scheduling disagree (a bug in pystore, not in the recipe or the store).
+    #[error(
+        "{name} is not built but was scheduled as a build; this is a bug in pystore's scheduler"
+    )]
+    NotABuild { name: String },
 }
 
 /// An error and its causes on one line: `building x failed: cannot read ...`, each cause once.
@@ -162,10 +168,10 @@ impl Drop for RunningGuard<'_> {
         let mut q = lock(self.queue);
         q.running = q.running.saturating_sub(1);
         q.remaining = q.remaining.saturating_sub(1);
-        q.errors.push(StoreError::Build {
+        q.errors.push(RealiseError::Store(StoreError::Build {
             name: self.name.clone(),
             source: "the build stopped by a panic".into(),
-        });
+        }));
         drop(q);
         self.wake.notify_all();
     }
@@ -186,7 +192,8 @@ struct Queue {
     waiting_on: Vec<usize>,
     running: usize,
     remaining: usize,
-    errors: Vec<StoreError>,
+    /// Failed builds (`RealiseError::Store`), or a scheduling bug.
+    errors: Vec<RealiseError>,
     built: usize,
 }
 
@@ -525,26 +532,29 @@ impl<'a> Workers<'a> {
         &self,
         node: &Node,
         inputs: &BTreeMap<String, EntryInfo>,
-    ) -> Result<Registration, StoreError> {
+    ) -> Result<Registration, RealiseError> {
         // A damaged input is never built from: its hash is checked before it is read.
         let damaged = inputs
             .values()
             .try_for_each(|input| self.store.check_intact(input));
         match (&node.action, damaged) {
-            (_, Err(err)) => Err(err),
-            (Action::Build(builder), Ok(())) => self.store.build(&node.fingerprint, |out| {
-                let context = BuildContext {
-                    out,
-                    inputs,
-                    cache: Some(&self.cache_dir),
-                };
-                // A panic in a builder is that build's failure, not the process's.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder(&context)))
-                    .unwrap_or_else(|panic| Err(panic_message(&*panic).into()))
+            (_, Err(err)) => Err(RealiseError::Store(err)),
+            (Action::Build(builder), Ok(())) => self
+                .store
+                .build(&node.fingerprint, |out| {
+                    let context = BuildContext {
+                        out,
+                        inputs,
+                        cache: Some(&self.cache_dir),
+                    };
+                    // A panic in a builder is that build's failure, not the process's.
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder(&context)))
+                        .unwrap_or_else(|panic| Err(panic_message(&*panic).into()))
+                })
+                .map_err(RealiseError::Store),
+            (Action::Fetch(_) | Action::Present, Ok(())) => Err(RealiseError::NotABuild {
+                name: node.fingerprint.name().to_string(),
             }),
-            (Action::Fetch(_) | Action::Present, Ok(())) => Err(StoreError::Root(
-                "a fetch node was scheduled as a build".into(),
-            )),
         }
     }
 
@@ -576,7 +586,14 @@ impl<'a> Workers<'a> {
         self.bar.finish_and_clear();
         let queue = self.queue.into_inner().unwrap_or_else(|p| p.into_inner());
         if !queue.errors.is_empty() {
-            return Err(RealiseError::Builds(queue.errors));
+            let mut failed = Vec::new();
+            for err in queue.errors {
+                match err {
+                    RealiseError::Store(err) => failed.push(err),
+                    bug => return Err(bug),
+                }
+            }
+            return Err(RealiseError::Builds(failed));
         }
         let entries = self.results.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok((entries, queue.built))

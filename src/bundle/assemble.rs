@@ -12,7 +12,6 @@
 //! (packages, or the interpreter) that ship them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -36,9 +35,10 @@ pub enum AssembleError {
         second: String,
         what: &'static str,
     },
-    /// A file-system error.
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    /// A file-system error. The error comes from `fs-err`, whose message names the operation
+    /// and the path (both paths for a copy or a link).
+    #[error(transparent)]
+    Io(#[from] io::Error),
     /// A name that is not UTF-8.
     #[error("{}: file name is not UTF-8", path.display())]
     NonUtf8 { path: PathBuf },
@@ -136,13 +136,6 @@ impl Folded {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> AssembleError + '_ {
-    move |source| AssembleError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// Merges `layers` into the new directory `out`, its names following `names`; returns which
 /// layer provided each file path.
 pub fn assemble(
@@ -150,7 +143,7 @@ pub fn assemble(
     layers: &[Layer],
     names: Names,
 ) -> Result<BTreeMap<String, usize>, AssembleError> {
-    fs::create_dir(out).map_err(io_err(out))?;
+    fs_err::create_dir(out)?;
     let mut owners: BTreeMap<String, usize> = BTreeMap::new();
     let mut folded = (names == Names::Windows).then(Folded::default);
     for (index, layer) in layers.iter().enumerate() {
@@ -177,8 +170,8 @@ fn merge_dir(
     folded: &mut Option<Folded>,
 ) -> Result<(), AssembleError> {
     let mut children: Vec<(String, PathBuf)> = Vec::new();
-    for child in fs::read_dir(from).map_err(io_err(from))? {
-        let child = child.map_err(io_err(from))?;
+    for child in fs_err::read_dir(from)? {
+        let child = child?;
         let name = child
             .file_name()
             .into_string()
@@ -196,8 +189,8 @@ fn merge_dir(
             folded.admit(&rel_path, &name, layer, layers)?;
         }
         let target = to.join(&name);
-        let meta = fs::symlink_metadata(&source).map_err(io_err(&source))?;
-        let existing = fs::symlink_metadata(&target).ok();
+        let meta = fs_err::symlink_metadata(&source)?;
+        let existing = fs_err::symlink_metadata(&target).ok();
         let conflict = |what| AssembleError::Conflict {
             path: rel_path.clone(),
             first: owners
@@ -210,34 +203,34 @@ fn merge_dir(
             match existing {
                 Some(e) if e.is_dir() => {}
                 Some(_) => return Err(conflict("types")),
-                None => fs::create_dir(&target).map_err(io_err(&target))?,
+                None => fs_err::create_dir(&target)?,
             }
             // Directories may be read-only in input entries; ours stay writable until sealed.
             merge_dir(&source, &target, &rel_path, layer, layers, owners, folded)?;
         } else if meta.file_type().is_symlink() {
-            let link = fs::read_link(&source).map_err(io_err(&source))?;
+            let link = fs_err::read_link(&source)?;
             match existing {
                 Some(e) if e.file_type().is_symlink() => {
-                    if fs::read_link(&target).map_err(io_err(&target))? != link {
+                    if fs_err::read_link(&target)? != link {
                         return Err(conflict("symlink targets"));
                     }
                 }
                 Some(_) => return Err(conflict("types")),
                 None => {
-                    symlink(&link, &target).map_err(io_err(&target))?;
+                    symlink(&link, &target)?;
                     owners.insert(rel_path, layer);
                 }
             }
         } else {
             match existing {
                 Some(e) if e.is_file() => {
-                    if !same_contents(&source, &target).map_err(io_err(&target))? {
+                    if !same_contents(&source, &target)? {
                         return Err(conflict("contents"));
                     }
                 }
                 Some(_) => return Err(conflict("types")),
                 None => {
-                    link_or_copy(&source, &target).map_err(io_err(&target))?;
+                    link_or_copy(&source, &target)?;
                     owners.insert(rel_path, layer);
                 }
             }
@@ -247,14 +240,14 @@ fn merge_dir(
 }
 
 fn link_or_copy(source: &Path, target: &Path) -> io::Result<()> {
-    match fs::hard_link(source, target) {
+    match fs_err::hard_link(source, target) {
         Ok(()) => Ok(()),
-        Err(_) => fs::copy(source, target).map(|_| ()),
+        Err(_) => fs_err::copy(source, target).map(|_| ()),
     }
 }
 
 fn same_contents(a: &Path, b: &Path) -> io::Result<bool> {
-    let (ma, mb) = (fs::metadata(a)?, fs::metadata(b)?);
+    let (ma, mb) = (fs_err::metadata(a)?, fs_err::metadata(b)?);
     if ma.len() != mb.len() {
         return Ok(false);
     }
@@ -268,22 +261,23 @@ fn same_contents(a: &Path, b: &Path) -> io::Result<bool> {
             return Ok(false);
         }
     }
-    Ok(fs::read(a)? == fs::read(b)?)
+    Ok(fs_err::read(a)? == fs_err::read(b)?)
 }
 
 #[cfg(unix)]
 fn symlink(target: &Path, link: &Path) -> io::Result<()> {
-    std::os::unix::fs::symlink(target, link)
+    fs_err::os::unix::fs::symlink(target, link)
 }
 
 #[cfg(windows)]
 fn symlink(target: &Path, link: &Path) -> io::Result<()> {
-    std::os::windows::fs::symlink_file(target, link)
+    fs_err::os::windows::fs::symlink_file(target, link)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn layer(dir: &Path, label: &str, files: &[(&str, &str)]) -> Layer {
         let root = dir.join(label.replace(' ', "_"));

@@ -25,11 +25,56 @@ pub enum CheckError {
         source: std::io::Error,
     },
     /// Not a ZIP, or no manifest in it.
-    #[error("{}: {message}; is it a pystore bundle ZIP?", path.display())]
-    NotABundle { path: PathBuf, message: String },
+    #[error("{}: {problem}; is it a pystore bundle ZIP?", path.display())]
+    NotABundle {
+        path: PathBuf,
+        #[source]
+        problem: BundleZipProblem,
+    },
     /// A provenance file that is neither a statement nor a DSSE envelope of one.
-    #[error("{} is not pystore provenance (an in-toto statement or a DSSE envelope of one): {message}", path.display())]
-    NotProvenance { path: PathBuf, message: String },
+    #[error("{} is not pystore provenance (an in-toto statement or a DSSE envelope of one): {problem}", path.display())]
+    NotProvenance {
+        path: PathBuf,
+        #[source]
+        problem: ProvenanceProblem,
+    },
+}
+
+/// Why a file cannot be read as a bundle ZIP (shared with `diff`, which reads the same member).
+#[derive(Debug, thiserror::Error)]
+pub enum BundleZipProblem {
+    /// Not a readable ZIP.
+    #[error("{0}")]
+    NotZip(#[source] zip::result::ZipError),
+    /// A member the bundle must have is absent.
+    #[error("no {0} in the archive")]
+    NoMember(String),
+    /// A member could not be read (or inflated).
+    #[error("reading {member}: {source}")]
+    Read {
+        member: String,
+        source: std::io::Error,
+    },
+    /// The manifest member is not a bundle manifest.
+    #[error("{member}: {source}")]
+    Manifest {
+        member: String,
+        source: serde_json::Error,
+    },
+}
+
+/// Why a file is not pystore provenance.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvenanceProblem {
+    /// Not JSON, or JSON of another shape.
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
+    /// A DSSE envelope whose payload cannot be decoded.
+    #[error("{0}")]
+    Envelope(#[source] DsseError),
+    /// A statement of another type.
+    #[error("_type is not {STATEMENT_TYPE}")]
+    NotAStatement,
 }
 
 /// One thing wrong with a ZIP or its provenance.
@@ -51,24 +96,33 @@ fn problem(what: &str, message: impl Into<String>) -> Problem {
 /// Checks every file the embedded manifest lists (type, size, blake3, executable bit, link
 /// target) and that the ZIP holds nothing else; returns what is wrong (empty: intact).
 pub fn check_zip(path: &Path) -> Result<Vec<Problem>, CheckError> {
-    let not_bundle = |message: String| CheckError::NotABundle {
+    let not_bundle = |problem: BundleZipProblem| CheckError::NotABundle {
         path: path.to_path_buf(),
-        message,
+        problem,
     };
     let file = fs::File::open(path).map_err(|source| CheckError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| not_bundle(e.to_string()))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| not_bundle(BundleZipProblem::NotZip(e)))?;
     let manifest = {
         let mut member = archive
             .by_name(MANIFEST_NAME)
-            .map_err(|_| not_bundle(format!("no {MANIFEST_NAME} in the archive")))?;
+            .map_err(|_| not_bundle(BundleZipProblem::NoMember(MANIFEST_NAME.to_owned())))?;
         let mut bytes = Vec::new();
-        member
-            .read_to_end(&mut bytes)
-            .map_err(|e| not_bundle(format!("{MANIFEST_NAME}: {e}")))?;
-        BundleManifest::parse(&bytes).map_err(|e| not_bundle(format!("{MANIFEST_NAME}: {e}")))?
+        member.read_to_end(&mut bytes).map_err(|source| {
+            not_bundle(BundleZipProblem::Read {
+                member: MANIFEST_NAME.to_owned(),
+                source,
+            })
+        })?;
+        BundleManifest::parse(&bytes).map_err(|source| {
+            not_bundle(BundleZipProblem::Manifest {
+                member: MANIFEST_NAME.to_owned(),
+                source,
+            })
+        })?
     };
     let mut problems = Vec::new();
     let listed: BTreeSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
@@ -177,20 +231,21 @@ pub fn check_provenance(
     provenance: &Path,
     trusted: &TrustedKeys,
 ) -> Result<ProvenanceReport, CheckError> {
-    let not_provenance = |message: String| CheckError::NotProvenance {
+    let not_provenance = |problem: ProvenanceProblem| CheckError::NotProvenance {
         path: provenance.to_path_buf(),
-        message,
+        problem,
     };
     let text = fs::read(provenance).map_err(|source| CheckError::Io {
         path: provenance.to_path_buf(),
         source,
     })?;
-    let value: Value = serde_json::from_slice(&text).map_err(|e| not_provenance(e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(&text).map_err(|e| not_provenance(ProvenanceProblem::Json(e)))?;
     let mut problems = Vec::new();
     let mut signed_by = None;
     let statement: Value = if value.get("payloadType").is_some() {
-        let envelope: Envelope =
-            serde_json::from_value(value).map_err(|e| not_provenance(e.to_string()))?;
+        let envelope: Envelope = serde_json::from_value(value)
+            .map_err(|e| not_provenance(ProvenanceProblem::Json(e)))?;
         if !trusted.0.is_empty() {
             match envelope.verify(trusted) {
                 Ok(name) => signed_by = Some(name),
@@ -199,8 +254,8 @@ pub fn check_provenance(
         }
         let payload = envelope
             .payload_bytes()
-            .map_err(|e: DsseError| not_provenance(e.to_string()))?;
-        serde_json::from_slice(&payload).map_err(|e| not_provenance(e.to_string()))?
+            .map_err(|e| not_provenance(ProvenanceProblem::Envelope(e)))?;
+        serde_json::from_slice(&payload).map_err(|e| not_provenance(ProvenanceProblem::Json(e)))?
     } else {
         if !trusted.0.is_empty() {
             problems.push(problem(
@@ -211,7 +266,7 @@ pub fn check_provenance(
         value
     };
     if statement["_type"] != STATEMENT_TYPE {
-        return Err(not_provenance(format!("_type is not {STATEMENT_TYPE}")));
+        return Err(not_provenance(ProvenanceProblem::NotAStatement));
     }
     let sha256 = to_hex(&sha256_file(zip).map_err(|source| CheckError::Io {
         path: zip.to_path_buf(),

@@ -4,6 +4,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::bundle::check::BundleZipProblem;
 use crate::bundle::manifest::{BundleManifest, MANIFEST_NAME};
 
 /// Why a side of a diff could not be read.
@@ -16,8 +17,12 @@ pub enum DiffError {
         source: std::io::Error,
     },
     /// A ZIP that cannot be read, or has no manifest.
-    #[error("{}: {message}; is it a pystore bundle ZIP?", path.display())]
-    Zip { path: PathBuf, message: String },
+    #[error("{}: {problem}; is it a pystore bundle ZIP?", path.display())]
+    Zip {
+        path: PathBuf,
+        #[source]
+        problem: BundleZipProblem,
+    },
     /// A directory without a manifest.
     #[error("{} has no {MANIFEST_NAME}: give a bundle's store path, a bundle ZIP or a manifest file", path.display())]
     NotABundle { path: PathBuf },
@@ -65,22 +70,28 @@ pub fn load(path: &Path) -> Result<BundleManifest, DiffError> {
 
 /// Reads one member of the ZIP at `path`.
 pub fn read_zip_member(path: &Path, name: &str) -> Result<Vec<u8>, DiffError> {
-    let zip_err = |message: String| DiffError::Zip {
+    let zip_err = |problem: BundleZipProblem| DiffError::Zip {
         path: path.to_path_buf(),
-        message,
+        problem,
     };
     let file = fs::File::open(path).map_err(|source| DiffError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| zip_err(e.to_string()))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| zip_err(BundleZipProblem::NotZip(e)))?;
     let member = archive
         .by_name(name)
-        .map_err(|_| zip_err(format!("no {name} in the archive")))?;
+        .map_err(|_| zip_err(BundleZipProblem::NoMember(name.to_owned())))?;
     let mut bytes = Vec::new();
     member
         .take(MANIFEST_LIMIT)
         .read_to_end(&mut bytes)
-        .map_err(|e| zip_err(format!("reading {name}: {e}")))?;
+        .map_err(|source| {
+            zip_err(BundleZipProblem::Read {
+                member: name.to_owned(),
+                source,
+            })
+        })?;
     Ok(bytes)
 }

@@ -411,21 +411,13 @@ fn copy_hashing(
 ) -> Result<(u64, [u8; 32]), FetchError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |err: std::io::Error| FetchError::Io {
-            path,
-            message: err.to_string(),
-        }
+        move |source: std::io::Error| FetchError::Io { path, source }
     };
     use crate::hash::files::{open_input, InputError};
-    let refused = |message: String| FetchError::Io {
-        path: from.to_path_buf(),
-        message,
-    };
     let (input, size) = match open_input(from, "file", expected.unwrap_or(cap)) {
         Ok(opened) => opened,
         Err(InputError::TooLarge {
-            size: Some(actual),
-            ..
+            size: Some(actual), ..
         }) if expected.is_some() => {
             return Err(FetchError::SizeMismatch {
                 url: from.display().to_string(),
@@ -434,11 +426,12 @@ fn copy_hashing(
             })
         }
         Err(InputError::TooLarge { .. }) => {
-            return Err(refused(format!(
-                "larger than {cap} bytes, the most pystore copies for a file of unknown size (PYSTORE_HTTP_MAX_SIZE)"
-            )))
+            return Err(FetchError::InputTooLarge {
+                path: from.to_path_buf(),
+                cap,
+            })
         }
-        Err(other) => return Err(refused(other.reason())),
+        Err(other) => return Err(FetchError::Input(other)),
     };
     if let Some(expected) = expected.filter(|&e| e != size) {
         return Err(FetchError::SizeMismatch {

@@ -15,7 +15,7 @@ use sha2::Digest;
 use super::credentials::{redact, Credentials};
 pub use super::retry::backoff_delay;
 use super::retry::{Attempt, RetryPolicy, Stop, Wait};
-use super::FetchError;
+use super::{FetchError, TransportError};
 
 /// Largest small document (an index page, a metadata file, a range answer) read into memory.
 pub const MAX_DOCUMENT: u64 = 64 << 20;
@@ -298,7 +298,7 @@ impl HttpClient {
             }
             Err(err) => Err(FetchError::Transport {
                 url: redact(url),
-                message: self.scrub(&error_chain(&err)),
+                source: TransportError::client(err),
             }),
         }
     }
@@ -342,7 +342,9 @@ impl HttpClient {
             let Some((start, total)) = content_range(response.headers()) else {
                 return Err(FetchError::Transport {
                     url: redact(url),
-                    message: format!("answered {range} without a valid Content-Range"),
+                    source: TransportError::NoContentRange {
+                        range: range.to_owned(),
+                    },
                 });
             };
             match read_capped(url, &mut response, pace, MAX_DOCUMENT)? {
@@ -366,9 +368,9 @@ impl HttpClient {
         expected_size: Option<u64>,
         on_position: &(dyn Fn(u64) + Sync),
     ) -> Result<Downloaded, FetchError> {
-        let io = |err: std::io::Error| FetchError::Io {
+        let io = |source: std::io::Error| FetchError::Io {
             path: dest.to_path_buf(),
-            message: err.to_string(),
+            source,
         };
         let mut file = File::create(dest).map_err(io)?;
         let mut hasher = sha2::Sha256::new();

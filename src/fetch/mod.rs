@@ -36,8 +36,12 @@ pub enum FetchError {
         status: u16,
     },
     /// A request failed in a way retrying will not fix.
-    #[error("GET {url}: {message}")]
-    Transport { url: String, message: String },
+    #[error("GET {url}: {}", crate::errors::one_line(source))]
+    Transport {
+        url: String,
+        #[source]
+        source: TransportError,
+    },
     /// Retries ran out.
     #[error("GET {url} failed after {attempts} attempts; last error: {last}")]
     GaveUp {
@@ -84,12 +88,18 @@ pub enum FetchError {
     /// Offline, and files are missing.
     #[error("--offline, and {} not in the store or in a local mirror or wheelhouse:\n{}\nrun again without --offline, or put them in a wheelhouse (--find-links)", count_files(missing.len()), missing.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n"))]
     Offline { missing: Vec<String> },
-    /// A local file problem.
-    #[error("{}: {message}", path.display())]
+    /// A local file could not be read or written.
+    #[error("{}: {source}", path.display())]
     Io {
         path: std::path::PathBuf,
-        message: String,
+        source: std::io::Error,
     },
+    /// A local source file that cannot be fetched (not a regular file, unreadable).
+    #[error(transparent)]
+    Input(crate::hash::files::InputError),
+    /// A local source file of unknown size that is larger than any download is allowed to be.
+    #[error("{}: larger than {cap} bytes, the most pystore copies for a file of unknown size (PYSTORE_HTTP_MAX_SIZE)", path.display())]
+    InputTooLarge { path: std::path::PathBuf, cap: u64 },
     /// No index configured but one is needed.
     #[error("no package index is configured and no pip was found to ask for its own: set PYSTORE_INDEX_URL to your index's simple-API URL (or PIP_INDEX_URL, or index-url in pip.conf), or pass --index-url; or install pip (PYSTORE_PIP_PYTHON names the python whose pip is asked)")]
     NoIndex,
@@ -108,6 +118,41 @@ pub enum FetchError {
     /// Anything else.
     #[error("{0}")]
     Other(String),
+}
+
+/// Why a request failed in a way retrying will not fix.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The HTTP client failed. The error carries no URL: URLs can hold credentials, and the
+    /// enclosing [`FetchError::Transport`] names the URL redacted.
+    #[error(transparent)]
+    Client(reqwest::Error),
+    /// A range answer that does not fit the file.
+    #[error("a range answer of {got} bytes at {start} does not fit the file's {len} bytes")]
+    RangeOutside { got: usize, start: u64, len: u64 },
+    /// A server that served ranges before and now answers with the whole file.
+    #[error("stopped serving ranges")]
+    RangesStopped,
+    /// A range answer for other bytes than asked for.
+    #[error("asked for bytes {at}-{end} of {len}, got {got} bytes at {start} of {total}")]
+    WrongRange {
+        at: u64,
+        end: u64,
+        len: u64,
+        got: usize,
+        start: u64,
+        total: u64,
+    },
+    /// A partial answer without a usable `Content-Range`.
+    #[error("answered {range} without a valid Content-Range")]
+    NoContentRange { range: String },
+}
+
+impl TransportError {
+    /// A client error, with its URL (which may carry credentials) removed.
+    pub(crate) fn client(err: reqwest::Error) -> TransportError {
+        TransportError::Client(err.without_url())
+    }
 }
 
 fn render_failures(failures: &[(String, String)]) -> String {

@@ -12,7 +12,7 @@ use reqwest::Url;
 
 use super::credentials::redact;
 use super::http::HttpClient;
-use super::FetchError;
+use super::{FetchError, TransportError};
 
 /// The smallest request made for a missed read.
 const BLOCK: u64 = 64 << 10;
@@ -77,11 +77,11 @@ impl<'c> RangedFile<'c> {
         if end.map_or(true, |end| end > self.len) || body.is_empty() {
             return Err(FetchError::Transport {
                 url: redact(&self.url),
-                message: format!(
-                    "a range answer of {} bytes at {start} does not fit the file's {} bytes",
-                    body.len(),
-                    self.len
-                ),
+                source: TransportError::RangeOutside {
+                    got: body.len(),
+                    start,
+                    len: self.len,
+                },
             });
         }
         self.fetched += body.len() as u64;
@@ -96,19 +96,20 @@ impl<'c> RangedFile<'c> {
             .get_range(&self.url, &format!("bytes={at}-{end}"))?
             .ok_or_else(|| FetchError::Transport {
                 url: redact(&self.url),
-                message: "stopped serving ranges".to_owned(),
+                source: TransportError::RangesStopped,
             })?;
         self.requests += 1;
         if part.start != at || part.total != self.len {
             return Err(FetchError::Transport {
                 url: redact(&self.url),
-                message: format!(
-                    "asked for bytes {at}-{end} of {}, got {} bytes at {} of {}",
-                    self.len,
-                    part.body.len(),
-                    part.start,
-                    part.total
-                ),
+                source: TransportError::WrongRange {
+                    at,
+                    end,
+                    len: self.len,
+                    got: part.body.len(),
+                    start: part.start,
+                    total: part.total,
+                },
             });
         }
         self.keep(part.start, part.body)

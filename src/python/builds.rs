@@ -93,12 +93,47 @@ pub struct KnownBuild {
 
 /// A malformed catalogue table.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("line {line}: {message}")]
+#[error("line {line}: {reason}")]
 pub struct TableError {
     /// 1-based line number.
     pub line: usize,
     /// What is wrong.
-    pub message: String,
+    pub reason: TableProblem,
+}
+
+/// What is wrong with a line of a catalogue table.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TableProblem {
+    /// The header lacks a required column.
+    #[error("the header line has no {column:?} column: {line:?}")]
+    MissingColumn { column: &'static str, line: String },
+    /// A row with another number of fields than the header.
+    #[error("{found} fields, but the header names {expected}")]
+    FieldCount { found: usize, expected: usize },
+    /// Not an `X.Y.Z` version.
+    #[error("{0:?} is not a version like 3.12.7")]
+    Version(String),
+    /// Not a release tag.
+    #[error("{0:?} is not a release tag")]
+    Tag(String),
+    /// A triple pystore has no target for.
+    #[error("unsupported triple {0:?}")]
+    Triple(String),
+    /// Not one of the known flavours.
+    #[error("flavour {0:?} is not one of {flavours}", flavours = FLAVOURS.join(", "))]
+    Flavour(String),
+    /// Not a sha256 in lower-case hex.
+    #[error("{0:?} is not 64 lower-case hex digits")]
+    Sha256(String),
+    /// A size that is not a number.
+    #[error("size {0:?} is not a number")]
+    Size(String),
+    /// A URL that is not http(s).
+    #[error("{0:?} is not an http(s) URL")]
+    Url(String),
+    /// Rows without a header line.
+    #[error("no header line")]
+    NoHeader,
 }
 
 /// The file name python-build-standalone gives an archive.
@@ -173,9 +208,9 @@ pub fn parse_table(text: &str, origin: Origin) -> Result<Vec<KnownBuild>, TableE
     let mut columns: Option<Vec<&str>> = None;
     let mut builds = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let error = |message: String| TableError {
+        let error = |reason: TableProblem| TableError {
             line: i + 1,
-            message,
+            reason,
         };
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
@@ -184,43 +219,36 @@ pub fn parse_table(text: &str, origin: Origin) -> Result<Vec<KnownBuild>, TableE
         let Some(columns) = &columns else {
             for required in ["version", "tag", "triple", "sha256"] {
                 if !fields.contains(&required) {
-                    return Err(error(format!(
-                        "the header line has no {required:?} column: {line:?}"
-                    )));
+                    return Err(error(TableProblem::MissingColumn {
+                        column: required,
+                        line: line.to_owned(),
+                    }));
                 }
             }
             columns = Some(fields);
             continue;
         };
         if fields.len() != columns.len() {
-            return Err(error(format!(
-                "{} fields, but the header names {}",
-                fields.len(),
-                columns.len()
-            )));
+            return Err(error(TableProblem::FieldCount {
+                found: fields.len(),
+                expected: columns.len(),
+            }));
         }
         let field = |name: &str| columns.iter().position(|c| *c == name).map(|at| fields[at]);
         let required = |name: &str| field(name).unwrap_or_default();
-        let version = exact_version(required("version")).ok_or_else(|| {
-            error(format!(
-                "{:?} is not a version like 3.12.7",
-                required("version")
-            ))
-        })?;
+        let version = exact_version(required("version"))
+            .ok_or_else(|| error(TableProblem::Version(required("version").to_owned())))?;
         let tag = required("tag");
         if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.') {
-            return Err(error(format!("{tag:?} is not a release tag")));
+            return Err(error(TableProblem::Tag(tag.to_owned())));
         }
         let triple = required("triple");
         if !SUPPORTED_TRIPLES.contains(&triple) {
-            return Err(error(format!("unsupported triple {triple:?}")));
+            return Err(error(TableProblem::Triple(triple.to_owned())));
         }
         let flavour = field("flavour").unwrap_or(FLAVOURS[0]);
         if !FLAVOURS.contains(&flavour) {
-            return Err(error(format!(
-                "flavour {flavour:?} is not one of {}",
-                FLAVOURS.join(", ")
-            )));
+            return Err(error(TableProblem::Flavour(flavour.to_owned())));
         }
         let sha256 = required("sha256");
         if sha256.len() != 64
@@ -228,13 +256,13 @@ pub fn parse_table(text: &str, origin: Origin) -> Result<Vec<KnownBuild>, TableE
                 .bytes()
                 .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         {
-            return Err(error(format!("{sha256:?} is not 64 lower-case hex digits")));
+            return Err(error(TableProblem::Sha256(sha256.to_owned())));
         }
         let size = match field("size") {
             None | Some("") | Some("-") => None,
             Some(text) => Some(
                 text.parse::<u64>()
-                    .map_err(|_| error(format!("size {text:?} is not a number")))?,
+                    .map_err(|_| error(TableProblem::Size(text.to_owned())))?,
             ),
         };
         let file_name = asset_name(&version, tag, triple, flavour);
@@ -242,7 +270,7 @@ pub fn parse_table(text: &str, origin: Origin) -> Result<Vec<KnownBuild>, TableE
             Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
                 url.to_owned()
             }
-            Some(other) => return Err(error(format!("{other:?} is not an http(s) URL"))),
+            Some(other) => return Err(error(TableProblem::Url(other.to_owned()))),
             None => release_url(PBS_REPOSITORY, tag, &file_name),
         };
         builds.push(KnownBuild {
@@ -260,7 +288,7 @@ pub fn parse_table(text: &str, origin: Origin) -> Result<Vec<KnownBuild>, TableE
     if columns.is_none() && !builds.is_empty() {
         return Err(TableError {
             line: 1,
-            message: "no header line".into(),
+            reason: TableProblem::NoHeader,
         });
     }
     Ok(builds)
@@ -632,7 +660,7 @@ mod tests {
         let bad = text.replace("\t42\t", "\tlots\t");
         assert!(parse_table(&bad, Origin::Fetched)
             .unwrap_err()
-            .message
+            .to_string()
             .contains("size \"lots\""));
     }
 

@@ -22,7 +22,7 @@ use super::relocate::{relocate_unix_tree, RelocateError};
 use super::scheme::Scheme;
 use super::target::Target;
 use crate::archive::extract::{
-    create_dirs, create_file, extract_tar, io_err, CheckedZip, Limits, MemberKind, MemberSet,
+    create_dirs, create_file, extract_tar, CheckedZip, Limits, MemberKind, MemberSet,
     TarCompression, UnpackError,
 };
 
@@ -146,7 +146,7 @@ pub fn unpack_embeddable(
         });
     }
     let mut zip = CheckedZip::open(archive, limits)?;
-    fs::create_dir(out).map_err(io_err("create", out))?;
+    fs_err::create_dir(out).map_err(UnpackError::Io)?;
     let result = (|| {
         let members: Vec<(String, MemberKind)> = zip
             .members()
@@ -181,8 +181,8 @@ pub fn unpack_embeddable(
                 target.python.major_minor()
             ),
         })?;
-        fs::remove_file(&pth_path).map_err(io_err("replace", &pth_path))?;
-        fs::write(&pth_path, rewrite_pth(&original)).map_err(io_err("write", &pth_path))?;
+        fs_err::remove_file(&pth_path).map_err(UnpackError::Io)?;
+        fs_err::write(&pth_path, rewrite_pth(&original)).map_err(UnpackError::Io)?;
         create_dirs(&out.join("Lib/site-packages"))?;
         finish(out, archive, target, "windows-embeddable")
     })();
@@ -249,7 +249,7 @@ pub fn capture_installed(
         Ok(())
     })?;
     set.check_symlinks(prefix)?;
-    fs::create_dir(out).map_err(io_err("create", out))?;
+    fs_err::create_dir(out).map_err(UnpackError::Io)?;
     let result = (|| {
         for (rel, kind) in &nodes {
             let dest = out.join(rel);
@@ -266,17 +266,19 @@ pub fn capture_installed(
                                 member: rel.clone(),
                                 reason: e.reason(),
                             })?;
-                    let mut file = create_file(&dest, *executable)?;
+                    // Both ends wrapped by `fs-err`, so a failure names the file it happened in.
+                    let reader = fs_err::File::from_parts(reader, &src);
+                    let mut file =
+                        fs_err::File::from_parts(create_file(&dest, *executable)?, &dest);
                     std::io::copy(&mut reader.take(limits.max_member), &mut file)
-                        .map_err(io_err("copy", &src))?;
+                        .map_err(UnpackError::Io)?;
                 }
                 MemberKind::Symlink(target) => {
                     #[cfg(unix)]
-                    std::os::unix::fs::symlink(target, &dest)
-                        .map_err(io_err("create symlink", &dest))?;
+                    fs_err::os::unix::fs::symlink(target, &dest).map_err(UnpackError::Io)?;
                     #[cfg(not(unix))]
-                    std::os::windows::fs::symlink_file(target, &dest)
-                        .map_err(io_err("create symlink", &dest))?;
+                    fs_err::os::windows::fs::symlink_file(target, &dest)
+                        .map_err(UnpackError::Io)?;
                 }
             }
         }
@@ -297,10 +299,7 @@ fn walk(
     visit: &mut dyn FnMut(&str, MemberKind) -> Result<(), UnpackError>,
 ) -> Result<(), UnpackError> {
     let dir = root.join(rel);
-    let mut entries: Vec<_> = fs::read_dir(&dir)
-        .map_err(io_err("list", &dir))?
-        .collect::<Result<_, _>>()
-        .map_err(io_err("list", &dir))?;
+    let mut entries: Vec<_> = fs_err::read_dir(&dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name();
@@ -318,7 +317,7 @@ fn walk(
             format!("{rel}/{name}")
         };
         let path = entry.path();
-        let meta = fs::symlink_metadata(&path).map_err(io_err("inspect", &path))?;
+        let meta = fs_err::symlink_metadata(&path)?;
         let kind = if meta.is_dir() {
             MemberKind::Dir
         } else if meta.is_file() {
@@ -332,7 +331,7 @@ fn walk(
                 executable,
             }
         } else if meta.file_type().is_symlink() {
-            let target = fs::read_link(&path).map_err(io_err("read link", &path))?;
+            let target = fs_err::read_link(&path)?;
             MemberKind::Symlink(target.to_string_lossy().into_owned())
         } else {
             return Err(UnpackError::Member {
@@ -441,7 +440,7 @@ fn finish(
     let mut bytes = crate::hash::canonical_json::to_vec(&value)?;
     bytes.push(b'\n');
     let path = out.join(METADATA_FILE);
-    fs::write(&path, bytes).map_err(|e| InterpreterError::Unpack(io_err("write", &path)(e)))?;
+    fs_err::write(&path, bytes).map_err(UnpackError::Io)?;
     Ok(info)
 }
 

@@ -19,14 +19,25 @@ use super::target::{Arch, Os, Target};
 #[derive(Debug, thiserror::Error)]
 pub enum MarkerError {
     /// The marker expression does not parse.
-    #[error("invalid environment marker {marker:?}: {message}")]
-    Parse { marker: String, message: String },
+    /// (The parser's reason without its underlined copy of the input, which `marker` already
+    /// shows.)
+    #[error("invalid environment marker {marker:?}: {source}")]
+    Parse {
+        marker: String,
+        source: pep508_rs::Pep508ErrorSource,
+    },
     /// An extra name that is not a valid name.
-    #[error("invalid extra name {extra:?}: {message}")]
-    Extra { extra: String, message: String },
+    #[error("invalid extra name {extra:?}: {source}")]
+    Extra {
+        extra: String,
+        source: pep508_rs::InvalidNameError,
+    },
     /// The target's versions could not be turned into marker versions (a bug).
-    #[error("cannot build the marker environment of {target}: {message}")]
-    Environment { target: String, message: String },
+    #[error("cannot build the marker environment of {target}: {source}")]
+    Environment {
+        target: String,
+        source: pep508_rs::pep440_rs::VersionParseError,
+    },
 }
 
 /// The marker variables of `target`, by name, as strings (for display, lock files and tests).
@@ -80,7 +91,7 @@ pub fn marker_environment(target: &Target) -> Result<MarkerEnvironment, MarkerEr
     })
     .map_err(|err| MarkerError::Environment {
         target: target.to_string(),
-        message: err.to_string(),
+        source: err,
     })
 }
 
@@ -96,14 +107,14 @@ pub fn evaluate_marker(
     }
     let tree = MarkerTree::from_str(marker).map_err(|err| MarkerError::Parse {
         marker: marker.to_owned(),
-        message: err.message.to_string(),
+        source: err.message,
     })?;
     let extras = extras
         .iter()
         .map(|extra| {
             ExtraName::from_str(extra).map_err(|err| MarkerError::Extra {
                 extra: (*extra).to_owned(),
-                message: err.to_string(),
+                source: err,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

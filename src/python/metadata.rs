@@ -34,25 +34,96 @@ pub struct CoreMetadata {
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
     /// A field is missing or malformed.
-    #[error("{source_name}: {message}")]
+    #[error("{source_name}: {problem}")]
     Invalid {
         source_name: String,
-        message: String,
+        #[source]
+        problem: FieldProblem,
     },
     /// The wheel cannot be opened as a ZIP or has no METADATA.
-    #[error("{}: {message}", path.display())]
+    #[error("{}: {problem}", path.display())]
     Wheel {
         path: std::path::PathBuf,
-        message: String,
+        #[source]
+        problem: WheelProblem,
+    },
+}
+
+/// What is wrong with a metadata field.
+#[derive(Debug, thiserror::Error)]
+pub enum FieldProblem {
+    /// A required field is absent.
+    #[error("no {0} field")]
+    Missing(&'static str),
+    /// `Version` is not a PEP 440 version.
+    #[error("Version {text:?}: {source}")]
+    Version {
+        text: String,
+        source: pep440_rs::VersionParseError,
+    },
+    /// A `Requires-Dist` line is not a PEP 508 requirement (the parser's reason, without its
+    /// underlined copy of the line, which `text` already shows).
+    #[error("Requires-Dist {text:?}: {source}")]
+    RequiresDist {
+        text: String,
+        source: pep508_rs::Pep508ErrorSource,
+    },
+    /// `Requires-Python` is not a PEP 440 specifier set.
+    #[error("Requires-Python {text:?}: {source}")]
+    RequiresPython {
+        text: String,
+        source: pep440_rs::VersionSpecifiersParseError,
+    },
+    /// A `Provides-Extra` value is not a valid extra name.
+    #[error("Provides-Extra {text:?}: {source}")]
+    ProvidesExtra {
+        text: String,
+        source: pep508_rs::InvalidNameError,
+    },
+}
+
+/// Why a wheel's METADATA could not be found or read.
+#[derive(Debug, thiserror::Error)]
+pub enum WheelProblem {
+    /// The wheel file could not be opened.
+    #[error("{0}")]
+    Open(#[source] std::io::Error),
+    /// The wheel is not a readable ZIP.
+    #[error("not a readable wheel (ZIP): {0}")]
+    NotZip(#[source] zip::result::ZipError),
+    /// No `*.dist-info/METADATA` member.
+    #[error("no *.dist-info/METADATA in the wheel")]
+    NoMetadata,
+    /// More than one `*.dist-info/METADATA` member.
+    #[error("several METADATA files in the wheel: {}", .0.join(", "))]
+    SeveralMetadata(Vec<String>),
+    /// The METADATA member could not be opened.
+    #[error("{member}: {source}")]
+    Member {
+        member: String,
+        source: zip::result::ZipError,
+    },
+    /// The METADATA member is larger than any real one.
+    #[error("{member} is {size} bytes; refusing more than {limit}")]
+    TooLarge {
+        member: String,
+        size: u64,
+        limit: u64,
+    },
+    /// The METADATA member could not be read.
+    #[error("{member}: {source}")]
+    Read {
+        member: String,
+        source: std::io::Error,
     },
 }
 
 impl CoreMetadata {
     /// Parses METADATA bytes; `source_name` names them in errors (a file name or URL).
     pub fn parse(bytes: &[u8], source_name: &str) -> Result<CoreMetadata, MetadataError> {
-        let invalid = |message: String| MetadataError::Invalid {
+        let invalid = |problem: FieldProblem| MetadataError::Invalid {
             source_name: source_name.to_owned(),
-            message,
+            problem,
         };
         let text = String::from_utf8_lossy(bytes);
         let mut fields: Vec<(String, String)> = Vec::new();
@@ -79,31 +150,45 @@ impl CoreMetadata {
         };
         let name = all("name")
             .next()
-            .ok_or_else(|| invalid("no Name field".into()))?
+            .ok_or_else(|| invalid(FieldProblem::Missing("Name")))?
             .to_owned();
         let version_text = all("version")
             .next()
-            .ok_or_else(|| invalid("no Version field".into()))?;
-        let version = Version::from_str(version_text)
-            .map_err(|e| invalid(format!("Version {version_text:?}: {e}")))?;
+            .ok_or_else(|| invalid(FieldProblem::Missing("Version")))?;
+        let version = Version::from_str(version_text).map_err(|source| {
+            invalid(FieldProblem::Version {
+                text: version_text.to_owned(),
+                source,
+            })
+        })?;
         let requires_dist = all("requires-dist")
             .map(|line| {
-                Requirement::from_str(line)
-                    .map_err(|e| invalid(format!("Requires-Dist {line:?}: {}", e.message)))
+                Requirement::from_str(line).map_err(|e| {
+                    invalid(FieldProblem::RequiresDist {
+                        text: line.to_owned(),
+                        source: e.message,
+                    })
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let requires_python = match all("requires-python").next() {
             None => None,
             Some("") => None,
-            Some(spec) => Some(
-                VersionSpecifiers::from_str(spec)
-                    .map_err(|e| invalid(format!("Requires-Python {spec:?}: {e}")))?,
-            ),
+            Some(spec) => Some(VersionSpecifiers::from_str(spec).map_err(|source| {
+                invalid(FieldProblem::RequiresPython {
+                    text: spec.to_owned(),
+                    source,
+                })
+            })?),
         };
         let provides_extra = all("provides-extra")
             .map(|extra| {
-                ExtraName::from_str(extra)
-                    .map_err(|e| invalid(format!("Provides-Extra {extra:?}: {e}")))
+                ExtraName::from_str(extra).map_err(|source| {
+                    invalid(FieldProblem::ProvidesExtra {
+                        text: extra.to_owned(),
+                        source,
+                    })
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CoreMetadata {
@@ -120,7 +205,7 @@ impl CoreMetadata {
     pub fn from_wheel(path: &Path) -> Result<CoreMetadata, MetadataError> {
         let file = std::fs::File::open(path).map_err(|e| MetadataError::Wheel {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            problem: WheelProblem::Open(e),
         })?;
         CoreMetadata::from_wheel_reader(file, path)
     }
@@ -131,12 +216,12 @@ impl CoreMetadata {
         reader: R,
         path: &Path,
     ) -> Result<CoreMetadata, MetadataError> {
-        let wheel_error = |message: String| MetadataError::Wheel {
+        let wheel_error = |problem: WheelProblem| MetadataError::Wheel {
             path: path.to_path_buf(),
-            message,
+            problem,
         };
-        let mut archive = zip::ZipArchive::new(reader)
-            .map_err(|e| wheel_error(format!("not a readable wheel (ZIP): {e}")))?;
+        let mut archive =
+            zip::ZipArchive::new(reader).map_err(|e| wheel_error(WheelProblem::NotZip(e)))?;
         let mut candidates: Vec<String> = archive
             .file_names()
             .filter(|name| {
@@ -148,28 +233,32 @@ impl CoreMetadata {
         candidates.sort();
         let member = match candidates.as_slice() {
             [one] => one.clone(),
-            [] => return Err(wheel_error("no *.dist-info/METADATA in the wheel".into())),
-            many => {
-                return Err(wheel_error(format!(
-                    "several METADATA files in the wheel: {}",
-                    many.join(", ")
-                )))
-            }
+            [] => return Err(wheel_error(WheelProblem::NoMetadata)),
+            many => return Err(wheel_error(WheelProblem::SeveralMetadata(many.to_vec()))),
         };
-        let mut entry = archive
-            .by_name(&member)
-            .map_err(|e| wheel_error(format!("{member}: {e}")))?;
+        let mut entry = archive.by_name(&member).map_err(|source| {
+            wheel_error(WheelProblem::Member {
+                member: member.clone(),
+                source,
+            })
+        })?;
         if entry.size() > MAX_METADATA {
-            return Err(wheel_error(format!(
-                "{member} is {} bytes; refusing more than {MAX_METADATA}",
-                entry.size()
-            )));
+            return Err(wheel_error(WheelProblem::TooLarge {
+                member: member.clone(),
+                size: entry.size(),
+                limit: MAX_METADATA,
+            }));
         }
         let mut bytes = Vec::new();
         (&mut entry)
             .take(MAX_METADATA + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| wheel_error(format!("{member}: {e}")))?;
+            .map_err(|source| {
+                wheel_error(WheelProblem::Read {
+                    member: member.clone(),
+                    source,
+                })
+            })?;
         drop(entry);
         let name = path
             .file_name()

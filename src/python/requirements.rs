@@ -51,8 +51,14 @@ pub struct RequirementsFile {
 #[derive(Debug, thiserror::Error)]
 pub enum RequirementsError {
     /// A line is not a valid requirement.
-    #[error("{origin}: {message}")]
-    Invalid { origin: Origin, message: String },
+    #[error("{origin}: {source}")]
+    Invalid {
+        origin: Origin,
+        source: Box<pep508_rs::Pep508Error>,
+    },
+    /// A `--hash` value that is not `ALGORITHM:HEX`.
+    #[error("{origin}: --hash={value} is not ALGORITHM:HEX")]
+    Hash { origin: Origin, value: String },
     /// An option pystore does not support.
     #[error("{origin}: {option} is not supported{hint}")]
     Unsupported {
@@ -293,9 +299,9 @@ fn parse_line(
         {
             let (algo, hex) = value
                 .split_once(':')
-                .ok_or_else(|| RequirementsError::Invalid {
+                .ok_or_else(|| RequirementsError::Hash {
                     origin: origin.clone(),
-                    message: format!("--hash={value} is not ALGORITHM:HEX"),
+                    value: value.to_owned(),
                 })?;
             hashes.push((algo.to_ascii_lowercase(), hex.to_ascii_lowercase()));
         } else if word.starts_with("--") {
@@ -314,7 +320,7 @@ fn parse_line(
     let requirement =
         Requirement::from_str(&requirement_text).map_err(|e| RequirementsError::Invalid {
             origin: origin.clone(),
-            message: e.to_string(),
+            source: Box::new(e),
         })?;
     if let Some(VersionOrUrl::Url(_)) = requirement.version_or_url {
         return Err(RequirementsError::Unsupported {

@@ -48,11 +48,12 @@ pub enum RemoteError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     /// An API request failed for good.
-    #[error("{method} {url}: {message}")]
+    #[error("{method} {url}: {problem}")]
     Api {
         method: &'static str,
         url: String,
-        message: String,
+        #[source]
+        problem: github::ApiProblem,
     },
     /// Limits checked before anything is sent.
     #[error("cannot push to {remote}: {reason}")]

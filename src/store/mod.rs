@@ -21,7 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 pub use id::{EntryId, EntryKind, EntryName, Fingerprint, InvalidFingerprint};
 pub use layout::Layout;
 pub use rebuild::{Rebuild, CHECK_PREFIX};
-pub use register::{Registration, ADD_BATCH};
+pub use register::{BuildError, Registration, ADD_BATCH};
 
 use crate::hash::tree::TreeError;
 use db::{Db, DbError, EntryRow};
@@ -81,7 +81,7 @@ pub enum StoreError {
     Build {
         name: String,
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: BuildError,
     },
     /// A gc root problem.
     #[error("{0}")]

@@ -43,9 +43,11 @@ impl SyncGroup {
     }
 }
 
-/// A builder writes the entry's file or directory at the path it is given (which does not exist
-/// yet), reading only its declared inputs.
-pub(super) type BuildError = Box<dyn std::error::Error + Send + Sync>;
+/// Why a builder failed: whatever error it had, kept whole as the source of
+/// [`StoreError::Build`](super::StoreError::Build). (A builder writes the entry's file or
+/// directory at the path it is given, which does not exist yet, reading only its declared
+/// inputs.) The one definition: `build` re-exports it.
+pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Store {
     /// Returns the entry for `fingerprint`, building it with `builder` unless it is valid already.

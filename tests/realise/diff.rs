@@ -216,3 +216,28 @@ fn diff_usage_errors_exit_2_and_unreadable_sides_exit_1() {
     );
     assert!(err.contains("has no pystore-manifest.json"), "{err}");
 }
+
+/// The full text of an error from a typed chain (`DiffError::Zip` → `BundleZipProblem` → the
+/// zip reader's error): each cause once, and the file named once.
+#[test]
+fn a_truncated_bundle_zip_is_named_once_with_its_cause() {
+    let store = TempStore::new();
+    let dir = tempfile::tempdir().unwrap();
+    let truncated = dir.path().join("samai.zip");
+    // A local file header and nothing after it: a ZIP cut off early.
+    fs::write(&truncated, b"PK\x03\x04\x14\x00\x00\x00\x08\x00").unwrap();
+    let shown = truncated.display().to_string();
+    let expected = format!(
+        "error: {shown}: invalid Zip archive: Could not find EOCD; is it a pystore bundle ZIP?\n"
+    );
+    for args in [&["diff"][..], &["verify"][..]] {
+        let mut cmd = pystore(store.path());
+        cmd.args(args).arg(&truncated);
+        if args == ["diff"] {
+            cmd.arg(&truncated);
+        }
+        let err = run_fails(&mut cmd, 1);
+        assert_eq!(err, expected, "{args:?}");
+        assert_eq!(err.matches(&shown).count(), 1, "{err}");
+    }
+}

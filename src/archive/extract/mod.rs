@@ -24,7 +24,7 @@ pub use members::{check_member_name, MemberKind};
 pub use tar::{extract_tar, TarCompression};
 pub use zip::CheckedZip;
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -54,19 +54,17 @@ impl Default for Limits {
 /// Why an archive was refused or could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
-    /// A file-system operation failed.
-    #[error("{what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+    /// A file-system operation failed. The error comes from `fs-err`, whose message names the
+    /// operation and the path (`failed to create file `…`: File exists (os error 17)`).
+    #[error(transparent)]
+    Io(#[from] io::Error),
     /// The archive is not readable as its format.
-    #[error("{archive} is not a valid {format} archive: {message}")]
+    #[error("{archive} is not a valid {format} archive: {problem}")]
     Format {
         archive: PathBuf,
         format: &'static str,
-        message: String,
+        #[source]
+        problem: FormatProblem,
     },
     /// A member that is not allowed.
     #[error("{archive}: refusing member {member:?}: {reason}")]
@@ -93,6 +91,63 @@ pub enum UnpackError {
     },
 }
 
+/// Why an archive is not readable as its format.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatProblem {
+    /// The zip reader refused the archive.
+    #[error("{0}")]
+    Zip(#[source] ::zip::result::ZipError),
+    /// The zip reader refused a member, by index.
+    #[error("member #{index}: {source}")]
+    ZipMember {
+        index: usize,
+        source: ::zip::result::ZipError,
+    },
+    /// The zip reader refused a member, by name.
+    #[error("member {name:?}: {source}")]
+    ZipMemberNamed {
+        name: String,
+        source: ::zip::result::ZipError,
+    },
+    /// The raw central directory could not be read.
+    #[error("{0}")]
+    Read(#[source] io::Error),
+    /// The end of central directory record is missing.
+    #[error("no end of central directory record")]
+    NoEndRecord,
+    /// The zip64 locator does not fit before the end record.
+    #[error("truncated zip64 locator")]
+    TruncatedZip64Locator,
+    /// The zip64 locator is missing.
+    #[error("missing zip64 end of central directory locator")]
+    NoZip64Locator,
+    /// The zip64 end record has a bad signature.
+    #[error("bad zip64 end of central directory record")]
+    BadZip64Record,
+    /// A central directory record could not be read.
+    #[error("central directory record #{index}: {source}")]
+    Record { index: u64, source: io::Error },
+    /// A central directory record with a bad signature.
+    #[error("central directory record #{0} has a bad signature")]
+    RecordSignature(u64),
+    /// The raw central directory and the zip reader disagree on the member count.
+    #[error("its central directory lists {listed} members, the zip reader found {found}")]
+    MemberCount { listed: usize, found: usize },
+    /// The zstd frame header is not readable.
+    #[error("{0}")]
+    Zstd(#[source] ruzstd::decoding::errors::FrameDecoderError),
+    /// The tar stream could not be read.
+    #[error("{0}")]
+    Tar(#[source] io::Error),
+    /// Nothing under the directory every member must be in.
+    #[error("nothing under the top directory {strip:?} (found {})", found.join(", "))]
+    NothingUnder {
+        strip: String,
+        /// Up to three top directories that were found instead.
+        found: Vec<String>,
+    },
+}
+
 fn member_err(archive: &Path, member: &str, reason: impl Into<String>) -> UnpackError {
     UnpackError::Member {
         archive: archive.to_path_buf(),
@@ -114,42 +169,34 @@ fn write_err(archive: &Path, member: &str, err: io::Error) -> UnpackError {
     }
 }
 
-pub(crate) fn io_err<'a>(
-    what: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(io::Error) -> UnpackError + 'a {
-    move |source| UnpackError::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// Creates a new file (never following or replacing anything) with the given mode bits.
 pub(crate) fn create_file(path: &Path, executable: bool) -> Result<File, UnpackError> {
-    let mut options = fs::OpenOptions::new();
+    let mut options = fs_err::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
+        use fs_err::os::unix::fs::OpenOptionsExt;
         options.mode(if executable { 0o755 } else { 0o644 });
     }
     #[cfg(not(unix))]
     let _ = executable;
-    options.open(path).map_err(io_err("create", path))
+    // The plain file from here on: a failed write is classified by its OS error (a full disk
+    // is not the archive's fault), which `fs-err`'s wrapping would hide, and `write_err` names
+    // the member and the archive.
+    Ok(options.open(path)?.into_file())
 }
 
 /// Creates a directory and its parents.
 pub(crate) fn create_dirs(path: &Path) -> Result<(), UnpackError> {
-    fs::create_dir_all(path).map_err(io_err("create directory", path))
+    Ok(fs_err::create_dir_all(path)?)
 }
 
 #[cfg(unix)]
 fn make_symlink(target: &str, link: &Path) -> Result<(), UnpackError> {
-    std::os::unix::fs::symlink(target, link).map_err(io_err("create symlink", link))
+    Ok(fs_err::os::unix::fs::symlink(target, link)?)
 }
 
 #[cfg(not(unix))]
 fn make_symlink(target: &str, link: &Path) -> Result<(), UnpackError> {
-    std::os::windows::fs::symlink_file(target, link).map_err(io_err("create symlink", link))
+    Ok(fs_err::os::windows::fs::symlink_file(target, link)?)
 }

@@ -2,13 +2,13 @@
 //! zstd, regular files, directories and relative symlinks only, links created last.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
 
 use super::{
-    create_dirs, create_file, io_err, make_symlink, member_err, write_err, Limits, MemberKind,
-    MemberSet, UnpackError,
+    create_dirs, create_file, make_symlink, member_err, write_err, FormatProblem, Limits,
+    MemberKind, MemberSet, UnpackError,
 };
 
 /// Compression of a tar archive.
@@ -30,7 +30,7 @@ pub fn extract_tar(
     out: &Path,
     limits: &Limits,
 ) -> Result<Vec<String>, UnpackError> {
-    fs::create_dir(out).map_err(io_err("create", out))?;
+    fs_err::create_dir(out)?;
     let result = extract_tar_into(archive, compression, strip, out, limits);
     if result.is_err() {
         let _ = fs::remove_dir_all(out);
@@ -45,7 +45,8 @@ fn extract_tar_into(
     out: &Path,
     limits: &Limits,
 ) -> Result<Vec<String>, UnpackError> {
-    let file = File::open(archive).map_err(io_err("open", archive))?;
+    // The plain file: read errors are reported as the archive's format problem, which names it.
+    let file = fs_err::File::open(archive)?.into_file();
     let reader: Box<dyn Read> = match compression {
         TarCompression::Gzip => Box::new(flate2::read::GzDecoder::new(io::BufReader::new(file))),
         TarCompression::Zstd => Box::new(
@@ -53,23 +54,26 @@ fn extract_tar_into(
                 UnpackError::Format {
                     archive: archive.to_path_buf(),
                     format: "zstd",
-                    message: e.to_string(),
+                    problem: FormatProblem::Zstd(e),
                 }
             })?,
         ),
     };
-    let format_err = |message: String| UnpackError::Format {
+    let format_err = |problem: FormatProblem| UnpackError::Format {
         archive: archive.to_path_buf(),
         format: "tar",
-        message,
+        problem,
     };
     let mut tar = tar::Archive::new(reader);
     let mut set = MemberSet::default();
     let mut symlinks: Vec<(String, String)> = Vec::new();
     let mut extracted = Vec::new();
     let mut skipped_dirs = BTreeSet::new();
-    for entry in tar.entries().map_err(|e| format_err(e.to_string()))? {
-        let mut entry = entry.map_err(|e| format_err(e.to_string()))?;
+    for entry in tar
+        .entries()
+        .map_err(|e| format_err(FormatProblem::Tar(e)))?
+    {
+        let mut entry = entry.map_err(|e| format_err(FormatProblem::Tar(e)))?;
         let raw_name = entry.path_bytes().into_owned();
         let name = String::from_utf8(raw_name).map_err(|e| {
             member_err(
@@ -83,8 +87,14 @@ fn extract_tar_into(
         let kind = match entry_type {
             tar::EntryType::Directory => MemberKind::Dir,
             tar::EntryType::Regular | tar::EntryType::Continuous => MemberKind::File {
-                size: header.size().map_err(|e| format_err(e.to_string()))?,
-                executable: header.mode().map_err(|e| format_err(e.to_string()))? & 0o100 != 0,
+                size: header
+                    .size()
+                    .map_err(|e| format_err(FormatProblem::Tar(e)))?,
+                executable: header
+                    .mode()
+                    .map_err(|e| format_err(FormatProblem::Tar(e)))?
+                    & 0o100
+                    != 0,
             },
             tar::EntryType::Symlink => {
                 let target = entry
@@ -147,14 +157,10 @@ fn extract_tar_into(
         extracted.push(relative);
     }
     if extracted.is_empty() {
-        return Err(format_err(format!(
-            "nothing under the top directory {strip:?} (found {})",
-            skipped_dirs
-                .into_iter()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+        return Err(format_err(FormatProblem::NothingUnder {
+            strip: strip.to_owned(),
+            found: skipped_dirs.into_iter().take(3).collect(),
+        }));
     }
     // Links last, once they are known to stay inside: nothing is ever written through one.
     set.check_symlinks(archive)?;

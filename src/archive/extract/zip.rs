@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{io_err, member_err, write_err, Limits, MemberKind, MemberSet, UnpackError};
+use super::{member_err, write_err, FormatProblem, Limits, MemberKind, MemberSet, UnpackError};
 
 /// A zip archive whose members have all been checked.
 pub struct CheckedZip {
@@ -20,14 +20,14 @@ pub struct CheckedZip {
 impl CheckedZip {
     /// Opens `path` and checks every member (names, duplicates, kinds, local headers, limits).
     pub fn open(path: &Path, limits: &Limits) -> Result<CheckedZip, UnpackError> {
-        let file = File::open(path).map_err(io_err("open", path))?;
-        let format_err = |message: String| UnpackError::Format {
+        let file = fs_err::File::open(path)?.into_file();
+        let format_err = |problem: FormatProblem| UnpackError::Format {
             archive: path.to_path_buf(),
             format: "zip",
-            message,
+            problem,
         };
-        let mut zip = zip::ZipArchive::new(file).map_err(|e| format_err(e.to_string()))?;
-        let mut raw = File::open(path).map_err(io_err("open", path))?;
+        let mut zip = zip::ZipArchive::new(file).map_err(|e| format_err(FormatProblem::Zip(e)))?;
+        let mut raw = fs_err::File::open(path)?.into_file();
         // The zip crate keeps one member per name, so duplicates are found in the raw central
         // directory.
         let names = central_directory_names(&mut raw).map_err(format_err)?;
@@ -42,18 +42,17 @@ impl CheckedZip {
             }
         }
         if names.len() != zip.len() {
-            return Err(format_err(format!(
-                "its central directory lists {} members, the zip reader found {}",
-                names.len(),
-                zip.len()
-            )));
+            return Err(format_err(FormatProblem::MemberCount {
+                listed: names.len(),
+                found: zip.len(),
+            }));
         }
         let mut set = MemberSet::default();
         let mut members = BTreeMap::new();
         for index in 0..zip.len() {
             let entry = zip
                 .by_index_raw(index)
-                .map_err(|e| format_err(format!("member #{index}: {e}")))?;
+                .map_err(|source| format_err(FormatProblem::ZipMember { index, source }))?;
             let name = std::str::from_utf8(entry.name_raw())
                 .map_err(|_| {
                     member_err(
@@ -120,11 +119,17 @@ impl CheckedZip {
         let Some((index, MemberKind::File { size, .. })) = self.members.get(name).cloned() else {
             return Err(member_err(&path, name, "no such file in the archive"));
         };
-        let mut entry = self.zip.by_index(index).map_err(|e| UnpackError::Format {
-            archive: path.clone(),
-            format: "zip",
-            message: format!("member {name:?}: {e}"),
-        })?;
+        let mut entry = self
+            .zip
+            .by_index(index)
+            .map_err(|source| UnpackError::Format {
+                archive: path.clone(),
+                format: "zip",
+                problem: FormatProblem::ZipMemberNamed {
+                    name: name.to_owned(),
+                    source,
+                },
+            })?;
         let expected_crc = entry.crc32();
         let mut hasher = crc32fast::Hasher::new();
         let mut written = 0u64;
@@ -196,17 +201,17 @@ impl CheckedZip {
 }
 
 /// The raw member names of the central directory, in order.
-fn central_directory_names(raw: &mut File) -> Result<Vec<Vec<u8>>, String> {
-    let len = raw.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
+fn central_directory_names(raw: &mut File) -> Result<Vec<Vec<u8>>, FormatProblem> {
+    let len = raw.seek(SeekFrom::End(0)).map_err(FormatProblem::Read)?;
     let tail_len = len.min(22 + 65_535);
     let mut tail = vec![0u8; tail_len as usize];
     raw.seek(SeekFrom::Start(len - tail_len))
         .and_then(|_| raw.read_exact(&mut tail))
-        .map_err(|e| e.to_string())?;
+        .map_err(FormatProblem::Read)?;
     let eocd = (0..tail.len().saturating_sub(21))
         .rev()
         .find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
-        .ok_or("no end of central directory record")?;
+        .ok_or(FormatProblem::NoEndRecord)?;
     let u16_at = |b: &[u8], i: usize| u64::from(u16::from_le_bytes([b[i], b[i + 1]]));
     let u32_at =
         |b: &[u8], i: usize| u64::from(u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]));
@@ -219,45 +224,40 @@ fn central_directory_names(raw: &mut File) -> Result<Vec<Vec<u8>>, String> {
     let mut offset = u32_at(&tail, eocd + 16);
     if count == 0xFFFF || offset == 0xFFFF_FFFF {
         // zip64: the locator sits just before the end record.
-        let locator = eocd.checked_sub(20).ok_or("truncated zip64 locator")?;
+        let locator = eocd
+            .checked_sub(20)
+            .ok_or(FormatProblem::TruncatedZip64Locator)?;
         if tail[locator..locator + 4] != [0x50, 0x4b, 0x06, 0x07] {
-            return Err("missing zip64 end of central directory locator".into());
+            return Err(FormatProblem::NoZip64Locator);
         }
         let record_at = u64_at(&tail, locator + 8);
         let mut record = [0u8; 56];
         raw.seek(SeekFrom::Start(record_at))
             .and_then(|_| raw.read_exact(&mut record))
-            .map_err(|e| e.to_string())?;
+            .map_err(FormatProblem::Read)?;
         if record[..4] != [0x50, 0x4b, 0x06, 0x06] {
-            return Err("bad zip64 end of central directory record".into());
+            return Err(FormatProblem::BadZip64Record);
         }
         count = u64_at(&record, 32);
         offset = u64_at(&record, 48);
     }
     raw.seek(SeekFrom::Start(offset))
-        .map_err(|e| e.to_string())?;
+        .map_err(FormatProblem::Read)?;
     let mut reader = io::BufReader::new(&mut *raw);
     let mut names = Vec::new();
     for index in 0..count {
         let mut fixed = [0u8; 46];
-        reader
-            .read_exact(&mut fixed)
-            .map_err(|e| format!("central directory record #{index}: {e}"))?;
+        let record = |source| FormatProblem::Record { index, source };
+        reader.read_exact(&mut fixed).map_err(record)?;
         if fixed[..4] != [0x50, 0x4b, 0x01, 0x02] {
-            return Err(format!(
-                "central directory record #{index} has a bad signature"
-            ));
+            return Err(FormatProblem::RecordSignature(index));
         }
         let (name_len, extra_len, comment_len) =
             (u16_at(&fixed, 28), u16_at(&fixed, 30), u16_at(&fixed, 32));
         let mut name = vec![0u8; name_len as usize];
-        reader
-            .read_exact(&mut name)
-            .map_err(|e| format!("central directory record #{index}: {e}"))?;
+        reader.read_exact(&mut name).map_err(record)?;
         let mut skip = vec![0u8; (extra_len + comment_len) as usize];
-        reader
-            .read_exact(&mut skip)
-            .map_err(|e| format!("central directory record #{index}: {e}"))?;
+        reader.read_exact(&mut skip).map_err(record)?;
         names.push(name);
     }
     Ok(names)

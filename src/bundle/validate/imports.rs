@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{DynamicReport, ValidateError};
+use super::{DynamicReport, RunProblem, ValidateError};
 use crate::build::sandbox::{output_with_timeout, Input, Sandbox, Spec};
 use crate::python::interpreter::InterpreterInfo;
 
@@ -58,12 +58,12 @@ pub(super) fn run_imports(
     let spec = import_spec(root, info, modules, scratch);
     let report = run_import_script(root, target_name, info, modules, sandbox, &spec)?;
     let level = sandbox.level();
-    if let Some((module, message)) = report.errors.into_iter().next() {
+    if let Some((module, python_error)) = report.errors.into_iter().next() {
         return Err(ValidateError::ImportFailed {
             target: target_name.to_owned(),
             module,
             level,
-            message,
+            python_error,
         });
     }
     let inside = sandbox.input_path("bundle", root);
@@ -136,10 +136,10 @@ fn run_import_script(
     spec: &Spec,
 ) -> Result<ImportReport, ValidateError> {
     let program = sandbox.input_path("bundle", root).join(&info.executable);
-    let run_error = |message: String| ValidateError::Run {
+    let run_error = |problem: RunProblem| ValidateError::Run {
         target: target_name.to_owned(),
         program: program.clone(),
-        message,
+        problem,
     };
     let mut command = sandbox
         .command(spec)
@@ -148,36 +148,25 @@ fn run_import_script(
             cause,
         })?;
     let output = output_with_timeout(&mut command, IMPORT_TIMEOUT)
-        .map_err(|e| {
-            #[cfg(target_os = "linux")]
-            if let Some(raw) = e.raw_os_error() {
-                return run_error(format!(
-                    "cannot start it: {}",
-                    crate::build::sandbox::linux::describe(raw)
-                ));
-            }
-            run_error(format!("cannot start it: {e}"))
-        })?
+        .map_err(|e| run_error(RunProblem::Start(e)))?
         .ok_or_else(|| {
-            run_error(format!(
-                "importing {} did not finish within {} seconds; it was stopped",
-                modules.join(", "),
-                IMPORT_TIMEOUT.as_secs()
-            ))
+            run_error(RunProblem::TimedOut {
+                modules: modules.join(", "),
+                seconds: IMPORT_TIMEOUT.as_secs(),
+            })
         })?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
-        return Err(run_error(format!(
-            "it exited with {}: {}",
-            output.status,
-            stderr.trim()
-        )));
+        return Err(run_error(RunProblem::Exited {
+            status: output.status,
+            stderr: stderr.trim().to_owned(),
+        }));
     }
-    serde_json::from_slice(&output.stdout).map_err(|e| {
-        run_error(format!(
-            "unreadable report ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        ))
+    serde_json::from_slice(&output.stdout).map_err(|source| {
+        run_error(RunProblem::Report {
+            source,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        })
     })
 }
 

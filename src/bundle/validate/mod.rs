@@ -62,7 +62,7 @@ pub enum ValidateError {
         cause: NativeError,
     },
     /// Importing in the sandbox failed.
-    #[error("target {target}: `import {module}` failed with the bundle's own python (sandbox level {level}): {message}")]
+    #[error("target {target}: `import {module}` failed with the bundle's own python (sandbox level {level}): {python_error}")]
     ImportFailed {
         /// The target.
         target: String,
@@ -70,8 +70,8 @@ pub enum ValidateError {
         module: String,
         /// The sandbox level.
         level: Level,
-        /// Python's error.
-        message: String,
+        /// The exception python reported (its own text: it comes from another program).
+        python_error: String,
     },
     /// A module was loaded from outside the bundle.
     #[error("target {target}: `import {module}` loaded {file}, which is outside the bundle (sandbox level {level}); the bundle must not depend on the host")]
@@ -86,14 +86,15 @@ pub enum ValidateError {
         level: Level,
     },
     /// The python run itself failed.
-    #[error("target {target}: running the bundle's python ({}) for validation: {message}", program.display())]
+    #[error("target {target}: running the bundle's python ({}) for validation: {problem}", program.display())]
     Run {
         /// The target.
         target: String,
         /// The interpreter.
         program: PathBuf,
         /// What went wrong.
-        message: String,
+        #[source]
+        problem: RunProblem,
     },
     /// The sandbox could not be prepared.
     #[error("target {target}: {cause}")]
@@ -104,13 +105,69 @@ pub enum ValidateError {
         cause: SandboxError,
     },
     /// Reading the bundle.
-    #[error("reading {} for validation: {message}", path.display())]
+    #[error("reading {} for validation: {problem}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// What went wrong.
-        message: String,
+        #[source]
+        problem: ReadProblem,
     },
+}
+
+/// Why a file of the bundle could not be read for validation.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadProblem {
+    /// The file could not be read.
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+    /// The bundle manifest does not parse.
+    #[error("{0}")]
+    Manifest(#[source] serde_json::Error),
+    /// The standard library ZIP is not a readable ZIP.
+    #[error("{0}")]
+    Zip(#[source] zip::result::ZipError),
+}
+
+/// Why running the bundle's python for validation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunProblem {
+    /// It could not be started.
+    #[error("cannot start it: {}", describe_start(.0))]
+    Start(#[source] std::io::Error),
+    /// It ran past the deadline and was stopped.
+    #[error("importing {modules} did not finish within {seconds} seconds; it was stopped")]
+    TimedOut {
+        /// The modules, comma-separated.
+        modules: String,
+        /// The deadline.
+        seconds: u64,
+    },
+    /// It exited with an error.
+    #[error("it exited with {status}: {stderr}")]
+    Exited {
+        /// How it exited.
+        status: std::process::ExitStatus,
+        /// What it wrote to stderr (trimmed).
+        stderr: String,
+    },
+    /// Its report is not the JSON the import script writes.
+    #[error("unreadable report ({source}): {stdout}")]
+    Report {
+        /// Why it does not parse.
+        source: serde_json::Error,
+        /// What it wrote to stdout.
+        stdout: String,
+    },
+}
+
+/// A start failure; on Linux, the sandbox's child reports the step that failed in the errno.
+fn describe_start(err: &std::io::Error) -> String {
+    #[cfg(target_os = "linux")]
+    if let Some(raw) = err.raw_os_error() {
+        return crate::build::sandbox::linux::describe(raw);
+    }
+    err.to_string()
 }
 
 /// How a module resolved.
@@ -373,21 +430,22 @@ pub fn validate(
     dynamic: bool,
     scratch: &Path,
 ) -> Result<Report, ValidateError> {
-    let read = |path: PathBuf, message: String| ValidateError::Read { path, message };
+    let read = |path: PathBuf, problem: ReadProblem| ValidateError::Read { path, problem };
     let manifest_path = root.join(MANIFEST_NAME);
     let manifest = fs::read(&manifest_path)
-        .map_err(|e| e.to_string())
-        .and_then(|b| BundleManifest::parse(&b).map_err(|e| e.to_string()))
-        .map_err(|m| read(manifest_path.clone(), m))?;
-    let info =
-        InterpreterInfo::read(root).map_err(|e| read(root.join(METADATA_FILE), e.to_string()))?;
+        .map_err(ReadProblem::Io)
+        .and_then(|b| BundleManifest::parse(&b).map_err(ReadProblem::Manifest))
+        .map_err(|problem| read(manifest_path.clone(), problem))?;
+    let info = InterpreterInfo::read(root)
+        .map_err(|e| read(root.join(METADATA_FILE), ReadProblem::Io(e)))?;
     let windows = target.platform.is_windows();
     let mut files: BTreeSet<String> = manifest.files.iter().map(|f| f.path.clone()).collect();
     if info.stdlib.ends_with(".zip") {
         let zip_path = root.join(&info.stdlib);
-        let file = fs::File::open(&zip_path).map_err(|e| read(zip_path.clone(), e.to_string()))?;
+        let file =
+            fs::File::open(&zip_path).map_err(|e| read(zip_path.clone(), ReadProblem::Io(e)))?;
         let archive =
-            zip::ZipArchive::new(file).map_err(|e| read(zip_path.clone(), e.to_string()))?;
+            zip::ZipArchive::new(file).map_err(|e| read(zip_path.clone(), ReadProblem::Zip(e)))?;
         for name in archive.file_names() {
             if !name.ends_with('/') {
                 files.insert(join(&info.stdlib, name));
@@ -429,7 +487,7 @@ pub fn validate(
         .filter(|f| f.package.is_some() && f.kind != "l" && native::is_native(&f.path, format))
     {
         let full = root.join(&file.path);
-        let bytes = fs::read(&full).map_err(|e| read(full.clone(), e.to_string()))?;
+        let bytes = fs::read(&full).map_err(|e| read(full.clone(), ReadProblem::Io(e)))?;
         let missing =
             native::unresolved(&file.path, &bytes, &system, &bundle_files).map_err(native_error)?;
         if let Some(first) = missing.into_iter().next() {

@@ -15,6 +15,58 @@ use super::super::{copy_limited, RemoteError, Size};
 use crate::fetch::http::HttpConfig;
 use crate::fetch::retry::{Attempt, RetryPolicy, Stop, Wait};
 
+/// Why a GitHub API request failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiProblem {
+    /// A rate limit that resets later than pystore waits.
+    #[error("{reason}; the limit resets in {}s, try again then", resets_in.as_secs())]
+    RateLimited {
+        /// The retry policy's reason (the status), without the token.
+        reason: String,
+        /// When the limit resets.
+        resets_in: Duration,
+    },
+    /// Retries ran out.
+    #[error("gave up after {attempts} attempts; last: {last}")]
+    GaveUp {
+        /// How many attempts were made.
+        attempts: u32,
+        /// The retry policy's reason for the last retry, without the token.
+        last: String,
+    },
+    /// The overall deadline passed.
+    #[error("not finished within {} s", .0.as_secs())]
+    Deadline(Duration),
+    /// The HTTP client failed (its error carries no URL: the request line names it).
+    #[error("{}", crate::errors::one_line(.0))]
+    Client(#[source] reqwest::Error),
+    /// An error status, with GitHub's own message and what to do.
+    #[error("HTTP {status} {reply}{hint}")]
+    Status {
+        /// The status.
+        status: StatusCode,
+        /// The `message` of GitHub's answer, without the token.
+        reply: String,
+        /// What to do about it (empty, or starting with `; `).
+        hint: &'static str,
+    },
+    /// More pages than any real listing has.
+    #[error("more than 100 pages")]
+    TooManyPages,
+    /// An answer that is not the JSON list asked for.
+    #[error("expected a JSON list{}", if .0.is_empty() { String::new() } else { format!(" of {}", .0) })]
+    NotAList(&'static str),
+    /// A release without a field pystore needs.
+    #[error("the release has no valid {field}")]
+    BadRelease {
+        /// The field (or fields).
+        field: &'static str,
+    },
+    /// An asset of the same name that cannot be replaced.
+    #[error("the asset exists and cannot be replaced")]
+    AssetExists,
+}
+
 /// Longest wait we accept from a rate limit before giving up.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
 
@@ -86,12 +138,40 @@ impl Api {
         }
     }
 
-    pub(super) fn error(&self, method: &Method, url: &Url, message: String) -> RemoteError {
+    /// A failed request, with any text that could quote the token scrubbed.
+    pub(super) fn error(&self, method: &Method, url: &Url, problem: ApiProblem) -> RemoteError {
+        let problem = match problem {
+            ApiProblem::RateLimited { reason, resets_in } => ApiProblem::RateLimited {
+                reason: self.scrub(&reason),
+                resets_in,
+            },
+            ApiProblem::GaveUp { attempts, last } => ApiProblem::GaveUp {
+                attempts,
+                last: self.scrub(&last),
+            },
+            ApiProblem::Status {
+                status,
+                reply,
+                hint,
+            } => ApiProblem::Status {
+                status,
+                reply: self.scrub(&reply),
+                hint,
+            },
+            // The client's error has no URL (see `client_error`) and never holds headers.
+            other => other,
+        };
         RemoteError::Api {
             method: method_name(method),
             url: url.to_string(),
-            message: self.scrub(&message),
+            problem,
         }
+    }
+
+    /// A failed request by the HTTP client, without the URL it may quote (the request line
+    /// names it).
+    fn client_error(&self, method: &Method, url: &Url, err: reqwest::Error) -> RemoteError {
+        self.error(method, url, ApiProblem::Client(err.without_url()))
     }
 
     /// A request with the API headers and the token. Only URLs of the API and the upload URL
@@ -169,10 +249,10 @@ impl Api {
                         return Err(self.error(
                             &method,
                             url,
-                            format!(
-                                "{reason}; the limit resets in {}s, try again then",
-                                after.as_secs()
-                            ),
+                            ApiProblem::RateLimited {
+                                reason: reason.to_owned(),
+                                resets_in: after,
+                            },
                         ));
                     }
                 }
@@ -183,15 +263,11 @@ impl Api {
                 Ok(())
             },
             |stop| {
-                let message = match stop {
-                    Stop::GaveUp { attempts, last } => {
-                        format!("gave up after {attempts} attempts; last: {last}")
-                    }
-                    Stop::Deadline(deadline) => {
-                        format!("not finished within {} s", deadline.as_secs())
-                    }
+                let problem = match stop {
+                    Stop::GaveUp { attempts, last } => ApiProblem::GaveUp { attempts, last },
+                    Stop::Deadline(deadline) => ApiProblem::Deadline(deadline),
                 };
-                self.error(&method, url, message)
+                self.error(&method, url, problem)
             },
         )
     }
@@ -216,7 +292,7 @@ impl Api {
         let status = response.status();
         let text = response
             .text()
-            .map_err(|e| self.error(&method, url, error_chain(&e)))?;
+            .map_err(|e| self.client_error(&method, url, e))?;
         let value = if text.trim().is_empty() {
             Value::Null
         } else {
@@ -232,7 +308,7 @@ impl Api {
         status: StatusCode,
         body: &Value,
     ) -> RemoteError {
-        let message = body
+        let reply = body
             .get("message")
             .and_then(Value::as_str)
             .unwrap_or("")
@@ -241,14 +317,22 @@ impl Api {
             401 => "; check GITHUB_TOKEN / GH_TOKEN",
             // A secondary limit that came without Retry-After or x-ratelimit-* headers (those
             // are waited out and retried): say what it is rather than blame the token.
-            403 if message.to_ascii_lowercase().contains("rate limit") => {
+            403 if reply.to_ascii_lowercase().contains("rate limit") => {
                 "; GitHub's rate limit: wait a few minutes and push again (pushing is idempotent)"
             }
             403 | 404 if self.token.is_none() => "; set GITHUB_TOKEN or GH_TOKEN",
             403 | 404 => "; the token may lack contents: write permission on the repository",
             _ => "",
         };
-        self.error(&method, url, format!("HTTP {status} {message}{hint}"))
+        self.error(
+            &method,
+            url,
+            ApiProblem::Status {
+                status,
+                reply,
+                hint,
+            },
+        )
     }
 
     /// GETs every page of a list, following `Link: rel="next"` (only on the API's own origin).
@@ -259,7 +343,7 @@ impl Api {
         while let Some(url) = next.take() {
             pages += 1;
             if pages > 100 {
-                return Err(self.error(&Method::GET, &url, "more than 100 pages".into()));
+                return Err(self.error(&Method::GET, &url, ApiProblem::TooManyPages));
             }
             let build = || Ok(self.request(Method::GET, &url));
             let response = self.call(Method::GET, &url, &build, &|| Ok(()))?;
@@ -270,13 +354,13 @@ impl Api {
             next = next_link(response.headers()).filter(|n| same_origin(n, &self.base));
             let text = response
                 .text()
-                .map_err(|e| self.error(&Method::GET, &url, error_chain(&e)))?;
+                .map_err(|e| self.client_error(&Method::GET, &url, e))?;
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if !status.is_success() {
                 return Err(self.fail(Method::GET, &url, status, &value));
             }
             let Value::Array(page) = value else {
-                return Err(self.error(&Method::GET, &url, "expected a JSON list".into()));
+                return Err(self.error(&Method::GET, &url, ApiProblem::NotAList("")));
             };
             items.extend(page);
         }

@@ -22,6 +22,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
 use super::{Blob, PutReport, Remote, RemoteConfig, RemoteError, Size, Upload};
+pub use api::ApiProblem;
 use api::{is_already_exists, Api};
 
 /// GitHub's limit on one release asset (strictly below 2 GiB).
@@ -107,10 +108,10 @@ impl GithubRemote {
     }
 
     fn parse_release(&self, value: &Value) -> Result<Release, RemoteError> {
-        let bad = |what: &str| RemoteError::Api {
+        let bad = |field: &'static str| RemoteError::Api {
             method: "GET",
             url: self.location(),
-            message: format!("the release has no valid {what}"),
+            problem: ApiProblem::BadRelease { field },
         };
         let id = value
             .get("id")
@@ -317,11 +318,7 @@ impl GithubRemote {
             }
             return Err(self.api.fail(Method::POST, &url, status, &body));
         }
-        Err(self.api.error(
-            &Method::POST,
-            &url,
-            "the asset exists and cannot be replaced".into(),
-        ))
+        Err(self.api.error(&Method::POST, &url, ApiProblem::AssetExists))
     }
 
     fn publish(&self, release: &Release) -> Result<(), RemoteError> {

@@ -14,7 +14,7 @@ use reqwest::{Method, Url};
 use serde_json::Value;
 
 use super::super::{RemoteConfig, RemoteError, Size};
-use super::{api::Api, is_safe_part};
+use super::{api::Api, is_safe_part, ApiProblem};
 use crate::python::builds::{
     asset_name, parse_asset_name, parse_sha256sums, release_url, KnownBuild, Origin,
 };
@@ -90,11 +90,7 @@ pub fn fetch_pbs_catalogue(
         return Err(api.fail(Method::GET, &url, status, &body));
     }
     let Value::Array(list) = body else {
-        return Err(api.error(
-            &Method::GET,
-            &url,
-            "expected a JSON list of releases".into(),
-        ));
+        return Err(api.error(&Method::GET, &url, ApiProblem::NotAList("releases")));
     };
     let mut fetched = FetchedCatalogue {
         builds: Vec::new(),
@@ -112,7 +108,13 @@ pub fn fetch_pbs_catalogue(
             release.get("id").and_then(Value::as_u64),
             release.get("tag_name").and_then(Value::as_str),
         ) else {
-            return Err(api.error(&Method::GET, &url, "a release has no id or tag_name".into()));
+            return Err(api.error(
+                &Method::GET,
+                &url,
+                ApiProblem::BadRelease {
+                    field: "id or tag_name",
+                },
+            ));
         };
         let assets = release_assets(&api, id, release)?;
         let (builds, report) = read_release(&api, repository, tag, &assets, scratch)?;
