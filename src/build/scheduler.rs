@@ -259,12 +259,14 @@ pub fn realise(
 /// the top (a substituted entry brings its closure, so its inputs are not asked for). A failed
 /// substitution (a remote down, an entry refused by its signature or hashes) is logged, and
 /// that entry is left to be built: afterwards [`plan`] shows exactly what remains to fetch and
-/// build. Returns how many entries were substituted.
+/// build. Returns how many entries were substituted; each substitution's span (the entry asked
+/// for, its closure coming with it) goes into `timeline`.
 pub fn substitute(
     store: &Store,
     graph: &Graph,
     roots: &[NodeIndex],
     substituter: &dyn Substituter,
+    timeline: &Timeline,
 ) -> Result<usize, StoreError> {
     let mut substituted = 0;
     let mut skip = BTreeSet::new();
@@ -276,8 +278,12 @@ pub fn substitute(
             if store.query(&node.id)?.is_some() {
                 continue; // came with the closure of one substituted before it
             }
+            let started = Instant::now();
             match substituter.substitute(store, &node.id) {
-                Ok(_) => substituted += 1,
+                Ok(_) => {
+                    substituted += 1;
+                    timeline.record(&node.fingerprint, How::Substituted, started, Instant::now());
+                }
                 Err(err) => {
                     tracing::warn!(
                         "substituting {}: {err}; building it instead",

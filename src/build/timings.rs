@@ -86,7 +86,9 @@ impl Timeline {
         at.saturating_duration_since(self.epoch).as_secs_f64()
     }
 
-    /// Records that the entry of `fingerprint` was obtained `how`, from `start` to `end`.
+    /// Records that the entry of `fingerprint` was obtained `how`, from `start` to `end`. An
+    /// entry substituted earlier in the run is valid when the builds start; that second record
+    /// is dropped, so each entry has one span saying what this run did for it.
     pub fn record(&self, fingerprint: &Fingerprint, how: How, start: Instant, end: Instant) {
         let timing = Timing {
             name: fingerprint.name().to_string(),
@@ -95,10 +97,11 @@ impl Timeline {
             start: self.offset(start),
             end: self.offset(end),
         };
-        self.spans
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(timing);
+        let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+        if how == How::Valid && spans.iter().any(|s| s.name == timing.name) {
+            return;
+        }
+        spans.push(timing);
     }
 
     /// Every span recorded, by start time (then name).

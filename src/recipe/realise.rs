@@ -221,8 +221,10 @@ pub fn realise(
     let started = std::time::SystemTime::now();
     // Substitute first; then the plan shows what is left to fetch and build (what could not be
     // substituted included), and only those wheels' URLs are looked up.
+    let untimed = Timeline::new();
+    let timeline = options.timeline.as_deref().unwrap_or(&untimed);
     let substituted = match substituter {
-        Some(substituter) => substitute(store, &planned.graph, &roots, substituter)?,
+        Some(substituter) => substitute(store, &planned.graph, &roots, substituter, timeline)?,
         None => 0,
     };
     // A check rebuilds every derived entry from its registered inputs, so they must all be
@@ -235,7 +237,6 @@ pub fn realise(
     wanted.extend(&checked);
     let statuses = plan(store, &planned.graph, &wanted)?;
     find_wheel_urls(fetcher, &mut planned, &statuses, options, find_links)?;
-    let untimed = Timeline::new();
     let realised = realise_timed(
         store,
         fetcher,
@@ -243,7 +244,7 @@ pub fn realise(
         &wanted,
         options.jobs.max(1),
         options.progress,
-        options.timeline.as_deref().unwrap_or(&untimed),
+        timeline,
     )?;
     let counts = Counts {
         substituted,

@@ -88,12 +88,23 @@ fn realise_downloads_from_a_substituter_instead_of_building() {
         "the plan read the index"
     );
     let planned = server.requests().len();
-    let out = run(&mut realise);
+    let timings = b.path().join("timings-substituted");
+    let out = run(realise.arg(format!("--timings={}", timings.display())));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     let (substituted, fetched, built) = counts(&stderr);
     // The bundle, its validation report, its ZIP, the ZIP's provenance and SBOM.
     assert_eq!((substituted, fetched, built), (5, 0, 0), "{stderr}");
+    // --timings has one span per entry, each saying it was substituted.
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(timings.with_extension("json")).unwrap()).unwrap();
+    let hows: Vec<&str> = report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["how"].as_str().unwrap())
+        .collect();
+    assert_eq!(hows, ["substituted"; 5], "{report}");
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let zip_b = value[0]["zip"].as_str().unwrap();
     assert_eq!(
