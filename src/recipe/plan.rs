@@ -191,30 +191,26 @@ pub(super) fn plan_recipe(
         let mut wheel_files = Vec::new();
         let requires = recorded_dependencies(&locked.packages);
         for package in &locked.packages {
-            let sha256 = hex::decode(&package.sha256)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok());
-            let sha256 = sha256
-                .ok_or_else(|| perr(format!("{}: bad sha256 in the lock", package.wheel).into()))?;
+            // The lock parsed the digest and the wheel's file name when it was read.
             let file = graph
                 .fetch(FixedOutput {
-                    name: EntryName::new(&package.wheel).map_err(|e| perr(e.into()))?,
-                    sha256,
+                    name: EntryName::new(package.wheel.as_str()).map_err(|e| perr(e.into()))?,
+                    sha256: package.sha256.to_bytes(),
                     size: Some(package.size),
                     urls: Vec::new(),
                 })
                 .map_err(&perr)?;
-            wheels.insert(file, package.name.clone());
+            wheels.insert(file, package.name.to_string());
             wheel_files.push(file);
             let wheel = WheelInstall {
-                name: package.name.clone(),
-                version: package.version.clone(),
-                wheel: package.wheel.clone(),
-                sha256: package.sha256.clone(),
-                requested: requested.contains(&package.name),
+                name: package.name.to_string(),
+                version: package.version.to_string(),
+                wheel: package.wheel.to_string(),
+                sha256: package.sha256.to_string(),
+                requested: requested.contains(package.name.as_str()),
                 requires: requires
                     .as_ref()
-                    .map(|r| r.get(&package.name).cloned().unwrap_or_default()),
+                    .map(|r| r.get(package.name.as_str()).cloned().unwrap_or_default()),
             };
             let installed =
                 derivations::install(&mut graph, file, &wheel, &target).map_err(&perr)?;
@@ -425,20 +421,8 @@ fn interpreter_node(
         }
         (Some(super::InterpreterSource::Archive { url, sha256 }), _) => (url.clone(), *sha256),
         (None, Some(pin)) => {
-            let sha256 = hex::decode(&pin.sha256)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| {
-                    perr(
-                        format!(
-                            "the lock's interpreter sha256 {:?} is not 64 hex digits",
-                            pin.sha256
-                        )
-                        .into(),
-                    )
-                })?;
             size = pin.size;
-            (pin.url.clone(), sha256)
+            (pin.url.clone(), pin.sha256)
         }
         (None, None) => {
             let known =
@@ -447,15 +431,7 @@ fn interpreter_node(
                     python: target.python.to_string(),
                     triple: target.platform.triple().to_owned(),
                 })?;
-            let sha256 = hex::decode(&known.sha256)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok());
-            (
-                known.url,
-                sha256.ok_or_else(|| {
-                    perr("the built-in interpreter table has a bad sha256".into())
-                })?,
-            )
+            (known.url, known.sha256)
         }
     };
     let url = crate::fetch::config::parse_location("interpreter url", &url)?;
@@ -473,13 +449,13 @@ fn interpreter_node(
     let archive = graph
         .fetch(FixedOutput {
             name: EntryName::new(&file_name).map_err(|e| perr(e.into()))?,
-            sha256,
+            sha256: sha256.to_bytes(),
             size,
             urls: vec![url],
         })
         .map_err(perr)?;
     let node = derivations::interpreter(graph, archive, kind, target).map_err(perr)?;
-    Ok((node, Some(crate::hash::to_hex(&sha256))))
+    Ok((node, Some(sha256.to_string())))
 }
 
 /// Captures an installed interpreter into the store (content-addressed, so an unchanged prefix
@@ -593,7 +569,9 @@ fn recorded_dependencies(
             // A package, possibly with extras (`name[extra]`); requirement lines are not.
             let owner = normalize_name(by.split('[').next().unwrap_or(by));
             if names.contains(owner.as_str()) {
-                deps.entry(owner).or_default().push(package.name.clone());
+                deps.entry(owner)
+                    .or_default()
+                    .push(package.name.to_string());
             }
         }
     }

@@ -8,11 +8,12 @@ use std::str::FromStr;
 use pep440_rs::{Version, VersionSpecifiers};
 
 use super::{PylockError, PylockFile, PylockTarget, PylockWheel, ToolLock, ToolPackage, TOOL};
+use crate::hash::Sha256Digest;
 use crate::lock::{Lock, LockedPackage, LockedTarget, LOCK_VERSION};
 use crate::python::filename::{TagPriorities, WheelFilename};
 use crate::python::markers::evaluate_marker;
-use crate::python::normalize_name;
 use crate::python::target::Target;
+use crate::python::{normalize_name, PackageName, PackageNameError};
 
 #[derive(Clone, Debug)]
 pub struct ReadPylock {
@@ -122,10 +123,16 @@ fn read_own(
             .clone()
             .try_into()
             .map_err(|e| package_error(&package.name, format!("[packages.tool.{TOOL}]: {e}")))?;
+        let name: PackageName = package
+            .name
+            .parse()
+            .map_err(|e: PackageNameError| package_error(&package.name, e.to_string()))?;
         let version = package
             .version
-            .clone()
+            .as_deref()
             .ok_or_else(|| package_error(&package.name, "has no version".to_owned()))?;
+        let version = Version::from_str(version)
+            .map_err(|e| package_error(&package.name, format!("version {version:?}: {e}")))?;
         for pin in pins.targets {
             let wheel = package
                 .wheels
@@ -151,10 +158,12 @@ fn read_own(
                     ),
                 )
             })?;
+            let wheel = WheelFilename::parse(&pin.wheel)
+                .map_err(|e| package_error(&package.name, e.to_string()))?;
             target.packages.push(LockedPackage {
-                name: normalize_name(&package.name),
+                name: name.clone(),
                 version: version.clone(),
-                wheel: pin.wheel,
+                wheel,
                 size,
                 sha256,
                 required_by: pin.required_by,
@@ -193,18 +202,17 @@ fn read_own(
 }
 
 /// The size and sha256 a pin needs, from a wheel entry.
-fn wheel_facts(wheel: &PylockWheel, file_name: &str) -> Result<(u64, String), String> {
-    let sha256 = wheel
-        .hashes
-        .get("sha256")
-        .filter(|h| hex::decode(h.as_str()).map(|b| b.len()) == Ok(32))
-        .ok_or_else(|| {
-            format!("{file_name} has no sha256 in its hashes (pystore pins every wheel by sha256)")
-        })?;
+fn wheel_facts(wheel: &PylockWheel, file_name: &str) -> Result<(u64, Sha256Digest), String> {
+    let sha256 = wheel.hashes.get("sha256").ok_or_else(|| {
+        format!("{file_name} has no sha256 in its hashes (pystore pins every wheel by sha256)")
+    })?;
+    let sha256: Sha256Digest = sha256
+        .parse()
+        .map_err(|e| format!("{file_name}: its sha256 {e}"))?;
     let size = wheel.size.ok_or_else(|| {
         format!("{file_name} has no size (pystore pins every wheel by size and sha256)")
     })?;
-    Ok((size, sha256.to_ascii_lowercase()))
+    Ok((size, sha256))
 }
 
 /// A file another tool wrote: the packages that apply to `target`, each with its best wheel.
@@ -268,7 +276,7 @@ fn select_for_target(
                 format!("has {kind}; pystore installs wheels only (building from source is not supported yet)"),
             ));
         }
-        let mut best: Option<(usize, String, &PylockWheel)> = None;
+        let mut best: Option<(usize, WheelFilename, &PylockWheel)> = None;
         for wheel in &package.wheels {
             let Some(file_name) = wheel.file_name() else {
                 return Err(package_error(
@@ -279,11 +287,10 @@ fn select_for_target(
             let parsed = WheelFilename::parse(&file_name)
                 .map_err(|e| package_error(&name, e.to_string()))?;
             if let Some(rank) = priorities.rank(&parsed) {
-                if best
-                    .as_ref()
-                    .map_or(true, |(r, f, _)| (rank, &file_name) < (*r, f))
-                {
-                    best = Some((rank, file_name, wheel));
+                if best.as_ref().map_or(true, |(r, f, _)| {
+                    (rank, file_name.as_str()) < (*r, f.as_str())
+                }) {
+                    best = Some((rank, parsed, wheel));
                 }
             }
         }
@@ -301,13 +308,12 @@ fn select_for_target(
                 ),
             ));
         };
-        let (size, sha256) =
-            wheel_facts(wheel, &file_name).map_err(|message| package_error(&name, message))?;
+        let (size, sha256) = wheel_facts(wheel, file_name.as_str())
+            .map_err(|message| package_error(&name, message))?;
         let version = match &package.version {
-            Some(version) => version.clone(),
-            None => WheelFilename::parse(&file_name)
-                .map(|w| w.version.to_string())
-                .map_err(|e| package_error(&name, e.to_string()))?,
+            Some(version) => Version::from_str(version)
+                .map_err(|e| package_error(&name, format!("version {version:?}: {e}")))?,
+            None => file_name.version.clone(),
         };
         if chosen.contains_key(&name) {
             return Err(package_error(
@@ -326,7 +332,7 @@ fn select_for_target(
         chosen.insert(
             name.clone(),
             LockedPackage {
-                name,
+                name: PackageName::new(&name),
                 version,
                 wheel: file_name,
                 size,
