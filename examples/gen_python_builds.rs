@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use pystore::hash::Sha256Digest;
 use pystore::python::builds::{
     parse_asset_name, parse_table, render_builtin, KnownBuild, Origin, PBS_REPOSITORY,
 };
@@ -120,16 +121,14 @@ fn from_download_metadata(text: &str) -> Result<Vec<KnownBuild>> {
         let Some((version, tag, triple, flavour)) = parse_asset_name(&file) else {
             continue;
         };
-        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!("{file}: sha256 {sha256:?} is not 64 hex digits");
-        }
+        let sha256: Sha256Digest = sha256.parse().with_context(|| format!("{file}: sha256"))?;
         builds.push(KnownBuild {
             version,
             tag,
             triple,
             flavour,
             size: None,
-            sha256: sha256.to_ascii_lowercase(),
+            sha256,
             url: url.to_owned(),
             file_name: file,
             origin: Origin::BuiltIn,

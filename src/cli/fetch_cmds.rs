@@ -13,7 +13,7 @@ use crate::fetch::credentials::{percent_decode, redact, Credentials};
 use crate::fetch::http::HttpClient;
 use crate::fetch::index::{CoreMetadata, IndexClient};
 use crate::fetch::{FetchConfig, Fetcher, FixedOutput};
-use crate::hash::{sha256_file, to_hex};
+use crate::hash::{sha256_file, Sha256Digest};
 use crate::store::{EntryName, Fingerprint, Store};
 
 /// Network settings from flags, environment, pip.conf and netrc.
@@ -89,9 +89,8 @@ fn redact_text(text: &str) -> String {
 }
 
 fn parse_sha256(hex: &str) -> Result<[u8; 32]> {
-    let bytes = hex::decode(hex.trim()).ok().filter(|b| b.len() == 32);
-    let bytes = bytes.with_context(|| format!("{hex:?} is not a sha256 (64 hex digits)"))?;
-    Ok(bytes.try_into().expect("length checked"))
+    let digest: Sha256Digest = hex.trim().parse()?;
+    Ok(digest.to_bytes())
 }
 
 fn name_from_url(url: &Url) -> Result<EntryName> {
@@ -247,7 +246,7 @@ pub(super) fn index(ui: Ui, net: NetSettings, project: &str) -> Result<bool> {
         for f in &page.files {
             let mut line = f.filename.clone();
             if let Some(sha) = f.sha256() {
-                line.push_str(&format!("  sha256={}", to_hex(&sha)));
+                line.push_str(&format!("  sha256={sha}"));
             }
             if let Some(rp) = &f.requires_python {
                 line.push_str(&format!("  requires-python {rp}"));

@@ -103,10 +103,16 @@ fn render(ui: Ui, outcome: &LockOutcome) -> Result<()> {
                 let packages: Vec<_> = t
                     .packages
                     .iter()
-                    .map(|p| json!({"name": p.name, "version": p.version, "wheel": p.wheel}))
+                    .map(|p| {
+                        json!({
+                            "name": p.name.as_str(),
+                            "version": p.version.to_string(),
+                            "wheel": p.wheel.as_str(),
+                        })
+                    })
                     .collect();
                 let interpreter = t.interpreter.as_ref().map(|i| {
-                    json!({"version": i.version, "url": i.url, "size": i.size, "sha256": i.sha256})
+                    json!({"version": i.version, "url": i.url, "size": i.size, "sha256": i.sha256.to_string()})
                 });
                 json!({"name": t.spec.name, "interpreter": interpreter, "packages": packages})
             })

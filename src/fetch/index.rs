@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use super::credentials::redact;
 use super::http::HttpClient;
+use super::name::normalize_name;
 use super::FetchError;
-use crate::hash::to_hex;
+use crate::hash::{to_hex, Sha256Digest};
 
 /// What we ask the index for: JSON preferred, HTML accepted.
 pub const ACCEPT_SIMPLE: &str =
@@ -46,9 +47,9 @@ pub struct IndexFile {
 
 impl IndexFile {
     /// The sha256 the index gives, if any.
-    pub fn sha256(&self) -> Option<[u8; 32]> {
-        let hex = self.hashes.get("sha256")?;
-        hex::decode(hex).ok()?.try_into().ok()
+    /// (`None` also when what it gives is not 64 hex digits: such a file is measured instead).
+    pub fn sha256(&self) -> Option<Sha256Digest> {
+        self.hashes.get("sha256")?.parse().ok()
     }
 }
 
@@ -70,25 +71,6 @@ impl ProjectPage {
             .iter()
             .filter(move |file| allow_yanked || file.yanked.is_none())
     }
-}
-
-/// PEP 503 name normalisation: lower case, and every run of `-`, `_`, `.` becomes one `-`
-/// (`re.sub(r"[-_.]+", "-", name).lower()`).
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_separator = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !in_separator {
-                out.push('-');
-            }
-            in_separator = true;
-        } else {
-            out.extend(c.to_lowercase());
-            in_separator = false;
-        }
-    }
-    out
 }
 
 /// Queries the configured indexes.

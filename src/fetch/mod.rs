@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod fixed;
 pub mod http;
 pub mod index;
+pub mod name;
 pub mod pip_default;
 pub mod pipconf;
 pub mod ranged;

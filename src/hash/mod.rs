@@ -5,7 +5,10 @@
 pub mod base32;
 pub mod canonical_json;
 pub mod files;
+pub mod sha256;
 pub mod tree;
+
+pub use sha256::{Sha256Digest, Sha256Error};
 
 /// Lower-case hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {

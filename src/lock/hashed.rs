@@ -17,20 +17,21 @@ use pep440_rs::{Operator, Version};
 use pep508_rs::{Requirement, VersionOrUrl};
 
 use super::{Lock, LockedPackage};
+use crate::hash::Sha256Digest;
 use crate::python::markers::marker_environment;
-use crate::python::normalize_name;
 use crate::python::requirements::{logical_lines, Origin};
 use crate::python::target::Target;
+use crate::python::PackageName;
 
 /// One pinned line.
 #[derive(Clone, Debug)]
 pub struct HashedPin {
     /// Normalised project name.
-    pub name: String,
+    pub name: PackageName,
     /// The pinned version.
     pub version: Version,
-    /// The sha256 values listed (lower-case hex), in file order.
-    pub sha256: Vec<String>,
+    /// The sha256 values listed, in file order.
+    pub sha256: Vec<Sha256Digest>,
     /// The requirement as parsed (its marker decides which targets it applies to).
     pub requirement: Requirement,
     /// Where it was written.
@@ -131,13 +132,10 @@ fn parse_line(line: &str, origin: Origin) -> Result<Option<HashedPin>, HashedErr
                 .ok_or_else(|| fail(format!("--hash={value} is not ALGORITHM:HEX")))?;
             // Other algorithms (sha384, sha512) are allowed by pip; the lock pins by sha256.
             if algorithm.eq_ignore_ascii_case("sha256") {
-                let hex = hex.to_ascii_lowercase();
-                if hex::decode(&hex).map(|b| b.len()) != Ok(32) {
-                    return Err(fail(format!(
-                        "--hash=sha256:{hex} is not 64 hexadecimal digits"
-                    )));
-                }
-                sha256.push(hex);
+                let digest = hex.parse::<Sha256Digest>().map_err(|_| {
+                    fail(format!("--hash=sha256:{hex} is not 64 hexadecimal digits"))
+                })?;
+                sha256.push(digest);
             }
         } else if word.starts_with("--") {
             return Err(fail(format!(
@@ -176,7 +174,7 @@ fn parse_line(line: &str, origin: Origin) -> Result<Option<HashedPin>, HashedErr
         )));
     }
     Ok(Some(HashedPin {
-        name: normalize_name(requirement.name.as_ref()),
+        name: PackageName::new(requirement.name.as_ref()),
         version,
         sha256,
         requirement,
@@ -270,14 +268,15 @@ mod tests {
         assert_eq!(pins[1].name, "web-kit");
         assert_eq!(pins[1].version.to_string(), "1.0");
         assert_eq!(pins[1].origin.line, 10);
-        assert_eq!(pins[1].sha256, [A.to_owned(), B.to_ascii_lowercase()]);
+        let hex: Vec<String> = pins[1].sha256.iter().map(|d| d.to_string()).collect();
+        assert_eq!(hex, [A.to_owned(), B.to_ascii_lowercase()]);
         let linux = Target::new("x86_64-unknown-linux-gnu", None, "3.12.7").unwrap();
         let windows = Target::new("x86_64-pc-windows-msvc", None, "3.12.7").unwrap();
         let names = |target: &Target| -> Vec<String> {
             pins_for_target(Path::new("r"), &pins, target, "t")
                 .unwrap()
                 .iter()
-                .map(|p| p.name.clone())
+                .map(|p| p.name.to_string())
                 .collect()
         };
         assert_eq!(names(&linux), ["web-kit"]);

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use super::hashed::{pins_for_target, read_hashed, HashedError, HashedPin};
 use super::source::IndexSource;
 use crate::fetch::index::{IndexFile, ProjectPage};
+use crate::hash::Sha256Digest;
 use crate::python::filename::{TagPriorities, WheelFilename};
 use crate::python::metadata::CoreMetadata;
 use crate::python::requirements::RequirementsFile;
@@ -82,7 +83,7 @@ pub fn pin_target(
     let mut chosen: BTreeMap<String, (IndexFile, &HashedPin)> = BTreeMap::new();
     for pin in applicable {
         let wheel = find_wheel(source, pin, &priorities, target, tname)?;
-        chosen.insert(pin.name.clone(), (wheel, pin));
+        chosen.insert(pin.name.to_string(), (wheel, pin));
     }
     let pinned = Pinned {
         inner: source,
@@ -122,7 +123,7 @@ pub fn pin_target(
 struct Candidate {
     rank: Option<usize>,
     file: IndexFile,
-    sha256: String,
+    sha256: Sha256Digest,
 }
 
 /// The wheel `pin` names for the target: a file of its version whose sha256 the line lists and
@@ -143,7 +144,7 @@ fn find_wheel(
     };
     let source_error = |error: SourceError| pin_error(error.to_string());
     let mut matched: Vec<Candidate> = Vec::new();
-    let local = source.wheelhouses().files.get(&pin.name);
+    let local = source.wheelhouses().files.get(pin.name.as_str());
     for file in local.into_iter().flatten() {
         if let Some(candidate) =
             candidate(source, pin, priorities, file, true).map_err(source_error)?
@@ -162,7 +163,7 @@ fn find_wheel(
     if !fits_locally && source.index().is_some() {
         asked.push("the index".to_owned());
         // The source's page (kept for the next target), less the wheelhouse files it merges in.
-        let page = source.project(&pin.name).map_err(source_error)?;
+        let page = source.project(pin.name.as_str()).map_err(source_error)?;
         let in_wheelhouse =
             |file: &IndexFile| local.is_some_and(|l| l.iter().any(|w| w.url == file.url));
         for file in page.files.iter().filter(|f| !in_wheelhouse(f)) {
@@ -182,7 +183,7 @@ fn find_wheel(
         // The line pins these exact bytes, which PEP 592 allows even when the file is yanked.
         file.yanked = None;
         file.hashes
-            .insert("sha256".to_owned(), candidate.sha256.clone());
+            .insert("sha256".to_owned(), candidate.sha256.to_string());
         if file.size.is_none() {
             let (size, _) = source.facts(&file).map_err(source_error)?;
             file.size = Some(size);
@@ -222,12 +223,12 @@ fn candidate(
     let Ok(wheel) = WheelFilename::parse(&file.filename) else {
         return Ok(None);
     };
-    if wheel.normalized_name() != pin.name || wheel.version != pin.version {
+    if wheel.normalized_name() != pin.name.as_str() || wheel.version != pin.version {
         return Ok(None);
     }
     let rank = priorities.rank(&wheel);
-    let sha256 = match file.hashes.get("sha256") {
-        Some(sha256) => sha256.clone(),
+    let sha256 = match file.sha256() {
+        Some(sha256) => sha256,
         None if local || rank.is_some() => source.facts(file)?.1,
         None => return Ok(None),
     };

@@ -28,14 +28,18 @@ pub use pystore::LockError;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::hash::{canonical_json, to_hex};
+use pep440_rs::Version;
+
+use crate::hash::{canonical_json, to_hex, Sha256Digest};
 use crate::python::requirements::{Origin, RequirementLine, RequirementsFile};
 use crate::python::resolve::ResolvedPackage;
 use crate::python::TargetSpec;
+use crate::python::{PackageName, WheelFilename};
 
 /// The format version written and read.
 pub const LOCK_VERSION: u32 = 1;
@@ -88,27 +92,77 @@ pub struct LockedInterpreter {
     /// The archive's size in bytes, when the catalogue knew it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    /// The archive's sha256, hex.
-    pub sha256: String,
+    /// The archive's sha256 (hex in the file; a bad one fails when the lock is read).
+    pub sha256: Sha256Digest,
 }
 
-/// One pinned wheel.
+/// One pinned wheel, parsed when the lock is read: a bad name, version, wheel file name or
+/// sha256 is refused then, naming the package and the value, so nothing later handles an
+/// unchecked pin.
+///
+/// Serialised field by field as the strings it was read from: `name` is normalised (locks
+/// only ever held normalised names), `version` is written as [`Version`]'s `Display`, which
+/// is the form every lock writer has used (`pystore lock` writes the resolver's parsed
+/// version; the importers parse too), and `wheel` keeps the exact file name it was read as.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(try_from = "LockedPackageWire", rename_all = "kebab-case")]
 pub struct LockedPackage {
     /// Normalised project name.
-    pub name: String,
+    pub name: PackageName,
     /// Version.
-    pub version: String,
+    #[serde(serialize_with = "serialize_display")]
+    pub version: Version,
     /// The wheel's file name.
-    pub wheel: String,
+    pub wheel: WheelFilename,
     /// The wheel's size in bytes.
     pub size: u64,
-    /// The wheel's sha256, hex.
-    pub sha256: String,
+    /// The wheel's sha256.
+    pub sha256: Sha256Digest,
     /// What pulled it in: requirement lines (`requirements.txt:3`) or package names, sorted.
     #[serde(default)]
     pub required_by: Vec<String>,
+}
+
+/// A [`LockedPackage`] as the file holds it, before its fields are parsed (so an error can name
+/// the package).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LockedPackageWire {
+    name: String,
+    version: String,
+    wheel: String,
+    size: u64,
+    sha256: String,
+    #[serde(default)]
+    required_by: Vec<String>,
+}
+
+impl TryFrom<LockedPackageWire> for LockedPackage {
+    type Error = String;
+
+    fn try_from(wire: LockedPackageWire) -> Result<LockedPackage, String> {
+        let name: PackageName = wire.name.parse().map_err(|e| format!("package {e}"))?;
+        let version = Version::from_str(&wire.version)
+            .map_err(|e| format!("{name}: version {:?}: {e}", wire.version))?;
+        let wheel = WheelFilename::parse(&wire.wheel).map_err(|e| format!("{name}: {e}"))?;
+        let sha256 = wire.sha256.parse().map_err(|e| format!("{name}: {e}"))?;
+        Ok(LockedPackage {
+            name,
+            version,
+            wheel,
+            size: wire.size,
+            sha256,
+            required_by: wire.required_by,
+        })
+    }
+}
+
+/// Serialises a value as its `Display` text.
+fn serialize_display<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 /// Hash of what a lock is resolved from: the requirements and constraints as parsed (so
@@ -162,7 +216,7 @@ impl LockedPackage {
     pub fn from_resolved(
         package: ResolvedPackage,
         size: u64,
-        sha256: String,
+        sha256: Sha256Digest,
         recipe_dir: &Path,
     ) -> LockedPackage {
         let mut required_by: Vec<String> = package
@@ -173,8 +227,8 @@ impl LockedPackage {
         required_by.extend(package.required_by);
         LockedPackage {
             name: package.name,
-            version: package.version.to_string(),
-            wheel: package.file.filename,
+            version: package.version,
+            wheel: package.wheel,
             size,
             sha256,
             required_by,
@@ -212,14 +266,14 @@ pub(crate) mod tests {
                         version: "3.12.7".into(),
                         url: "https://HOST/cpython-3.12.7.tar.gz".into(),
                         size: Some(1234),
-                        sha256: "cd".repeat(32),
+                        sha256: "cd".repeat(32).parse().unwrap(),
                     }),
                     packages: vec![LockedPackage {
-                        name: "lxml".into(),
-                        version: "6.1.3".into(),
-                        wheel: "lxml-6.1.3-cp312-cp312-win_amd64.whl".into(),
+                        name: "lxml".parse().unwrap(),
+                        version: "6.1.3".parse().unwrap(),
+                        wheel: "lxml-6.1.3-cp312-cp312-win_amd64.whl".parse().unwrap(),
                         size: 3_900_000,
-                        sha256: "ab".repeat(32),
+                        sha256: "ab".repeat(32).parse().unwrap(),
                         required_by: vec!["requirements.txt:2".into()],
                     }],
                 },

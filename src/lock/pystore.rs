@@ -48,27 +48,15 @@ impl Lock {
             )));
         }
         for target in &lock.targets {
+            // Digests, names, versions and wheel file names were parsed with the TOML (see
+            // `LockedPackage`), each error naming its package and value.
             if let Some(interpreter) = &target.interpreter {
-                if hex::decode(&interpreter.sha256).map(|b| b.len()) != Ok(32) {
-                    return Err(parse_error(format!(
-                        "the interpreter of target {}: sha256 {:?} is not 64 hex digits",
-                        target.spec.name, interpreter.sha256
-                    )));
-                }
                 if interpreter.version.split('.').count() != 3
                     || crate::python::PythonVersion::parse(&interpreter.version).is_err()
                 {
                     return Err(parse_error(format!(
                         "the interpreter of target {}: {:?} is not a version like 3.13.9",
                         target.spec.name, interpreter.version
-                    )));
-                }
-            }
-            for package in &target.packages {
-                if hex::decode(&package.sha256).map(|b| b.len()) != Ok(32) {
-                    return Err(parse_error(format!(
-                        "{} in target {}: sha256 {:?} is not 64 hex digits",
-                        package.name, target.spec.name, package.sha256
                     )));
                 }
             }
@@ -81,9 +69,11 @@ impl Lock {
         let mut sorted = self.clone();
         sorted.targets.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         for target in &mut sorted.targets {
-            target
-                .packages
-                .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+            // Versions compare as their text, as when they were strings, so the order (and the
+            // bytes) of a lock holding one name twice stay what they were.
+            target.packages.sort_by(|a, b| {
+                (&a.name, a.version.to_string()).cmp(&(&b.name, b.version.to_string()))
+            });
             for package in &mut target.packages {
                 package.required_by.sort();
                 package.required_by.dedup();
@@ -143,8 +133,10 @@ mod tests {
         let err = Lock::parse(Path::new("pystore.lock"), &bad)
             .unwrap_err()
             .to_string();
+        assert!(err.starts_with("pystore.lock: "), "{err}");
+        assert!(err.contains("sha256 = \"cd\""), "the line: {err}");
         assert!(
-            err.contains("the interpreter of target windows-x86_64: sha256"),
+            err.contains("\"cd\" is not a sha256 (64 hex digits)"),
             "{err}"
         );
     }
@@ -188,15 +180,74 @@ mod tests {
     }
 
     #[test]
+    fn committed_locks_round_trip_byte_for_byte() {
+        // Names, versions, wheel names and digests are parsed now: what `pystore lock` wrote
+        // must come back out unchanged.
+        for (name, text) in [
+            (
+                "acceptance",
+                include_str!("../../tests/acceptance/samai311/pystore.lock"),
+            ),
+            (
+                "samai-head",
+                include_str!("../../tests/fuzz_corpus/lock/samai-head.toml"),
+            ),
+            (
+                "two-targets",
+                include_str!("../../tests/fuzz_corpus/lock/two-targets.toml"),
+            ),
+        ] {
+            let lock = Lock::parse(Path::new(name), text).unwrap();
+            // The corpus's hand-made two-targets lock has no header; everything else is equal.
+            let expected = match text.starts_with(HEADER) {
+                true => text.to_owned(),
+                false => format!("{HEADER}{text}"),
+            };
+            assert_eq!(lock.to_toml(), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn upper_case_digests_read_and_are_written_lower_case() {
+        let text = sample().to_toml();
+        let upper = text.replace(&"ab".repeat(32), &"AB".repeat(32));
+        let lock = Lock::parse(Path::new("pystore.lock"), &upper).unwrap();
+        assert_eq!(lock.to_toml(), text);
+    }
+
+    #[test]
     fn bad_locks_are_refused_with_the_file_name() {
-        let text = sample().to_toml().replace(&"ab".repeat(32), "xyz");
-        let err = Lock::parse(Path::new("/r/pystore.lock"), &text)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("/r/pystore.lock: lxml in target windows-x86_64: sha256 \"xyz\""),
-            "{err}"
-        );
+        // A bad pin fails when the lock is read, naming the file, the package and the value.
+        let text = sample().to_toml();
+        for (from, to, expected) in [
+            (
+                "ab".repeat(32),
+                "xyz".to_owned(),
+                "lxml: \"xyz\" is not a sha256 (64 hex digits)",
+            ),
+            (
+                "lxml-6.1.3-cp312-cp312-win_amd64.whl".to_owned(),
+                "lxml-6.1.3.zip".to_owned(),
+                "lxml: \"lxml-6.1.3.zip\" is not a valid wheel file name",
+            ),
+            (
+                "version = \"6.1.3\"".to_owned(),
+                "version = \"six\"".to_owned(),
+                "lxml: version \"six\"",
+            ),
+            (
+                "name = \"lxml\"".to_owned(),
+                "name = \"lx ml\"".to_owned(),
+                "package \"lx ml\" is not a project name",
+            ),
+        ] {
+            assert!(text.contains(&from), "{from}");
+            let err = Lock::parse(Path::new("/r/pystore.lock"), &text.replace(&from, &to))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("/r/pystore.lock: "), "{err}");
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
         let err = Lock::parse(
             Path::new("p.lock"),
             "version = 9\npython = \"3\"\ninputs = \"x\"\n",

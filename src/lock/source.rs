@@ -13,14 +13,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sha2::Digest;
-
 use super::pylock::WheelLocation;
 use crate::fetch::http::HttpClient;
 use crate::fetch::index::{CoreMetadata as IndexCoreMetadata, IndexClient, IndexFile, ProjectPage};
 use crate::fetch::ranged::RangedFile;
 use crate::fetch::{FetchError, Fetcher, FixedOutput};
-use crate::hash::to_hex;
+use crate::hash::Sha256Digest;
 use crate::python::filename::WheelFilename;
 use crate::python::metadata::CoreMetadata;
 use crate::python::resolve::{PackageSource, SourceError};
@@ -50,8 +48,8 @@ pub struct IndexSource<'f, 'i> {
     local: Wheelhouses,
     pages: RefCell<BTreeMap<String, ProjectPage>>,
     metadata: RefCell<BTreeMap<String, CoreMetadata>>,
-    /// `(size, sha256 hex)` of wheels downloaded or hashed, by file name.
-    facts: RefCell<BTreeMap<String, (u64, String)>>,
+    /// `(size, sha256)` of wheels downloaded or hashed, by file name.
+    facts: RefCell<BTreeMap<String, (u64, Sha256Digest)>>,
     /// Wheels the index gives no sha256 for are downloaded here to be read.
     scratch: RefCell<Option<tempfile::TempDir>>,
 }
@@ -209,7 +207,7 @@ impl<'f, 'i> IndexSource<'f, 'i> {
         if let Some(sha256) = file.sha256() {
             let fetched = self.fetcher.fetch(&FixedOutput {
                 name: EntryName::new(&file.filename)?,
-                sha256,
+                sha256: sha256.to_bytes(),
                 size: file.size,
                 urls: vec![file.url.clone()],
             })?;
@@ -217,7 +215,7 @@ impl<'f, 'i> IndexSource<'f, 'i> {
             let size = std::fs::metadata(&path)?.len();
             self.facts
                 .borrow_mut()
-                .insert(file.filename.clone(), (size, to_hex(&sha256)));
+                .insert(file.filename.clone(), (size, sha256));
             return with(&path);
         }
         // No hash to name a store entry by: download, hash, and read it from a scratch directory.
@@ -233,7 +231,7 @@ impl<'f, 'i> IndexSource<'f, 'i> {
         if !path.is_file() {
             let document = self.fetcher.http()?.get(&file.url, "*/*")?;
             std::fs::File::create(&path)?.write_all(&document.body)?;
-            let sha256 = to_hex(&sha2::Sha256::digest(&document.body));
+            let sha256 = Sha256Digest::of(&document.body);
             self.facts
                 .borrow_mut()
                 .insert(file.filename.clone(), (document.body.len() as u64, sha256));
@@ -258,7 +256,7 @@ impl<'f, 'i> IndexSource<'f, 'i> {
         if let Some(sha256) = file.sha256() {
             self.facts
                 .borrow_mut()
-                .insert(file.filename.clone(), (size, to_hex(&sha256)));
+                .insert(file.filename.clone(), (size, sha256));
         }
     }
 
@@ -293,26 +291,26 @@ impl<'f, 'i> IndexSource<'f, 'i> {
 
     /// The size and sha256 of a chosen wheel: from the index when it gives both, else from the
     /// downloaded (or local) file.
-    pub fn facts(&self, file: &IndexFile) -> Result<(u64, String), SourceError> {
+    pub fn facts(&self, file: &IndexFile) -> Result<(u64, Sha256Digest), SourceError> {
         if let (Some(size), Some(sha256)) = (file.size, file.sha256()) {
-            return Ok((size, to_hex(&sha256)));
+            return Ok((size, sha256));
         }
         if let Some(known) = self.facts.borrow().get(&file.filename) {
-            return Ok(known.clone());
+            return Ok(*known);
         }
         if let Some(path) = local_path(file) {
             let size = std::fs::metadata(&path)?.len();
-            let sha256 = to_hex(&crate::hash::sha256_file(&path)?);
+            let sha256 = Sha256Digest::new(crate::hash::sha256_file(&path)?);
             self.facts
                 .borrow_mut()
-                .insert(file.filename.clone(), (size, sha256.clone()));
+                .insert(file.filename.clone(), (size, sha256));
             return Ok((size, sha256));
         }
         self.with_wheel(file, |_| Ok(()))?;
         self.facts
             .borrow()
             .get(&file.filename)
-            .cloned()
+            .copied()
             .ok_or_else(|| format!("{}: downloaded but not measured (a bug)", file.filename).into())
     }
 }

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::target::{PythonVersion, Target, SUPPORTED_TRIPLES};
+use crate::hash::Sha256Digest;
 
 const TABLE: &str = include_str!("data/python-build-standalone.tsv");
 
@@ -81,8 +82,8 @@ pub struct KnownBuild {
     pub flavour: String,
     /// The archive's size in bytes, when known.
     pub size: Option<u64>,
-    /// sha256 of the archive, lower-case hex.
-    pub sha256: String,
+    /// sha256 of the archive (lower-case hex in the table).
+    pub sha256: Sha256Digest,
     /// Where to download it.
     pub url: String,
     /// The archive's file name.
@@ -187,17 +188,17 @@ fn exact_version(text: &str) -> Option<PythonVersion> {
 
 /// Reads a `SHA256SUMS` file (`HEX  NAME` or `HEX *NAME` per line) into name → sha256. Lines
 /// that are not a 64-digit hash and a name are skipped: only what the file clearly names counts.
-pub fn parse_sha256sums(text: &str) -> BTreeMap<String, String> {
+pub fn parse_sha256sums(text: &str) -> BTreeMap<String, Sha256Digest> {
     let mut sums = BTreeMap::new();
     for line in text.lines() {
         let Some((hash, name)) = line.trim_end().split_once(char::is_whitespace) else {
             continue;
         };
         let name = name.trim_start().trim_start_matches('*');
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) || name.is_empty() {
+        let (Ok(hash), false) = (hash.parse::<Sha256Digest>(), name.is_empty()) else {
             continue;
-        }
-        sums.insert(name.to_owned(), hash.to_ascii_lowercase());
+        };
+        sums.insert(name.to_owned(), hash);
     }
     sums
 }
@@ -251,13 +252,8 @@ pub fn parse_table(text: &str, origin: Origin) -> Result<Vec<KnownBuild>, TableE
             return Err(error(TableProblem::Flavour(flavour.to_owned())));
         }
         let sha256 = required("sha256");
-        if sha256.len() != 64
-            || !sha256
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(error(TableProblem::Sha256(sha256.to_owned())));
-        }
+        let sha256 = Sha256Digest::parse_lowercase(sha256)
+            .map_err(|_| error(TableProblem::Sha256(sha256.to_owned())))?;
         let size = match field("size") {
             None | Some("") | Some("-") => None,
             Some(text) => Some(
@@ -279,7 +275,7 @@ pub fn parse_table(text: &str, origin: Origin) -> Result<Vec<KnownBuild>, TableE
             triple: triple.to_owned(),
             flavour: flavour.to_owned(),
             size,
-            sha256: sha256.to_owned(),
+            sha256,
             url,
             file_name,
             origin,
@@ -550,7 +546,7 @@ mod tests {
         let t = Target::new("x86_64-pc-windows-msvc", None, "3.12.7").unwrap();
         let b = known_build_for(&t).unwrap();
         assert_eq!(
-            b.sha256,
+            b.sha256.to_string(),
             "480688c69be99f1fb9974c8a50f1efd214aaa3440ab5c8653a68d8a3d4ce1179"
         );
         assert_eq!(b.url, "https://github.com/astral-sh/python-build-standalone/releases/download/20241008/cpython-3.12.7%2B20241008-x86_64-pc-windows-msvc-install_only_stripped.tar.gz");
@@ -619,8 +615,8 @@ mod tests {
         );
         let sums = parse_sha256sums(&text);
         assert_eq!(sums.len(), 2);
-        assert_eq!(sums["one.tar.gz"], a);
-        assert_eq!(sums["two.tar.gz"], "b".repeat(64));
+        assert_eq!(sums["one.tar.gz"].to_string(), a);
+        assert_eq!(sums["two.tar.gz"].to_string(), "b".repeat(64));
     }
 
     fn build(version: &str, triple: &str, origin: Origin) -> KnownBuild {
@@ -632,7 +628,7 @@ mod tests {
             triple: triple.into(),
             flavour: FLAVOURS[0].into(),
             size: Some(42),
-            sha256: "0".repeat(64),
+            sha256: Sha256Digest::new([0; 32]),
             url: format!("http://127.0.0.1/{file_name}"),
             file_name,
             origin,

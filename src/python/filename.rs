@@ -6,9 +6,11 @@ use std::fmt;
 use std::str::FromStr;
 
 use pep440_rs::Version;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::tags::{target_tags, Tag};
 use super::target::Target;
+use crate::fetch::name::normalize_name;
 
 /// Why a file name is not a wheel's.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -20,9 +22,13 @@ pub struct WheelFilenameError {
     pub reason: String,
 }
 
-/// A parsed wheel file name.
+/// A parsed wheel file name. It keeps the text it was parsed from, which is what it displays
+/// and serialises as (a lock writes back exactly the name it read), and deserialises by parsing,
+/// so a bad name fails where it is read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WheelFilename {
+    /// The file name as given.
+    filename: String,
     /// The distribution name as written in the file name (`typing_extensions`).
     pub name: String,
     /// The version.
@@ -36,8 +42,6 @@ pub struct WheelFilename {
     /// Platform tags.
     pub platform_tags: Vec<String>,
 }
-
-pub use crate::fetch::index::normalize_name;
 
 impl WheelFilename {
     /// Parses `pkg-1.0-py3-none-any.whl` (a bare file name, not a path).
@@ -86,6 +90,7 @@ impl WheelFilename {
             Ok(tags)
         };
         Ok(WheelFilename {
+            filename: filename.to_owned(),
             name: name.to_owned(),
             version,
             build: build.map(str::to_owned),
@@ -93,6 +98,11 @@ impl WheelFilename {
             abi_tags: split(abi, "ABI")?,
             platform_tags: split(platform, "platform")?,
         })
+    }
+
+    /// The file name, exactly as parsed.
+    pub fn as_str(&self) -> &str {
+        &self.filename
     }
 
     /// The PEP 503 normalised distribution name.
@@ -134,13 +144,30 @@ impl WheelFilename {
     }
 }
 
+/// The file name exactly as parsed (not rebuilt from its parts, which could spell the version
+/// differently).
 impl fmt::Display for WheelFilename {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.name, self.version)?;
-        if let Some(build) = &self.build {
-            write!(f, "-{build}")?;
-        }
-        write!(f, "-{}.whl", self.tag_string())
+        f.write_str(&self.filename)
+    }
+}
+
+impl AsRef<str> for WheelFilename {
+    fn as_ref(&self) -> &str {
+        &self.filename
+    }
+}
+
+impl Serialize for WheelFilename {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.filename)
+    }
+}
+
+impl<'de> Deserialize<'de> for WheelFilename {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<WheelFilename, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        WheelFilename::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -206,6 +233,29 @@ mod tests {
         .unwrap();
         assert_eq!(w.platform_tags.len(), 2);
         assert_eq!(w.dist_info_dir(), "numpy-2.1.2.dist-info");
+    }
+
+    #[test]
+    fn keeps_and_serialises_the_text_it_was_parsed_from() {
+        // `1.0.RC1` displays as `1.0rc1` once parsed as a version; the file name stays as given.
+        let text = "Pkg_Name-1.0.RC1-py3-none-any.whl";
+        let w = WheelFilename::parse(text).unwrap();
+        assert_eq!(w.version.to_string(), "1.0rc1");
+        assert_eq!(w.to_string(), text);
+        assert_eq!(w.as_str(), text);
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Pin {
+            wheel: WheelFilename,
+        }
+        let toml_text = toml::to_string(&Pin { wheel: w.clone() }).unwrap();
+        assert_eq!(toml_text, format!("wheel = \"{text}\"\n"));
+        assert_eq!(toml::from_str::<Pin>(&toml_text).unwrap(), Pin { wheel: w });
+        let err = toml::from_str::<Pin>("wheel = \"pkg-1.0.zip\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"pkg-1.0.zip\" is not a valid wheel file name"),
+            "{err}"
+        );
     }
 
     #[test]

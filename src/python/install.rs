@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 use pep440_rs::Version;
 
-use super::filename::{normalize_name, TagPriorities};
+use super::filename::TagPriorities;
 use super::launcher::{make_launcher, parse_entry_points, rewrite_script_shebang, LauncherError};
 use super::markers::marker_environment;
 use super::metadata::CoreMetadata;
@@ -25,6 +25,7 @@ use super::scheme::{join, relative, Scheme};
 use super::target::Target;
 use super::wheel::{read_text, Wheel, WheelError};
 use crate::archive::extract::{create_dirs, create_file, CheckedZip, Limits, UnpackError};
+use crate::fetch::name::normalize_name;
 
 /// Options of [`install_wheel`].
 #[derive(Clone, Debug, Default)]

@@ -25,10 +25,11 @@ pub mod tags;
 pub mod target;
 pub mod wheel;
 
+pub use crate::fetch::name::{normalize_name, PackageName, PackageNameError};
 pub use builds::{
     known_build, known_build_for, known_builds, Catalogue, KnownBuild, PythonRequest,
 };
-pub use filename::{is_compatible, normalize_name, TagPriorities, WheelFilename};
+pub use filename::{is_compatible, TagPriorities, WheelFilename};
 pub use install::{install_wheel, InstallError, InstallOptions, Installed, LockedAs};
 pub use interpreter::{
     capture_installed, unpack_embeddable, unpack_pbs, InterpreterError, InterpreterInfo, PbsFormat,

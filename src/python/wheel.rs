@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::filename::{normalize_name, WheelFilename, WheelFilenameError};
+use super::filename::{WheelFilename, WheelFilenameError};
 use super::record::{parse_record, RecordEntry};
 use crate::archive::extract::{CheckedZip, Limits, MemberKind, UnpackError};
+use crate::fetch::name::normalize_name;
 
 /// Largest metadata file read into memory (`WHEEL`, `RECORD`, `entry_points.txt`).
 pub const MAX_METADATA: u64 = 64 << 20;

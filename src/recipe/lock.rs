@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use pep440_rs::Version;
 
@@ -20,7 +19,7 @@ use crate::lock::{Lock, LockError, LockedInterpreter, LockedPackage, LockedTarge
 use crate::python::builds::NoBuild;
 use crate::python::requirements::{self, RequirementsError, RequirementsFile};
 use crate::python::resolve::{resolve, ResolveError, ResolveInput};
-use crate::python::{normalize_name, Catalogue, PythonRequest, PythonVersion, Target, TargetSpec};
+use crate::python::{Catalogue, PackageName, PythonRequest, PythonVersion, Target, TargetSpec};
 
 /// Why a recipe could not be locked.
 #[derive(Debug, thiserror::Error)]
@@ -179,10 +178,10 @@ pub fn lock(
         .is_file()
         .then(|| read_recipe_lock(recipe))
         .flatten();
-    let upgrade: Vec<String> = options
+    let upgrade: Vec<PackageName> = options
         .upgrade_packages
         .iter()
-        .map(|n| normalize_name(n))
+        .map(|n| PackageName::new(n))
         .collect();
     let inputs = recipe.lock_inputs(&requirements);
     check_kept_targets(recipe, existing.as_ref(), &inputs, &options.targets)?;
@@ -224,7 +223,7 @@ pub fn lock(
                 .packages
                 .iter()
                 .filter(|p| !upgrade.contains(&p.name))
-                .filter_map(|p| Some((p.name.clone(), Version::from_str(&p.version).ok()?)))
+                .map(|p| (p.name.to_string(), p.version.clone()))
                 .collect(),
             _ => BTreeMap::new(),
         };
@@ -498,7 +497,7 @@ pub(super) fn choose_interpreters(
                     version: version.to_string(),
                     url: build.url.clone(),
                     size: build.size,
-                    sha256: build.sha256.clone(),
+                    sha256: build.sha256,
                 }
             }
         };

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::hash::{Sha256Digest, Sha256Error};
 use crate::python::target::TargetError;
 use crate::python::{Os, Platform, TargetSpec};
 use crate::store::EntryName;
@@ -89,7 +90,7 @@ pub struct RecipeTarget {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InterpreterSource {
     /// An archive (python-build-standalone tarball or Windows embeddable zip).
-    Archive { url: String, sha256: [u8; 32] },
+    Archive { url: String, sha256: Sha256Digest },
     /// An installed interpreter tree to capture.
     Path(PathBuf),
 }
@@ -331,15 +332,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
                 sha256: Some(sha256),
                 path: None,
             }) => {
-                let bytes = hex::decode(&sha256)
-                    .ok()
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
-                let sha256 = bytes.ok_or_else(|| {
-                    invalid(
-                        &key("interpreter.sha256"),
-                        format!("{sha256:?} is not 64 hex digits"),
-                    )
-                })?;
+                let sha256 = sha256
+                    .parse()
+                    .map_err(|e: Sha256Error| invalid(&key("interpreter.sha256"), e.to_string()))?;
                 Some(InterpreterSource::Archive { url, sha256 })
             }
             Some(RawInterpreter {

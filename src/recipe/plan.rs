@@ -247,9 +247,9 @@ impl<'a> TargetPlanner<'a> {
         for package in &locked.packages {
             let package_requires = requires
                 .as_ref()
-                .map(|r| r.get(&package.name).cloned().unwrap_or_default());
+                .map(|r| r.get(package.name.as_str()).cloned().unwrap_or_default());
             let planned = self.plan_package(graph, package, package_requires, &target, compiler)?;
-            wheels.insert(planned.installed_from, package.name.clone());
+            wheels.insert(planned.installed_from, package.name.to_string());
             wheel_files.push(planned.installed_from);
             packages.push(planned.package);
         }
@@ -314,25 +314,21 @@ impl<'a> TargetPlanner<'a> {
         compiler: Option<NodeIndex>,
     ) -> Result<PlannedPackage, RealiseRecipeError> {
         let perr = plan_error(self.recipe);
-        let sha256 = hex::decode(&package.sha256)
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok());
-        let sha256 = sha256
-            .ok_or_else(|| perr(format!("{}: bad sha256 in the lock", package.wheel).into()))?;
+        // The lock parsed the digest and the wheel's file name when it was read.
         let file = graph
             .fetch(FixedOutput {
-                name: EntryName::new(&package.wheel).map_err(|e| perr(e.into()))?,
-                sha256,
+                name: EntryName::new(package.wheel.as_str()).map_err(|e| perr(e.into()))?,
+                sha256: package.sha256.to_bytes(),
                 size: Some(package.size),
                 urls: Vec::new(),
             })
             .map_err(&perr)?;
         let wheel = WheelInstall {
-            name: package.name.clone(),
-            version: package.version.clone(),
-            wheel: package.wheel.clone(),
-            sha256: package.sha256.clone(),
-            requested: self.requested.contains(&package.name),
+            name: package.name.to_string(),
+            version: package.version.to_string(),
+            wheel: package.wheel.to_string(),
+            sha256: package.sha256.to_string(),
+            requested: self.requested.contains(package.name.as_str()),
             requires,
         };
         let installed = derivations::install(graph, file, &wheel, target).map_err(&perr)?;
@@ -519,20 +515,8 @@ fn interpreter_node(
         }
         (Some(super::InterpreterSource::Archive { url, sha256 }), _) => (url.clone(), *sha256),
         (None, Some(pin)) => {
-            let sha256 = hex::decode(&pin.sha256)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| {
-                    perr(
-                        format!(
-                            "the lock's interpreter sha256 {:?} is not 64 hex digits",
-                            pin.sha256
-                        )
-                        .into(),
-                    )
-                })?;
             size = pin.size;
-            (pin.url.clone(), sha256)
+            (pin.url.clone(), pin.sha256)
         }
         (None, None) => {
             let known =
@@ -541,15 +525,7 @@ fn interpreter_node(
                     python: target.python.to_string(),
                     triple: target.platform.triple().to_owned(),
                 })?;
-            let sha256 = hex::decode(&known.sha256)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok());
-            (
-                known.url,
-                sha256.ok_or_else(|| {
-                    perr("the built-in interpreter table has a bad sha256".into())
-                })?,
-            )
+            (known.url, known.sha256)
         }
     };
     let url = crate::fetch::config::parse_location("interpreter url", &url)?;
@@ -567,13 +543,13 @@ fn interpreter_node(
     let archive = graph
         .fetch(FixedOutput {
             name: EntryName::new(&file_name).map_err(|e| perr(e.into()))?,
-            sha256,
+            sha256: sha256.to_bytes(),
             size,
             urls: vec![url],
         })
         .map_err(perr)?;
     let node = derivations::interpreter(graph, archive, kind, target).map_err(perr)?;
-    Ok((node, Some(crate::hash::to_hex(&sha256))))
+    Ok((node, Some(sha256.to_string())))
 }
 
 /// Captures an installed interpreter into the store (content-addressed, so an unchanged prefix
@@ -687,7 +663,9 @@ fn recorded_dependencies(
             // A package, possibly with extras (`name[extra]`); requirement lines are not.
             let owner = normalize_name(by.split('[').next().unwrap_or(by));
             if names.contains(owner.as_str()) {
-                deps.entry(owner).or_default().push(package.name.clone());
+                deps.entry(owner)
+                    .or_default()
+                    .push(package.name.to_string());
             }
         }
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::description::{open, seal, DescriptionError};
-use crate::hash::{canonical_json, to_hex};
+use crate::hash::{canonical_json, to_hex, Sha256Digest};
 use crate::sign::{SecretKey, TrustedKeys};
 use crate::store::EntryId;
 
@@ -119,9 +119,9 @@ impl Index {
             let sha256 = file
                 .get("sha256")
                 .and_then(Value::as_str)
-                .and_then(|h| hex::decode(h).ok())
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| bad("a file's sha256 is malformed"))?;
+                .and_then(|h| h.parse::<Sha256Digest>().ok())
+                .ok_or_else(|| bad("a file's sha256 is malformed"))?
+                .to_bytes();
             let size = file
                 .get("size")
                 .and_then(Value::as_u64)

@@ -171,7 +171,10 @@ fn pins(recipe: &Path, target: &str) -> BTreeMap<String, (String, Vec<String>)> 
         .unwrap_or_else(|| panic!("no target {target} in the lock"))
         .packages
         .iter()
-        .map(|p| (p.name.clone(), (p.version.clone(), p.required_by.clone())))
+        .map(|p| {
+            let pin = (p.version.to_string(), p.required_by.clone());
+            (p.name.to_string(), pin)
+        })
         .collect()
 }
 
@@ -325,7 +328,7 @@ fn markers_pick_a_package_per_target_and_extras_pull_only_when_asked() {
             .unwrap()
             .packages
             .iter()
-            .map(|p| p.wheel.clone())
+            .map(|p| p.wheel.to_string())
             .collect()
     };
     assert!(wheels("windows-x86_64").contains(&"ujson-5.10.0-cp312-cp312-win_amd64.whl".into()));
@@ -516,7 +519,7 @@ fn wheels_of(lock: &Lock) -> BTreeMap<String, Vec<String>> {
     lock.targets
         .iter()
         .map(|t| {
-            let mut wheels: Vec<String> = t.packages.iter().map(|p| p.wheel.clone()).collect();
+            let mut wheels: Vec<String> = t.packages.iter().map(|p| p.wheel.to_string()).collect();
             wheels.sort();
             (t.spec.name.clone(), wheels)
         })
@@ -790,7 +793,7 @@ fn without_pep_658_metadata_is_read_by_ranges_not_by_downloading_the_wheel() {
         "big's METADATA was read"
     );
     assert_eq!(
-        (pins["big"].size, pins["big"].sha256.clone()),
+        (pins["big"].size, pins["big"].sha256.to_string()),
         (size, sha256)
     );
     // Every request for the wheel asked for a range, and together far less than the wheel.

@@ -85,11 +85,11 @@ pub(crate) fn write_lock(root: &Path, spec: &Spec<'_>, wheels: &[PathBuf]) {
             let mut parts = file.split('-');
             let bytes = fs::read(path).unwrap();
             LockedPackage {
-                name: parts.next().unwrap().replace('_', "-"),
-                version: parts.next().unwrap().to_owned(),
-                wheel: file,
+                name: parts.next().unwrap().parse().unwrap(),
+                version: parts.next().unwrap().parse().unwrap(),
+                wheel: file.parse().unwrap(),
                 size: bytes.len() as u64,
-                sha256: sha256_hex(&bytes),
+                sha256: sha256_hex(&bytes).parse().unwrap(),
                 required_by: vec![],
             }
         })

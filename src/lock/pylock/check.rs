@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use pep440_rs::Version;
 use pep508_rs::VersionOrUrl;
 
 use super::PylockError;
@@ -85,13 +84,7 @@ pub fn check_pins(
                 continue;
             };
             if let Some(VersionOrUrl::VersionSpecifier(specifiers)) = &requirement.version_or_url {
-                let version: Version = pin.version.parse().map_err(|e| {
-                    unsatisfied(format!(
-                        "pinned at an invalid version {:?}: {e}",
-                        pin.version
-                    ))
-                })?;
-                if !specifiers.contains(&version) {
+                if !specifiers.contains(&pin.version) {
                     return Err(unsatisfied(format!("pinned at {}", pin.version)));
                 }
             }

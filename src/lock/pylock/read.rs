@@ -8,11 +8,12 @@ use std::str::FromStr;
 use pep440_rs::{Version, VersionSpecifiers};
 
 use super::{PylockError, PylockFile, PylockPackage, PylockWheel, ToolLock, ToolPackage, TOOL};
+use crate::hash::Sha256Digest;
 use crate::lock::{Lock, LockedPackage, LockedTarget, LOCK_VERSION};
 use crate::python::filename::{TagPriorities, WheelFilename};
 use crate::python::markers::evaluate_marker;
-use crate::python::normalize_name;
 use crate::python::target::{Target, TargetSpec};
+use crate::python::{normalize_name, PackageName, PackageNameError};
 
 #[derive(Clone, Debug)]
 pub struct ReadPylock {
@@ -160,10 +161,16 @@ fn add_own_pins(
         .clone()
         .try_into()
         .map_err(|e| package_error(&package.name, format!("[packages.tool.{TOOL}]: {e}")))?;
+    let name: PackageName = package
+        .name
+        .parse()
+        .map_err(|e: PackageNameError| package_error(&package.name, e.to_string()))?;
     let version = package
         .version
-        .clone()
+        .as_deref()
         .ok_or_else(|| package_error(&package.name, "has no version".to_owned()))?;
+    let version = Version::from_str(version)
+        .map_err(|e| package_error(&package.name, format!("version {version:?}: {e}")))?;
     for pin in pins.targets {
         let wheel = package
             .wheels
@@ -189,10 +196,12 @@ fn add_own_pins(
                 ),
             )
         })?;
+        let wheel = WheelFilename::parse(&pin.wheel)
+            .map_err(|e| package_error(&package.name, e.to_string()))?;
         target.packages.push(LockedPackage {
-            name: normalize_name(&package.name),
+            name: name.clone(),
             version: version.clone(),
-            wheel: pin.wheel,
+            wheel,
             size,
             sha256,
             required_by: pin.required_by,
@@ -202,18 +211,17 @@ fn add_own_pins(
 }
 
 /// The size and sha256 a pin needs, from a wheel entry.
-fn wheel_facts(wheel: &PylockWheel, file_name: &str) -> Result<(u64, String), String> {
-    let sha256 = wheel
-        .hashes
-        .get("sha256")
-        .filter(|h| hex::decode(h.as_str()).map(|b| b.len()) == Ok(32))
-        .ok_or_else(|| {
-            format!("{file_name} has no sha256 in its hashes (pystore pins every wheel by sha256)")
-        })?;
+fn wheel_facts(wheel: &PylockWheel, file_name: &str) -> Result<(u64, Sha256Digest), String> {
+    let sha256 = wheel.hashes.get("sha256").ok_or_else(|| {
+        format!("{file_name} has no sha256 in its hashes (pystore pins every wheel by sha256)")
+    })?;
+    let sha256: Sha256Digest = sha256
+        .parse()
+        .map_err(|e| format!("{file_name}: its sha256 {e}"))?;
     let size = wheel.size.ok_or_else(|| {
         format!("{file_name} has no size (pystore pins every wheel by size and sha256)")
     })?;
-    Ok((size, sha256.to_ascii_lowercase()))
+    Ok((size, sha256))
 }
 
 /// A file another tool wrote: the packages that apply to `target`, each with its best wheel.
@@ -236,7 +244,7 @@ fn select_for_target(
         let Some(locked) = selector.select(package)? else {
             continue;
         };
-        let name = locked.name.clone();
+        let name = locked.name.to_string();
         if chosen.contains_key(&name) {
             return Err(selector.package_error(
                 &name,
@@ -339,16 +347,15 @@ impl<'a> Selector<'a> {
             ));
         }
         let (file_name, wheel) = self.best_wheel(package, &name)?;
-        let (size, sha256) =
-            wheel_facts(wheel, &file_name).map_err(|message| self.package_error(&name, message))?;
+        let (size, sha256) = wheel_facts(wheel, file_name.as_str())
+            .map_err(|message| self.package_error(&name, message))?;
         let version = match &package.version {
-            Some(version) => version.clone(),
-            None => WheelFilename::parse(&file_name)
-                .map(|w| w.version.to_string())
-                .map_err(|e| self.package_error(&name, e.to_string()))?,
+            Some(version) => Version::from_str(version)
+                .map_err(|e| self.package_error(&name, format!("version {version:?}: {e}")))?,
+            None => file_name.version.clone(),
         };
         Ok(Some(LockedPackage {
-            name,
+            name: PackageName::new(&name),
             version,
             wheel: file_name,
             size,
@@ -363,8 +370,8 @@ impl<'a> Selector<'a> {
         &self,
         package: &'p PylockPackage,
         name: &str,
-    ) -> Result<(String, &'p PylockWheel), PylockError> {
-        let mut best: Option<(usize, String, &PylockWheel)> = None;
+    ) -> Result<(WheelFilename, &'p PylockWheel), PylockError> {
+        let mut best: Option<(usize, WheelFilename, &PylockWheel)> = None;
         for wheel in &package.wheels {
             let Some(file_name) = wheel.file_name() else {
                 return Err(self.package_error(name, "a wheel has no name, url or path".to_owned()));
@@ -372,11 +379,10 @@ impl<'a> Selector<'a> {
             let parsed = WheelFilename::parse(&file_name)
                 .map_err(|e| self.package_error(name, e.to_string()))?;
             if let Some(rank) = self.priorities.rank(&parsed) {
-                if best
-                    .as_ref()
-                    .map_or(true, |(r, f, _)| (rank, &file_name) < (*r, f))
-                {
-                    best = Some((rank, file_name, wheel));
+                if best.as_ref().map_or(true, |(r, f, _)| {
+                    (rank, file_name.as_str()) < (*r, f.as_str())
+                }) {
+                    best = Some((rank, parsed, wheel));
                 }
             }
         }

@@ -7,11 +7,11 @@ use crate::python::TargetSpec;
 
 fn package(name: &str, version: &str, wheel: &str, by: &[&str]) -> LockedPackage {
     LockedPackage {
-        name: name.into(),
-        version: version.into(),
-        wheel: wheel.into(),
+        name: name.parse().unwrap(),
+        version: version.parse().unwrap(),
+        wheel: wheel.parse().unwrap(),
         size: wheel.len() as u64 * 1000,
-        sha256: blake3::hash(wheel.as_bytes()).to_hex().to_string(),
+        sha256: blake3::hash(wheel.as_bytes()).to_hex().parse().unwrap(),
         required_by: by.iter().map(|s| (*s).to_owned()).collect(),
     }
 }
@@ -87,7 +87,7 @@ fn written_file_is_standard_pep_751() {
             version: "3.12.14".into(),
             url: "https://example.invalid/cpython.tar.gz".into(),
             size: None,
-            sha256: "ab".repeat(32),
+            sha256: "ab".repeat(32).parse().unwrap(),
         });
     }
     let pinned: toml::Table = toml::from_str(&to_pylock(&minor, &locations).unwrap()).unwrap();
@@ -180,7 +180,7 @@ fn foreign_locks_pick_per_target_by_marker_and_tags() {
             .unwrap()
             .packages
             .iter()
-            .map(|p| p.wheel.clone())
+            .map(|p| p.wheel.to_string())
             .collect()
     };
     assert_eq!(
@@ -205,7 +205,7 @@ fn foreign_locks_pick_per_target_by_marker_and_tags() {
     let win = read.lock.packages_of("win");
     assert_eq!(win["lxml"].size, 10);
     assert_eq!(win["six"].required_by, ["lxml"]);
-    assert_eq!(win["pywin32"].sha256, "4".repeat(64));
+    assert_eq!(win["pywin32"].sha256.to_string(), "4".repeat(64));
 }
 
 #[test]

@@ -52,11 +52,12 @@ pub fn to_pylock(
     }
     let environments: BTreeSet<&String> = markers.values().collect();
     // One entry per project version: its pins by target, and every wheel they use.
-    let mut versions: BTreeMap<(&str, &str), Vec<(&str, &LockedPackage)>> = BTreeMap::new();
+    // Keyed by the version's text, so entries keep the order they had when versions were text.
+    let mut versions: BTreeMap<(&str, String), Vec<(&str, &LockedPackage)>> = BTreeMap::new();
     for target in &targets {
         for package in &target.packages {
             versions
-                .entry((package.name.as_str(), package.version.as_str()))
+                .entry((package.name.as_str(), package.version.to_string()))
                 .or_default()
                 .push((target.spec.name.as_str(), package));
         }
@@ -87,7 +88,7 @@ pub fn to_pylock(
                 required_by.dedup();
                 ToolPin {
                     target: (*target).to_owned(),
-                    wheel: package.wheel.clone(),
+                    wheel: package.wheel.to_string(),
                     required_by,
                 }
             })
@@ -97,7 +98,7 @@ pub fn to_pylock(
             toml::Value::try_from(ToolPackage { targets: tool_pins }).map_err(|e| e.to_string())?;
         packages.push(PylockPackage {
             name: name.to_owned(),
-            version: Some(version.to_owned()),
+            version: Some(version),
             marker,
             requires_python: None,
             dependencies: Vec::new(),
@@ -119,7 +120,7 @@ pub fn to_pylock(
                         url,
                         path,
                         size: Some(package.size),
-                        hashes: BTreeMap::from([("sha256".to_owned(), package.sha256.clone())]),
+                        hashes: BTreeMap::from([("sha256".to_owned(), package.sha256.to_string())]),
                     }
                 })
                 .collect(),

@@ -18,10 +18,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pep440_rs::Version;
 
+use super::filename::WheelFilename;
 use super::metadata::CoreMetadata;
 use super::requirements::{Origin, RequirementsFile};
 use super::target::Target;
 use crate::fetch::index::{IndexFile, ProjectPage};
+use crate::fetch::name::PackageName;
 
 pub use provider::Pkg;
 
@@ -56,9 +58,11 @@ pub struct ResolveInput<'a> {
 #[derive(Clone, Debug)]
 pub struct ResolvedPackage {
     /// Normalised name.
-    pub name: String,
+    pub name: PackageName,
     /// Chosen version.
     pub version: Version,
+    /// The chosen wheel's file name, parsed.
+    pub wheel: WheelFilename,
     /// The chosen wheel, as the index lists it.
     pub file: IndexFile,
     /// Requirement lines that ask for it directly.

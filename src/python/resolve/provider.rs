@@ -17,7 +17,8 @@ use pubgrub::{
 
 use super::ranges::{exact_pin, names_prerelease, specifiers_to_ranges};
 use super::{PackageSource, ResolveError, ResolveInput, ResolvedPackage};
-use crate::fetch::index::{normalize_name, IndexFile};
+use crate::fetch::index::IndexFile;
+use crate::fetch::name::{normalize_name, PackageName};
 use crate::python::markers::marker_environment;
 use crate::python::metadata::CoreMetadata;
 use crate::python::requirements::Origin;
@@ -501,11 +502,17 @@ impl<'a> Provider<'a> {
                         package: name.clone(),
                         error: format!("chose {version} without a wheel (a bug)").into(),
                     })?;
+            // Candidates are wheels whose names parsed when the page was read.
+            let wheel = WheelFilename::parse(&file.filename).map_err(|e| ResolveError::Source {
+                package: name.clone(),
+                error: format!("{e} (a bug: it was a candidate)").into(),
+            })?;
             chosen.insert(
                 name.clone(),
                 ResolvedPackage {
-                    name: name.clone(),
+                    name: PackageName::new(name),
                     version: version.clone(),
+                    wheel,
                     file,
                     requested_at: self.root_origins.get(name).cloned().unwrap_or_default(),
                     required_by: BTreeSet::new(),

@@ -22,6 +22,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
 use super::{Blob, PutReport, Remote, RemoteConfig, RemoteError, Size, Upload};
+use crate::hash::Sha256Digest;
 pub use api::ApiProblem;
 use api::{is_already_exists, Api};
 
@@ -190,8 +191,8 @@ impl GithubRemote {
                 .get("digest")
                 .and_then(Value::as_str)
                 .and_then(|d| d.strip_prefix("sha256:"))
-                .and_then(|h| hex::decode(h).ok())
-                .and_then(|b| <[u8; 32]>::try_from(b).ok());
+                .and_then(|h| h.parse::<Sha256Digest>().ok())
+                .map(Sha256Digest::to_bytes);
             let state = asset
                 .get("state")
                 .and_then(Value::as_str)

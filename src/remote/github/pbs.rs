@@ -210,7 +210,7 @@ fn read_release(
             triple,
             flavour,
             size: Some(asset.size),
-            sha256: sha256.clone(),
+            sha256: *sha256,
             file_name,
             origin: Origin::Fetched,
         });

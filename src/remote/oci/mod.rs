@@ -29,7 +29,7 @@ use super::description::{archive_name, description_name};
 use super::index::INDEX_NAME;
 use super::{io_err, Blob, PutReport, Remote, RemoteError, RootLayout, Size, Upload};
 use crate::fetch::http::HttpConfig;
-use crate::hash::to_hex;
+use crate::hash::{to_hex, Sha256Digest};
 use client::{Registry, MAX_MANIFEST_SIZE};
 use credentials::OciCredentialSources;
 pub use spec::Spec;
@@ -133,16 +133,12 @@ fn digest_of(sha256: &[u8; 32]) -> String {
     format!("sha256:{}", to_hex(sha256))
 }
 
+/// The sha256 of an OCI digest, which has one spelling: lower-case hex (OCI image spec).
 fn sha256_of_digest(digest: &str) -> Option<[u8; 32]> {
     let hex = digest.strip_prefix("sha256:")?;
-    if hex.len() != 64
-        || !hex
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    {
-        return None;
-    }
-    hex::decode(hex).ok()?.try_into().ok()
+    Sha256Digest::parse_lowercase(hex)
+        .ok()
+        .map(Sha256Digest::to_bytes)
 }
 
 /// The media type a blob travels as, from its name.
