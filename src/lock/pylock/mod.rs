@@ -21,7 +21,7 @@ mod read;
 mod tests;
 mod write;
 
-pub use check::{check_pins, PylockLockError};
+pub use check::{check_pins, CheckTargetProblem, PinProblem, PylockLockError};
 pub use read::{parse_pylock, read_pylock, ReadPylock};
 pub use write::{to_pylock, to_pylock_at};
 
