@@ -171,13 +171,11 @@ fn parse_line(line: &str, origin: Origin) -> Result<Option<HashedPin>, HashedErr
             None => None,
         };
         if let Some(value) = value {
-            let (algorithm, hex) = value
-                .split_once(':')
-                .ok_or_else(|| {
-                    fail(LineProblem::HashFormat {
-                        value: value.to_owned(),
-                    })
-                })?;
+            let (algorithm, hex) = value.split_once(':').ok_or_else(|| {
+                fail(LineProblem::HashFormat {
+                    value: value.to_owned(),
+                })
+            })?;
             // Other algorithms (sha384, sha512) are allowed by pip; the lock pins by sha256.
             if algorithm.eq_ignore_ascii_case("sha256") {
                 let digest = hex.parse::<Sha256Digest>().map_err(|_| {
@@ -206,12 +204,14 @@ fn parse_line(line: &str, origin: Origin) -> Result<Option<HashedPin>, HashedErr
         })
     };
     let version = match &requirement.version_or_url {
-        Some(VersionOrUrl::VersionSpecifier(specifiers)) => match specifiers.iter().collect::<Vec<_>>()[..] {
-            [only] if matches!(only.operator(), Operator::Equal | Operator::ExactEqual) => {
-                only.version().clone()
+        Some(VersionOrUrl::VersionSpecifier(specifiers)) => {
+            match specifiers.iter().collect::<Vec<_>>()[..] {
+                [only] if matches!(only.operator(), Operator::Equal | Operator::ExactEqual) => {
+                    only.version().clone()
+                }
+                _ => return Err(unpinned()),
             }
-            _ => return Err(unpinned()),
-        },
+        }
         Some(VersionOrUrl::Url(_)) => {
             return Err(fail(LineProblem::DirectUrl {
                 requirement: requirement_text,

@@ -71,8 +71,8 @@ impl Lock {
             path: path.to_path_buf(),
             problem,
         };
-        let lock: Lock = toml::from_str(text)
-            .map_err(|e| parse_error(LockProblem::Toml(TomlError(e))))?;
+        let lock: Lock =
+            toml::from_str(text).map_err(|e| parse_error(LockProblem::Toml(TomlError(e))))?;
         if lock.version != LOCK_VERSION {
             return Err(parse_error(LockProblem::Version {
                 found: lock.version,

@@ -34,8 +34,8 @@ pub enum PylockLockError {
         target: String,
         /// The requirement, as parsed.
         requirement: String,
-        /// Where the recipe gives it.
-        origin: Origin,
+        /// Where the recipe gives it (boxed: the error stays small).
+        origin: Box<Origin>,
         recipe: String,
         #[source]
         problem: PinProblem,
@@ -93,8 +93,8 @@ pub fn check_pins(
         let target = recipe_target
             .target(python)
             .map_err(|e| target_error(CheckTargetProblem::Target(e)))?;
-        let env = marker_environment(&target)
-            .map_err(|e| target_error(CheckTargetProblem::Marker(e)))?;
+        let env =
+            marker_environment(&target).map_err(|e| target_error(CheckTargetProblem::Marker(e)))?;
         let pins = lock.packages_of(&recipe_target.name);
         let lines = requirements
             .requirements
@@ -110,7 +110,7 @@ pub fn check_pins(
                 path: path.to_path_buf(),
                 target: recipe_target.name.clone(),
                 requirement: requirement.to_string(),
-                origin: line.origin.clone(),
+                origin: Box::new(line.origin.clone()),
                 recipe: recipe.to_owned(),
                 problem,
             };

@@ -71,8 +71,9 @@ pub enum PylockError {
     Package {
         path: PathBuf,
         package: String,
+        /// Boxed: the error stays small.
         #[source]
-        problem: PackageProblem,
+        problem: Box<PackageProblem>,
     },
     /// A package of a file another tool wrote that cannot be pinned for one target.
     #[error("{}: package {package}: {problem} (target {target})", path.display())]
@@ -80,8 +81,9 @@ pub enum PylockError {
         path: PathBuf,
         package: String,
         target: String,
+        /// Boxed: the error stays small.
         #[source]
-        problem: PackageProblem,
+        problem: Box<PackageProblem>,
     },
     /// Nothing in the file fits a target, or too much does.
     #[error("{}: target {target}: {problem}", path.display())]

@@ -151,7 +151,7 @@ fn add_own_pins(
     let package_error = |problem: PackageProblem| PylockError::Package {
         path: path.to_path_buf(),
         package: package.name.clone(),
-        problem,
+        problem: Box::new(problem),
     };
     let Some(value) = package.tool.get(TOOL) else {
         return Err(package_error(PackageProblem::NoToolTable));
@@ -296,8 +296,8 @@ impl<'a> Selector<'a> {
         let target = want
             .target(python)
             .map_err(|e| target_error(TargetProblem::Target(e)))?;
-        let version = Version::from_str(python)
-            .map_err(|e| target_error(TargetProblem::PythonVersion(e)))?;
+        let version =
+            Version::from_str(python).map_err(|e| target_error(TargetProblem::PythonVersion(e)))?;
         let priorities = TagPriorities::new(&target);
         Ok(Selector {
             path,
@@ -321,7 +321,7 @@ impl<'a> Selector<'a> {
             path: self.path.to_path_buf(),
             package: package.to_owned(),
             target: self.want.name.clone(),
-            problem,
+            problem: Box::new(problem),
         }
     }
 
