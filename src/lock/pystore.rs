@@ -172,6 +172,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_toml_error_is_said_once_without_a_trailing_line_break() {
+        let err = Lock::parse(Path::new("/r/pystore.lock"), "version = \n").unwrap_err();
+        let chain = crate::errors::chain(&err);
+        assert_eq!(chain.len(), 1, "{chain:?}");
+        assert!(
+            chain[0].starts_with("/r/pystore.lock: TOML parse error"),
+            "{chain:?}"
+        );
+        assert_eq!(chain[0].trim_end(), chain[0]);
+        assert!(matches!(
+            err,
+            LockError::Parse {
+                problem: LockProblem::Toml(_),
+                ..
+            }
+        ));
+    }
+
     /// The bytes `to_toml` wrote for the sample before targets became `TargetSpec`s (the held
     /// file was written by that code).
     #[test]
