@@ -23,7 +23,7 @@ mod write;
 
 pub use check::{check_pins, CheckTargetProblem, PinProblem, PylockLockError};
 pub use read::{parse_pylock, read_pylock, ReadPylock};
-pub use write::{to_pylock, to_pylock_at};
+pub use write::{to_pylock, to_pylock_at, PylockWriteError};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
