@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use pep440_rs::{Operator, Version};
-use pep508_rs::{Requirement, VersionOrUrl};
+use pep508_rs::{Pep508Error, Requirement, VersionOrUrl};
 
 use super::{Lock, LockedPackage};
 use crate::hash::Sha256Digest;
-use crate::python::markers::marker_environment;
+use crate::python::markers::{marker_environment, MarkerError};
 use crate::python::requirements::{logical_lines, Origin};
 use crate::python::target::Target;
 use crate::python::PackageName;
@@ -48,14 +48,60 @@ pub enum HashedError {
         source: std::io::Error,
     },
     /// A line that is not a hashed pin (or an option pystore cannot honour).
-    #[error("{origin}: {message}")]
-    Line { origin: Origin, message: String },
+    #[error("{origin}: {problem}")]
+    Line {
+        origin: Origin,
+        #[source]
+        problem: LineProblem,
+    },
     /// The target's marker environment (a bug in the target tables).
-    #[error("{}: target {target}: {message}", path.display())]
+    #[error("{}: target {target}: {source}", path.display())]
     Target {
         path: PathBuf,
         target: String,
-        message: String,
+        source: MarkerError,
+    },
+}
+
+/// Why a line of a hashed requirements file is not a pin pystore can use.
+#[derive(Debug, thiserror::Error)]
+pub enum LineProblem {
+    /// `-r`/`-c`: another file's lines.
+    #[error("{option} is not supported: a lock is one file: pystore does not follow includes here; import the file that holds the pins")]
+    Include { option: String },
+    /// `-e`: an editable project.
+    #[error("{option} is not supported: pystore installs wheels, not editable projects")]
+    Editable { option: String },
+    /// Any other option pystore does not ignore.
+    #[error("{option} is not supported: pystore does not know this option in a hashed requirements file")]
+    UnknownOption { option: String },
+    /// A `--hash` value without an algorithm.
+    #[error("--hash={value} is not ALGORITHM:HEX")]
+    HashFormat { value: String },
+    /// A sha256 that is not 64 hex digits.
+    #[error("--hash=sha256:{hex} is not 64 hexadecimal digits")]
+    Sha256 { hex: String },
+    /// An option after a requirement.
+    #[error("{word} is not supported on a requirement line")]
+    RequirementOption { word: String },
+    /// The requirement does not parse.
+    #[error("{0}")]
+    Requirement(#[source] Box<Pep508Error>),
+    /// Not `name==version`.
+    #[error("{requirement} is not pinned: every line of a lock must be name==version with --hash=sha256: values (generate the file with --generate-hashes)")]
+    NotPinned { requirement: String },
+    /// A direct URL instead of a version.
+    #[error("{requirement}: a direct URL is not supported: pin name==version and serve the wheel from an index or a wheelhouse")]
+    DirectUrl { requirement: String },
+    /// No sha256 among the hashes.
+    #[error("{requirement} has no --hash=sha256: value; pystore pins every wheel by sha256 (generate the file with --generate-hashes)")]
+    NoSha256 { requirement: String },
+    /// A second line for one project that applies to the same target.
+    #[error("{name} is pinned again for target {target} (also at line {other_line}); give each project one line per target (use markers)")]
+    PinnedAgain {
+        name: PackageName,
+        target: String,
+        other_line: usize,
     },
 }
 
@@ -99,23 +145,21 @@ pub fn parse_hashed(path: &Path, text: &str) -> Result<Vec<HashedPin>, HashedErr
 }
 
 fn parse_line(line: &str, origin: Origin) -> Result<Option<HashedPin>, HashedError> {
-    let fail = |message: String| HashedError::Line {
+    let fail = |problem: LineProblem| HashedError::Line {
         origin: origin.clone(),
-        message,
+        problem,
     };
     if line.starts_with('-') {
         let option = line.split([' ', '\t', '=']).next().unwrap_or(line);
         if IGNORED_OPTIONS.contains(&option) {
             return Ok(None);
         }
-        let why = match option {
-            "-r" | "--requirement" | "-c" | "--constraint" => {
-                "a lock is one file: pystore does not follow includes here; import the file that holds the pins"
-            }
-            "-e" | "--editable" => "pystore installs wheels, not editable projects",
-            _ => "pystore does not know this option in a hashed requirements file",
-        };
-        return Err(fail(format!("{option} is not supported: {why}")));
+        let option = option.to_owned();
+        return Err(fail(match option.as_str() {
+            "-r" | "--requirement" | "-c" | "--constraint" => LineProblem::Include { option },
+            "-e" | "--editable" => LineProblem::Editable { option },
+            _ => LineProblem::UnknownOption { option },
+        }));
     }
     let mut sha256 = Vec::new();
     let mut requirement_text = String::new();
@@ -127,20 +171,24 @@ fn parse_line(line: &str, origin: Origin) -> Result<Option<HashedPin>, HashedErr
             None => None,
         };
         if let Some(value) = value {
-            let (algorithm, hex) = value
-                .split_once(':')
-                .ok_or_else(|| fail(format!("--hash={value} is not ALGORITHM:HEX")))?;
+            let (algorithm, hex) = value.split_once(':').ok_or_else(|| {
+                fail(LineProblem::HashFormat {
+                    value: value.to_owned(),
+                })
+            })?;
             // Other algorithms (sha384, sha512) are allowed by pip; the lock pins by sha256.
             if algorithm.eq_ignore_ascii_case("sha256") {
                 let digest = hex.parse::<Sha256Digest>().map_err(|_| {
-                    fail(format!("--hash=sha256:{hex} is not 64 hexadecimal digits"))
+                    fail(LineProblem::Sha256 {
+                        hex: hex.to_owned(),
+                    })
                 })?;
                 sha256.push(digest);
             }
         } else if word.starts_with("--") {
-            return Err(fail(format!(
-                "{word} is not supported on a requirement line"
-            )));
+            return Err(fail(LineProblem::RequirementOption {
+                word: word.to_owned(),
+            }));
         } else {
             if !requirement_text.is_empty() {
                 requirement_text.push(' ');
@@ -148,30 +196,33 @@ fn parse_line(line: &str, origin: Origin) -> Result<Option<HashedPin>, HashedErr
             requirement_text.push_str(word);
         }
     }
-    let requirement = Requirement::from_str(&requirement_text).map_err(|e| fail(e.to_string()))?;
+    let requirement = Requirement::from_str(&requirement_text)
+        .map_err(|e| fail(LineProblem::Requirement(Box::new(e))))?;
     let unpinned = || {
-        fail(format!(
-            "{requirement_text} is not pinned: every line of a lock must be name==version with --hash=sha256: values (generate the file with --generate-hashes)"
-        ))
+        fail(LineProblem::NotPinned {
+            requirement: requirement_text.clone(),
+        })
     };
     let version = match &requirement.version_or_url {
-        Some(VersionOrUrl::VersionSpecifier(specifiers)) => match specifiers.iter().collect::<Vec<_>>()[..] {
-            [only] if matches!(only.operator(), Operator::Equal | Operator::ExactEqual) => {
-                only.version().clone()
+        Some(VersionOrUrl::VersionSpecifier(specifiers)) => {
+            match specifiers.iter().collect::<Vec<_>>()[..] {
+                [only] if matches!(only.operator(), Operator::Equal | Operator::ExactEqual) => {
+                    only.version().clone()
+                }
+                _ => return Err(unpinned()),
             }
-            _ => return Err(unpinned()),
-        },
+        }
         Some(VersionOrUrl::Url(_)) => {
-            return Err(fail(format!(
-                "{requirement_text}: a direct URL is not supported: pin name==version and serve the wheel from an index or a wheelhouse"
-            )))
+            return Err(fail(LineProblem::DirectUrl {
+                requirement: requirement_text,
+            }))
         }
         None => return Err(unpinned()),
     };
     if sha256.is_empty() {
-        return Err(fail(format!(
-            "{requirement_text} has no --hash=sha256: value; pystore pins every wheel by sha256 (generate the file with --generate-hashes)"
-        )));
+        return Err(fail(LineProblem::NoSha256 {
+            requirement: requirement_text,
+        }));
     }
     Ok(Some(HashedPin {
         name: PackageName::new(requirement.name.as_ref()),
@@ -190,10 +241,10 @@ pub fn pins_for_target<'p>(
     target: &Target,
     target_name: &str,
 ) -> Result<Vec<&'p HashedPin>, HashedError> {
-    let env = marker_environment(target).map_err(|e| HashedError::Target {
+    let env = marker_environment(target).map_err(|source| HashedError::Target {
         path: path.to_path_buf(),
         target: target_name.to_owned(),
-        message: e.to_string(),
+        source,
     })?;
     let mut out: Vec<&HashedPin> = Vec::new();
     for pin in pins {
@@ -203,10 +254,11 @@ pub fn pins_for_target<'p>(
         if let Some(other) = out.iter().find(|p| p.name == pin.name) {
             return Err(HashedError::Line {
                 origin: pin.origin.clone(),
-                message: format!(
-                    "{} is pinned again for target {target_name} (also at line {}); give each project one line per target (use markers)",
-                    pin.name, other.origin.line
-                ),
+                problem: LineProblem::PinnedAgain {
+                    name: pin.name.clone(),
+                    target: target_name.to_owned(),
+                    other_line: other.origin.line,
+                },
             });
         }
         out.push(pin);

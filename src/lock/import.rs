@@ -20,7 +20,9 @@ use crate::hash::Sha256Digest;
 use crate::python::filename::{TagPriorities, WheelFilename};
 use crate::python::metadata::CoreMetadata;
 use crate::python::requirements::RequirementsFile;
-use crate::python::resolve::{resolve, PackageSource, ResolveInput, ResolvedPackage, SourceError};
+use crate::python::resolve::{
+    resolve, PackageSource, ResolveError, ResolveInput, ResolvedPackage, SourceError,
+};
 use crate::python::Target;
 
 /// Why a hashed requirements file cannot be imported as a target's lock.
@@ -37,20 +39,21 @@ pub enum ImportError {
         second: PathBuf,
     },
     /// A line whose wheel cannot be found or does not fit.
-    #[error("{file}:{line}: {pin}: {message}")]
+    #[error("{file}:{line}: {pin}: {problem}")]
     Pin {
         file: String,
         line: usize,
         pin: String,
-        message: String,
+        #[source]
+        problem: WheelProblem,
     },
     /// The pins do not satisfy the recipe's requirements.
-    #[error("{}: target {target}: the pins do not satisfy {recipe}'s requirements, so the file is not a lock of them; regenerate it from the recipe's requirements for this target, or change them\n{message}", path.display())]
+    #[error("{}: target {target}: the pins do not satisfy {recipe}'s requirements, so the file is not a lock of them; regenerate it from the recipe's requirements for this target, or change them\n{source}", path.display())]
     Unsatisfied {
         path: PathBuf,
         target: String,
         recipe: String,
-        message: String,
+        source: ResolveError,
     },
     /// A pin nothing in the recipe's requirements needs.
     #[error("{}:{line}: {pin} is not needed by {recipe}'s requirements for target {target}; pystore installs exactly what the requirements need: remove the line, or add {name} to the requirements", path.display())]
@@ -62,6 +65,62 @@ pub enum ImportError {
         recipe: String,
         target: String,
     },
+}
+
+/// Why no wheel can be pinned for a line.
+#[derive(Debug, thiserror::Error)]
+pub enum WheelProblem {
+    /// Asking the index or a wheelhouse failed.
+    #[error("{0}")]
+    Source(#[source] SourceError),
+    /// No file has any of the line's hashes.
+    #[error("no file with any of its {hashes} sha256 hashes in {}; put the wheel in a wheelhouse (--find-links DIR), check the index configuration, or regenerate the file", join_asked(.asked))]
+    NotFound { hashes: usize, asked: Vec<Asked> },
+    /// Files with its hashes exist, but none fits the target.
+    #[error("the files with its hashes ({}) do not fit target {target_name} ({target}); regenerate the file for this target, or add the hash of a wheel that fits", .files.join(", "))]
+    NoFit {
+        files: Vec<String>,
+        target_name: String,
+        target: Target,
+    },
+}
+
+/// Where a line's wheel was looked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Asked {
+    /// The wheelhouses (described).
+    Wheelhouses(String),
+    /// The index.
+    Index,
+    /// Nowhere: there is neither.
+    Nowhere,
+}
+
+impl std::fmt::Display for Asked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Asked::Wheelhouses(described) => write!(f, "the wheelhouses ({described})"),
+            Asked::Index => f.write_str("the index"),
+            Asked::Nowhere => {
+                f.write_str("no wheelhouse (--find-links) and no index (--no-index or --offline)")
+            }
+        }
+    }
+}
+
+fn join_asked(asked: &[Asked]) -> String {
+    let texts: Vec<String> = asked.iter().map(Asked::to_string).collect();
+    texts.join(" or ")
+}
+
+/// A project the pinned file does not pin, though the requirements need it (what the pinned
+/// source answers the resolver, which names the project).
+#[derive(Debug, thiserror::Error)]
+#[error("{} pins no {name} for target {target}, though the requirements need it; add it to the file (regenerate the file for this target)", path.display())]
+pub struct NotInFile {
+    path: PathBuf,
+    name: String,
+    target: String,
 }
 
 /// Resolves `requirements` for `target` (named `target_name`; `recipe` names the recipe in
@@ -99,11 +158,11 @@ pub fn pin_target(
         requirements,
         preferences: BTreeMap::new(),
     };
-    let resolved = resolve(&pinned, &input).map_err(|error| ImportError::Unsatisfied {
+    let resolved = resolve(&pinned, &input).map_err(|source| ImportError::Unsatisfied {
         path: file.to_path_buf(),
         target: tname.to_owned(),
         recipe: recipe.to_owned(),
-        message: error.to_string(),
+        source,
     })?;
     let needed: BTreeSet<&str> = resolved.iter().map(|p| p.name.as_str()).collect();
     if let Some((name, (_, pin))) = chosen.iter().find(|(n, _)| !needed.contains(n.as_str())) {
@@ -136,13 +195,13 @@ fn find_wheel(
     target: &Target,
     target_name: &str,
 ) -> Result<IndexFile, Box<ImportError>> {
-    let pin_error = |message: String| ImportError::Pin {
+    let pin_error = |problem: WheelProblem| ImportError::Pin {
         file: pin.origin.file.display().to_string(),
         line: pin.origin.line,
         pin: format!("{}=={}", pin.name, pin.version),
-        message,
+        problem,
     };
-    let source_error = |error: SourceError| pin_error(error.to_string());
+    let source_error = |error: SourceError| pin_error(WheelProblem::Source(error));
     let mut matched: Vec<Candidate> = Vec::new();
     let local = source.wheelhouses().files.get(pin.name.as_str());
     for file in local.into_iter().flatten() {
@@ -155,13 +214,10 @@ fn find_wheel(
     let fits_locally = matched.iter().any(|c| c.rank.is_some());
     let mut asked = Vec::new();
     if !source.wheelhouses().dirs.is_empty() {
-        asked.push(format!(
-            "the wheelhouses ({})",
-            source.wheelhouses().describe()
-        ));
+        asked.push(Asked::Wheelhouses(source.wheelhouses().describe()));
     }
     if !fits_locally && source.index().is_some() {
-        asked.push("the index".to_owned());
+        asked.push(Asked::Index);
         // The source's page (kept for the next target), less the wheelhouse files it merges in.
         let page = source.project(pin.name.as_str()).map_err(source_error)?;
         let in_wheelhouse =
@@ -191,23 +247,21 @@ fn find_wheel(
         return Ok(file);
     }
     if asked.is_empty() {
-        asked
-            .push("no wheelhouse (--find-links) and no index (--no-index or --offline)".to_owned());
+        asked.push(Asked::Nowhere);
     }
-    let message = if matched.is_empty() {
-        format!(
-            "no file with any of its {} sha256 hashes in {}; put the wheel in a wheelhouse (--find-links DIR), check the index configuration, or regenerate the file",
-            pin.sha256.len(),
-            asked.join(" or ")
-        )
+    let problem = if matched.is_empty() {
+        WheelProblem::NotFound {
+            hashes: pin.sha256.len(),
+            asked,
+        }
     } else {
-        let names: Vec<&str> = matched.iter().map(|c| c.file.filename.as_str()).collect();
-        format!(
-            "the files with its hashes ({}) do not fit target {target_name} ({target}); regenerate the file for this target, or add the hash of a wheel that fits",
-            names.join(", ")
-        )
+        WheelProblem::NoFit {
+            files: matched.iter().map(|c| c.file.filename.clone()).collect(),
+            target_name: target_name.to_owned(),
+            target: *target,
+        }
     };
-    Err(Box::new(pin_error(message)))
+    Err(Box::new(pin_error(problem)))
 }
 
 /// `file` as a candidate for `pin`: a wheel of the pin's version with a listed sha256 (its rank
@@ -258,12 +312,11 @@ impl PackageSource for Pinned<'_, '_, '_> {
                 name: name.to_owned(),
                 files: vec![file.clone()],
             }),
-            None => Err(format!(
-                "{} pins no {name} for target {}, though the requirements need it; add it to the file (regenerate the file for this target)",
-                self.path.display(),
-                self.target
-            )
-            .into()),
+            None => Err(Box::new(NotInFile {
+                path: self.path.to_path_buf(),
+                name: name.to_owned(),
+                target: self.target.to_owned(),
+            })),
         }
     }
 

@@ -24,7 +24,7 @@ pub mod pylock;
 pub mod pystore;
 pub mod source;
 
-pub use pystore::LockError;
+pub use pystore::{LockError, LockProblem, TomlError};
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -19,12 +19,44 @@ pub enum LockError {
         source: std::io::Error,
     },
     /// Not a valid lock.
-    #[error("{}: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
+    #[error("{}: {problem}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        problem: LockProblem,
+    },
     /// Not a regular file, or too large.
     #[error(transparent)]
     Input(#[from] crate::hash::files::InputError),
 }
+
+/// What is wrong with the text of a `pystore.lock`.
+#[derive(Debug, thiserror::Error)]
+pub enum LockProblem {
+    /// Not TOML, or not the shape of a lock (a bad pin names its package and value).
+    #[error("{0}")]
+    Toml(#[source] TomlError),
+    /// Another format version.
+    #[error("lock format version {found} is not {LOCK_VERSION}; run `pystore lock` to rewrite it")]
+    Version { found: u32 },
+    /// A pinned interpreter whose version is not `X.Y.Z`.
+    #[error("the interpreter of target {target}: {version:?} is not a version like 3.13.9")]
+    InterpreterVersion { target: String, version: String },
+}
+
+/// A TOML error, shown without the line break `toml` ends its text with, so it reads as the
+/// end of a message naming the file. Its text is the whole of what `toml` says (it has no
+/// source of its own), so it is not given as a further cause, which would say it twice.
+#[derive(Debug)]
+pub struct TomlError(pub toml::de::Error);
+
+impl std::fmt::Display for TomlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.to_string().trim_end())
+    }
+}
+
+impl std::error::Error for TomlError {}
 
 impl Lock {
     /// Reads a lock file.
@@ -35,17 +67,16 @@ impl Lock {
 
     /// Parses lock text (`path` names the file in errors).
     pub fn parse(path: &Path, text: &str) -> Result<Lock, LockError> {
-        let parse_error = |message: String| LockError::Parse {
+        let parse_error = |problem: LockProblem| LockError::Parse {
             path: path.to_path_buf(),
-            message,
+            problem,
         };
         let lock: Lock =
-            toml::from_str(text).map_err(|e| parse_error(e.to_string().trim_end().to_owned()))?;
+            toml::from_str(text).map_err(|e| parse_error(LockProblem::Toml(TomlError(e))))?;
         if lock.version != LOCK_VERSION {
-            return Err(parse_error(format!(
-                "lock format version {} is not {LOCK_VERSION}; run `pystore lock` to rewrite it",
-                lock.version
-            )));
+            return Err(parse_error(LockProblem::Version {
+                found: lock.version,
+            }));
         }
         for target in &lock.targets {
             // Digests, names, versions and wheel file names were parsed with the TOML (see
@@ -54,10 +85,10 @@ impl Lock {
                 if interpreter.version.split('.').count() != 3
                     || crate::python::PythonVersion::parse(&interpreter.version).is_err()
                 {
-                    return Err(parse_error(format!(
-                        "the interpreter of target {}: {:?} is not a version like 3.13.9",
-                        target.spec.name, interpreter.version
-                    )));
+                    return Err(parse_error(LockProblem::InterpreterVersion {
+                        target: target.spec.name.clone(),
+                        version: interpreter.version.clone(),
+                    }));
                 }
             }
         }
@@ -139,6 +170,25 @@ mod tests {
             err.contains("\"cd\" is not a sha256 (64 hex digits)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_toml_error_is_said_once_without_a_trailing_line_break() {
+        let err = Lock::parse(Path::new("/r/pystore.lock"), "version = \n").unwrap_err();
+        let chain = crate::errors::chain(&err);
+        assert_eq!(chain.len(), 1, "{chain:?}");
+        assert!(
+            chain[0].starts_with("/r/pystore.lock: TOML parse error"),
+            "{chain:?}"
+        );
+        assert_eq!(chain[0].trim_end(), chain[0]);
+        assert!(matches!(
+            err,
+            LockError::Parse {
+                problem: LockProblem::Toml(_),
+                ..
+            }
+        ));
     }
 
     /// The bytes `to_toml` wrote for the sample before targets became `TargetSpec`s (the held

@@ -38,6 +38,22 @@ pub struct WheelhouseError {
     pub error: std::io::Error,
 }
 
+/// What the source itself reports to the resolver (beside the index's and the downloads'
+/// errors, which it passes on).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceProblem {
+    /// Without an index, a project none of the wheelhouses has.
+    #[error("no wheel of {name} in the wheelhouses ({wheelhouses}); with --no-index they are the only source: put its wheels there")]
+    NotInWheelhouses {
+        name: String,
+        /// The wheelhouses, described.
+        wheelhouses: String,
+    },
+    /// A wheel downloaded whose size and sha256 were not recorded.
+    #[error("{wheel}: downloaded but not measured (a bug)")]
+    NotMeasured { wheel: String },
+}
+
 /// The index, local wheelhouses and the store as a [`PackageSource`], with what it learnt about
 /// files kept for the lock (sizes and hashes of downloaded or local wheels).
 pub struct IndexSource<'f, 'i> {
@@ -156,11 +172,10 @@ fn merged_page(
         }
     }
     if files.is_empty() && index.is_none() {
-        return Err(format!(
-            "no wheel of {name} in the wheelhouses ({}); with --no-index they are the only source: put its wheels there",
-            local.describe()
-        )
-        .into());
+        return Err(Box::new(SourceProblem::NotInWheelhouses {
+            name: name.to_owned(),
+            wheelhouses: local.describe(),
+        }));
     }
     Ok(ProjectPage {
         name: name.to_owned(),
@@ -311,7 +326,12 @@ impl<'f, 'i> IndexSource<'f, 'i> {
             .borrow()
             .get(&file.filename)
             .copied()
-            .ok_or_else(|| format!("{}: downloaded but not measured (a bug)", file.filename).into())
+            .ok_or_else(|| {
+                SourceProblem::NotMeasured {
+                    wheel: file.filename.clone(),
+                }
+                .into()
+            })
     }
 }
 

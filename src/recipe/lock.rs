@@ -370,9 +370,9 @@ fn pylock_text(
     locations: &BTreeMap<String, WheelLocation>,
     path: &Path,
 ) -> Result<String, LockRecipeError> {
-    to_pylock_at(lock, locations, path).map_err(|message| LockRecipeError::PylockWrite {
+    to_pylock_at(lock, locations, path).map_err(|e| LockRecipeError::PylockWrite {
         path: path.to_path_buf(),
-        message,
+        message: e.to_string(),
     })
 }
 

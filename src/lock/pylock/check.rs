@@ -8,12 +8,14 @@
 
 use std::path::{Path, PathBuf};
 
+use pep440_rs::Version;
 use pep508_rs::VersionOrUrl;
 
 use super::PylockError;
 use crate::lock::Lock;
-use crate::python::markers::marker_environment;
-use crate::python::requirements::RequirementsFile;
+use crate::python::markers::{marker_environment, MarkerError};
+use crate::python::requirements::{Origin, RequirementsFile};
+use crate::python::target::TargetError;
 use crate::python::{normalize_name, TargetSpec};
 
 /// Why a `pylock.toml` cannot serve as a recipe's lock.
@@ -26,14 +28,50 @@ pub enum PylockLockError {
     #[error("{} was locked from other requirements, Python version or targets than {recipe}'s (they changed since it was written); run `pystore lock {recipe}`", path.display())]
     Stale { recipe: String, path: PathBuf },
     /// A requirement the file does not pin (or pins at a version it excludes).
-    #[error("{}: {message}", path.display())]
-    Unsatisfied { path: PathBuf, message: String },
+    #[error("{}: target {target}: {requirement} ({origin}) is {problem}; the file is not a lock of {recipe}'s requirements: lock them again (`pystore lock {recipe}`) or fix the file", path.display())]
+    Unsatisfied {
+        path: PathBuf,
+        target: String,
+        /// The requirement, as parsed.
+        requirement: String,
+        /// Where the recipe gives it (boxed: the error stays small).
+        origin: Box<Origin>,
+        recipe: String,
+        #[source]
+        problem: PinProblem,
+    },
     /// A target the python layer refuses.
-    #[error("target {target}: {message}")]
-    Target { target: String, message: String },
+    #[error("target {target}: {problem}")]
+    Target {
+        target: String,
+        #[source]
+        problem: CheckTargetProblem,
+    },
     /// A minor `python` (`3.13`), whose release only a `pystore.lock` can pin.
     #[error("{recipe}: python = {python:?} with a pylock.toml: a pylock.toml cannot pin the interpreter archive a minor version resolves to; give `python` as an exact version (like \"{python}.1\"), or use `lock = \"pystore.lock\"`")]
     MinorPython { recipe: String, python: String },
+}
+
+/// How a pin fails a requirement.
+#[derive(Debug, thiserror::Error)]
+pub enum PinProblem {
+    /// A requirement (not a constraint) the file does not pin.
+    #[error("not pinned")]
+    NotPinned,
+    /// Pinned at a version the requirement excludes.
+    #[error("pinned at {0}")]
+    PinnedAt(Version),
+}
+
+/// Why a target's environment cannot be had to check the pins in.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckTargetProblem {
+    /// The target with this CPython version.
+    #[error("{0}")]
+    Target(#[source] TargetError),
+    /// Its marker environment.
+    #[error("{0}")]
+    Marker(#[source] MarkerError),
 }
 
 /// Every requirement and constraint that applies to a target is met by the target's pins.
@@ -48,14 +86,15 @@ pub fn check_pins(
     path: &Path,
 ) -> Result<(), PylockLockError> {
     for recipe_target in targets {
-        let target_error = |message: String| PylockLockError::Target {
+        let target_error = |problem: CheckTargetProblem| PylockLockError::Target {
             target: recipe_target.name.clone(),
-            message,
+            problem,
         };
         let target = recipe_target
             .target(python)
-            .map_err(|e| target_error(e.to_string()))?;
-        let env = marker_environment(&target).map_err(|e| target_error(e.to_string()))?;
+            .map_err(|e| target_error(CheckTargetProblem::Target(e)))?;
+        let env =
+            marker_environment(&target).map_err(|e| target_error(CheckTargetProblem::Marker(e)))?;
         let pins = lock.packages_of(&recipe_target.name);
         let lines = requirements
             .requirements
@@ -67,25 +106,24 @@ pub fn check_pins(
             if !requirement.marker.evaluate(&env, &[]) {
                 continue;
             }
-            let unsatisfied = |problem: String| {
-                PylockLockError::Unsatisfied {
+            let unsatisfied = |problem: PinProblem| PylockLockError::Unsatisfied {
                 path: path.to_path_buf(),
-                message: format!(
-                    "target {}: {requirement} ({}) is {problem}; the file is not a lock of {}'s requirements: lock them again (`pystore lock {}`) or fix the file",
-                    recipe_target.name, line.origin, recipe, recipe
-                ),
-            }
+                target: recipe_target.name.clone(),
+                requirement: requirement.to_string(),
+                origin: Box::new(line.origin.clone()),
+                recipe: recipe.to_owned(),
+                problem,
             };
             let name = normalize_name(requirement.name.as_ref());
             let Some(pin) = pins.get(name.as_str()) else {
                 if required {
-                    return Err(unsatisfied("not pinned".to_owned()));
+                    return Err(unsatisfied(PinProblem::NotPinned));
                 }
                 continue;
             };
             if let Some(VersionOrUrl::VersionSpecifier(specifiers)) = &requirement.version_or_url {
                 if !specifiers.contains(&pin.version) {
-                    return Err(unsatisfied(format!("pinned at {}", pin.version)));
+                    return Err(unsatisfied(PinProblem::PinnedAt(pin.version.clone())));
                 }
             }
         }

@@ -7,13 +7,16 @@ use std::str::FromStr;
 
 use pep440_rs::{Version, VersionSpecifiers};
 
-use super::{PylockError, PylockFile, PylockPackage, PylockWheel, ToolLock, ToolPackage, TOOL};
+use super::{
+    FileProblem, NotAWheel, PackageProblem, PylockError, PylockFile, PylockPackage, PylockWheel,
+    TargetProblem, ToolLock, ToolPackage, TOOL,
+};
 use crate::hash::Sha256Digest;
-use crate::lock::{Lock, LockedPackage, LockedTarget, LOCK_VERSION};
+use crate::lock::{Lock, LockedPackage, LockedTarget, TomlError, LOCK_VERSION};
 use crate::python::filename::{TagPriorities, WheelFilename};
 use crate::python::markers::evaluate_marker;
 use crate::python::target::{Target, TargetSpec};
-use crate::python::{normalize_name, PackageName, PackageNameError};
+use crate::python::{normalize_name, PackageName};
 
 #[derive(Clone, Debug)]
 pub struct ReadPylock {
@@ -42,16 +45,15 @@ pub fn parse_pylock(
     python: &str,
     targets: &[TargetSpec],
 ) -> Result<ReadPylock, PylockError> {
-    let parse_error = |message: String| PylockError::Parse {
+    let parse_error = |problem: FileProblem| PylockError::Parse {
         path: path.to_path_buf(),
-        message,
+        problem,
     };
     let file: PylockFile =
-        toml::from_str(text).map_err(|e| parse_error(e.to_string().trim_end().to_owned()))?;
+        toml::from_str(text).map_err(|e| parse_error(FileProblem::Toml(TomlError(e))))?;
     if file.lock_version.split('.').next() != Some("1") {
-        return Err(parse_error(format!(
-            "lock-version {:?} is not one pystore reads (1.x)",
-            file.lock_version
+        return Err(parse_error(FileProblem::LockVersion(
+            file.lock_version.clone(),
         )));
     }
     let tool = match file.tool.get(TOOL) {
@@ -59,7 +61,7 @@ pub fn parse_pylock(
             value
                 .clone()
                 .try_into::<ToolLock>()
-                .map_err(|e| parse_error(format!("[tool.{TOOL}]: {e}")))?,
+                .map_err(|e| parse_error(FileProblem::ToolTable(TomlError(e))))?,
         ),
         None => None,
     };
@@ -118,17 +120,17 @@ fn read_own(
             return Err(PylockError::Target {
                 path: path.to_path_buf(),
                 target: want.name.clone(),
-                message: "is not locked in this file (or for another platform); run `pystore lock` to lock it".to_owned(),
+                problem: TargetProblem::NotLocked,
             });
         }
     }
     if tool.python != python {
         return Err(PylockError::Parse {
             path: path.to_path_buf(),
-            message: format!(
-                "locked for CPython {}, not {python}; run `pystore lock` again",
-                tool.python
-            ),
+            problem: FileProblem::OtherPython {
+                locked: tool.python.clone(),
+                asked: python.to_owned(),
+            },
         });
     }
     Ok(Lock {
@@ -146,58 +148,51 @@ fn add_own_pins(
     package: &PylockPackage,
     targets: &mut BTreeMap<String, LockedTarget>,
 ) -> Result<(), PylockError> {
-    let package_error = |package: &str, message: String| PylockError::Package {
+    let package_error = |problem: PackageProblem| PylockError::Package {
         path: path.to_path_buf(),
-        package: package.to_owned(),
-        message,
+        package: package.name.clone(),
+        problem: Box::new(problem),
     };
     let Some(value) = package.tool.get(TOOL) else {
-        return Err(package_error(
-            &package.name,
-            format!("has no [packages.tool.{TOOL}] table, though the file has [tool.{TOOL}]: it was edited by hand or by another tool; run `pystore lock` again"),
-        ));
+        return Err(package_error(PackageProblem::NoToolTable));
     };
     let pins: ToolPackage = value
         .clone()
         .try_into()
-        .map_err(|e| package_error(&package.name, format!("[packages.tool.{TOOL}]: {e}")))?;
+        .map_err(|e| package_error(PackageProblem::ToolTable(TomlError(e))))?;
     let name: PackageName = package
         .name
         .parse()
-        .map_err(|e: PackageNameError| package_error(&package.name, e.to_string()))?;
+        .map_err(|e| package_error(PackageProblem::Name(e)))?;
     let version = package
         .version
         .as_deref()
-        .ok_or_else(|| package_error(&package.name, "has no version".to_owned()))?;
-    let version = Version::from_str(version)
-        .map_err(|e| package_error(&package.name, format!("version {version:?}: {e}")))?;
+        .ok_or_else(|| package_error(PackageProblem::NoVersion))?;
+    let version = Version::from_str(version).map_err(|source| {
+        package_error(PackageProblem::Version {
+            version: version.to_owned(),
+            source,
+        })
+    })?;
     for pin in pins.targets {
         let wheel = package
             .wheels
             .iter()
             .find(|w| w.file_name().as_deref() == Some(pin.wheel.as_str()))
             .ok_or_else(|| {
-                package_error(
-                    &package.name,
-                    format!(
-                        "target {} pins {}, which the package's wheels do not list",
-                        pin.target, pin.wheel
-                    ),
-                )
+                package_error(PackageProblem::WheelNotListed {
+                    target: pin.target.clone(),
+                    wheel: pin.wheel.clone(),
+                })
             })?;
-        let (size, sha256) = wheel_facts(wheel, &pin.wheel)
-            .map_err(|message| package_error(&package.name, message))?;
+        let (size, sha256) = wheel_facts(wheel, &pin.wheel).map_err(package_error)?;
         let target = targets.get_mut(&pin.target).ok_or_else(|| {
-            package_error(
-                &package.name,
-                format!(
-                    "pinned for target {}, which [tool.{TOOL}] does not list",
-                    pin.target
-                ),
-            )
+            package_error(PackageProblem::TargetNotListed {
+                target: pin.target.clone(),
+            })
         })?;
         let wheel = WheelFilename::parse(&pin.wheel)
-            .map_err(|e| package_error(&package.name, e.to_string()))?;
+            .map_err(|e| package_error(PackageProblem::WheelName(e)))?;
         target.packages.push(LockedPackage {
             name: name.clone(),
             version: version.clone(),
@@ -211,15 +206,22 @@ fn add_own_pins(
 }
 
 /// The size and sha256 a pin needs, from a wheel entry.
-fn wheel_facts(wheel: &PylockWheel, file_name: &str) -> Result<(u64, Sha256Digest), String> {
-    let sha256 = wheel.hashes.get("sha256").ok_or_else(|| {
-        format!("{file_name} has no sha256 in its hashes (pystore pins every wheel by sha256)")
+fn wheel_facts(
+    wheel: &PylockWheel,
+    file_name: &str,
+) -> Result<(u64, Sha256Digest), PackageProblem> {
+    let sha256 = wheel
+        .hashes
+        .get("sha256")
+        .ok_or_else(|| PackageProblem::NoSha256 {
+            wheel: file_name.to_owned(),
+        })?;
+    let sha256: Sha256Digest = sha256.parse().map_err(|source| PackageProblem::Sha256 {
+        wheel: file_name.to_owned(),
+        source,
     })?;
-    let sha256: Sha256Digest = sha256
-        .parse()
-        .map_err(|e| format!("{file_name}: its sha256 {e}"))?;
-    let size = wheel.size.ok_or_else(|| {
-        format!("{file_name} has no size (pystore pins every wheel by size and sha256)")
+    let size = wheel.size.ok_or_else(|| PackageProblem::NoSize {
+        wheel: file_name.to_owned(),
     })?;
     Ok((size, sha256))
 }
@@ -233,10 +235,14 @@ fn select_for_target(
 ) -> Result<LockedTarget, PylockError> {
     let selector = Selector::new(path, python, want)?;
     if !selector.python_fits(&file.requires_python, "(the file)")? {
-        return Err(selector.target_error(format!(
-            "the file's requires-python {:?} excludes CPython {python}",
-            file.requires_python.as_deref().unwrap_or_default()
-        )));
+        return Err(selector.target_error(TargetProblem::RequiresPython {
+            requires: file
+                .requires_python
+                .as_deref()
+                .unwrap_or_default()
+                .to_owned(),
+            python: python.to_owned(),
+        }));
     }
     let mut chosen: BTreeMap<String, LockedPackage> = BTreeMap::new();
     let mut dependencies: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -246,10 +252,7 @@ fn select_for_target(
         };
         let name = locked.name.to_string();
         if chosen.contains_key(&name) {
-            return Err(selector.package_error(
-                &name,
-                "more than one entry applies to the target's environment".to_owned(),
-            ));
+            return Err(selector.package_error(&name, PackageProblem::MoreThanOneEntry));
         }
         for dependency in &package.dependencies {
             if let Some(dep) = dependency.get("name").and_then(toml::Value::as_str) {
@@ -285,15 +288,16 @@ impl<'a> Selector<'a> {
         python: &str,
         want: &'a TargetSpec,
     ) -> Result<Selector<'a>, PylockError> {
-        let target_error = |message: String| PylockError::Target {
+        let target_error = |problem: TargetProblem| PylockError::Target {
             path: path.to_path_buf(),
             target: want.name.clone(),
-            message,
+            problem,
         };
         let target = want
             .target(python)
-            .map_err(|e| target_error(e.to_string()))?;
-        let version = Version::from_str(python).map_err(|e| target_error(e.to_string()))?;
+            .map_err(|e| target_error(TargetProblem::Target(e)))?;
+        let version =
+            Version::from_str(python).map_err(|e| target_error(TargetProblem::PythonVersion(e)))?;
         let priorities = TagPriorities::new(&target);
         Ok(Selector {
             path,
@@ -304,19 +308,20 @@ impl<'a> Selector<'a> {
         })
     }
 
-    fn target_error(&self, message: String) -> PylockError {
+    fn target_error(&self, problem: TargetProblem) -> PylockError {
         PylockError::Target {
             path: self.path.to_path_buf(),
             target: self.want.name.clone(),
-            message,
+            problem,
         }
     }
 
-    fn package_error(&self, package: &str, message: String) -> PylockError {
-        PylockError::Package {
+    fn package_error(&self, package: &str, problem: PackageProblem) -> PylockError {
+        PylockError::PackageForTarget {
             path: self.path.to_path_buf(),
             package: package.to_owned(),
-            message: format!("{message} (target {})", self.want.name),
+            target: self.want.name.clone(),
+            problem: Box::new(problem),
         }
     }
 
@@ -326,7 +331,13 @@ impl<'a> Selector<'a> {
             None => Ok(true),
             Some(text) => VersionSpecifiers::from_str(text)
                 .map(|s| s.contains(&self.version))
-                .map_err(|e| self.package_error(what, format!("requires-python {text:?}: {e}"))),
+                .map_err(|source| {
+                    let problem = PackageProblem::RequiresPython {
+                        text: text.clone(),
+                        source,
+                    };
+                    self.package_error(what, problem)
+                }),
         }
     }
 
@@ -335,23 +346,25 @@ impl<'a> Selector<'a> {
     fn select(&self, package: &PylockPackage) -> Result<Option<LockedPackage>, PylockError> {
         let name = normalize_name(&package.name);
         let applies = evaluate_marker(package.marker.as_deref().unwrap_or(""), &self.target, &[])
-            .map_err(|e| self.package_error(&name, e.to_string()))?;
+            .map_err(|e| self.package_error(&name, PackageProblem::Marker(e)))?;
         if !applies || !self.python_fits(&package.requires_python, &name)? {
             return Ok(None);
         }
         if package.wheels.is_empty() {
             let kind = no_wheel_kind(package);
-            return Err(self.package_error(
-                &name,
-                format!("has {kind}; pystore installs wheels only (building from source is not supported yet)"),
-            ));
+            return Err(self.package_error(&name, PackageProblem::NoWheels(kind)));
         }
         let (file_name, wheel) = self.best_wheel(package, &name)?;
         let (size, sha256) = wheel_facts(wheel, file_name.as_str())
-            .map_err(|message| self.package_error(&name, message))?;
+            .map_err(|problem| self.package_error(&name, problem))?;
         let version = match &package.version {
-            Some(version) => Version::from_str(version)
-                .map_err(|e| self.package_error(&name, format!("version {version:?}: {e}")))?,
+            Some(version) => Version::from_str(version).map_err(|source| {
+                let problem = PackageProblem::Version {
+                    version: version.clone(),
+                    source,
+                };
+                self.package_error(&name, problem)
+            })?,
             None => file_name.version.clone(),
         };
         Ok(Some(LockedPackage {
@@ -374,10 +387,10 @@ impl<'a> Selector<'a> {
         let mut best: Option<(usize, WheelFilename, &PylockWheel)> = None;
         for wheel in &package.wheels {
             let Some(file_name) = wheel.file_name() else {
-                return Err(self.package_error(name, "a wheel has no name, url or path".to_owned()));
+                return Err(self.package_error(name, PackageProblem::NamelessWheel));
             };
             let parsed = WheelFilename::parse(&file_name)
-                .map_err(|e| self.package_error(name, e.to_string()))?;
+                .map_err(|e| self.package_error(name, PackageProblem::WheelName(e)))?;
             if let Some(rank) = self.priorities.rank(&parsed) {
                 if best.as_ref().map_or(true, |(r, f, _)| {
                     (rank, file_name.as_str()) < (*r, f.as_str())
@@ -387,35 +400,29 @@ impl<'a> Selector<'a> {
             }
         }
         let Some((_, file_name, wheel)) = best else {
-            return Err(self.package_error(
-                name,
-                format!(
-                    "none of its wheels ({}) fits the target's tags",
-                    package
-                        .wheels
-                        .iter()
-                        .filter_map(PylockWheel::file_name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
+            let wheels = package
+                .wheels
+                .iter()
+                .filter_map(PylockWheel::file_name)
+                .collect();
+            return Err(self.package_error(name, PackageProblem::NoWheelFits { wheels }));
         };
         Ok((file_name, wheel))
     }
 }
 
 /// What a package without wheels has instead, for the error refusing it.
-fn no_wheel_kind(package: &PylockPackage) -> &'static str {
+fn no_wheel_kind(package: &PylockPackage) -> NotAWheel {
     if package.sdist.is_some() {
-        "only a source distribution"
+        NotAWheel::Sdist
     } else if package.vcs.is_some() {
-        "a VCS checkout"
+        NotAWheel::Vcs
     } else if package.directory.is_some() {
-        "a local directory"
+        NotAWheel::Directory
     } else if package.archive.is_some() {
-        "an archive"
+        NotAWheel::Archive
     } else {
-        "no files"
+        NotAWheel::Nothing
     }
 }
 

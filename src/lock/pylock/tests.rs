@@ -317,3 +317,31 @@ fn a_bad_platform_in_tool_pystore_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn refusals_are_typed_problems() {
+    let sdist = "lock-version = \"1.0\"\ncreated-by = \"x\"\n[[packages]]\nname = \"foo\"\nversion = \"1\"\nsdist = { name = \"foo-1.tar.gz\", size = 1, hashes = { sha256 = \"00\" } }\n";
+    let err = parse_pylock(Path::new("p"), sdist, "3.12.7", &foreign_targets()).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            PylockError::PackageForTarget { package, problem, .. }
+                if package == "foo" && matches!(**problem, PackageProblem::NoWheels(NotAWheel::Sdist))
+        ),
+        "{err:?}"
+    );
+    let err = parse_pylock(Path::new("p"), "lock-version = ", "3.12.7", &[]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PylockError::Parse {
+                problem: FileProblem::Toml(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The TOML error is said once, without toml's trailing line break.
+    assert_eq!(crate::errors::chain(&err).len(), 1);
+    assert_eq!(err.to_string().trim_end(), err.to_string());
+}

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::lock::{Lock, LockedPackage, LockedTarget};
 use crate::python::markers::marker_values;
-use crate::python::target::Target;
+use crate::python::target::{Target, TargetError};
 
 /// The marker that holds in `target`'s environment and tells it from other platforms.
 fn target_marker(target: &Target) -> String {
@@ -24,8 +24,26 @@ fn target_marker(target: &Target) -> String {
     )
 }
 
-fn lock_target(target: &LockedTarget, python: &str) -> Result<Target, String> {
-    target.spec.target(python).map_err(|e| e.to_string())
+/// Why a lock cannot be written as `pylock.toml` (a bug in the lock's targets, or in the
+/// tables written).
+#[derive(Debug, thiserror::Error)]
+pub enum PylockWriteError {
+    /// A target the python layer refuses for the lock's CPython.
+    #[error("target {target}: {source}")]
+    Target { target: String, source: TargetError },
+    /// A table that does not serialise.
+    #[error("{0}")]
+    Toml(#[from] toml::ser::Error),
+}
+
+fn lock_target(target: &LockedTarget, python: &str) -> Result<Target, PylockWriteError> {
+    target
+        .spec
+        .target(python)
+        .map_err(|source| PylockWriteError::Target {
+            target: target.spec.name.clone(),
+            source,
+        })
 }
 
 /// Writes `lock` as `pylock.toml` text. `locations` gives, by wheel file name, where each
@@ -34,7 +52,7 @@ fn lock_target(target: &LockedTarget, python: &str) -> Result<Target, String> {
 pub fn to_pylock(
     lock: &Lock,
     locations: &BTreeMap<String, WheelLocation>,
-) -> Result<String, String> {
+) -> Result<String, PylockWriteError> {
     let mut targets: Vec<&LockedTarget> = lock.targets.iter().collect();
     targets.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     // The release the targets run: the pinned interpreter's (the lock's `python` may be a
@@ -94,8 +112,7 @@ pub fn to_pylock(
             })
             .collect();
         tool_pins.sort_by(|a, b| a.target.cmp(&b.target));
-        let tool =
-            toml::Value::try_from(ToolPackage { targets: tool_pins }).map_err(|e| e.to_string())?;
+        let tool = toml::Value::try_from(ToolPackage { targets: tool_pins })?;
         packages.push(PylockPackage {
             name: name.to_owned(),
             version: Some(version),
@@ -132,8 +149,7 @@ pub fn to_pylock(
         python: lock.python.clone(),
         inputs: lock.inputs.clone(),
         targets: targets.iter().map(|t| t.spec.clone()).collect(),
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let file = PylockFile {
         lock_version: PYLOCK_VERSION.to_owned(),
         environments: environments.into_iter().cloned().collect(),
@@ -145,7 +161,7 @@ pub fn to_pylock(
         packages,
         tool: BTreeMap::from([(TOOL.to_owned(), tool)]),
     };
-    let body = toml::to_string(&file).map_err(|e| e.to_string())?;
+    let body = toml::to_string(&file)?;
     Ok(format!(
         "# Written by `pystore lock --export-pylock` (PEP 751); generated, do not edit.\n{body}"
     ))
@@ -157,7 +173,7 @@ pub fn to_pylock_at(
     lock: &Lock,
     locations: &BTreeMap<String, WheelLocation>,
     path: &Path,
-) -> Result<String, String> {
+) -> Result<String, PylockWriteError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let locations: BTreeMap<String, WheelLocation> = locations
         .iter()
