@@ -54,6 +54,7 @@ pub enum RecipeError {
     Invalid {
         path: PathBuf,
         key: String,
+        #[source]
         problem: RecipeProblem,
     },
 }
@@ -525,6 +526,20 @@ interpreter = { path = "../py" }
             recipe.targets[1].spec.platform.os,
             Os::LinuxGnu { glibc: (2, 28) }
         );
+    }
+
+    /// The CLI prints each cause once: the typed causes are in the message already.
+    #[test]
+    fn a_recipe_error_says_its_cause_once() {
+        for text in [
+            SAMAI.replace("version =", "colour = \"red\"\nversion ="),
+            SAMAI.replace("glibc = \"2.28\"", "glibc = \"2.28.1\""),
+            SAMAI.replace("{ path = \"../py\" }", "{ url = \"u\", sha256 = \"ab\" }"),
+        ] {
+            let err = parse(Path::new("/r/x/recipe.toml"), &text).unwrap_err();
+            let chain = crate::errors::chain(&err);
+            assert_eq!(chain, [err.to_string()], "{text}");
+        }
     }
 
     #[test]
