@@ -11,7 +11,8 @@ pub fn chain(err: &dyn Error) -> Vec<String> {
     let mut texts: Vec<String> = vec![err.to_string()];
     let mut source = err.source();
     while let Some(cause) = source {
-        let text = cause.to_string();
+        // Trimmed: some texts end in a newline (toml's), which a message embedding them drops.
+        let text = cause.to_string().trim_end().to_owned();
         let repeated = texts.last().is_some_and(|last| last.contains(&text));
         if !repeated && !text.is_empty() {
             texts.push(text);
@@ -70,6 +71,13 @@ mod tests {
         assert!(!is_disk_full(&std::io::Error::from_raw_os_error(
             libc::EACCES
         )));
+    }
+
+    #[test]
+    fn a_cause_ending_in_a_newline_is_still_recognised() {
+        let err = anyhow::anyhow!("inner cause\n").context("outer context: inner cause");
+        let err: &(dyn Error + 'static) = err.as_ref();
+        assert_eq!(chain(err), ["outer context: inner cause"]);
     }
 
     #[test]

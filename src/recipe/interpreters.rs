@@ -7,7 +7,9 @@
 
 use std::path::PathBuf;
 
-use crate::python::builds::{parse_table, render_catalogue, Catalogue, KnownBuild, Origin};
+use crate::python::builds::{
+    parse_table, render_catalogue, Catalogue, KnownBuild, Origin, TableError,
+};
 use crate::remote::github::pbs::{fetch_pbs_catalogue, ReleaseReport};
 use crate::remote::{RemoteConfig, RemoteError};
 use crate::store::{Store, StoreError};
@@ -27,11 +29,29 @@ pub enum InterpretersError {
     #[error(transparent)]
     Remote(#[from] RemoteError),
     /// The catalogue entry cannot be read or is not a catalogue.
-    #[error("the interpreter catalogue {}: {message}; run `pystore python update` to fetch it again (or `pystore root remove {CATALOGUE_ROOT}` to use the built-in table only)", path.display())]
-    Damaged { path: PathBuf, message: String },
+    #[error("the interpreter catalogue {}: {problem}; run `pystore python update` to fetch it again (or `pystore root remove {CATALOGUE_ROOT}` to use the built-in table only)", path.display())]
+    Damaged {
+        path: PathBuf,
+        #[source]
+        problem: CatalogueProblem,
+    },
     /// Scratch space for the download.
     #[error("cannot create a temporary directory: {0}")]
     Scratch(std::io::Error),
+}
+
+/// What is wrong with the store's catalogue entry.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueProblem {
+    /// The gc root names an entry that is gone or damaged.
+    #[error("the root points at no valid entry")]
+    NoEntry,
+    /// The entry cannot be read.
+    #[error(transparent)]
+    Read(std::io::Error),
+    /// The entry is not a catalogue table.
+    #[error(transparent)]
+    Table(#[from] TableError),
 }
 
 /// The rows `pystore python update` fetched into this store (none before the first update).
@@ -43,15 +63,16 @@ pub fn fetched_builds(store: &Store) -> Result<Vec<KnownBuild>, InterpretersErro
     else {
         return Ok(Vec::new());
     };
-    let damaged = |message: String| InterpretersError::Damaged {
+    let damaged = |problem: CatalogueProblem| InterpretersError::Damaged {
         path: root.path.clone(),
-        message,
+        problem,
     };
     if !root.valid {
-        return Err(damaged("the root points at no valid entry".into()));
+        return Err(damaged(CatalogueProblem::NoEntry));
     }
-    let text = std::fs::read_to_string(&root.path).map_err(|e| damaged(e.to_string()))?;
-    parse_table(&text, Origin::Fetched).map_err(|e| damaged(e.to_string()))
+    let text =
+        std::fs::read_to_string(&root.path).map_err(|e| damaged(CatalogueProblem::Read(e)))?;
+    parse_table(&text, Origin::Fetched).map_err(|e| damaged(e.into()))
 }
 
 /// The built-in table and this store's fetched catalogue.

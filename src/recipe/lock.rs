@@ -13,12 +13,15 @@ use pep440_rs::Version;
 use super::{Recipe, RecipeTarget};
 use crate::fetch::index::IndexClient;
 use crate::fetch::{FetchError, Fetcher};
-use crate::lock::pylock::{check_pins, read_pylock, to_pylock_at, PylockLockError, WheelLocation};
+use crate::lock::pylock::{
+    check_pins, read_pylock, to_pylock_at, PylockLockError, PylockWriteError, WheelLocation,
+};
 use crate::lock::source::{IndexSource, WheelhouseError};
 use crate::lock::{Lock, LockError, LockedInterpreter, LockedPackage, LockedTarget, LOCK_VERSION};
 use crate::python::builds::NoBuild;
 use crate::python::requirements::{self, RequirementsError, RequirementsFile};
 use crate::python::resolve::{resolve, ResolveError, ResolveInput};
+use crate::python::target::TargetError;
 use crate::python::{Catalogue, PackageName, PythonRequest, PythonVersion, Target, TargetSpec};
 
 /// Why a recipe could not be locked.
@@ -51,15 +54,21 @@ pub enum LockRecipeError {
         error: Box<NoBuild>,
     },
     /// A `python` the recipe's other settings rule out.
-    #[error("{recipe}: python = {request:?}: {message}")]
+    #[error("{recipe}: python = {request:?}: {problem}")]
     Python {
         recipe: String,
         request: String,
-        message: String,
+        #[source]
+        problem: PythonProblem,
     },
     /// A target the python layer refuses.
-    #[error("target {target}: {message}")]
-    Target { target: String, message: String },
+    #[error("target {target}: {source}")]
+    Target {
+        target: String,
+        // Boxed: the variant would otherwise make every `Result<_, LockRecipeError>` large.
+        #[source]
+        source: Box<TargetError>,
+    },
     /// Resolution failed for a target.
     #[error("target {target}: {error}")]
     Resolve { target: String, error: ResolveError },
@@ -77,13 +86,37 @@ pub enum LockRecipeError {
     #[error(transparent)]
     Import(Box<crate::lock::import::ImportError>),
     /// A lock that cannot be written as `pylock.toml` (a bug in the lock's targets).
-    #[error("cannot write {} as pylock.toml: {message}", path.display())]
-    PylockWrite { path: PathBuf, message: String },
+    #[error("cannot write {} as pylock.toml: {source}", path.display())]
+    PylockWrite {
+        path: PathBuf,
+        #[source]
+        source: PylockWriteError,
+    },
     /// An exported requirements file cannot be written.
     #[error("cannot write {}: {error}", path.display())]
     Export {
         path: PathBuf,
         error: std::io::Error,
+    },
+}
+
+/// Why the recipe's `python` cannot be locked as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum PythonProblem {
+    /// Not a version request.
+    #[error("not a CPython version like 3.12.7 or 3.13")]
+    NotAVersion,
+    /// A minor version, but a target brings its own interpreter.
+    #[error("target {target} names its own interpreter, whose version pystore cannot choose; give `python` as that interpreter's exact version")]
+    OwnInterpreter { target: String },
+    /// A minor version, but the lock is a `pylock.toml`.
+    #[error("a pylock.toml cannot pin an interpreter archive; give `python` as an exact version, or lock into pystore.lock")]
+    PylockPin,
+    /// The chosen release has no build for a target's triple.
+    #[error("no CPython {version} build for {triple}")]
+    NoBuild {
+        version: PythonVersion,
+        triple: String,
     },
 }
 
@@ -372,7 +405,7 @@ fn pylock_text(
 ) -> Result<String, LockRecipeError> {
     to_pylock_at(lock, locations, path).map_err(|e| LockRecipeError::PylockWrite {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: e,
     })
 }
 
@@ -412,10 +445,10 @@ pub(super) fn choose_interpreters(
     existing: Option<&Lock>,
     upgrade_python: bool,
 ) -> Result<Interpreters, LockRecipeError> {
-    let python_error = |message: String| LockRecipeError::Python {
+    let python_error = |problem: PythonProblem| LockRecipeError::Python {
         recipe: recipe.name.clone(),
         request: recipe.python.clone(),
-        message,
+        problem,
     };
     let no_build = |error: NoBuild| LockRecipeError::NoInterpreter {
         recipe: recipe.name.clone(),
@@ -424,18 +457,15 @@ pub(super) fn choose_interpreters(
     };
     let request = recipe
         .python_request()
-        .ok_or_else(|| python_error("not a CPython version like 3.12.7 or 3.13".into()))?;
+        .ok_or_else(|| python_error(PythonProblem::NotAVersion))?;
     if let PythonRequest::Minor(..) = request {
         if let Some(own) = recipe.targets.iter().find(|t| t.interpreter.is_some()) {
-            return Err(python_error(format!(
-                "target {} names its own interpreter, whose version pystore cannot choose; give `python` as that interpreter's exact version",
-                own.spec.name
-            )));
+            return Err(python_error(PythonProblem::OwnInterpreter {
+                target: own.spec.name.clone(),
+            }));
         }
         if recipe.lock_is_pylock() {
-            return Err(python_error(
-                "a pylock.toml cannot pin an interpreter archive; give `python` as an exact version, or lock into pystore.lock".into(),
-            ));
+            return Err(python_error(PythonProblem::PylockPin));
         }
     }
     let from_catalogue: Vec<&RecipeTarget> = recipe
@@ -490,7 +520,10 @@ pub(super) fn choose_interpreters(
                     let exact = PythonRequest::Exact(version);
                     match catalogue.resolve(&exact, &triples) {
                         Err(error) => no_build(error),
-                        Ok(_) => python_error(format!("no CPython {version} build for {triple}")),
+                        Ok(_) => python_error(PythonProblem::NoBuild {
+                            version,
+                            triple: triple.to_owned(),
+                        }),
                     }
                 })?;
                 LockedInterpreter {
@@ -516,7 +549,7 @@ pub(super) fn target_of(
         .target(python)
         .map_err(|e| LockRecipeError::Target {
             target: recipe_target.spec.name.clone(),
-            message: e.to_string(),
+            source: Box::new(e),
         })
 }
 

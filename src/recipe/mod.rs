@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::hash::{Sha256Digest, Sha256Error};
 use crate::python::target::TargetError;
 use crate::python::{Os, Platform, TargetSpec};
+use crate::store::id::InvalidName;
 use crate::store::EntryName;
 
 /// Why a recipe cannot be used.
@@ -30,8 +31,14 @@ pub enum RecipeError {
     #[error(transparent)]
     Read(#[from] crate::hash::files::InputError),
     /// TOML syntax, an unknown key, or a value of the wrong type.
-    #[error("{}: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
+    // toml's text ends in a newline, which the message leaves out.
+    #[error("{}: {}", path.display(), source.to_string().trim_end())]
+    Parse {
+        path: PathBuf,
+        // Boxed: the variant would otherwise make every `Result<_, RecipeError>` large.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
     /// A target whose platform pystore does not know (or whose glibc floor does not fit it).
     #[error("{}: `{key}`: target {target:?}: {source}", path.display())]
     Platform {
@@ -43,12 +50,52 @@ pub enum RecipeError {
         source: Box<TargetError>,
     },
     /// A value that parses but cannot be used.
-    #[error("{}: `{key}`: {message}", path.display())]
+    #[error("{}: `{key}`: {problem}", path.display())]
     Invalid {
         path: PathBuf,
         key: String,
-        message: String,
+        #[source]
+        problem: RecipeProblem,
     },
+}
+
+/// What is wrong with a value of a recipe that parses.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeProblem {
+    /// A requirements path that leaves the recipe directory.
+    #[error("{path:?}: {reason}; the requirements file must be inside the recipe directory (a relative path without `..`)")]
+    RequirementsOutside { path: String, reason: &'static str },
+    /// A lock file name that is not one of the lock formats', or not in the recipe directory.
+    #[error("{0:?} is not a lock file name: use \"pystore.lock\", \"pylock.toml\" or \"pylock.NAME.toml\", a file in the recipe directory")]
+    LockName(String),
+    /// A name that cannot be part of an entry name. Held whole, but said shorter than
+    /// [`InvalidName`]'s own text, which speaks of `--name`.
+    #[error("{:?} {}", .0.name, .0.reason)]
+    EntryName(InvalidName),
+    /// Not a CPython version.
+    #[error("{0:?} is not a CPython version like \"3.12.7\" or \"3.13\"")]
+    Python(String),
+    /// Not a module name.
+    #[error("{0:?} is not a module name like \"lxml.etree\"")]
+    Module(String),
+    /// No `[[targets]]`.
+    #[error("at least one [[targets]] table is needed")]
+    NoTargets,
+    /// Two targets of one name.
+    #[error("{0:?} names two targets")]
+    DuplicateTarget(String),
+    /// A glibc floor on a platform without glibc.
+    #[error("only Linux (gnu) targets have a glibc floor, not {triple}")]
+    GlibcNotLinux { triple: String },
+    /// A glibc floor that is not `X.Y`.
+    #[error("{0:?} is not a version like \"2.28\"")]
+    GlibcVersion(String),
+    /// An interpreter archive's sha256 that is not one.
+    #[error(transparent)]
+    Sha256(#[from] Sha256Error),
+    /// An interpreter table with neither or both of an archive and a path.
+    #[error("give either {{ url = \"...\", sha256 = \"...\" }} or {{ path = \"...\" }}")]
+    Interpreter,
 }
 
 /// A parsed recipe, with its paths made absolute.
@@ -222,12 +269,12 @@ pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
 pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
     let raw: RawRecipe = toml::from_str(text).map_err(|e| RecipeError::Parse {
         path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_owned(),
+        source: Box::new(e),
     })?;
-    let invalid = |key: &str, message: String| RecipeError::Invalid {
+    let invalid = |key: &str, problem: RecipeProblem| RecipeError::Invalid {
         path: path.to_path_buf(),
         key: key.to_owned(),
-        message,
+        problem,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     // Both stay inside the recipe directory: a recipe must not make pystore read (and echo)
@@ -235,59 +282,44 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
     if let Some(reason) = crate::python::requirements::check_relative(&raw.requirements) {
         return Err(invalid(
             "requirements",
-            format!(
-                "{:?}: {reason}; the requirements file must be inside the recipe directory (a relative path without `..`)",
-                raw.requirements
-            ),
+            RecipeProblem::RequirementsOutside {
+                path: raw.requirements.clone(),
+                reason,
+            },
         ));
     }
     let lock_name_ok = raw.lock == "pystore.lock"
         || (crate::lock::pylock::is_pylock_name(&raw.lock) && !raw.lock.contains(['/', '\\', ':']));
     if !lock_name_ok {
-        return Err(invalid(
-            "lock",
-            format!(
-                "{:?} is not a lock file name: use \"pystore.lock\", \"pylock.toml\" or \"pylock.NAME.toml\", a file in the recipe directory",
-                raw.lock
-            ),
-        ));
+        return Err(invalid("lock", RecipeProblem::LockName(raw.lock.clone())));
     }
     for (key, value) in [("name", &raw.name), ("version", &raw.version)] {
-        EntryName::new(value).map_err(|e| invalid(key, format!("{:?} {}", e.name, e.reason)))?;
+        EntryName::new(value).map_err(|e| invalid(key, RecipeProblem::EntryName(e)))?;
     }
     if !is_python_version(&raw.python) {
-        return Err(invalid(
-            "python",
-            format!(
-                "{:?} is not a CPython version like \"3.12.7\" or \"3.13\"",
-                raw.python
-            ),
-        ));
+        return Err(invalid("python", RecipeProblem::Python(raw.python.clone())));
     }
     for (i, module) in raw.validate.iter().enumerate() {
         if !is_module_name(module) {
             return Err(invalid(
                 &format!("validate[{i}]"),
-                format!("{module:?} is not a module name like \"lxml.etree\""),
+                RecipeProblem::Module(module.clone()),
             ));
         }
     }
     if raw.targets.is_empty() {
-        return Err(invalid(
-            "targets",
-            "at least one [[targets]] table is needed".into(),
-        ));
+        return Err(invalid("targets", RecipeProblem::NoTargets));
     }
     let mut names = BTreeSet::new();
     let mut targets = Vec::new();
     for (i, target) in raw.targets.into_iter().enumerate() {
         let key = |field: &str| format!("targets[{i}].{field}");
         EntryName::new(&target.name)
-            .map_err(|e| invalid(&key("name"), format!("{:?} {}", e.name, e.reason)))?;
+            .map_err(|e| invalid(&key("name"), RecipeProblem::EntryName(e)))?;
         if !names.insert(target.name.clone()) {
             return Err(invalid(
                 &key("name"),
-                format!("{:?} names two targets", target.name),
+                RecipeProblem::DuplicateTarget(target.name.clone()),
             ));
         }
         // The platform first: the glibc checks below speak of the triple.
@@ -302,10 +334,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
             if !matches!(platform.os, Os::LinuxGnu { .. }) {
                 return Err(invalid(
                     &key("glibc"),
-                    format!(
-                        "only Linux (gnu) targets have a glibc floor, not {}",
-                        target.platform
-                    ),
+                    RecipeProblem::GlibcNotLinux {
+                        triple: target.platform.clone(),
+                    },
                 ));
             }
             if !glibc
@@ -314,7 +345,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
             {
                 return Err(invalid(
                     &key("glibc"),
-                    format!("{glibc:?} is not a version like \"2.28\""),
+                    RecipeProblem::GlibcVersion(glibc.clone()),
                 ));
             }
         }
@@ -334,7 +365,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
             }) => {
                 let sha256 = sha256
                     .parse()
-                    .map_err(|e: Sha256Error| invalid(&key("interpreter.sha256"), e.to_string()))?;
+                    .map_err(|e: Sha256Error| invalid(&key("interpreter.sha256"), e.into()))?;
                 Some(InterpreterSource::Archive { url, sha256 })
             }
             Some(RawInterpreter {
@@ -342,12 +373,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
                 sha256: None,
                 path: Some(p),
             }) => Some(InterpreterSource::Path(dir.join(p))),
-            Some(_) => {
-                return Err(invalid(
-                    &key("interpreter"),
-                    "give either { url = \"...\", sha256 = \"...\" } or { path = \"...\" }".into(),
-                ))
-            }
+            Some(_) => return Err(invalid(&key("interpreter"), RecipeProblem::Interpreter)),
         };
         targets.push(RecipeTarget { spec, interpreter });
     }
@@ -500,6 +526,20 @@ interpreter = { path = "../py" }
             recipe.targets[1].spec.platform.os,
             Os::LinuxGnu { glibc: (2, 28) }
         );
+    }
+
+    /// The CLI prints each cause once: the typed causes are in the message already.
+    #[test]
+    fn a_recipe_error_says_its_cause_once() {
+        for text in [
+            SAMAI.replace("version =", "colour = \"red\"\nversion ="),
+            SAMAI.replace("glibc = \"2.28\"", "glibc = \"2.28.1\""),
+            SAMAI.replace("{ path = \"../py\" }", "{ url = \"u\", sha256 = \"ab\" }"),
+        ] {
+            let err = parse(Path::new("/r/x/recipe.toml"), &text).unwrap_err();
+            let chain = crate::errors::chain(&err);
+            assert_eq!(chain, [err.to_string()], "{text}");
+        }
     }
 
     #[test]

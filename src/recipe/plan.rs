@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use reqwest::Url;
 
-use super::realise::{RealiseOptions, RealiseRecipeError};
+use super::realise::{CaptureProblem, RealiseOptions, RealiseRecipeError};
 use super::{Recipe, RecipeTarget};
 use crate::archive::timestamp::DosDateTime;
 use crate::build::graph::Action;
@@ -73,7 +73,7 @@ fn sha256_of(path: &Path) -> Result<String, RealiseRecipeError> {
 fn plan_error(recipe: &Recipe) -> impl Fn(BuildError) -> RealiseRecipeError + '_ {
     move |err| RealiseRecipeError::Plan {
         recipe: recipe.name.clone(),
-        message: err.to_string(),
+        source: Box::new(err).into(),
     }
 }
 
@@ -435,7 +435,7 @@ fn prepare_target<'l>(
         .target(&python)
         .map_err(|e| RealiseRecipeError::Target {
             target: tname.clone(),
-            message: e.to_string(),
+            source: Box::new(e),
         })?;
     let (interpreter, archive_sha256) = interpreter_node(
         store,
@@ -562,15 +562,15 @@ fn capture(
     target: &Target,
     perr: &impl Fn(BuildError) -> RealiseRecipeError,
 ) -> Result<(NodeIndex, Option<String>), RealiseRecipeError> {
-    let failed = |message: String| RealiseRecipeError::Capture {
+    let failed = |source: CaptureProblem| RealiseRecipeError::Capture {
         target: tname.to_owned(),
         path: prefix.to_path_buf(),
-        message,
+        source: Box::new(source),
     };
-    let scratch = tempfile::tempdir().map_err(|e| failed(e.to_string()))?;
+    let scratch = tempfile::tempdir().map_err(|e| failed(CaptureProblem::Scratch(e)))?;
     let out = scratch.path().join("python");
     crate::python::capture_installed(prefix, target, &out, &Default::default())
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| failed(e.into()))?;
     let name = format!(
         "cpython-{}-{}-captured",
         target.python,

@@ -14,14 +14,16 @@ use crate::build::check::{check as check_graph, derived_closure, CheckError, Che
 use crate::build::sandbox::{Mode, Sandbox, SandboxError};
 use crate::build::timings::Timeline;
 use crate::build::{
-    plan, plan_with, realise_timed, substitute, Counts, NodeIndex, RealiseError, Status,
-    Substituter,
+    plan, plan_with, realise_timed, substitute, BuildError, Counts, NodeIndex, RealiseError,
+    Status, Substituter,
 };
 use crate::bundle::derivations;
-use crate::bundle::provenance::with_run_times;
+use crate::bundle::provenance::{with_run_times, StampError};
 use crate::fetch::config::IndexUrls;
 use crate::fetch::{FetchError, Fetcher};
+use crate::python::interpreter::InterpreterError;
 use crate::python::requirements;
+use crate::python::target::TargetError;
 use crate::sign::SecretKey;
 use crate::store::{EntryInfo, Store, StoreError};
 
@@ -60,8 +62,13 @@ pub enum RealiseRecipeError {
         available: Vec<String>,
     },
     /// A target the python layer refuses.
-    #[error("target {target}: {message}")]
-    Target { target: String, message: String },
+    #[error("target {target}: {source}")]
+    Target {
+        target: String,
+        // Boxed: the variant would otherwise make every `Result<_, RealiseRecipeError>` large.
+        #[source]
+        source: Box<TargetError>,
+    },
     /// A minor `python` whose lock pins no interpreter for the target.
     #[error("target {target}: {} pins no interpreter for python = {python:?}; run `pystore lock {recipe}` to choose and pin one", path.display())]
     NoPinnedInterpreter {
@@ -88,15 +95,21 @@ pub enum RealiseRecipeError {
         project: String,
     },
     /// Capturing an installed interpreter.
-    #[error("target {target}: capturing the interpreter at {}: {message}", path.display())]
+    #[error("target {target}: capturing the interpreter at {}: {source}", path.display())]
     Capture {
         target: String,
         path: PathBuf,
-        message: String,
+        // Boxed: an interpreter error is large, and every `Result<_, RealiseRecipeError>` would be.
+        #[source]
+        source: Box<CaptureProblem>,
     },
     /// Planning failed.
-    #[error("planning {recipe}: {message}")]
-    Plan { recipe: String, message: String },
+    #[error("planning {recipe}: {source}")]
+    Plan {
+        recipe: String,
+        #[source]
+        source: PlanProblem,
+    },
     /// Fetching failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
@@ -117,6 +130,37 @@ pub enum RealiseRecipeError {
     Digest {
         path: PathBuf,
         source: std::io::Error,
+    },
+}
+
+/// Why an installed interpreter could not be captured.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureProblem {
+    /// Scratch space to copy it into.
+    #[error(transparent)]
+    Scratch(std::io::Error),
+    /// Copying and checking the interpreter tree.
+    #[error(transparent)]
+    Interpreter(#[from] InterpreterError),
+}
+
+/// What went wrong planning a recipe's graph or handing out its results.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanProblem {
+    /// A node of the graph could not be planned. Boxed: the largest cause.
+    #[error(transparent)]
+    Build(#[from] Box<BuildError>),
+    /// The scheduler finished without an entry for one of a target's results (a bug).
+    #[error("target {target} was not realised")]
+    NotRealised { target: String },
+    /// Run times could not be added to the `--out` copy of the provenance.
+    #[error(transparent)]
+    Stamp(#[from] StampError),
+    /// A validation report entry that does not parse.
+    #[error("{} is not a validation report: {source}", path.display())]
+    ValidationReport {
+        path: PathBuf,
+        source: serde_json::Error,
     },
 }
 
@@ -348,7 +392,9 @@ impl Publisher<'_> {
                 .cloned()
                 .ok_or_else(|| RealiseRecipeError::Plan {
                     recipe: recipe.name.clone(),
-                    message: format!("target {target} was not realised"),
+                    source: PlanProblem::NotRealised {
+                        target: target.clone(),
+                    },
                 })
         };
         let bundle = get(planned_target.bundle)?;
@@ -422,7 +468,7 @@ impl Publisher<'_> {
         let stamped = with_run_times(&entry, started, finished, options.signing_key.as_deref())
             .map_err(|e| RealiseRecipeError::Plan {
                 recipe: recipe.name.clone(),
-                message: e.to_string(),
+                source: e.into(),
             })?;
         write_out(&stamped, &dest).map_err(io("write the provenance to"))?;
         Ok(Copies {
@@ -442,12 +488,12 @@ fn validated_at(recipe: &str, validation: &EntryInfo) -> Result<String, RealiseR
         source,
     })?;
     let report: crate::bundle::validate::Report =
-        serde_json::from_slice(&bytes).map_err(|e| RealiseRecipeError::Plan {
+        serde_json::from_slice(&bytes).map_err(|source| RealiseRecipeError::Plan {
             recipe: recipe.to_owned(),
-            message: format!(
-                "{} is not a validation report: {e}",
-                validation.path.display()
-            ),
+            source: PlanProblem::ValidationReport {
+                path: validation.path.clone(),
+                source,
+            },
         })?;
     Ok(report.validated_at().to_owned())
 }

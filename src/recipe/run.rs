@@ -37,13 +37,32 @@ pub enum RunError {
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     /// Starting the program.
-    #[error("cannot start the bundle's python {program}: {message}")]
+    #[error("cannot start the bundle's python {program}: {problem}")]
     Start {
         /// The program.
         program: String,
         /// What went wrong.
-        message: String,
+        #[source]
+        problem: StartProblem,
     },
+}
+
+/// Why the bundle's python could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartProblem {
+    /// Realise handed back no bundle for the target.
+    #[error("the target was not realised")]
+    NotRealised,
+    /// The bundle's interpreter metadata.
+    #[error("cannot read its interpreter metadata: {0}")]
+    Metadata(#[source] std::io::Error),
+    /// Scratch space for the sandbox.
+    #[error("cannot create a scratch directory: {0}")]
+    Scratch(#[source] std::io::Error),
+    /// The sandboxed process did not start. Said as the sandbox's failing step where the error
+    /// carries one (it is then no plain OS error, so it is not offered as a source).
+    #[error("{}", start_error(.0))]
+    Spawn(std::io::Error),
 }
 
 /// What ran.
@@ -97,13 +116,13 @@ pub fn run(
         _ => {
             return Err(RunError::Start {
                 program: name,
-                message: "the target was not realised".into(),
+                problem: StartProblem::NotRealised,
             })
         }
     };
     let info = InterpreterInfo::read(&bundle.path).map_err(|e| RunError::Start {
         program: bundle.path.display().to_string(),
-        message: format!("cannot read its interpreter metadata: {e}"),
+        problem: StartProblem::Metadata(e),
     })?;
     let sandbox = Sandbox::new(options.sandbox)?;
     let scratch = tempfile::Builder::new()
@@ -111,7 +130,7 @@ pub fn run(
         .tempdir()
         .map_err(|e| RunError::Start {
             program: info.executable.clone(),
-            message: format!("cannot create a scratch directory: {e}"),
+            problem: StartProblem::Scratch(e),
         })?;
     let scripts = std::path::Path::new(&info.executable)
         .parent()
@@ -141,7 +160,7 @@ pub fn run(
         .status()
         .map_err(|e| RunError::Start {
             program: program.clone(),
-            message: start_error(&e),
+            problem: StartProblem::Spawn(e),
         })?;
     Ok(RunOutcome {
         status,
