@@ -282,7 +282,12 @@ pub fn substitute(
             match substituter.substitute(store, &node.id) {
                 Ok(_) => {
                     substituted += 1;
-                    timeline.record(&node.fingerprint, How::Substituted, started, Instant::now());
+                    timeline.record_substituted(
+                        &node.id,
+                        &node.fingerprint,
+                        started,
+                        Instant::now(),
+                    );
                 }
                 Err(err) => {
                     tracing::warn!(
@@ -373,7 +378,8 @@ fn valid_entries(
         if *s == Status::Valid {
             if let Some(entry) = store.query(&graph.node(index).id)? {
                 let now = Instant::now();
-                timeline.record(&graph.node(index).fingerprint, How::Valid, now, now);
+                let node = graph.node(index);
+                timeline.record_valid(&node.id, &node.fingerprint, now);
                 done.insert(index, entry);
             }
         }

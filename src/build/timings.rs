@@ -3,12 +3,13 @@
 //! Times are seconds from the start of the realisation, read from a monotonic clock; they
 //! describe one run on one machine and never enter the store.
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::store::Fingerprint;
+use crate::store::{EntryId, Fingerprint};
 
 /// How a node's entry was obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -64,6 +65,8 @@ pub fn step_of(fingerprint: &Fingerprint) -> &'static str {
 pub struct Timeline {
     epoch: Instant,
     spans: Mutex<Vec<Timing>>,
+    /// The entries substituted in this run.
+    substituted: Mutex<BTreeSet<EntryId>>,
 }
 
 impl Default for Timeline {
@@ -78,6 +81,7 @@ impl Timeline {
         Timeline {
             epoch: Instant::now(),
             spans: Mutex::new(Vec::new()),
+            substituted: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -86,9 +90,7 @@ impl Timeline {
         at.saturating_duration_since(self.epoch).as_secs_f64()
     }
 
-    /// Records that the entry of `fingerprint` was obtained `how`, from `start` to `end`. An
-    /// entry substituted earlier in the run is valid when the builds start; that second record
-    /// is dropped, so each entry has one span saying what this run did for it.
+    /// Records that the entry of `fingerprint` was obtained `how`, from `start` to `end`.
     pub fn record(&self, fingerprint: &Fingerprint, how: How, start: Instant, end: Instant) {
         let timing = Timing {
             name: fingerprint.name().to_string(),
@@ -97,11 +99,37 @@ impl Timeline {
             start: self.offset(start),
             end: self.offset(end),
         };
-        let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
-        if how == How::Valid && spans.iter().any(|s| s.name == timing.name) {
-            return;
+        self.spans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(timing);
+    }
+
+    /// Records that entry `id` was substituted from `start` to `end`.
+    pub fn record_substituted(
+        &self,
+        id: &EntryId,
+        fingerprint: &Fingerprint,
+        start: Instant,
+        end: Instant,
+    ) {
+        self.substituted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
+        self.record(fingerprint, How::Substituted, start, end);
+    }
+
+    /// Records that entry `id` was valid at `at`, unless this run substituted it: an entry
+    /// substituted earlier in the run is valid when the builds start, and its span already says
+    /// what the run did for it. (Entries that came with a substituted entry's closure are
+    /// recorded valid.)
+    pub fn record_valid(&self, id: &EntryId, fingerprint: &Fingerprint, at: Instant) {
+        let substituted = self.substituted.lock().unwrap_or_else(|p| p.into_inner());
+        if !substituted.contains(id) {
+            drop(substituted);
+            self.record(fingerprint, How::Valid, at, at);
         }
-        spans.push(timing);
     }
 
     /// Every span recorded, by start time (then name).

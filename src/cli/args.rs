@@ -239,7 +239,7 @@ pub enum Command {
         /// Ignore the existing lock's version of NAME only (repeatable); `python` chooses the
         /// interpreter release again (the newest the catalogue has for the recipe's `python`)
         #[arg(long = "upgrade-package", value_name = "NAME")]
-        upgrade_packages: Vec<String>,
+        upgrade_packages: Vec<crate::python::PackageName>,
         /// Also write each target's pins to DIR/requirements-<target>.txt, hashed (pip
         /// --require-hashes format), for tools that read requirements files
         #[arg(long, value_name = "DIR")]

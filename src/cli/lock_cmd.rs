@@ -21,7 +21,7 @@ pub(super) struct LockArgs<'a> {
     /// `--upgrade`.
     pub upgrade: bool,
     /// `--upgrade-package`.
-    pub upgrade_packages: &'a [String],
+    pub upgrade_packages: &'a [crate::python::PackageName],
     /// `--export-requirements`.
     pub export_requirements: Option<std::path::PathBuf>,
     /// `--export-pylock`.

@@ -140,7 +140,7 @@ pub struct LockOptions {
     /// Ignore the existing lock's versions.
     pub upgrade: bool,
     /// Ignore the existing lock's versions of these projects only.
-    pub upgrade_packages: Vec<String>,
+    pub upgrade_packages: Vec<PackageName>,
     /// Say on stderr which target is being resolved.
     pub progress: bool,
     /// Also write each target's pins as `requirements-<target>.txt` (hashed) in this directory.
@@ -211,11 +211,7 @@ pub fn lock(
         .is_file()
         .then(|| read_recipe_lock(recipe))
         .flatten();
-    let upgrade: Vec<PackageName> = options
-        .upgrade_packages
-        .iter()
-        .map(|n| PackageName::new(n))
-        .collect();
+    let upgrade = &options.upgrade_packages;
     let inputs = recipe.lock_inputs(&requirements);
     check_kept_targets(recipe, existing.as_ref(), &inputs, &options.targets)?;
     let upgrade_python = options.upgrade || upgrade.iter().any(|n| n == "python");

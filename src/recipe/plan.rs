@@ -58,7 +58,6 @@ impl Planned {
 
 /// sha256 of a user input file (recipe, requirements, lock), read bounded like any input.
 fn sha256_of(path: &Path) -> Result<String, RealiseRecipeError> {
-    use sha2::Digest;
     let bytes = crate::hash::files::read_input(path, "input file", crate::hash::files::TEXT_CAP)
         .map_err(|err| RealiseRecipeError::Digest {
             path: path.to_path_buf(),
@@ -67,7 +66,7 @@ fn sha256_of(path: &Path) -> Result<String, RealiseRecipeError> {
                 other => std::io::Error::other(other.reason()),
             },
         })?;
-    Ok(crate::hash::to_hex(&sha2::Sha256::digest(&bytes)))
+    Ok(crate::hash::Sha256Digest::of(&bytes).to_string())
 }
 
 fn plan_error(recipe: &Recipe) -> impl Fn(BuildError) -> RealiseRecipeError + '_ {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::{json, Value};
 
-use crate::hash::{base32, canonical_json, to_hex, Sha256Digest};
+use crate::hash::{base32, canonical_json, to_hex};
 
 /// blake3 derive-key context of entry ids.
 pub const ID_CONTEXT: &str = "pystore 2026-11 entry id v1";
@@ -233,6 +233,8 @@ impl Fingerprint {
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid(format!("{key:?} is missing or not a string")))
         };
+        // Digests (a fixed output's sha256, a tree's blake3) have one spelling in a
+        // fingerprint: 64 lower-case hex digits.
         let digest = |key: &str| -> Result<[u8; 32], InvalidFingerprint> {
             let text = string(key)?;
             hex::decode(text)
@@ -241,17 +243,11 @@ impl Fingerprint {
                 .filter(|_| text.bytes().all(|c| !c.is_ascii_uppercase()))
                 .ok_or_else(|| invalid(format!("{key:?} is not 64 lower-case hex digits")))
         };
-        // A fixed output's sha256 has one spelling in a fingerprint, lower-case hex.
-        let sha256 = |key: &str| -> Result<[u8; 32], InvalidFingerprint> {
-            Sha256Digest::parse_lowercase(string(key)?)
-                .map(Sha256Digest::to_bytes)
-                .map_err(|_| invalid(format!("{key:?} is not 64 lower-case hex digits")))
-        };
         let name = EntryName::new(string("name")?).map_err(|e| invalid(e.to_string()))?;
         let fingerprint = match string("kind")? {
             "fixed" => Fingerprint::Fixed {
                 name,
-                sha256: sha256("sha256")?,
+                sha256: digest("sha256")?,
             },
             "source" => Fingerprint::Source {
                 name,

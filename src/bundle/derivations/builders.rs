@@ -1,9 +1,9 @@
 //! The builders of [`super`]'s nodes: what runs, in the store's build directory, to make
-//! each entry from its inputs (by label) and its parameters. Each gets its parameters typed;
+//! each entry from its inputs (looked up by role, [`crate::bundle::inputs`]) and its parameters. Each gets its parameters typed;
 //! what it reads of the build context is named in its doc.
 
 use std::collections::BTreeMap;
-use std::fs;
+use fs_err as fs;
 
 use rayon::prelude::*;
 
@@ -208,7 +208,7 @@ fn make_writable(dir: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let meta = fs::symlink_metadata(dir)?;
     if meta.is_dir() {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+        fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
         for entry in fs::read_dir(dir)? {
             make_writable(&entry?.path())?;
         }

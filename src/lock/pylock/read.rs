@@ -344,7 +344,11 @@ impl<'a> Selector<'a> {
     /// `package` pinned to its best wheel for the target (no `required_by` yet), or `None`
     /// when its marker or `requires-python` leaves it out.
     fn select(&self, package: &PylockPackage) -> Result<Option<LockedPackage>, PylockError> {
-        let name = normalize_name(&package.name);
+        let parsed: PackageName = package
+            .name
+            .parse()
+            .map_err(|e| self.package_error(&package.name, PackageProblem::Name(e)))?;
+        let name = parsed.to_string();
         let applies = evaluate_marker(package.marker.as_deref().unwrap_or(""), &self.target, &[])
             .map_err(|e| self.package_error(&name, PackageProblem::Marker(e)))?;
         if !applies || !self.python_fits(&package.requires_python, &name)? {
@@ -368,7 +372,7 @@ impl<'a> Selector<'a> {
             None => file_name.version.clone(),
         };
         Ok(Some(LockedPackage {
-            name: PackageName::new(&name),
+            name: parsed,
             version,
             wheel: file_name,
             size,
