@@ -1,9 +1,10 @@
 //! The builders of [`super`]'s nodes: what runs, in the store's build directory, to make
-//! each entry from its inputs (looked up by role, [`crate::bundle::inputs`]) and its parameters. Each gets its parameters typed;
-//! what it reads of the build context is named in its doc.
+//! each entry from its inputs (looked up by role, [`crate::bundle::inputs`]) and its
+//! parameters. Each gets its parameters typed; what it reads of the build context is named in
+//! its doc.
 
-use std::collections::BTreeMap;
 use fs_err as fs;
+use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
