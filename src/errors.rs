@@ -11,7 +11,8 @@ pub fn chain(err: &dyn Error) -> Vec<String> {
     let mut texts: Vec<String> = vec![err.to_string()];
     let mut source = err.source();
     while let Some(cause) = source {
-        // Trimmed: some texts end in a newline (toml's), which a message embedding them drops.
+        // Trimmed: a text ending in a newline (toml's, when not wrapped in `lock::TomlError`)
+        // is embedded without it.
         let text = cause.to_string().trim_end().to_owned();
         let repeated = texts.last().is_some_and(|last| last.contains(&text));
         if !repeated && !text.is_empty() {

@@ -45,8 +45,8 @@ pub enum LockProblem {
 }
 
 /// A TOML error, shown without the line break `toml` ends its text with, so it reads as the
-/// end of a message naming the file. Its text is the whole of what `toml` says (it has no
-/// source of its own), so it is not given as a further cause, which would say it twice.
+/// end of a message naming the file. Its text is the whole of what `toml` says, so it has no
+/// `source()` of its own: a chain ends with it. The lock formats and the recipe parser use it.
 #[derive(Debug)]
 pub struct TomlError(pub toml::de::Error);
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::hash::{Sha256Digest, Sha256Error};
+use crate::lock::TomlError;
 use crate::python::target::TargetError;
 use crate::python::{Os, Platform, TargetSpec};
 use crate::store::id::InvalidName;
@@ -31,13 +32,12 @@ pub enum RecipeError {
     #[error(transparent)]
     Read(#[from] crate::hash::files::InputError),
     /// TOML syntax, an unknown key, or a value of the wrong type.
-    // toml's text ends in a newline, which the message leaves out.
-    #[error("{}: {}", path.display(), source.to_string().trim_end())]
+    #[error("{}: {source}", path.display())]
     Parse {
         path: PathBuf,
         // Boxed: the variant would otherwise make every `Result<_, RecipeError>` large.
         #[source]
-        source: Box<toml::de::Error>,
+        source: Box<TomlError>,
     },
     /// A target whose platform pystore does not know (or whose glibc floor does not fit it).
     #[error("{}: `{key}`: target {target:?}: {source}", path.display())]
@@ -269,7 +269,7 @@ pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
 pub fn parse(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
     let raw: RawRecipe = toml::from_str(text).map_err(|e| RecipeError::Parse {
         path: path.to_path_buf(),
-        source: Box::new(e),
+        source: Box::new(TomlError(e)),
     })?;
     let invalid = |key: &str, problem: RecipeProblem| RecipeError::Invalid {
         path: path.to_path_buf(),
