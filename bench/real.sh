@@ -50,6 +50,11 @@ python3 tests/acceptance/fetch_wheels.py "$lock" "$out/wheels" >&2
 archive=$("$REPO/target/debug/examples/acceptance" interpreter "$out/interpreters")
 W=$(mktemp -d)
 nuke() { if [ -e "$1" ]; then chmod -R u+w "$1" && rm -rf "$1"; fi; }
+# Between timed runs, old trees are moved aside, not deleted: on an ext4 without a journal (as on
+# these VMs) each new inode is allocated past every inode freed in the last minutes
+# (`recently_deleted` in the kernel's find_inode_bit), so a run that follows a mass deletion pays
+# up to a millisecond per file it creates. Moving aside costs one rename; the trash goes at exit.
+retire() { if [ -e "$1" ]; then mkdir -p "$W/trash"; mv "$1" "$(mktemp -d "$W/trash/XXXXXX")/"; fi; }
 trap '[ "${KEEP:-0}" = 1 ] && echo "kept $W" >&2 || nuke "$W"' EXIT
 
 recipe_with() { # DIR LOCK: the acceptance recipe, its Linux target given this archive
@@ -96,7 +101,7 @@ now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l; }
 
 peer_cold() { # DIR
-    nuke "$1"; mkdir -p "$1"
+    retire "$1"; mkdir -p "$1"
     sync
     local t0; t0=$(now)
     tar -xzf "$archive" -C "$1"
@@ -123,7 +128,7 @@ cold=() peer=() noop=() peernoop=() changed=()
 for run in $(seq "$RUNS"); do
     echo "run $run/$RUNS ..." >&2
     peer+=("$(peer_cold "$W/peer")")
-    nuke "$W/store"
+    retire "$W/store"
     cold+=("$(timed ps "$W/store" "$W/recipe")")
     noop+=("$(timed ps "$W/store" "$W/recipe")")   # writes the intact stamps, as any 2nd run
     noop+=("$(timed ps "$W/store" "$W/recipe")")
@@ -151,7 +156,7 @@ for run in $(seq $((RUNS * 2 + 1))); do
     without+=("$(import_time "$W/without")")
 done
 # A timings report of one more cold realise, to see where the time went.
-nuke "$W/store"
+retire "$W/store"
 "$PYSTORE" --quiet --store "$W/store" --find-links "$out/wheels" realise "$W/recipe" --target linux-x86_64 \
     --timings="$W/timings" >/dev/null
 echo

@@ -12,7 +12,7 @@
 # generated modules of a few KiB each), an interpreter archive in python-build-standalone
 # install_only layout made from the machine's Debian /usr/bin/python3.11 and /usr/lib/python3.11
 # (as tests/pyfixtures/mod.rs upstream_like_pbs_archive makes it), a recipe, requirements.txt and
-# a pystore.lock whose `inputs` hash comes from pystore's own lockfile::inputs_hash (a throwaway
+# a pystore.lock whose `inputs` hash comes from pystore's own lock::inputs_hash (a throwaway
 # cargo project built against this repo). Each number is the median of RUNS (default 3)
 # wall-clock runs; caches cannot be dropped, so every side reads its inputs from the page cache.
 set -euo pipefail
@@ -92,7 +92,8 @@ debug = "line-tables-only"
 EOF
 cat >"$HELPER/src/main.rs" <<'EOF'
 //! Prints pystore's lock `inputs` hash: REQUIREMENTS PYTHON TARGET-NAME PLATFORM.
-use pystore::python::lockfile::{inputs_hash, TargetInput};
+use pystore::lock::inputs_hash;
+use pystore::python::target::TargetSpec;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -100,8 +101,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: REQUIREMENTS PYTHON TARGET-NAME PLATFORM".into());
     };
     let requirements = pystore::python::requirements::read(std::path::Path::new(requirements))?;
-    let target = TargetInput { name, platform, glibc: None };
-    println!("{}", inputs_hash(&requirements, python, &[target]));
+    let target = TargetSpec::new(name, platform, None)?;
+    println!("{}", inputs_hash(&requirements, python, &[&target]));
     Ok(())
 }
 EOF

@@ -30,25 +30,42 @@ const COMPILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600)
 /// How the pycs are validated at import (PEP 552), as recorded in manifests and provenance.
 pub const INVALIDATION: &str = "checked-hash";
 
-/// The script the compiling interpreter runs: `site out listing`. Each line of `listing` is a
-/// `.py` file relative to `site`; its pyc is written under `out` at the same relative place.
-/// Prints, as JSON, the files that did not compile (Python 2 syntax in a test file, say): they
-/// get no pyc, as pip and uv leave them.
+/// The script the compiling interpreter runs: `site listing`. Each line of `listing` is a `.py`
+/// file relative to `site`. It writes nothing: for each file it prints one record to stdout,
+/// `index` (the line, from 0) and `length` as little-endian u32s and then that many bytes of
+/// pyc, exactly what `py_compile` would write, and pystore writes the normalised pyc itself.
+/// Creating each pyc once (not a temporary file, a rename and a rewrite) matters: a new inode
+/// is the dearest thing a build does on some file systems. A last record with index
+/// `0xffffffff` holds, as JSON, the files that did not compile (Python 2 syntax in a test file,
+/// say): they get no pyc, as pip and uv leave them.
 const COMPILE_SCRIPT: &str = r#"
-import importlib.util, json, os, py_compile, sys
-site, out, listing = sys.argv[1:4]
+import importlib.machinery, importlib.util, json, os, struct, sys
+from importlib._bootstrap_external import _code_to_hash_pyc
+site, listing = sys.argv[1:3]
 with open(listing, encoding="utf-8") as f:
     names = [line for line in f.read().split("\n") if line]
+out = sys.stdout.buffer
 failed = []
-mode = py_compile.PycInvalidationMode.CHECKED_HASH
-for rel in names:
-    cfile = os.path.join(out, importlib.util.cache_from_source(rel))
+for index, rel in enumerate(names):
+    path = os.path.join(site, rel)
+    loader = importlib.machinery.SourceFileLoader("<py_compile>", path)
+    source = loader.get_data(path)
     try:
-        py_compile.compile(os.path.join(site, rel), cfile=cfile, dfile=rel, doraise=True, invalidation_mode=mode)
-    except (py_compile.PyCompileError, SyntaxError, ValueError, UnicodeError):
+        code = loader.source_to_code(source, rel)
+    except Exception:
         failed.append(rel)
-sys.stdout.write(json.dumps({"failed": failed}))
+        continue
+    pyc = _code_to_hash_pyc(code, importlib.util.source_hash(source), True)
+    out.write(struct.pack("<II", index, len(pyc)))
+    out.write(pyc)
+report = json.dumps({"failed": failed}).encode()
+out.write(struct.pack("<II", 0xFFFFFFFF, len(report)))
+out.write(report)
+out.flush()
 "#;
+
+/// The index that marks the compile script's last record, its report.
+const REPORT_RECORD: u32 = u32::MAX;
 
 /// Why a wheel could not be byte-compiled.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +127,9 @@ pub enum RunOutcome {
     /// Its report is not the JSON the script prints.
     #[error("unreadable report: {0}")]
     Report(serde_json::Error),
+    /// Its output is not the records the script prints.
+    #[error("unreadable output: {0}")]
+    Malformed(&'static str),
 }
 
 /// What compiling a wheel did.
@@ -250,7 +270,6 @@ pub fn compile(
             .input_path("installed", installed)
             .join(site)
             .into_os_string(),
-        inside.join("out").into_os_string(),
         inside.join("files.txt").into_os_string(),
     ];
     let program = sandbox.input_path("python", python).join(&info.executable);
@@ -268,19 +287,7 @@ pub fn compile(
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
         }));
     }
-    let report: Report =
-        serde_json::from_slice(&output.stdout).map_err(|e| run(RunOutcome::Report(e)))?;
-    let written = build.join("out");
-    let compiled = if written.is_dir() {
-        normalize_tree(&written)?
-    } else {
-        0
-    };
-    if compiled > 0 {
-        fs::remove_dir(&out_site).map_err(io(&out_site))?;
-        fs::rename(&written, &out_site).map_err(io(&out_site))?;
-    }
-    let mut failed = report.failed;
+    let mut failed = write_pycs(&output.stdout, &files, &cache_tag(&info), &out_site, &run)?;
     failed.sort();
     if !failed.is_empty() {
         tracing::debug!(
@@ -291,7 +298,61 @@ pub fn compile(
             failed.join(", ")
         );
     }
-    Ok(Compiled { compiled, failed })
+    Ok(Compiled {
+        compiled: files.len() - failed.len(),
+        failed,
+    })
+}
+
+/// Writes the pycs in the compile script's `records` (see [`COMPILE_SCRIPT`]) under `out`, each
+/// normalised ([`pyc::normalize`]) and at the place CPython looks for it
+/// (`dir/__pycache__/NAME.<cache_tag>.pyc` for `dir/NAME.py` in `files`); returns the files that
+/// did not compile. The script chooses no path: a record names a line of `files`.
+fn write_pycs(
+    records: &[u8],
+    files: &[String],
+    cache_tag: &str,
+    out: &Path,
+    run: &dyn Fn(RunOutcome) -> BytecodeError,
+) -> Result<Vec<String>, BytecodeError> {
+    let malformed = |what| run(RunOutcome::Malformed(what));
+    let mut rest = records;
+    let mut made_dirs = std::collections::HashSet::new();
+    loop {
+        let Some((header, tail)) = rest.split_first_chunk::<8>() else {
+            return Err(malformed("the compiler's output ended before its report"));
+        };
+        let index = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let Some((body, tail)) = (tail.len() >= len).then(|| tail.split_at(len)) else {
+            return Err(malformed("the compiler's output ends inside a record"));
+        };
+        rest = tail;
+        if index == REPORT_RECORD {
+            let report: Report =
+                serde_json::from_slice(body).map_err(|e| run(RunOutcome::Report(e)))?;
+            return Ok(report.failed);
+        }
+        let Some(source) = files.get(index as usize) else {
+            return Err(malformed("the compiler named a file it was not given"));
+        };
+        let (dir, name) = source.rsplit_once('/').unwrap_or(("", source));
+        let stem = name.strip_suffix(".py").unwrap_or(name);
+        let cache_dir = out.join(dir).join("__pycache__");
+        let path = cache_dir.join(format!("{stem}.{cache_tag}.pyc"));
+        let io = |source| BytecodeError::Io {
+            path: path.clone(),
+            source,
+        };
+        let canonical = pyc::normalize(body).map_err(|source| BytecodeError::Pyc {
+            path: path.clone(),
+            source,
+        })?;
+        if made_dirs.insert(cache_dir.clone()) {
+            fs::create_dir_all(&cache_dir).map_err(io)?;
+        }
+        fs::write(&path, canonical).map_err(io)?;
+    }
 }
 
 /// Where the `.py` files to compile are in the tree being compiled.
@@ -352,28 +413,6 @@ pub fn convert_timestamp_pycs(root: &Path) -> Result<usize, BytecodeError> {
         Ok(())
     })?;
     Ok(converted)
-}
-
-/// Rewrites every `.pyc` under `dir` into its canonical form; returns how many there are.
-fn normalize_tree(dir: &Path) -> Result<usize, BytecodeError> {
-    let mut count = 0;
-    for_each_file(dir, &mut |_, _, path| {
-        let io = |source| BytecodeError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let bytes = fs::read(path).map_err(io)?;
-        let canonical = pyc::normalize(&bytes).map_err(|source| BytecodeError::Pyc {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if canonical != bytes {
-            fs::write(path, canonical).map_err(io)?;
-        }
-        count += 1;
-        Ok(())
-    })?;
-    Ok(count)
 }
 
 #[cfg(test)]
@@ -440,5 +479,75 @@ mod tests {
         assert!(sources(root, "cpython-311")
             .unwrap()
             .contains(&"pkg/shipped.py".to_owned()));
+    }
+
+    /// One record of the compile script's output.
+    fn record(index: u32, body: &[u8]) -> Vec<u8> {
+        let mut bytes = index.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    fn write(records: &[u8], out: &Path) -> Result<Vec<String>, BytecodeError> {
+        let files = ["top.py".to_owned(), "pkg/sub/m.py".to_owned()];
+        let run = |outcome| BytecodeError::Run {
+            program: PathBuf::from("python"),
+            outcome,
+        };
+        write_pycs(records, &files, "cpython-311", out, &run)
+    }
+
+    #[test]
+    fn compiler_records_become_pycs_at_the_places_cpython_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        // A CPython 3.11 checked-hash pyc whose code object is `None`: normalising keeps it.
+        let mut pyc = vec![0xa7, 0x0d, 0x0d, 0x0a, 3, 0, 0, 0];
+        pyc.extend_from_slice(&[7; 8]);
+        pyc.push(b'N');
+        let mut records = record(1, &pyc);
+        records.extend(record(0, &pyc));
+        records.extend(record(REPORT_RECORD, br#"{"failed": ["bad.py"]}"#));
+        assert_eq!(write(&records, dir.path()).unwrap(), ["bad.py"]);
+        for place in [
+            "__pycache__/top.cpython-311.pyc",
+            "pkg/sub/__pycache__/m.cpython-311.pyc",
+        ] {
+            assert_eq!(fs::read(dir.path().join(place)).unwrap(), pyc, "{place}");
+        }
+    }
+
+    #[test]
+    fn compiler_output_that_is_not_its_records_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = record(REPORT_RECORD, br#"{"failed": []}"#);
+        let mut unknown_file = record(2, b"");
+        unknown_file.extend_from_slice(&report);
+        let cases: [(&[u8], &str); 3] = [
+            (
+                &unknown_file,
+                "unreadable output: the compiler named a file it was not given",
+            ),
+            (
+                &report[..report.len() - 1],
+                "unreadable output: the compiler's output ends inside a record",
+            ),
+            (
+                &[],
+                "unreadable output: the compiler's output ended before its report",
+            ),
+        ];
+        for (records, expected) in cases {
+            let err = write(records, dir.path()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("compiling with python: {expected}")
+            );
+        }
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing written"
+        );
     }
 }
