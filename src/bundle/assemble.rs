@@ -11,7 +11,7 @@
 //! name ending in a dot or a space. Such a bundle is refused, naming the files and the layers
 //! (packages, or the interpreter) that ship them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -144,99 +144,141 @@ pub fn assemble(
     names: Names,
 ) -> Result<BTreeMap<String, usize>, AssembleError> {
     fs_err::create_dir(out)?;
-    let mut owners: BTreeMap<String, usize> = BTreeMap::new();
-    let mut folded = (names == Names::Windows).then(Folded::default);
+    let mut merger = Merger {
+        layers,
+        owners: BTreeMap::new(),
+        dirs: HashSet::new(),
+        folded: (names == Names::Windows).then(Folded::default),
+    };
     for (index, layer) in layers.iter().enumerate() {
-        merge_dir(
-            &layer.root,
-            out,
-            "",
-            index,
-            layers,
-            &mut owners,
-            &mut folded,
-        )?;
+        merger.merge_dir(&layer.root, out, "", index)?;
     }
-    Ok(owners)
+    Ok(merger.owners)
 }
 
-fn merge_dir(
-    from: &Path,
-    to: &Path,
-    rel: &str,
-    layer: usize,
-    layers: &[Layer],
-    owners: &mut BTreeMap<String, usize>,
-    folded: &mut Option<Folded>,
-) -> Result<(), AssembleError> {
-    let mut children: Vec<(String, PathBuf)> = Vec::new();
-    for child in fs_err::read_dir(from)? {
-        let child = child?;
-        let name = child
-            .file_name()
-            .into_string()
-            .map_err(|_| AssembleError::NonUtf8 { path: child.path() })?;
-        children.push((name, child.path()));
-    }
-    children.sort();
-    for (name, source) in children {
-        let rel_path = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        if let Some(folded) = folded.as_mut() {
-            folded.admit(&rel_path, &name, layer, layers)?;
+/// The state of one [`assemble`]: `out` is new, so what it holds is known without asking the
+/// file system (a bundle has tens of thousands of files; two `stat`s each were a quarter of
+/// its assembly).
+struct Merger<'a> {
+    layers: &'a [Layer],
+    /// The layer that placed each file and symlink.
+    owners: BTreeMap<String, usize>,
+    /// The directories created under `out`.
+    dirs: HashSet<String>,
+    folded: Option<Folded>,
+}
+
+impl Merger<'_> {
+    fn merge_dir(
+        &mut self,
+        from: &Path,
+        to: &Path,
+        rel: &str,
+        layer: usize,
+    ) -> Result<(), AssembleError> {
+        let mut children: Vec<(String, PathBuf, std::fs::FileType)> = Vec::new();
+        for child in fs_err::read_dir(from)? {
+            let child = child?;
+            let name = child
+                .file_name()
+                .into_string()
+                .map_err(|_| AssembleError::NonUtf8 { path: child.path() })?;
+            // The type from the directory itself (no `stat` on Linux file systems).
+            let file_type = child.file_type().map_err(|source| {
+                io::Error::new(
+                    source.kind(),
+                    format!(
+                        "failed to read the type of {}: {source}",
+                        child.path().display()
+                    ),
+                )
+            })?;
+            children.push((name, child.path(), file_type));
         }
-        let target = to.join(&name);
-        let meta = fs_err::symlink_metadata(&source)?;
-        let existing = fs_err::symlink_metadata(&target).ok();
-        let conflict = |what| AssembleError::Conflict {
-            path: rel_path.clone(),
-            first: owners
-                .get(&rel_path)
-                .map_or_else(|| "another layer".to_owned(), |&i| layers[i].label.clone()),
-            second: layers[layer].label.clone(),
-            what,
-        };
-        if meta.is_dir() {
-            match existing {
-                Some(e) if e.is_dir() => {}
-                Some(_) => return Err(conflict("types")),
-                None => fs_err::create_dir(&target)?,
+        children.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, source, file_type) in children {
+            let rel_path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if let Some(folded) = self.folded.as_mut() {
+                folded.admit(&rel_path, &name, layer, self.layers)?;
             }
-            // Directories may be read-only in input entries; ours stay writable until sealed.
-            merge_dir(&source, &target, &rel_path, layer, layers, owners, folded)?;
-        } else if meta.file_type().is_symlink() {
-            let link = fs_err::read_link(&source)?;
-            match existing {
-                Some(e) if e.file_type().is_symlink() => {
-                    if fs_err::read_link(&target)? != link {
-                        return Err(conflict("symlink targets"));
+            let target = to.join(&name);
+            let existing = if self.dirs.contains(&rel_path) {
+                Some(Placed::Dir)
+            } else if let Some(&owner) = self.owners.get(&rel_path) {
+                let meta = fs_err::symlink_metadata(&target)?;
+                Some(if meta.file_type().is_symlink() {
+                    Placed::Symlink(owner)
+                } else {
+                    Placed::File(owner)
+                })
+            } else {
+                None
+            };
+            let conflict = |what| AssembleError::Conflict {
+                path: rel_path.clone(),
+                first: match existing {
+                    Some(Placed::File(owner) | Placed::Symlink(owner)) => {
+                        self.layers[owner].label.clone()
+                    }
+                    _ => "another layer".to_owned(),
+                },
+                second: self.layers[layer].label.clone(),
+                what,
+            };
+            if file_type.is_dir() {
+                match existing {
+                    Some(Placed::Dir) => {}
+                    Some(_) => return Err(conflict("types")),
+                    None => {
+                        fs_err::create_dir(&target)?;
+                        self.dirs.insert(rel_path.clone());
                     }
                 }
-                Some(_) => return Err(conflict("types")),
-                None => {
-                    symlink(&link, &target)?;
-                    owners.insert(rel_path, layer);
-                }
-            }
-        } else {
-            match existing {
-                Some(e) if e.is_file() => {
-                    if !same_contents(&source, &target)? {
-                        return Err(conflict("contents"));
+                // Directories may be read-only in input entries; ours stay writable until sealed.
+                self.merge_dir(&source, &target, &rel_path, layer)?;
+            } else if file_type.is_symlink() {
+                let link = fs_err::read_link(&source)?;
+                match existing {
+                    Some(Placed::Symlink(_)) => {
+                        if fs_err::read_link(&target)? != link {
+                            return Err(conflict("symlink targets"));
+                        }
+                    }
+                    Some(_) => return Err(conflict("types")),
+                    None => {
+                        symlink(&link, &target)?;
+                        self.owners.insert(rel_path, layer);
                     }
                 }
-                Some(_) => return Err(conflict("types")),
-                None => {
-                    link_or_copy(&source, &target)?;
-                    owners.insert(rel_path, layer);
+            } else {
+                match existing {
+                    Some(Placed::File(_)) => {
+                        if !same_contents(&source, &target)? {
+                            return Err(conflict("contents"));
+                        }
+                    }
+                    Some(_) => return Err(conflict("types")),
+                    None => {
+                        link_or_copy(&source, &target)?;
+                        self.owners.insert(rel_path, layer);
+                    }
                 }
             }
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// What an earlier layer placed at a path.
+#[derive(Clone, Copy)]
+enum Placed {
+    Dir,
+    File(usize),
+    Symlink(usize),
 }
 
 fn link_or_copy(source: &Path, target: &Path) -> io::Result<()> {

@@ -5,6 +5,7 @@
 pub mod base32;
 pub mod canonical_json;
 pub mod files;
+mod memo;
 pub mod sha256;
 pub mod tree;
 

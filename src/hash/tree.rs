@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::memo::{self, FileState};
+
 /// blake3 derive-key context of the content hash.
 pub const TREE_HASH_CONTEXT: &str = "pystore 2026-11 tree v1";
 
@@ -314,8 +316,14 @@ struct PendingNode {
 
 enum PendingKind {
     Directory,
-    File { executable: bool, size: u64 },
-    Symlink { target: String },
+    File {
+        executable: bool,
+        size: u64,
+        state: Option<FileState>,
+    },
+    Symlink {
+        target: String,
+    },
 }
 
 impl PendingNode {
@@ -323,13 +331,17 @@ impl PendingNode {
         let kind = match self.kind {
             PendingKind::Directory => NodeKind::Directory,
             PendingKind::Symlink { target } => NodeKind::Symlink { target },
-            PendingKind::File { executable, size } => {
+            PendingKind::File {
+                executable,
+                size,
+                state,
+            } => {
                 let full = if self.path.is_empty() {
                     root.to_path_buf()
                 } else {
                     root.join(&self.path)
                 };
-                let blake3 = hash_file(&full, size)?;
+                let blake3 = hash_file_once(&full, size, state)?;
                 NodeKind::File {
                     executable,
                     size,
@@ -391,6 +403,7 @@ fn walk(
             kind: PendingKind::File {
                 executable: is_executable(meta),
                 size: meta.len(),
+                state: FileState::of(meta),
             },
         });
     } else if file_type.is_symlink() {
@@ -412,6 +425,24 @@ fn walk(
         });
     }
     Ok(())
+}
+
+/// [`hash_file`], unless this process hashed the file in the same `state` before (see
+/// [`super::memo`]).
+fn hash_file_once(
+    path: &Path,
+    expected_size: u64,
+    state: Option<FileState>,
+) -> Result<[u8; 32], TreeError> {
+    if let Some(digest) = state.as_ref().and_then(memo::get) {
+        return Ok(digest);
+    }
+    let digest = hash_file(path, expected_size)?;
+    let after = fs::symlink_metadata(path).ok();
+    if let Some(state) = state.filter(|s| after.as_ref().and_then(FileState::of) == Some(*s)) {
+        memo::remember(state, digest);
+    }
+    Ok(digest)
 }
 
 /// Hashes one file, checking that exactly `expected_size` bytes are read.

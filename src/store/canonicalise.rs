@@ -25,21 +25,44 @@ pub fn apply(root: &Path, tree: &Tree) -> io::Result<()> {
         } else {
             root.join(&node.path)
         };
-        match &node.kind {
+        // A file hard-linked from another entry is canonical already: leaving it alone keeps
+        // its change time, so this process does not hash it again (hash::memo).
+        let meta = fs::symlink_metadata(&path)?;
+        let mode = match &node.kind {
             NodeKind::File { executable, .. } => {
-                set_mode(&path, if *executable { EXEC_MODE } else { FILE_MODE })?;
-                set_mtime(&path)?;
+                Some(if *executable { EXEC_MODE } else { FILE_MODE })
             }
-            NodeKind::Symlink { .. } => set_mtime(&path)?,
-            NodeKind::Directory => {
-                set_mtime(&path)?;
-                if !node.path.is_empty() {
-                    set_mode(&path, EXEC_MODE)?;
-                }
-            }
+            NodeKind::Directory if !node.path.is_empty() => Some(EXEC_MODE),
+            NodeKind::Directory | NodeKind::Symlink { .. } => None,
+        };
+        // A directory's mtime first: setting its mode does not change it.
+        if !has_canonical_mtime(&meta) {
+            set_mtime(&path)?;
+        }
+        if let Some(mode) = mode.filter(|&mode| !has_mode(&meta, mode)) {
+            set_mode(&path, mode)?;
         }
     }
     Ok(())
+}
+
+/// Whether `meta`'s mtime is [`CANONICAL_MTIME`].
+fn has_canonical_mtime(meta: &fs::Metadata) -> bool {
+    filetime::FileTime::from_last_modification_time(meta)
+        == filetime::FileTime::from_unix_time(CANONICAL_MTIME, 0)
+}
+
+/// Whether `meta`'s permission bits are exactly `mode`.
+#[cfg(unix)]
+fn has_mode(meta: &fs::Metadata, mode: u32) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777 == mode
+}
+
+/// Whether `meta`'s permission bits are exactly `mode` (only read-only can be told here).
+#[cfg(not(unix))]
+fn has_mode(_meta: &fs::Metadata, _mode: u32) -> bool {
+    false
 }
 
 /// Finishes a directory entry after it has been renamed into place: canonical mtime, mode 0555.

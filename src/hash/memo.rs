@@ -1,0 +1,63 @@
+//! The blake3 digests of files this process has hashed, by the state of the file they were
+//! hashed in, so that a file read again (an entry's files hashed by its builder and then by the
+//! store, a bundle hashed when it is registered and again when it is zipped) is not read again.
+//!
+//! A state is the device, inode, size, modification time and change time. Any write changes
+//! the modification and change times, and any `chmod` or new hard link the change time (which
+//! the kernel sets, not the user), so an unchanged state means unchanged bytes: the argument of
+//! the store's intact stamps (`store-layout.md` §10a), here only for the life of one process.
+//! A digest is remembered only when the file's state was the same after it was read as before,
+//! so a file written while it was hashed is hashed again next time.
+
+use std::collections::HashMap;
+use std::fs;
+use std::sync::{Mutex, OnceLock};
+
+/// What identifies a file's contents for as long as it is not changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct FileState {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileState {
+    /// The state `meta` describes; `None` where the platform gives no inode.
+    #[cfg(unix)]
+    pub(super) fn of(meta: &fs::Metadata) -> Option<FileState> {
+        use std::os::unix::fs::MetadataExt;
+        Some(FileState {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    /// The state `meta` describes; `None` where the platform gives no inode.
+    #[cfg(not(unix))]
+    pub(super) fn of(_meta: &fs::Metadata) -> Option<FileState> {
+        None
+    }
+}
+
+fn table() -> &'static Mutex<HashMap<FileState, [u8; 32]>> {
+    static TABLE: OnceLock<Mutex<HashMap<FileState, [u8; 32]>>> = OnceLock::new();
+    TABLE.get_or_init(Mutex::default)
+}
+
+/// The digest of a file in `state`, if this process hashed one in that state.
+pub(super) fn get(state: &FileState) -> Option<[u8; 32]> {
+    // The table only ever gains complete pairs: a poisoned lock still holds a valid table.
+    let table = table().lock().unwrap_or_else(|p| p.into_inner());
+    table.get(state).copied()
+}
+
+/// Remembers `digest` for `state`.
+pub(super) fn remember(state: FileState, digest: [u8; 32]) {
+    let mut table = table().lock().unwrap_or_else(|p| p.into_inner());
+    table.insert(state, digest);
+}
