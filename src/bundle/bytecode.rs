@@ -18,8 +18,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use crate::build::sandbox::{output_with_timeout, Input, Sandbox, SandboxError, Spec};
 use crate::python::interpreter::{InterpreterInfo, METADATA_FILE};
 use crate::python::pyc::{self, PycError};
@@ -36,10 +34,11 @@ pub const INVALIDATION: &str = "checked-hash";
 /// pyc, exactly what `py_compile` would write, and pystore writes the normalised pyc itself.
 /// Creating each pyc once (not a temporary file, a rename and a rewrite) matters: a new inode
 /// is the dearest thing a build does on some file systems. A last record with index
-/// `0xffffffff` holds, as JSON, the files that did not compile (Python 2 syntax in a test file,
-/// say): they get no pyc, as pip and uv leave them.
+/// `0xffffffff` holds the files that did not compile (Python 2 syntax in a test file, say), one
+/// per line: they get no pyc, as pip and uv leave them. (No `json`: importing it costs more
+/// than compiling a small wheel.)
 const COMPILE_SCRIPT: &str = r#"
-import importlib.machinery, importlib.util, json, os, struct, sys
+import importlib.machinery, importlib.util, os, struct, sys
 from importlib._bootstrap_external import _code_to_hash_pyc
 site, listing = sys.argv[1:3]
 with open(listing, encoding="utf-8") as f:
@@ -58,7 +57,7 @@ for index, rel in enumerate(names):
     pyc = _code_to_hash_pyc(code, importlib.util.source_hash(source), True)
     out.write(struct.pack("<II", index, len(pyc)))
     out.write(pyc)
-report = json.dumps({"failed": failed}).encode()
+report = "\n".join(failed).encode()
 out.write(struct.pack("<II", 0xFFFFFFFF, len(report)))
 out.write(report)
 out.flush()
@@ -124,9 +123,6 @@ pub enum RunOutcome {
         /// What it printed on stderr.
         stderr: String,
     },
-    /// Its report is not the JSON the script prints.
-    #[error("unreadable report: {0}")]
-    Report(serde_json::Error),
     /// Its output is not the records the script prints.
     #[error("unreadable output: {0}")]
     Malformed(&'static str),
@@ -139,11 +135,6 @@ pub struct Compiled {
     pub compiled: usize,
     /// Sources that did not compile (site-relative), sorted.
     pub failed: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct Report {
-    failed: Vec<String>,
 }
 
 /// Calls `visit(dir, name, path)` for every regular file under `root` whose name is UTF-8
@@ -329,9 +320,9 @@ fn write_pycs(
         };
         rest = tail;
         if index == REPORT_RECORD {
-            let report: Report =
-                serde_json::from_slice(body).map_err(|e| run(RunOutcome::Report(e)))?;
-            return Ok(report.failed);
+            let report = std::str::from_utf8(body)
+                .map_err(|_| malformed("the compiler's report is not UTF-8"))?;
+            return Ok(report.lines().map(str::to_owned).collect());
         }
         let Some(source) = files.get(index as usize) else {
             return Err(malformed("the compiler named a file it was not given"));
@@ -507,8 +498,8 @@ mod tests {
         pyc.push(b'N');
         let mut records = record(1, &pyc);
         records.extend(record(0, &pyc));
-        records.extend(record(REPORT_RECORD, br#"{"failed": ["bad.py"]}"#));
-        assert_eq!(write(&records, dir.path()).unwrap(), ["bad.py"]);
+        records.extend(record(REPORT_RECORD, b"bad.py\nworse.py"));
+        assert_eq!(write(&records, dir.path()).unwrap(), ["bad.py", "worse.py"]);
         for place in [
             "__pycache__/top.cpython-311.pyc",
             "pkg/sub/__pycache__/m.cpython-311.pyc",
@@ -520,10 +511,15 @@ mod tests {
     #[test]
     fn compiler_output_that_is_not_its_records_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let report = record(REPORT_RECORD, br#"{"failed": []}"#);
+        let report = record(REPORT_RECORD, b"bad.py");
         let mut unknown_file = record(2, b"");
         unknown_file.extend_from_slice(&report);
-        let cases: [(&[u8], &str); 3] = [
+        let not_utf8 = record(REPORT_RECORD, b"\xff.py");
+        let cases: [(&[u8], &str); 4] = [
+            (
+                &not_utf8,
+                "unreadable output: the compiler's report is not UTF-8",
+            ),
             (
                 &unknown_file,
                 "unreadable output: the compiler named a file it was not given",

@@ -315,25 +315,7 @@ pub fn output_with_timeout(
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let deadline = std::time::Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if std::time::Instant::now() >= deadline {
-            #[cfg(unix)]
-            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                // SAFETY: kill(2) takes no pointers. `-pid` names the process group this
-                // function created (`process_group(0)` above), whose leader is not yet reaped
-                // (`try_wait` just returned `None`), so the id cannot have been reused.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = wait_with_timeout(&mut child, timeout)?;
     let stdout = stdout.join().unwrap_or_default();
     let stderr = stderr.join().unwrap_or_default();
     Ok(status.map(|status| std::process::Output {
@@ -341,6 +323,107 @@ pub fn output_with_timeout(
         stdout,
         stderr,
     }))
+}
+
+/// Waits for `child` (the leader of its own process group) to exit, killing the whole group
+/// after `timeout`: `None` when it had to be killed. The wait blocks (no polling: a build that
+/// runs a program for every wheel would otherwise lose half a poll interval on each).
+#[cfg(unix)]
+fn wait_with_timeout(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    use std::sync::{Arc, Condvar, Mutex};
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+        return child.wait().map(Some);
+    };
+    // `exited` is set, under the lock, before the child is reaped; the watchdog kills only
+    // while it is unset, so it never signals a process group id that could have been reused.
+    let state = Arc::new((Mutex::new(Exit::default()), Condvar::new()));
+    let watchdog = {
+        let state = Arc::clone(&state);
+        std::thread::spawn(move || {
+            let (lock, exited) = &*state;
+            let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut guard, _) = exited
+                .wait_timeout_while(guard, timeout, |exit| !exit.exited)
+                .unwrap_or_else(|p| p.into_inner());
+            if !guard.exited {
+                // SAFETY: kill(2) takes no pointers. `-pid` names the process group
+                // `output_with_timeout` created, whose leader is not reaped yet (`exited` is
+                // unset and we hold the lock that must be taken to set it).
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                guard.killed = true;
+            }
+        })
+    };
+    let waited = wait_without_reaping(pid);
+    {
+        let (lock, exited) = &*state;
+        let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        guard.exited = true;
+        exited.notify_all();
+    }
+    let _ = watchdog.join();
+    waited?;
+    let status = child.wait()?;
+    let killed = state.0.lock().unwrap_or_else(|p| p.into_inner()).killed;
+    Ok((!killed).then_some(status))
+}
+
+/// What the watchdog of [`wait_with_timeout`] knows.
+#[cfg(unix)]
+#[derive(Default)]
+struct Exit {
+    /// The child has exited (it may not be reaped yet).
+    exited: bool,
+    /// The watchdog killed it.
+    killed: bool,
+}
+
+/// Blocks until the child `pid` has exited, leaving it to be reaped by `Child::wait`.
+#[cfg(unix)]
+fn wait_without_reaping(pid: libc::pid_t) -> std::io::Result<()> {
+    loop {
+        // SAFETY: `info` is a valid, writable siginfo_t that outlives the call; waitid writes
+        // only into it. WNOWAIT leaves the child a zombie, so its pid stays ours.
+        let result = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if result == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Waits for `child` to exit, killing it after `timeout`: `None` when it had to be killed.
+#[cfg(not(unix))]
+fn wait_with_timeout(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// The whole environment of a sandboxed program (sorted by name): nothing is inherited.
@@ -386,6 +469,45 @@ fn probe() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn output_with_timeout_returns_the_output_or_kills_the_group_in_time() {
+        use std::os::unix::process::ExitStatusExt;
+        let started = std::time::Instant::now();
+        let output = output_with_timeout(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap()
+        .expect("it exits by itself");
+        assert_eq!(output.status.code(), Some(3));
+        assert_eq!(
+            (&output.stdout[..], &output.stderr[..]),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
+        // A blocking wait: no poll interval between the exit and the return.
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+        // The shell and the sleep it started (which holds the output open) are both killed.
+        let started = std::time::Instant::now();
+        let killed = output_with_timeout(
+            Command::new("sh").args(["-c", "sleep 60; echo never"]),
+            std::time::Duration::from_millis(300),
+        )
+        .unwrap();
+        assert!(killed.is_none());
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+        // The status of a program that kills itself is reported, not taken for a timeout.
+        let output = output_with_timeout(
+            Command::new("sh").args(["-c", "kill -9 $$"]),
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap()
+        .expect("it ended by itself");
+        assert_eq!(output.status.signal(), Some(9));
+    }
 
     #[test]
     fn modes_parse_and_levels_print() {
