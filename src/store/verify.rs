@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -139,11 +140,14 @@ impl Store {
         }
         self.intact_lock().insert(entry.id.clone());
         // Remember the stamp, unless a file changed while it was hashed or changed so recently
-        // that a change in the same clock tick could go unseen (git's "racy" files).
+        // that a change in the same clock tick could go unseen (git's "racy" files). A change
+        // after the stamp was taken gets a later change time unless the file system's
+        // timestamps are coarser than the time since the newest change: [`STAMP_SETTLE`]
+        // covers the coarsest Linux file systems keep (whole seconds, as ext4 with small inodes).
         if let Some((stamp, newest)) = before {
             let settled = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .is_ok_and(|now| now.as_secs() > newest.saturating_add(2));
+                .is_ok_and(|now| now > newest.saturating_add(STAMP_SETTLE));
             let unchanged = intact_stamp(&entry.path).is_ok_and(|(after, _)| after == stamp);
             if settled && unchanged {
                 let _ = write_stamp(&stamp_path, stamp.as_bytes());
@@ -453,29 +457,33 @@ fn check_modes(entry: &EntryInfo, disk: &Tree, problems: &mut Vec<Problem>) {
 #[cfg(not(unix))]
 fn check_modes(_entry: &EntryInfo, _disk: &Tree, _problems: &mut Vec<Problem>) {}
 
+/// How long after the newest change of an entry's files its intact stamp may be recorded: the
+/// coarsest timestamp granularity of the file systems a store may be on (see `check_intact`).
+const STAMP_SETTLE: Duration = Duration::from_secs(1);
+
 /// A digest of what `lstat` says of every file under `path` (relative path, type, mode, size,
-/// device, inode, modification and change times), and the newest change time in seconds.
+/// device, inode, modification and change times), and the newest change time (since the epoch).
 ///
 /// The kernel sets a file's change time on every write, rename, chmod or link, and no system
 /// call sets it back, so an unchanged stamp means no file was touched since the stamp was taken
 /// (what git's index relies on). An entry whose stamp matches the one recorded after its last
 /// full check is intact without re-hashing: a no-op realise then costs one `lstat` per file.
 #[cfg(unix)]
-fn intact_stamp(path: &std::path::Path) -> std::io::Result<(blake3::Hash, u64)> {
+fn intact_stamp(path: &std::path::Path) -> std::io::Result<(blake3::Hash, Duration)> {
     let mut records = vec![(String::new(), stat_record(&fs::symlink_metadata(path)?))];
     if fs::symlink_metadata(path)?.is_dir() {
         records.extend(stat_tree(path, "")?);
     }
     records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut hasher = blake3::Hasher::new();
-    let mut newest = 0u64;
+    let mut newest = Duration::ZERO;
     for (rel, record) in &records {
         for value in record {
             hasher.update(&value.to_le_bytes());
         }
         hasher.update(rel.as_bytes());
         hasher.update(&[0]);
-        newest = newest.max(record[6]);
+        newest = newest.max(Duration::new(record[6], record[7] as u32));
     }
     Ok((hasher.finalize(), newest))
 }
@@ -522,7 +530,7 @@ fn stat_tree(dir: &std::path::Path, rel: &str) -> std::io::Result<Vec<(String, [
 
 /// Without change times there is no stamp: every check hashes.
 #[cfg(not(unix))]
-fn intact_stamp(_path: &std::path::Path) -> std::io::Result<(blake3::Hash, u64)> {
+fn intact_stamp(_path: &std::path::Path) -> std::io::Result<(blake3::Hash, Duration)> {
     Err(std::io::Error::other("no change times on this platform"))
 }
 
