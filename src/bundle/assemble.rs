@@ -11,9 +11,11 @@
 //! name ending in a dot or a space. Such a bundle is refused, naming the files and the layers
 //! (packages, or the interpreter) that ship them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 /// One tree to merge, with a label for messages (`lxml 6.1.3`, `CPython 3.12.7`).
 #[derive(Clone, Debug)]
@@ -146,14 +148,27 @@ pub fn assemble(
     fs_err::create_dir(out)?;
     let mut merger = Merger {
         layers,
-        owners: BTreeMap::new(),
-        dirs: HashSet::new(),
+        placed: HashMap::new(),
+        links: Vec::new(),
         folded: (names == Names::Windows).then(Folded::default),
     };
     for (index, layer) in layers.iter().enumerate() {
         merger.merge_dir(&layer.root, out, "", index)?;
     }
-    Ok(merger.owners)
+    // Every directory exists now; the files are linked in parallel (tens of thousands of
+    // links are most of a bundle's assembly).
+    merger
+        .links
+        .par_iter()
+        .try_for_each(|(source, target)| link_or_copy(source, target))?;
+    Ok(merger
+        .placed
+        .into_iter()
+        .filter_map(|(path, placed)| match placed {
+            Placed::Dir => None,
+            Placed::File { layer, .. } | Placed::Symlink { layer, .. } => Some((path, layer)),
+        })
+        .collect())
 }
 
 /// The state of one [`assemble`]: `out` is new, so what it holds is known without asking the
@@ -161,11 +176,18 @@ pub fn assemble(
 /// its assembly).
 struct Merger<'a> {
     layers: &'a [Layer],
-    /// The layer that placed each file and symlink.
-    owners: BTreeMap<String, usize>,
-    /// The directories created under `out`.
-    dirs: HashSet<String>,
+    /// What is placed at each path of `out`, and by which layer.
+    placed: HashMap<String, Placed>,
+    /// The hard links (source, target) still to make, once every directory exists.
+    links: Vec<(PathBuf, PathBuf)>,
     folded: Option<Folded>,
+}
+
+/// What a layer placed at a path.
+enum Placed {
+    Dir,
+    File { layer: usize, source: PathBuf },
+    Symlink { layer: usize, target: PathBuf },
 }
 
 impl Merger<'_> {
@@ -206,36 +228,25 @@ impl Merger<'_> {
                 folded.admit(&rel_path, &name, layer, self.layers)?;
             }
             let target = to.join(&name);
-            let existing = if self.dirs.contains(&rel_path) {
-                Some(Placed::Dir)
-            } else if let Some(&owner) = self.owners.get(&rel_path) {
-                let meta = fs_err::symlink_metadata(&target)?;
-                Some(if meta.file_type().is_symlink() {
-                    Placed::Symlink(owner)
-                } else {
-                    Placed::File(owner)
-                })
-            } else {
-                None
-            };
-            let conflict = |what| AssembleError::Conflict {
+            let conflict = |what, existing: &Placed| AssembleError::Conflict {
                 path: rel_path.clone(),
                 first: match existing {
-                    Some(Placed::File(owner) | Placed::Symlink(owner)) => {
-                        self.layers[owner].label.clone()
+                    Placed::File { layer, .. } | Placed::Symlink { layer, .. } => {
+                        self.layers[*layer].label.clone()
                     }
-                    _ => "another layer".to_owned(),
+                    Placed::Dir => "another layer".to_owned(),
                 },
                 second: self.layers[layer].label.clone(),
                 what,
             };
+            let existing = self.placed.get(&rel_path);
             if file_type.is_dir() {
                 match existing {
                     Some(Placed::Dir) => {}
-                    Some(_) => return Err(conflict("types")),
+                    Some(other) => return Err(conflict("types", other)),
                     None => {
                         fs_err::create_dir(&target)?;
-                        self.dirs.insert(rel_path.clone());
+                        self.placed.insert(rel_path.clone(), Placed::Dir);
                     }
                 }
                 // Directories may be read-only in input entries; ours stay writable until sealed.
@@ -243,42 +254,39 @@ impl Merger<'_> {
             } else if file_type.is_symlink() {
                 let link = fs_err::read_link(&source)?;
                 match existing {
-                    Some(Placed::Symlink(_)) => {
-                        if fs_err::read_link(&target)? != link {
-                            return Err(conflict("symlink targets"));
-                        }
+                    Some(Placed::Symlink { target, .. }) if *target == link => {}
+                    Some(other @ Placed::Symlink { .. }) => {
+                        return Err(conflict("symlink targets", other))
                     }
-                    Some(_) => return Err(conflict("types")),
+                    Some(other) => return Err(conflict("types", other)),
                     None => {
                         symlink(&link, &target)?;
-                        self.owners.insert(rel_path, layer);
+                        self.placed.insert(
+                            rel_path,
+                            Placed::Symlink {
+                                layer,
+                                target: link,
+                            },
+                        );
                     }
                 }
             } else {
                 match existing {
-                    Some(Placed::File(_)) => {
-                        if !same_contents(&source, &target)? {
-                            return Err(conflict("contents"));
+                    Some(other @ Placed::File { source: first, .. }) => {
+                        if !same_contents(first, &source)? {
+                            return Err(conflict("contents", other));
                         }
                     }
-                    Some(_) => return Err(conflict("types")),
+                    Some(other) => return Err(conflict("types", other)),
                     None => {
-                        link_or_copy(&source, &target)?;
-                        self.owners.insert(rel_path, layer);
+                        self.links.push((source.clone(), target));
+                        self.placed.insert(rel_path, Placed::File { layer, source });
                     }
                 }
             }
         }
         Ok(())
     }
-}
-
-/// What an earlier layer placed at a path.
-#[derive(Clone, Copy)]
-enum Placed {
-    Dir,
-    File(usize),
-    Symlink(usize),
 }
 
 fn link_or_copy(source: &Path, target: &Path) -> io::Result<()> {
