@@ -172,10 +172,7 @@ pub fn sources(dir: &Path, cache_tag: &str) -> Result<Vec<String>, BytecodeError
         let Some(stem) = name.strip_suffix(".py").filter(|_| !name.contains('\n')) else {
             return Ok(());
         };
-        let shipped = parent
-            .join("__pycache__")
-            .join(format!("{stem}.{cache_tag}.pyc"));
-        if !shipped.exists() {
+        if !pyc_place(parent, stem, cache_tag).exists() {
             if let Some(rel) = path.strip_prefix(dir).ok().and_then(Path::to_str) {
                 found.push(rel.replace(std::path::MAIN_SEPARATOR, "/"));
             }
@@ -184,6 +181,12 @@ pub fn sources(dir: &Path, cache_tag: &str) -> Result<Vec<String>, BytecodeError
     })?;
     found.sort();
     Ok(found)
+}
+
+/// Where CPython looks for the pyc of `dir/STEM.py`: `dir/__pycache__/STEM.<cache_tag>.pyc`.
+fn pyc_place(dir: &Path, stem: &str, cache_tag: &str) -> PathBuf {
+    dir.join("__pycache__")
+        .join(format!("{stem}.{cache_tag}.pyc"))
 }
 
 /// The interpreter's cache tag (`cpython-312`), from its version.
@@ -290,7 +293,7 @@ pub fn compile(
         );
     }
     Ok(Compiled {
-        compiled: files.len() - failed.len(),
+        compiled: files.len().saturating_sub(failed.len()),
         failed,
     })
 }
@@ -329,8 +332,8 @@ fn write_pycs(
         };
         let (dir, name) = source.rsplit_once('/').unwrap_or(("", source));
         let stem = name.strip_suffix(".py").unwrap_or(name);
-        let cache_dir = out.join(dir).join("__pycache__");
-        let path = cache_dir.join(format!("{stem}.{cache_tag}.pyc"));
+        let path = pyc_place(&out.join(dir), stem, cache_tag);
+        let cache_dir = path.parent().unwrap_or(out).to_path_buf();
         let io = |source| BytecodeError::Io {
             path: path.clone(),
             source,
