@@ -9,7 +9,9 @@
 # for Linux (psycopg2-binary, lxml, anthropic, openai and their dependencies), fetched by pip and
 # checked against the lock's sha256 (tests/acceptance/fetch_wheels.py; cached in
 # target/acceptance/wheels), and a CPython 3.11 archive in python-build-standalone layout made
-# from Debian's python3.11 (the acceptance helper).
+# from Debian's python3.11 (the acceptance helper), with the standard library's pycs as
+# python-build-standalone's archives carry them (`STDLIB_PYCS=0`: without, so that pystore
+# compiles the standard library too and the peer ships it uncompiled).
 #
 # Rows (wall clock; the peer is measured in the same run, alternating with pystore):
 # - cold: pystore realise into a fresh store (the wheels a local directory, --find-links)
@@ -47,7 +49,11 @@ command -v zip >/dev/null || { echo "bench/real.sh needs zip" >&2; exit 1; }
 # --- Inputs ---------------------------------------------------------------------------------------
 lock=tests/acceptance/samai311/pystore.lock
 python3 tests/acceptance/fetch_wheels.py "$lock" "$out/wheels" >&2
-archive=$("$REPO/target/debug/examples/acceptance" interpreter "$out/interpreters")
+if [ "${STDLIB_PYCS:-1}" = 0 ]; then
+    archive=$("$REPO/target/debug/examples/acceptance" interpreter "$out/interpreters")
+else
+    archive=$("$REPO/target/debug/examples/acceptance" interpreter-with-pycs "$out/interpreters-pycs")
+fi
 W=$(mktemp -d)
 nuke() { if [ -e "$1" ]; then chmod -R u+w "$1" && rm -rf "$1"; fi; }
 # Between timed runs, old trees are moved aside, not deleted: on an ext4 without a journal (as on
@@ -161,6 +167,8 @@ retire "$W/store"
     --timings="$W/timings" >/dev/null
 echo
 echo "### pystore realise on real wheels ($(wc -l <"$W/pins.txt") packages), median of $RUNS, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "interpreter archive: $(basename "$(dirname "$archive")")/$(basename "$archive") ($(tar -tzf "$archive" | grep -c '\.pyc$') pycs)"
 echo
 echo "| operation | pystore | peer | ratio | goal |"
 echo "|---|---|---|---|---|"

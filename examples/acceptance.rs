@@ -2,6 +2,8 @@
 //!
 //! - `acceptance interpreter DIR`: writes a python-build-standalone-style archive of the
 //!   machine's Debian python3.11 into DIR (as the integration tests do) and prints its path;
+//!   `acceptance interpreter-with-pycs DIR`: the same with the standard library's pycs, as
+//!   python-build-standalone's archives ship them (the benchmarks' interpreter);
 //! - `acceptance github`: serves the strict fake GitHub releases API of tests/common/github.rs
 //!   on loopback, prints its base URL (for `PYSTORE_GITHUB_API`) and serves until killed. The
 //!   token it accepts is `ACCEPTANCE_GITHUB_TOKEN`, which must be set.
@@ -47,6 +49,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{}", pyfixtures::upstream_like_pbs_archive(&dir).display());
             Ok(())
         }
+        ["interpreter-with-pycs", dir] => {
+            let dir = std::path::absolute(PathBuf::from(dir))?;
+            std::fs::create_dir_all(&dir)?;
+            let archive = pyfixtures::upstream_like_pbs_archive_with_pycs(&dir);
+            println!("{}", archive.display());
+            Ok(())
+        }
         ["github"] => {
             let token = std::env::var("ACCEPTANCE_GITHUB_TOKEN")
                 .map_err(|_| "set ACCEPTANCE_GITHUB_TOKEN to the token the fake server accepts")?;
@@ -63,6 +72,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 std::thread::park();
             }
         }
-        _ => Err("usage: acceptance interpreter DIR | acceptance github".into()),
+        _ => Err("usage: acceptance interpreter DIR | acceptance interpreter-with-pycs DIR | acceptance github".into()),
     }
 }

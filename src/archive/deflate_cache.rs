@@ -308,6 +308,6 @@ mod tests {
         let packs = fs::read_dir(root.path().join(dir_name())).unwrap().count();
         assert_eq!(packs, MAX_PACKS);
         assert_eq!(DeflateCache::open(root.path()).len(), MAX_PACKS);
-        assert_eq!(dir_name(), "deflate-miniz_oxide_0.9.1-l6");
+        assert_eq!(dir_name(), "deflate-libdeflater_1.26.1-l6");
     }
 }

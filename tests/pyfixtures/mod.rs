@@ -283,9 +283,10 @@ const STDLIB_SKIP: &[&str] = &[
     "site-packages",
 ];
 
-/// Adds a host directory tree to a tar under `prefix`, skipping `STDLIB_SKIP`; in `config-*`
-/// directories only the Makefile is kept (the static libraries are 25 MB).
-fn add_tree<W: Write>(tar: &mut tar::Builder<W>, src: &Path, prefix: &str) {
+/// Adds a host directory tree to a tar under `prefix`, skipping `STDLIB_SKIP` (but for
+/// `__pycache__` when `pycs`); in `config-*` directories only the Makefile is kept (the static
+/// libraries are 25 MB).
+fn add_tree<W: Write>(tar: &mut tar::Builder<W>, src: &Path, prefix: &str, pycs: bool) {
     let mut entries: Vec<_> = std::fs::read_dir(src)
         .unwrap()
         .map(|e| e.unwrap())
@@ -298,7 +299,8 @@ fn add_tree<W: Write>(tar: &mut tar::Builder<W>, src: &Path, prefix: &str) {
         .starts_with("config-");
     for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if STDLIB_SKIP.contains(&name.as_str()) || (in_config && name != "Makefile") {
+        let skipped = STDLIB_SKIP.contains(&name.as_str()) && !(pycs && name == "__pycache__");
+        if skipped || (in_config && name != "Makefile") {
             continue;
         }
         let path = entry.path();
@@ -306,7 +308,7 @@ fn add_tree<W: Write>(tar: &mut tar::Builder<W>, src: &Path, prefix: &str) {
         let meta = std::fs::symlink_metadata(&path).unwrap();
         if meta.is_dir() {
             tar_dir(tar, &member);
-            add_tree(tar, &path, &member);
+            add_tree(tar, &path, &member, pycs);
         } else if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&path).unwrap();
             tar_symlink(tar, &member, target.to_str().unwrap());
@@ -384,7 +386,7 @@ pub(crate) fn finish_tar_gz(tar: tar::Builder<flate2::write::GzEncoder<std::fs::
 /// A python-build-standalone-style install_only archive of the machine's Debian Python 3.11:
 /// `python/bin/python3.11`, `python/bin/python3` → `python3.11`, `python/lib/python3.11/…`.
 pub(crate) fn debian_pbs_archive(dir: &Path) -> PathBuf {
-    pbs_archive_with(dir, &[])
+    pbs_archive_with(dir, &[], false)
 }
 
 /// Debian's `site.py` ignores `lib/python3.X/site-packages` (Debian installs into
@@ -400,11 +402,24 @@ pub(crate) fn upstream_like_pbs_archive(dir: &Path) -> PathBuf {
     pbs_archive_with(
         dir,
         &[("python/lib/python3.11/sitecustomize.py", UPSTREAM_SITE_SHIM)],
+        false,
     )
 }
 
-/// The Debian Python 3.11 archive, plus `extra` files.
-fn pbs_archive_with(dir: &Path, extra: &[(&str, &[u8])]) -> PathBuf {
+/// Like [`upstream_like_pbs_archive`], with the standard library's pycs that Debian compiled
+/// at install (`__pycache__`, timestamp-based), as python-build-standalone's archives ship
+/// theirs: what a real archive costs to realise (the benchmarks use it).
+pub(crate) fn upstream_like_pbs_archive_with_pycs(dir: &Path) -> PathBuf {
+    pbs_archive_with(
+        dir,
+        &[("python/lib/python3.11/sitecustomize.py", UPSTREAM_SITE_SHIM)],
+        true,
+    )
+}
+
+/// The Debian Python 3.11 archive, plus `extra` files, with the standard library's
+/// `__pycache__` directories when `pycs`.
+fn pbs_archive_with(dir: &Path, extra: &[(&str, &[u8])], pycs: bool) -> PathBuf {
     let path = dir.join("cpython-3.11.2-x86_64-unknown-linux-gnu-install_only.tar.gz");
     let mut tar = tar_gz(&path);
     tar_dir(&mut tar, "python");
@@ -418,7 +433,7 @@ fn pbs_archive_with(dir: &Path, extra: &[(&str, &[u8])]) -> PathBuf {
     tar_symlink(&mut tar, "python/bin/python3", "python3.11");
     tar_dir(&mut tar, "python/lib");
     tar_dir(&mut tar, "python/lib/python3.11");
-    add_tree(&mut tar, Path::new(DEBIAN_STDLIB), "python/lib/python3.11");
+    add_tree(&mut tar, Path::new(DEBIAN_STDLIB), "python/lib/python3.11", pycs);
     for (name, data) in extra {
         tar_file(&mut tar, name, data, 0o644);
     }

@@ -195,7 +195,7 @@ fn provenance_and_sbom_are_deterministic_entries_beside_the_zip() {
     assert_eq!(external["target"]["platform"], "x86_64-unknown-linux-gnu");
     assert_eq!(
         definition["internalParameters"]["deflate"],
-        "miniz_oxide 0.9.1"
+        "libdeflater 1.26.1"
     );
     // Every fetched artifact: the interpreter archive and each wheel, by sha256.
     let mut digests: Vec<String> = definition["resolvedDependencies"]
