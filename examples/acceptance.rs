@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ["interpreter-with-pycs", dir] => {
             let dir = std::path::absolute(PathBuf::from(dir))?;
             std::fs::create_dir_all(&dir)?;
-            let archive = pyfixtures::upstream_like_pbs_archive_with_pycs(&dir);
+            let archive = pyfixtures::upstream_like_pbs_archive_with(&dir, true);
             println!("{}", archive.display());
             Ok(())
         }

@@ -61,3 +61,49 @@ pub(super) fn remember(state: FileState, digest: [u8; 32]) {
     let mut table = table().lock().unwrap_or_else(|p| p.into_inner());
     table.insert(state, digest);
 }
+
+/// Remembers, for the file at `path` as it is now, the digest `digest` that its bytes are known
+/// to have: for a caller that changed only the file's metadata (a mode, the mtime, a new hard
+/// link), which changes its change time and so would otherwise make the next hash read it again.
+pub fn remember_current(path: &std::path::Path, digest: [u8; 32]) {
+    if let Some(state) = fs::symlink_metadata(path)
+        .ok()
+        .as_ref()
+        .and_then(FileState::of)
+    {
+        remember(state, digest);
+    }
+}
+
+/// Hard-links `source` at `target` (`fs_err::hard_link`, whose error names both paths), and
+/// when this process knows the digest of `source` as it was just before, remembers it for the
+/// file's state after the link, which differs only in its change time (and link count). The
+/// file's bytes are never read: only its states before and after, a few microseconds apart, are
+/// compared, so a write in between (which moves the modification time) is not carried over.
+pub fn hard_link_keeping_digest(
+    source: &std::path::Path,
+    target: &std::path::Path,
+) -> std::io::Result<()> {
+    let before = fs::symlink_metadata(source)
+        .ok()
+        .as_ref()
+        .and_then(FileState::of);
+    fs_err::hard_link(source, target)?;
+    let Some((before, digest)) = before.and_then(|state| Some((state, get(&state)?))) else {
+        return Ok(());
+    };
+    if let Some(after) = fs::symlink_metadata(target)
+        .ok()
+        .as_ref()
+        .and_then(FileState::of)
+    {
+        let same_file = FileState {
+            changed: before.changed,
+            ..after
+        } == before;
+        if same_file {
+            remember(after, digest);
+        }
+    }
+    Ok(())
+}

@@ -447,31 +447,27 @@ fn hash_file_once(
 
 /// Hashes one file, checking that exactly `expected_size` bytes are read.
 pub fn hash_file(path: &Path, expected_size: u64) -> Result<[u8; 32], TreeError> {
+    thread_local! {
+        /// The read buffer, kept per thread instead of a zeroed allocation per file.
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let mut file = fs::File::open(path).map_err(|source| io_error(path, source))?;
     let mut hasher = blake3::Hasher::new();
     let mut total = 0u64;
-    let mut buf = vec![
-        0u8;
-        if expected_size >= PARALLEL_HASH_THRESHOLD {
-            1 << 20
-        } else {
-            64 << 10
-        }
-    ];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|source| io_error(path, source))?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        if n as u64 >= PARALLEL_HASH_THRESHOLD {
-            hasher.update_rayon(&buf[..n]);
-        } else {
-            hasher.update(&buf[..n]);
-        }
+    let wanted = if expected_size >= PARALLEL_HASH_THRESHOLD {
+        1 << 20
+    } else {
+        64 << 10
+    };
+    // Taken out while in use: a hash that rayon runs on this thread meanwhile (work stealing
+    // inside `update_rayon`) finds none and makes its own.
+    let mut buf = BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    if buf.len() < wanted {
+        buf.resize(wanted, 0);
     }
+    let result = read_hashing(&mut file, path, &mut buf[..wanted], &mut hasher, &mut total);
+    BUFFER.with(|b| *b.borrow_mut() = buf);
+    result?;
     if total != expected_size {
         return Err(TreeError::ChangedWhileReading {
             path: path.to_path_buf(),
@@ -480,6 +476,29 @@ pub fn hash_file(path: &Path, expected_size: u64) -> Result<[u8; 32], TreeError>
         });
     }
     Ok(*hasher.finalize().as_bytes())
+}
+
+/// Reads `file` to its end through `buf`, feeding `hasher` and counting into `total`.
+fn read_hashing(
+    file: &mut fs::File,
+    path: &Path,
+    buf: &mut [u8],
+    hasher: &mut blake3::Hasher,
+    total: &mut u64,
+) -> Result<(), TreeError> {
+    loop {
+        let n = file.read(buf).map_err(|source| io_error(path, source))?;
+        if n == 0 {
+            break;
+        }
+        *total += n as u64;
+        if n as u64 >= PARALLEL_HASH_THRESHOLD {
+            hasher.update_rayon(&buf[..n]);
+        } else {
+            hasher.update(&buf[..n]);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(unix)]

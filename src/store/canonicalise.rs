@@ -36,11 +36,20 @@ pub fn apply(root: &Path, tree: &Tree) -> io::Result<()> {
             NodeKind::Directory | NodeKind::Symlink { .. } => None,
         };
         // A directory's mtime first: setting its mode does not change it.
+        let mut changed = false;
         if !has_canonical_mtime(&meta) {
             set_mtime(&path)?;
+            changed = true;
         }
         if let Some(mode) = mode.filter(|&mode| !has_mode(&meta, mode)) {
             set_mode(&path, mode)?;
+            changed = true;
+        }
+        // The bytes are the ones `tree` was just hashed from; only the metadata moved, so the
+        // digest is kept for the file's new state (the bundle that links it, the ZIP builder
+        // that reads it, do not hash it again).
+        if let (true, NodeKind::File { blake3, .. }) = (changed, &node.kind) {
+            crate::hash::remember_current(&path, *blake3);
         }
     }
     Ok(())

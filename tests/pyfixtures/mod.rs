@@ -399,21 +399,17 @@ site.addsitedir(os.path.join(sys.prefix, 'lib', 'python%d.%d' % sys.version_info
 /// upstream build does (see [`UPSTREAM_SITE_SHIM`]). Debian's own sitecustomize.py (an absolute
 /// symlink into /etc) is skipped by `add_tree`, so this one takes its place.
 pub(crate) fn upstream_like_pbs_archive(dir: &Path) -> PathBuf {
-    pbs_archive_with(
-        dir,
-        &[("python/lib/python3.11/sitecustomize.py", UPSTREAM_SITE_SHIM)],
-        false,
-    )
+    upstream_like_pbs_archive_with(dir, false)
 }
 
-/// Like [`upstream_like_pbs_archive`], with the standard library's pycs that Debian compiled
-/// at install (`__pycache__`, timestamp-based), as python-build-standalone's archives ship
-/// theirs: what a real archive costs to realise (the benchmarks use it).
-pub(crate) fn upstream_like_pbs_archive_with_pycs(dir: &Path) -> PathBuf {
+/// [`upstream_like_pbs_archive`], with the standard library's pycs that Debian compiled at
+/// install (`__pycache__`, timestamp-based) when `pycs`, as python-build-standalone's archives
+/// ship theirs: what a real archive costs to realise (the benchmarks use it).
+pub(crate) fn upstream_like_pbs_archive_with(dir: &Path, pycs: bool) -> PathBuf {
     pbs_archive_with(
         dir,
         &[("python/lib/python3.11/sitecustomize.py", UPSTREAM_SITE_SHIM)],
-        true,
+        pycs,
     )
 }
 
@@ -433,7 +429,12 @@ fn pbs_archive_with(dir: &Path, extra: &[(&str, &[u8])], pycs: bool) -> PathBuf 
     tar_symlink(&mut tar, "python/bin/python3", "python3.11");
     tar_dir(&mut tar, "python/lib");
     tar_dir(&mut tar, "python/lib/python3.11");
-    add_tree(&mut tar, Path::new(DEBIAN_STDLIB), "python/lib/python3.11", pycs);
+    add_tree(
+        &mut tar,
+        Path::new(DEBIAN_STDLIB),
+        "python/lib/python3.11",
+        pycs,
+    );
     for (name, data) in extra {
         tar_file(&mut tar, name, data, 0o644);
     }
