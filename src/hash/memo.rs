@@ -107,3 +107,40 @@ pub fn hard_link_keeping_digest(
     }
     Ok(())
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn state(path: &std::path::Path) -> FileState {
+        FileState::of(&fs::symlink_metadata(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_link_keeps_a_known_digest_and_an_unknown_one_stays_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (known, unknown) = (dir.path().join("known"), dir.path().join("unknown"));
+        fs::write(&known, b"hashed before").unwrap();
+        fs::write(&unknown, b"never hashed").unwrap();
+        let digest = [7u8; 32];
+        remember(state(&known), digest);
+        let (linked, linked_unknown) = (dir.path().join("linked"), dir.path().join("linked2"));
+        hard_link_keeping_digest(&known, &linked).unwrap();
+        hard_link_keeping_digest(&unknown, &linked_unknown).unwrap();
+        // Both names are one inode in the new state, whose change time the link moved.
+        assert_eq!(state(&known), state(&linked));
+        assert_eq!(get(&state(&linked)), Some(digest));
+        assert_eq!(get(&state(&linked_unknown)), None);
+        // A later write is a new state: nothing is known of it.
+        fs::write(&linked, b"written after").unwrap();
+        assert_eq!(get(&state(&linked)), None);
+    }
+
+    #[test]
+    fn a_failed_link_is_an_error_naming_the_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = hard_link_keeping_digest(&dir.path().join("absent"), &dir.path().join("x"))
+            .unwrap_err();
+        assert!(err.to_string().contains("absent"), "{err}");
+    }
+}
