@@ -6,10 +6,10 @@ pub mod base32;
 pub mod canonical_json;
 pub mod files;
 mod memo;
-
-pub use memo::{hard_link_keeping_digest, remember_current};
 pub mod sha256;
 pub mod tree;
+
+pub use memo::{hard_link_keeping_digest, remember_current};
 
 pub use sha256::{Sha256Digest, Sha256Error};
 

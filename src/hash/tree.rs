@@ -453,7 +453,6 @@ pub fn hash_file(path: &Path, expected_size: u64) -> Result<[u8; 32], TreeError>
     }
     let mut file = fs::File::open(path).map_err(|source| io_error(path, source))?;
     let mut hasher = blake3::Hasher::new();
-    let mut total = 0u64;
     let wanted = if expected_size >= PARALLEL_HASH_THRESHOLD {
         1 << 20
     } else {
@@ -465,9 +464,9 @@ pub fn hash_file(path: &Path, expected_size: u64) -> Result<[u8; 32], TreeError>
     if buf.len() < wanted {
         buf.resize(wanted, 0);
     }
-    let result = read_hashing(&mut file, path, &mut buf[..wanted], &mut hasher, &mut total);
+    let result = read_hashing(&mut file, path, &mut buf[..wanted], &mut hasher);
     BUFFER.with(|b| *b.borrow_mut() = buf);
-    result?;
+    let total = result?;
     if total != expected_size {
         return Err(TreeError::ChangedWhileReading {
             path: path.to_path_buf(),
@@ -478,27 +477,27 @@ pub fn hash_file(path: &Path, expected_size: u64) -> Result<[u8; 32], TreeError>
     Ok(*hasher.finalize().as_bytes())
 }
 
-/// Reads `file` to its end through `buf`, feeding `hasher` and counting into `total`.
+/// Reads `file` to its end through `buf`, feeding `hasher`; returns how many bytes it read.
 fn read_hashing(
     file: &mut fs::File,
     path: &Path,
     buf: &mut [u8],
     hasher: &mut blake3::Hasher,
-    total: &mut u64,
-) -> Result<(), TreeError> {
+) -> Result<u64, TreeError> {
+    let mut total = 0u64;
     loop {
         let n = file.read(buf).map_err(|source| io_error(path, source))?;
         if n == 0 {
             break;
         }
-        *total += n as u64;
+        total += n as u64;
         if n as u64 >= PARALLEL_HASH_THRESHOLD {
             hasher.update_rayon(&buf[..n]);
         } else {
             hasher.update(&buf[..n]);
         }
     }
-    Ok(())
+    Ok(total)
 }
 
 #[cfg(unix)]
