@@ -548,7 +548,7 @@ impl<'a> Workers<'a> {
         // A damaged input is never built from: its hash is checked before it is read.
         let damaged = inputs
             .values()
-            .try_for_each(|input| self.store.check_intact(input));
+            .try_for_each(|input| self.store.check_input_intact(input));
         match (&node.action, damaged) {
             (_, Err(err)) => Err(RealiseError::Store(err)),
             (Action::Build(builder), Ok(())) => self

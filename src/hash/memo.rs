@@ -62,6 +62,22 @@ pub(super) fn remember(state: FileState, digest: [u8; 32]) {
     table.insert(state, digest);
 }
 
+/// The digest this process knows for the file `meta` describes (an `lstat` of it), if it hashed
+/// or linked one in exactly that state: for a caller that has stat'ed a whole tree and wants to
+/// know whether its files are still the bytes they were.
+pub fn known_digest(meta: &fs::Metadata) -> Option<[u8; 32]> {
+    FileState::of(meta).as_ref().and_then(get)
+}
+
+/// Remembers `digest` for the file `meta` describes, whose bytes are known to have it by other
+/// means than reading them here (an intact stamp that still matches): later hard links of it
+/// then carry the digest over ([`hard_link_keeping_digest`]).
+pub fn remember_digest(meta: &fs::Metadata, digest: [u8; 32]) {
+    if let Some(state) = FileState::of(meta) {
+        remember(state, digest);
+    }
+}
+
 /// Remembers, for the file at `path` as it is now, the digest `digest` that its bytes are known
 /// to have: for a caller that changed only the file's metadata (a mode, the mtime, a new hard
 /// link), which changes its change time and so would otherwise make the next hash read it again.

@@ -211,6 +211,9 @@ pub struct EntryInfo {
     pub(crate) rowid: i64,
 }
 
+/// The entries this process found intact (or registered itself), by id.
+type IntactEntries = std::collections::HashMap<EntryId, EntryInfo>;
+
 /// An open store.
 pub struct Store {
     layout: Layout,
@@ -220,7 +223,7 @@ pub struct Store {
     gc_lock: Option<HeldLock>,
     /// Entries this process has re-hashed and found intact ([`Store::check_intact`]): each is
     /// read once per process, however many builds use it.
-    intact: Mutex<std::collections::HashSet<EntryId>>,
+    intact: Mutex<IntactEntries>,
     /// Group commit of concurrent registrations ([`Store::sync_entries`]).
     syncs: register::SyncGroup,
     /// Set when the database has no entry while entries/ holds directories.

@@ -116,7 +116,7 @@ impl Store {
         })?;
         // Hashed a moment ago, while this process held its lock: no need to hash it again
         // before a build reads it.
-        self.intact_lock().insert(id);
+        self.intact_lock().insert(id, entry.clone());
         Ok(Registration { entry, built: true })
     }
 

@@ -1,8 +1,8 @@
 //! `verify`: re-hash entries against their recorded manifests and report every damaged file.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rayon::prelude::*;
@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::canonicalise::remove_tree;
 use super::layout::entry_dir_name;
-use super::{io_err, EntryInfo, Result, Store, StoreError};
+use super::{io_err, EntryInfo, IntactEntries, Result, Store, StoreError};
 use crate::hash::to_hex;
 use crate::hash::tree::{Node, NodeKind, Tree};
 
@@ -99,20 +99,32 @@ impl Store {
     /// damaged entry, or one whose directory is gone, is a [`StoreError::Damaged`] naming it and
     /// `pystore verify --repair`. Each entry is checked once per process.
     pub fn check_intact(&self, entry: &EntryInfo) -> Result<()> {
-        if self.intact_lock().contains(&entry.id) {
+        self.check_intact_as(entry, false)
+    }
+
+    /// [`Store::check_intact`] for an entry a build is about to read or hard-link from: when its
+    /// stamp spares the re-hash, this process also learns its files' digests from the manifest,
+    /// so that the links a build makes of them (which move their change times) keep the digests
+    /// known and [`Store::stamp_checked`] can stamp the entry again without reading a byte.
+    pub fn check_input_intact(&self, entry: &EntryInfo) -> Result<()> {
+        self.check_intact_as(entry, true)
+    }
+
+    fn check_intact_as(&self, entry: &EntryInfo, learn_digests: bool) -> Result<()> {
+        if self.intact_lock().contains_key(&entry.id) {
             return Ok(());
         }
         // Unchanged since an earlier process hashed it (same files, same inodes, same change
-        // times): intact, without reading a byte (see `intact_stamp`).
-        let stamp_path = self
-            .layout
-            .cache_dir()
-            .join("intact")
-            .join(entry.id.to_string());
-        let before = intact_stamp(&entry.path).ok();
+        // times): intact, without reading a byte (see `stat_records`).
+        let stamp_path = self.stamp_path(entry);
+        let records = stat_records(&entry.path).ok();
+        let before = records.as_deref().map(stamp_of);
         if let (Some((stamp, _)), Ok(recorded)) = (&before, fs::read(&stamp_path)) {
             if recorded == stamp.as_bytes() {
-                self.intact_lock().insert(entry.id.clone());
+                if let (true, Some(records)) = (learn_digests, &records) {
+                    learn_known_digests(records, &self.manifest(entry)?);
+                }
+                self.intact_lock().insert(entry.id.clone(), entry.clone());
                 return Ok(());
             }
         }
@@ -138,22 +150,63 @@ impl Store {
                 problem,
             });
         }
-        self.intact_lock().insert(entry.id.clone());
+        self.intact_lock().insert(entry.id.clone(), entry.clone());
         // Remember the stamp, unless a file changed while it was hashed or changed so recently
         // that a change in the same clock tick could go unseen (git's "racy" files). A change
         // after the stamp was taken gets a later change time unless the file system's
         // timestamps are coarser than the time since the newest change: [`STAMP_SETTLE`]
         // covers the coarsest Linux file systems keep (whole seconds, as ext4 with small inodes).
         if let Some((stamp, newest)) = before {
-            let settled = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .is_ok_and(|now| now > newest.saturating_add(STAMP_SETTLE));
-            let unchanged = intact_stamp(&entry.path).is_ok_and(|(after, _)| after == stamp);
-            if settled && unchanged {
+            let unchanged =
+                stat_records(&entry.path).is_ok_and(|after| stamp_of(&after).0 == stamp);
+            if settled(newest) && unchanged {
                 let _ = write_stamp(&stamp_path, stamp.as_bytes());
             }
         }
         Ok(())
+    }
+
+    /// Stamps again every entry this process found intact or registered whose files changed
+    /// state since (a hard link into a new bundle moves the shared inode's change time, which
+    /// would make the next process re-hash every input of every bundle it builds), when this
+    /// process still knows each file's digest in its present state (`hash::known_digest`) and
+    /// that state has settled. Nothing is read but `lstat`s and manifests; what cannot be
+    /// proved intact that way is left for the next check to re-hash. Returns how many entries
+    /// were stamped.
+    pub fn stamp_checked(&self) -> usize {
+        if self.read_only {
+            return 0;
+        }
+        let entries: Vec<EntryInfo> = self.intact_lock().values().cloned().collect();
+        entries
+            .par_iter()
+            .filter(|entry| self.stamp_if_known(entry))
+            .count()
+    }
+
+    /// [`Store::stamp_checked`] for one entry: true when a new stamp was written.
+    fn stamp_if_known(&self, entry: &EntryInfo) -> bool {
+        let Ok(records) = stat_records(&entry.path) else {
+            return false;
+        };
+        let (stamp, newest) = stamp_of(&records);
+        let stamp_path = self.stamp_path(entry);
+        if !settled(newest) || fs::read(&stamp_path).is_ok_and(|r| r == stamp.as_bytes()) {
+            return false;
+        }
+        let known = self.manifest(entry).is_ok_and(|manifest| {
+            manifest.content_hash() == entry.content_hash
+                && known_intact(&records, &manifest, &entry.path)
+        });
+        known && write_stamp(&stamp_path, stamp.as_bytes()).is_ok()
+    }
+
+    /// Where `entry`'s intact stamp is kept.
+    fn stamp_path(&self, entry: &EntryInfo) -> PathBuf {
+        self.layout
+            .cache_dir()
+            .join("intact")
+            .join(entry.id.to_string())
     }
 
     /// [`Store::check_intact`] for several entries, in parallel; the first damaged one (in path
@@ -175,8 +228,8 @@ impl Store {
         }
     }
 
-    pub(super) fn intact_lock(&self) -> std::sync::MutexGuard<'_, HashSet<crate::store::EntryId>> {
-        // The set only ever grows by whole ids: a poisoned lock still holds a valid set.
+    pub(super) fn intact_lock(&self) -> std::sync::MutexGuard<'_, IntactEntries> {
+        // The map only ever grows by whole entries: a poisoned lock still holds a valid map.
         self.intact
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -461,54 +514,145 @@ fn check_modes(_entry: &EntryInfo, _disk: &Tree, _problems: &mut Vec<Problem>) {
 /// coarsest timestamp granularity of the file systems a store may be on (see `check_intact`).
 const STAMP_SETTLE: Duration = Duration::from_secs(1);
 
-/// A digest of what `lstat` says of every file under `path` (relative path, type, mode, size,
-/// device, inode, modification and change times), and the newest change time (since the epoch).
+/// What `lstat` says of every path of an entry, sorted by path: `""` for the entry itself,
+/// `/a/b` for what is inside it.
 ///
 /// The kernel sets a file's change time on every write, rename, chmod or link, and no system
-/// call sets it back, so an unchanged stamp means no file was touched since the stamp was taken
-/// (what git's index relies on). An entry whose stamp matches the one recorded after its last
-/// full check is intact without re-hashing: a no-op realise then costs one `lstat` per file.
+/// call sets it back, so an unchanged stamp of these records ([`stamp_of`]) means no file was
+/// touched since the stamp was taken (what git's index relies on). An entry whose stamp matches
+/// the one recorded after its last full check is intact without re-hashing: a no-op realise
+/// then costs one `lstat` per file.
 #[cfg(unix)]
-fn intact_stamp(path: &std::path::Path) -> std::io::Result<(blake3::Hash, Duration)> {
-    let mut records = vec![(String::new(), stat_record(&fs::symlink_metadata(path)?))];
-    if fs::symlink_metadata(path)?.is_dir() {
+fn stat_records(path: &Path) -> std::io::Result<Vec<(String, fs::Metadata)>> {
+    let meta = fs::symlink_metadata(path)?;
+    let is_dir = meta.is_dir();
+    let mut records = vec![(String::new(), meta)];
+    if is_dir {
         records.extend(stat_tree(path, "")?);
     }
     records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(records)
+}
+
+/// Without change times there is no stamp: every check hashes.
+#[cfg(not(unix))]
+fn stat_records(_path: &Path) -> std::io::Result<Vec<(String, fs::Metadata)>> {
+    Err(std::io::Error::other("no change times on this platform"))
+}
+
+/// The stamp of `records` (each path's type, mode, size, device, inode, modification and
+/// change times), and the newest change time among them (since the epoch).
+#[cfg(unix)]
+fn stamp_of(records: &[(String, fs::Metadata)]) -> (blake3::Hash, Duration) {
+    use std::os::unix::fs::MetadataExt;
     let mut hasher = blake3::Hasher::new();
     let mut newest = Duration::ZERO;
-    for (rel, record) in &records {
-        for value in record {
+    for (rel, meta) in records {
+        let values = [
+            meta.mode() as u64,
+            meta.size(),
+            meta.dev(),
+            meta.ino(),
+            meta.mtime() as u64,
+            meta.mtime_nsec() as u64,
+            meta.ctime() as u64,
+            meta.ctime_nsec() as u64,
+        ];
+        for value in values {
             hasher.update(&value.to_le_bytes());
         }
         hasher.update(rel.as_bytes());
         hasher.update(&[0]);
-        newest = newest.max(Duration::new(record[6], record[7] as u32));
+        newest = newest.max(Duration::new(values[6], values[7] as u32));
     }
-    Ok((hasher.finalize(), newest))
+    (hasher.finalize(), newest)
 }
 
-/// What the stamp keeps of one `lstat`: mode, size, device, inode, mtime (s, ns), ctime (s, ns).
+#[cfg(not(unix))]
+fn stamp_of(_records: &[(String, fs::Metadata)]) -> (blake3::Hash, Duration) {
+    (blake3::hash(b""), Duration::ZERO)
+}
+
+/// True when a change at `newest` (since the epoch) is old enough for a stamp: see
+/// [`STAMP_SETTLE`].
+fn settled(newest: Duration) -> bool {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .is_ok_and(|now| now > newest.saturating_add(STAMP_SETTLE))
+}
+
+/// `records` by path as the manifest writes it (`a/b`, `""` for the entry itself).
+fn records_by_path(records: &[(String, fs::Metadata)]) -> HashMap<&str, &fs::Metadata> {
+    records
+        .iter()
+        .map(|(rel, meta)| (rel.strip_prefix('/').unwrap_or(rel), meta))
+        .collect()
+}
+
+/// Teaches this process the digest of each file `records` describes, from `manifest`: called
+/// when the entry's stamp matched, which proves its files are the bytes the manifest records.
+fn learn_known_digests(records: &[(String, fs::Metadata)], manifest: &Tree) {
+    let by_path = records_by_path(records);
+    for node in &manifest.nodes {
+        if let (NodeKind::File { blake3, .. }, Some(meta)) =
+            (&node.kind, by_path.get(node.path.as_str()))
+        {
+            if meta.is_file() {
+                crate::hash::remember_digest(meta, *blake3);
+            }
+        }
+    }
+}
+
+/// True when `records` (an `lstat` of every path of the entry at `root`) show exactly the
+/// paths, types, sizes and executable bits of `manifest`, every file in a state whose digest
+/// this process knows to be the manifest's, and every symlink with its recorded target.
+fn known_intact(records: &[(String, fs::Metadata)], manifest: &Tree, root: &Path) -> bool {
+    if records.len() != manifest.nodes.len() {
+        return false;
+    }
+    let by_path = records_by_path(records);
+    manifest.nodes.iter().all(|node| {
+        let Some(meta) = by_path.get(node.path.as_str()) else {
+            return false;
+        };
+        match &node.kind {
+            NodeKind::Directory => meta.is_dir(),
+            NodeKind::File {
+                executable,
+                size,
+                blake3,
+            } => {
+                meta.is_file()
+                    && meta.len() == *size
+                    && owner_executable(meta) == *executable
+                    && crate::hash::known_digest(meta) == Some(*blake3)
+            }
+            NodeKind::Symlink { target } => {
+                meta.is_symlink()
+                    && fs::read_link(root.join(&node.path))
+                        .is_ok_and(|found| found.as_os_str() == target.as_str())
+            }
+        }
+    })
+}
+
 #[cfg(unix)]
-fn stat_record(meta: &fs::Metadata) -> [u64; 8] {
-    use std::os::unix::fs::MetadataExt;
-    [
-        meta.mode() as u64,
-        meta.size(),
-        meta.dev(),
-        meta.ino(),
-        meta.mtime() as u64,
-        meta.mtime_nsec() as u64,
-        meta.ctime() as u64,
-        meta.ctime_nsec() as u64,
-    ]
+fn owner_executable(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o100 != 0
 }
 
-/// The stat records of everything under `dir` (whose path in the entry is `rel`). Each entry is
+#[cfg(not(unix))]
+fn owner_executable(_meta: &fs::Metadata) -> bool {
+    false
+}
+
+/// The `lstat` of everything under `dir` (whose path in the entry is `rel`). Each entry is
 /// stat'ed relative to its open directory (no path walk from the root per file), and
 /// subdirectories are walked in parallel.
 #[cfg(unix)]
-fn stat_tree(dir: &std::path::Path, rel: &str) -> std::io::Result<Vec<(String, [u64; 8])>> {
+fn stat_tree(dir: &Path, rel: &str) -> std::io::Result<Vec<(String, fs::Metadata)>> {
     let mut records = Vec::new();
     let mut subdirs = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -518,20 +662,14 @@ fn stat_tree(dir: &std::path::Path, rel: &str) -> std::io::Result<Vec<(String, [
         if meta.is_dir() {
             subdirs.push((entry.path(), child.clone()));
         }
-        records.push((child, stat_record(&meta)));
+        records.push((child, meta));
     }
-    let nested: Vec<Vec<(String, [u64; 8])>> = subdirs
+    let nested: Vec<Vec<(String, fs::Metadata)>> = subdirs
         .par_iter()
         .map(|(path, child)| stat_tree(path, child))
         .collect::<std::io::Result<_>>()?;
     records.extend(nested.into_iter().flatten());
     Ok(records)
-}
-
-/// Without change times there is no stamp: every check hashes.
-#[cfg(not(unix))]
-fn intact_stamp(_path: &std::path::Path) -> std::io::Result<(blake3::Hash, Duration)> {
-    Err(std::io::Error::other("no change times on this platform"))
 }
 
 /// Writes a stamp file atomically (a reader sees the old stamp, the new one, or none).

@@ -22,4 +22,5 @@ mod damage;
 mod database;
 mod gc;
 mod golden_vectors;
+mod stamps;
 mod verify;
