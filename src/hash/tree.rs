@@ -383,12 +383,14 @@ fn walk(
                 .to_str()
                 .ok_or_else(|| TreeError::NonUtf8Name { path: child.path() })?
                 .to_owned();
-            children.push(name);
+            children.push((name, child));
         }
-        children.sort_unstable();
-        for name in children {
+        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, child) in children {
             let child_full = full.join(&name);
-            let child_meta = fs::symlink_metadata(&child_full)
+            // An `lstat` relative to the open directory, not a walk of the whole path again.
+            let child_meta = child
+                .metadata()
                 .map_err(|source| io_error(&child_full, source))?;
             let child_rel = if rel.is_empty() {
                 name
