@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::deflate;
@@ -22,6 +21,9 @@ pub const MIN_REUSE_SIZE: u64 = 256;
 #[derive(Default)]
 pub struct WheelMembers {
     wheels: Vec<PathBuf>,
+    /// Each wheel, opened once by [`WheelMembers::index`] (`None` when it could not be read):
+    /// members are read from it at their offsets, by any thread.
+    files: Vec<Option<File>>,
     /// (wheel, offset of the member's data, compressed length).
     index: HashMap<(u64, u32), (usize, u64, u64)>,
 }
@@ -34,13 +36,17 @@ impl WheelMembers {
         sorted.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
         let mut members = WheelMembers {
             wheels: sorted,
+            files: Vec::new(),
             index: HashMap::new(),
         };
         for (w, path) in members.wheels.iter().enumerate() {
-            let Ok(mut archive) = File::open(path)
-                .map_err(|_| ())
-                .and_then(|f| zip::ZipArchive::new(f).map_err(|_| ()))
-            else {
+            let opened = File::open(path).ok();
+            let archive = opened
+                .as_ref()
+                .and_then(|file| file.try_clone().ok())
+                .and_then(|file| zip::ZipArchive::new(file).ok());
+            members.files.push(opened);
+            let Some(mut archive) = archive else {
                 continue;
             };
             let mut entries: Vec<(String, usize)> = (0..archive.len())
@@ -105,8 +111,21 @@ impl WheelMembers {
         }
     }
 
+    /// The `len` bytes at `start` of wheel `wheel`.
+    #[cfg(unix)]
     fn raw_member(&self, wheel: usize, start: u64, len: u64) -> Option<Vec<u8>> {
-        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::FileExt;
+        let file = self.files.get(wheel)?.as_ref()?;
+        let mut data = vec![0u8; usize::try_from(len).ok()?];
+        // A positioned read: the shared handle has no cursor for threads to fight over.
+        file.read_exact_at(&mut data, start).ok()?;
+        Some(data)
+    }
+
+    /// The `len` bytes at `start` of wheel `wheel`.
+    #[cfg(not(unix))]
+    fn raw_member(&self, wheel: usize, start: u64, len: u64) -> Option<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
         let mut file = File::open(&self.wheels[wheel]).ok()?;
         file.seek(SeekFrom::Start(start)).ok()?;
         let mut data = vec![0u8; usize::try_from(len).ok()?];
