@@ -502,14 +502,16 @@ fn read_hashing(
     Ok(total)
 }
 
+/// The owner's execute bit of `meta`: what a tree records of a file's mode.
 #[cfg(unix)]
-fn is_executable(meta: &fs::Metadata) -> bool {
+pub fn is_executable(meta: &fs::Metadata) -> bool {
     use std::os::unix::fs::PermissionsExt;
     meta.permissions().mode() & 0o100 != 0
 }
 
+/// The owner's execute bit of `meta`: what a tree records of a file's mode.
 #[cfg(not(unix))]
-fn is_executable(_meta: &fs::Metadata) -> bool {
+pub fn is_executable(_meta: &fs::Metadata) -> bool {
     false
 }
 

@@ -12,7 +12,7 @@ use super::canonicalise::remove_tree;
 use super::layout::entry_dir_name;
 use super::{io_err, EntryInfo, IntactEntries, Result, Store, StoreError};
 use crate::hash::to_hex;
-use crate::hash::tree::{Node, NodeKind, Tree};
+use crate::hash::tree::{is_executable, Node, NodeKind, Tree};
 
 /// One thing wrong with one entry.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -625,7 +625,7 @@ fn known_intact(records: &[(String, fs::Metadata)], manifest: &Tree, root: &Path
             } => {
                 meta.is_file()
                     && meta.len() == *size
-                    && owner_executable(meta) == *executable
+                    && is_executable(meta) == *executable
                     && crate::hash::known_digest(meta) == Some(*blake3)
             }
             NodeKind::Symlink { target } => {
@@ -635,17 +635,6 @@ fn known_intact(records: &[(String, fs::Metadata)], manifest: &Tree, root: &Path
             }
         }
     })
-}
-
-#[cfg(unix)]
-fn owner_executable(meta: &fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o100 != 0
-}
-
-#[cfg(not(unix))]
-fn owner_executable(_meta: &fs::Metadata) -> bool {
-    false
 }
 
 /// The `lstat` of everything under `dir` (whose path in the entry is `rel`). Each entry is
