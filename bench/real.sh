@@ -178,6 +178,12 @@ printf '| one package changed (idna) | %.2f s | pystore cold: %.2f s | %.2f | <=
 iw=$(median "${with[@]}") io=$(median "${without[@]}")
 printf '| import openai, anthropic from the unzipped bundle (-B) | with pycs: %.2f s | without (bytecode = false): %.2f s | %.2f | <= 0.5 |\n' "$iw" "$io" "$(echo "$iw / $io" | bc -l)"
 echo
+# Every run, not only the medians: single runs here vary by tens of percent.
+runs() { printf ' %.3f' "$@"; }
+echo "each run (s): cold$(runs "${cold[@]}"); peer$(runs "${peer[@]}"); no-op$(runs "${noop[@]:1}");" \
+    "uv no-op$(runs "${peernoop[@]}"); one changed$(runs "${changed[@]}");" \
+    "import with$(runs "${with[@]}"), without$(runs "${without[@]}")"
+echo
 echo "cold realise by step (seconds summed over entries; --timings):"
 python3 -c '
 import json, sys
