@@ -309,7 +309,7 @@ pub fn validate(
     let target_name = spec.target_name.clone();
     graph.derive(
         entry_name,
-        ("validate", "1"),
+        ("validate", "2"),
         json!({ "modules": modules, "sandbox": sandbox.level().as_str(), "dynamic": dynamic }),
         labelled([(InputRole::Bundle, bundle)]),
         Box::new(move |ctx| {

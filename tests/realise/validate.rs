@@ -551,3 +551,84 @@ fn an_embeddable_interpreters_stdlib_zip_and_root_extensions_resolve() {
         "{err}"
     );
 }
+
+#[test]
+fn each_module_is_imported_by_an_interpreter_of_its_own_and_the_report_is_the_same_at_every_j() {
+    let (work, wheel_dir) = workspace();
+    let wheels = vec![WheelBuilder::new("app_core", "0.3", "py3-none-any")
+        .file("app_core/__init__.py", b"")
+        .file("app_core/early.py", b"import builtins\nbuiltins.EARLY_RAN = True\n")
+        .file(
+            "app_core/late.py",
+            b"import builtins\nif not getattr(builtins, 'EARLY_RAN', False):\n    raise ImportError('app_core.early did not run first in this interpreter')\n",
+        )
+        .file("app_core/sub/__init__.py", b"")
+        .file("app_core/sub/leaf.py", b"LEAF = 1\n")
+        .build(&wheel_dir)];
+    // Together, early (sorted first) would make late pass; an application that imports only
+    // late would fail, and so does the validation.
+    let recipe_dir = work.path().join("together");
+    fs::create_dir_all(&recipe_dir).unwrap();
+    let together = recipe(&recipe_dir, &wheels, &["app_core.early", "app_core.late"]);
+    for jobs in ["1", "2"] {
+        let store = TempStore::new();
+        let mut cmd = pystore(store.path());
+        cmd.args(["-j", jobs, "--find-links"])
+            .arg(&wheel_dir)
+            .arg("realise")
+            .arg(&together);
+        let err = run_fails(&mut cmd, 1);
+        assert!(
+            err.contains("target t: `import app_core.late` failed with the bundle's own python")
+                && err
+                    .contains("ImportError: app_core.early did not run first in this interpreter"),
+            "-j {jobs}: {err}"
+        );
+        assert_not_published(store.path());
+    }
+
+    let recipe_dir = work.path().join("apart");
+    fs::create_dir_all(&recipe_dir).unwrap();
+    let apart = recipe(
+        &recipe_dir,
+        &wheels,
+        &["app_core.sub.leaf", "app_core", "app_core.early", "json"],
+    );
+    let reports: Vec<(String, Vec<u8>)> = ["1", "3"]
+        .iter()
+        .map(|jobs| {
+            let store = TempStore::new();
+            let mut cmd = pystore(store.path());
+            cmd.args(["-j", jobs, "--find-links"])
+                .arg(&wheel_dir)
+                .arg("realise")
+                .arg(&apart)
+                .arg("--json");
+            let out: serde_json::Value = serde_json::from_str(&run_ok(&mut cmd)).unwrap();
+            let path = out[0]["validation"].as_str().unwrap().to_owned();
+            let bytes = fs::read(&path).unwrap();
+            let name = Path::new(&path)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (name, bytes)
+        })
+        .collect();
+    assert_eq!(
+        reports[0], reports[1],
+        "the validation entry differs between -j 1 and -j 3"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&reports[0].1).unwrap();
+    let site = "lib/python3.11/site-packages";
+    assert_eq!(
+        report["dynamic"]["modules"],
+        serde_json::json!({
+            "app_core": format!("{site}/app_core/__init__.py"),
+            "app_core.early": format!("{site}/app_core/early.py"),
+            "app_core.sub.leaf": format!("{site}/app_core/sub/leaf.py"),
+            "json": "lib/python3.11/json/__init__.py",
+        }),
+        "{report}"
+    );
+}

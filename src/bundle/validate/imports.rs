@@ -1,13 +1,22 @@
 //! The dynamic import check: the bundle's own python, in the sandbox, imports every module
 //! the recipe names, and reports where each came from and every file any import loaded.
+//!
+//! Each module is imported by a fresh interpreter of its own, as an application that imports
+//! only it would, and up to as many interpreters run at once as the build has jobs
+//! (`rayon`'s pool, which `-j` sizes). Importing is single-threaded Python, so one process
+//! for every module left a core idle on the critical path of a realise (the import of one
+//! big package, beside a ZIP that finished first). What one module's import loads does not
+//! depend on what else ran beside it, so the report is the same at every `-j`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use serde::Deserialize;
 
 use super::{DynamicReport, RunProblem, ValidateError};
-use crate::build::sandbox::{output_with_timeout, Input, Sandbox, Spec};
+use crate::build::sandbox::{output_with_timeout, Input, Sandbox, SandboxError, Spec};
 use crate::python::interpreter::InterpreterInfo;
 
 /// How long the imports may take: a module that hangs on import must not hang realise.
@@ -39,7 +48,7 @@ for name, module in sorted(sys.modules.items()):
 sys.stdout.write(json.dumps(report, sort_keys=True))
 "#;
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct ImportReport {
     modules: BTreeMap<String, Vec<String>>,
     errors: BTreeMap<String, String>,
@@ -55,8 +64,26 @@ pub(super) fn run_imports(
     sandbox: &Sandbox,
     scratch: &Path,
 ) -> Result<DynamicReport, ValidateError> {
-    let spec = import_spec(root, info, modules, scratch);
-    let report = run_import_script(root, target_name, info, modules, sandbox, &spec)?;
+    // With no module named, one interpreter still starts: what its startup loads must come
+    // from the bundle too.
+    let units: Vec<&[String]> = if modules.is_empty() {
+        vec![&[]]
+    } else {
+        modules.chunks(1).collect()
+    };
+    let report = import_each(&units, |index, unit| {
+        // Each interpreter gets a sandbox root and /build of its own.
+        let scratch = scratch.join(index.to_string());
+        std::fs::create_dir(&scratch).map_err(|source| ValidateError::Sandbox {
+            target: target_name.to_owned(),
+            cause: SandboxError::Prepare {
+                path: scratch.clone(),
+                source,
+            },
+        })?;
+        let spec = import_spec(root, info, unit, &scratch);
+        run_import_script(root, target_name, info, unit, sandbox, &spec)
+    })?;
     let level = sandbox.level();
     if let Some((module, python_error)) = report.errors.into_iter().next() {
         return Err(ValidateError::ImportFailed {
@@ -99,6 +126,46 @@ pub(super) fn run_imports(
         modules: seen,
         loaded: report.loaded.len(),
     })
+}
+
+/// Runs `import_one` for every unit (a list of modules one interpreter imports, with its
+/// index), as many at once as the rayon pool has threads, and merges the reports: each
+/// module's own entries, the union of what they loaded. A failure to run is reported for the
+/// first unit in order that had one, so the error does not depend on which interpreter
+/// finished first.
+fn import_each(
+    units: &[&[String]],
+    import_one: impl Fn(usize, &[String]) -> Result<ImportReport, ValidateError> + Sync,
+) -> Result<ImportReport, ValidateError> {
+    let results: Vec<Mutex<Option<Result<ImportReport, ValidateError>>>> =
+        units.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().clamp(1, units.len().max(1));
+    // Plain threads, not rayon tasks: they only wait for a child process, and a rayon thread
+    // blocked in a wait would keep the ZIP beside the validation from using it.
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(unit) = units.get(index) else {
+                    break;
+                };
+                let result = import_one(index, unit);
+                *results[index].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            });
+        }
+    });
+    let mut merged = ImportReport::default();
+    for slot in results {
+        let report = slot
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .expect("every module was imported: the workers ran until the list was done")?;
+        merged.modules.extend(report.modules);
+        merged.errors.extend(report.errors);
+        merged.loaded.extend(report.loaded);
+    }
+    Ok(merged)
 }
 
 /// The sandbox spec running [`IMPORT_SCRIPT`] on `modules` with the bundle at `root`.
