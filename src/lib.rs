@@ -2,6 +2,7 @@
 //!
 //! Layers, lowest first (a layer never uses one above it):
 //! - [`errors`]: rendering error chains (used by every layer);
+//! - [`parallel`]: a bounded parallel map for slow steps, results in order (used by every layer);
 //! - [`hash`]: canonical forms and hashes;
 //! - [`sign`]: ed25519 keys and DSSE envelopes (provenance signatures);
 //! - [`store`]: entries, ids, the database, locks, registration, roots, gc, verify;
@@ -29,6 +30,7 @@ pub mod errors;
 pub mod fetch;
 pub mod hash;
 pub mod lock;
+pub mod parallel;
 pub mod python;
 pub mod recipe;
 pub mod remote;

@@ -8,7 +8,6 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -273,29 +272,18 @@ impl<'a> Fetcher<'a> {
         {
             total.set_style(style.progress_chars("=> "));
         }
-        let next = AtomicUsize::new(0);
-        let results: Vec<Mutex<Option<Result<Fetched, FetchError>>>> =
-            items.iter().map(|_| Mutex::new(None)).collect();
-        let workers = self.config.jobs.clamp(1, items.len().max(1));
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(index) else { break };
-                    let result = self.fetch(item);
-                    *results[index].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-                    total.inc(1);
-                });
-            }
+        let results = crate::parallel::map_in_order(items, self.config.jobs, |_, item| {
+            let result = self.fetch(item);
+            total.inc(1);
+            result
         });
         total.finish_and_clear();
         let mut fetched = Vec::with_capacity(items.len());
         let mut errors = Vec::new();
-        for slot in results {
-            match slot.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                Some(Ok(ok)) => fetched.push(ok),
-                Some(Err(err)) => errors.push(err),
-                None => errors.push(FetchError::Other("a download worker stopped early".into())),
+        for result in results {
+            match result {
+                Ok(ok) => fetched.push(ok),
+                Err(err) => errors.push(err),
             }
         }
         match errors.len() {

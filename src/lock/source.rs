@@ -277,18 +277,7 @@ impl<'f, 'i> IndexSource<'f, 'i> {
 
     /// Runs `work` on each item, up to `-j` at once; results in input order.
     fn parallel<T: Sync, R: Send>(&self, items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-        let jobs = self.fetcher.jobs().min(items.len()).max(1);
-        let chunk = items.len().div_ceil(jobs);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = items
-                .chunks(chunk.max(1))
-                .map(|part| scope.spawn(|| part.iter().map(&work).collect::<Vec<R>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        })
+        crate::parallel::map_in_order(items, self.fetcher.jobs(), |_, item| work(item))
     }
 
     /// Where every file of every project page seen can be downloaded, by file name: a URL, or

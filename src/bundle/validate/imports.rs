@@ -4,14 +4,12 @@
 //! Each module is imported by a fresh interpreter of its own, as an application that imports
 //! only it would, and up to as many interpreters run at once as the build has jobs
 //! (`rayon`'s pool, which `-j` sizes). Importing is single-threaded Python, so one process
-//! for every module left a core idle on the critical path of a realise (the import of one
+//! for all of them left a core idle on the critical path of a realise (the import of one
 //! big package, beside a ZIP that finished first). What one module's import loads does not
 //! depend on what else ran beside it, so the report is the same at every `-j`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use serde::Deserialize;
 
@@ -132,35 +130,18 @@ pub(super) fn run_imports(
 /// index), as many at once as the rayon pool has threads, and merges the reports: each
 /// module's own entries, the union of what they loaded. A failure to run is reported for the
 /// first unit in order that had one, so the error does not depend on which interpreter
-/// finished first.
+/// finished first. Plain threads, not rayon tasks: they only wait for a child process, and a
+/// rayon thread blocked in a wait would keep the ZIP beside the validation from using it.
 fn import_each(
     units: &[&[String]],
     import_one: impl Fn(usize, &[String]) -> Result<ImportReport, ValidateError> + Sync,
 ) -> Result<ImportReport, ValidateError> {
-    let results: Vec<Mutex<Option<Result<ImportReport, ValidateError>>>> =
-        units.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let workers = rayon::current_num_threads().clamp(1, units.len().max(1));
-    // Plain threads, not rayon tasks: they only wait for a child process, and a rayon thread
-    // blocked in a wait would keep the ZIP beside the validation from using it.
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(unit) = units.get(index) else {
-                    break;
-                };
-                let result = import_one(index, unit);
-                *results[index].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-            });
-        }
+    let results = crate::parallel::map_in_order(units, rayon::current_num_threads(), |i, unit| {
+        import_one(i, unit)
     });
     let mut merged = ImportReport::default();
-    for slot in results {
-        let report = slot
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .expect("every module was imported: the workers ran until the list was done")?;
+    for report in results {
+        let report = report?;
         merged.modules.extend(report.modules);
         merged.errors.extend(report.errors);
         merged.loaded.extend(report.loaded);
