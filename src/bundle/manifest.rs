@@ -158,20 +158,179 @@ impl BundleManifest {
 
     /// The canonical bytes.
     pub fn to_canonical(&self) -> Vec<u8> {
-        let mut sorted = self.clone();
-        sorted.packages.sort_by(|a, b| a.name.cmp(&b.name));
-        sorted
-            .files
-            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-        // Only strings and integers: always canonical.
-        let value = serde_json::to_value(&sorted).expect("a manifest is JSON");
-        let mut bytes = canonical_json::to_vec(&value).expect("a manifest has no floats");
-        bytes.push(b'\n');
-        bytes
+        let mut packages = self.packages.clone();
+        packages.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut files: Vec<&FileRef> = self.files.iter().collect();
+        files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        // Everything but the file list is small and goes through a JSON value. The file list
+        // (tens of thousands of objects in a real bundle) is written directly: building a value
+        // of it was most of a bundle's manifest time.
+        let head = BundleManifest {
+            format: self.format,
+            recipe: self.recipe.clone(),
+            target: self.target.clone(),
+            interpreter: self.interpreter.clone(),
+            packages,
+            bytecode: self.bytecode.clone(),
+            files: Vec::new(),
+        };
+        let serde_json::Value::Object(mut fields) =
+            serde_json::to_value(&head).expect("a manifest is JSON")
+        else {
+            unreachable!("a struct serialises as an object")
+        };
+        fields.remove("files");
+        let mut keys: Vec<&str> = fields.keys().map(String::as_str).chain(["files"]).collect();
+        keys.sort_unstable();
+        let mut out = Vec::with_capacity(256 * files.len() + 4096);
+        out.push(b'{');
+        for (index, key) in keys.into_iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            canonical_json::write_string(key, &mut out);
+            out.push(b':');
+            match fields.get(key) {
+                // Only strings and integers: always canonical.
+                Some(value) => {
+                    canonical_json::write_value(value, &mut out).expect("a manifest has no floats")
+                }
+                None => write_files(&files, &mut out),
+            }
+        }
+        out.extend_from_slice(b"}\n");
+        out
     }
 
     /// Parses manifest bytes.
     pub fn parse(bytes: &[u8]) -> Result<BundleManifest, serde_json::Error> {
         serde_json::from_slice(bytes)
+    }
+}
+
+/// Writes `files` as a canonical JSON array: each object's keys in byte order, and the keys
+/// whose value is `None` left out, as `FileRef`'s serde attributes do.
+fn write_files(files: &[&FileRef], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (index, file) in files.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        let FileRef {
+            path,
+            kind,
+            size,
+            blake3,
+            target,
+            package,
+        } = file;
+        let mut first = true;
+        let mut key = |name: &str, out: &mut Vec<u8>| {
+            out.extend_from_slice(if first { b"{\"" } else { b",\"" });
+            first = false;
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+        if let Some(blake3) = blake3 {
+            key("blake3", out);
+            canonical_json::write_string(blake3, out);
+        }
+        key("kind", out);
+        canonical_json::write_string(kind, out);
+        if let Some(package) = package {
+            key("package", out);
+            canonical_json::write_string(package, out);
+        }
+        key("path", out);
+        canonical_json::write_string(path, out);
+        if let Some(size) = size {
+            key("size", out);
+            out.extend_from_slice(size.to_string().as_bytes());
+        }
+        if let Some(target) = target {
+            key("target", out);
+            canonical_json::write_string(target, out);
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, package: Option<&str>, target: Option<&str>) -> FileRef {
+        FileRef {
+            path: path.into(),
+            kind: if target.is_some() { "l" } else { "f" }.into(),
+            size: target.is_none().then_some(12),
+            blake3: target.is_none().then(|| "ab".repeat(32)),
+            target: target.map(Into::into),
+            package: package.map(Into::into),
+        }
+    }
+
+    /// The direct writer gives the bytes of the generic one (a JSON value of the whole
+    /// manifest, written canonically), for every kind of file and for names that need escapes.
+    #[test]
+    fn canonical_bytes_are_those_of_the_generic_canonical_writer() {
+        let manifest = BundleManifest {
+            format: MANIFEST_FORMAT,
+            recipe: RecipeRef {
+                name: "samai".into(),
+                version: "1.0".into(),
+            },
+            target: TargetRef {
+                name: "linux-x86_64".into(),
+                platform: "x86_64-unknown-linux-gnu".into(),
+                python: "3.11".into(),
+            },
+            interpreter: InterpreterRef {
+                name: "cpython-3.11.2".into(),
+                entry: "abc-cpython".into(),
+                archive_sha256: None,
+            },
+            packages: vec![
+                PackageRef {
+                    name: "zeta".into(),
+                    version: "2".into(),
+                    wheel: "zeta-2-py3-none-any.whl".into(),
+                    sha256: "00".repeat(32),
+                    entry: "z".into(),
+                },
+                PackageRef {
+                    name: "alpha".into(),
+                    version: "1".into(),
+                    wheel: "alpha-1-py3-none-any.whl".into(),
+                    sha256: "11".repeat(32),
+                    entry: "a".into(),
+                },
+            ],
+            bytecode: Some(BytecodeRef {
+                invalidation: Some("checked-hash".into()),
+                compiler: None,
+                missing: None,
+            }),
+            files: vec![
+                file("lib/z\"q\\.py", Some("zeta"), None),
+                file("bin/python3", None, Some("python3.11")),
+                file("lib/é\u{1}.py", Some("alpha"), None),
+                file("bin/python3.11", None, None),
+            ],
+        };
+        let mut sorted = manifest.clone();
+        sorted.packages.sort_by(|a, b| a.name.cmp(&b.name));
+        sorted
+            .files
+            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        let mut generic = canonical_json::to_vec(&serde_json::to_value(&sorted).unwrap()).unwrap();
+        generic.push(b'\n');
+        let direct = manifest.to_canonical();
+        assert_eq!(
+            String::from_utf8(direct.clone()).unwrap(),
+            String::from_utf8(generic).unwrap()
+        );
+        assert_eq!(BundleManifest::parse(&direct).unwrap(), sorted);
     }
 }

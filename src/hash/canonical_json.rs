@@ -18,7 +18,7 @@ pub enum CanonicalJsonError {
 /// Serialises `value` canonically.
 pub fn to_vec(value: &Value) -> Result<Vec<u8>, CanonicalJsonError> {
     let mut out = Vec::new();
-    write_value(value, &mut out, &mut String::new())?;
+    write_value(value, &mut out)?;
     Ok(out)
 }
 
@@ -28,24 +28,46 @@ pub fn to_string(value: &Value) -> Result<String, CanonicalJsonError> {
     to_vec(value).map(|bytes| String::from_utf8(bytes).expect("canonical JSON is UTF-8"))
 }
 
-fn write_value(
-    value: &Value,
-    out: &mut Vec<u8>,
-    pointer: &mut String,
-) -> Result<(), CanonicalJsonError> {
+/// Appends `value`, canonically, to `out`: for a writer that puts a large document together
+/// from parts (a bundle manifest's file list) without building one [`Value`] of it all.
+pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalJsonError> {
+    write_value_at(value, out).map_err(|found| CanonicalJsonError::NonIntegerNumber {
+        pointer: found.pointer(),
+        number: found.number,
+    })
+}
+
+/// A floating-point number found while writing, and the path to it, innermost segment first
+/// (the path is only built on this rare error, not for every key written).
+struct FoundFloat {
+    number: String,
+    segments: Vec<String>,
+}
+
+impl FoundFloat {
+    /// The JSON pointer (RFC 6901) to the number.
+    fn pointer(&self) -> String {
+        if self.segments.is_empty() {
+            return "/".into();
+        }
+        self.segments
+            .iter()
+            .rev()
+            .map(|segment| format!("/{}", segment.replace('~', "~0").replace('/', "~1")))
+            .collect()
+    }
+}
+
+fn write_value_at(value: &Value, out: &mut Vec<u8>) -> Result<(), FoundFloat> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(number) => {
             if number.is_f64() {
-                return Err(CanonicalJsonError::NonIntegerNumber {
-                    pointer: if pointer.is_empty() {
-                        "/".into()
-                    } else {
-                        pointer.clone()
-                    },
+                return Err(FoundFloat {
                     number: number.to_string(),
+                    segments: Vec::new(),
                 });
             }
             out.extend_from_slice(number.to_string().as_bytes());
@@ -57,10 +79,10 @@ fn write_value(
                 if index > 0 {
                     out.push(b',');
                 }
-                let len = pointer.len();
-                pointer.push_str(&format!("/{index}"));
-                write_value(item, out, pointer)?;
-                pointer.truncate(len);
+                write_value_at(item, out).map_err(|mut found| {
+                    found.segments.push(index.to_string());
+                    found
+                })?;
             }
             out.push(b']');
         }
@@ -74,11 +96,10 @@ fn write_value(
                 }
                 write_string(key, out);
                 out.push(b':');
-                let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
-                write_value(&map[key], out, pointer)?;
-                pointer.truncate(len);
+                write_value_at(&map[key], out).map_err(|mut found| {
+                    found.segments.push(key.clone());
+                    found
+                })?;
             }
             out.push(b'}');
         }
@@ -86,26 +107,34 @@ fn write_value(
     Ok(())
 }
 
-fn write_string(text: &str, out: &mut Vec<u8>) {
+/// Appends `text` as a canonical JSON string (quoted, escaped only where JSON requires).
+pub fn write_string(text: &str, out: &mut Vec<u8>) {
     out.push(b'"');
-    for c in text.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-            }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
+    // Runs of bytes that need no escape are copied whole; every byte of a multi-byte UTF-8
+    // character is 0x80 or more, so only ASCII bytes are ever escaped.
+    let bytes = text.as_bytes();
+    let mut run = 0;
+    for (index, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[run..index]);
+        if escape.is_empty() {
+            out.extend_from_slice(format!("\\u{byte:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(escape);
         }
+        run = index + 1;
     }
+    out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
 }
 
@@ -129,6 +158,17 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "canonical JSON allows only integers, found the number 2.5 at /p/q/1"
+        );
+    }
+
+    #[test]
+    fn escapes_only_what_json_requires_around_unescaped_runs() {
+        let text = "a\"b\\c\u{1f}\u{7f}é\u{8}\u{c}\r\n\tz\u{0}";
+        let mut out = Vec::new();
+        write_string(text, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"b\\\\c\\u001f\u{7f}é\\b\\f\\r\\n\\tz\\u0000\""
         );
     }
 }

@@ -386,6 +386,7 @@ fn walk(
             children.push((name, child));
         }
         children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut subdirs = Vec::new();
         for (name, child) in children {
             let child_full = full.join(&name);
             // An `lstat` relative to the open directory, not a walk of the whole path again.
@@ -397,7 +398,24 @@ fn walk(
             } else {
                 format!("{rel}/{name}")
             };
-            walk(&child_full, child_rel, &child_meta, out)?;
+            if child_meta.is_dir() {
+                subdirs.push((child_full, child_rel, child_meta));
+            } else {
+                walk(&child_full, child_rel, &child_meta, out)?;
+            }
+        }
+        // Subdirectories are walked in parallel (a bundle has hundreds; the walk is mostly
+        // `lstat` system calls). Results stay in name order, so the error reported (a
+        // directory's own entries first, then its subdirectories') is the same on every run.
+        let nested: Vec<Result<Vec<PendingNode>, TreeError>> = subdirs
+            .into_par_iter()
+            .map(|(child_full, child_rel, child_meta)| {
+                let mut nodes = Vec::new();
+                walk(&child_full, child_rel, &child_meta, &mut nodes).map(|()| nodes)
+            })
+            .collect();
+        for nodes in nested {
+            out.extend(nodes?);
         }
     } else if file_type.is_file() {
         out.push(PendingNode {

@@ -4,7 +4,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use crate::hash::tree::{NodeKind, Tree};
+use crate::hash::tree::{Node, NodeKind, Tree};
 
 /// The mtime every entry file carries: one second past the epoch, as in Nix (zero means
 /// "unknown" to some tools).
@@ -15,42 +15,56 @@ pub const FILE_MODE: u32 = 0o444;
 /// Mode of executable files and of directories.
 pub const EXEC_MODE: u32 = 0o555;
 
-/// Sets canonical modes and mtimes on every node of `tree` (read from `root`), children before
-/// parents. The root directory itself stays writable so it can still be renamed into place; see
-/// [`seal_root`].
+/// Sets canonical modes and mtimes on every node of `tree` (read from `root`): files and
+/// symlinks first, then directories, each group in parallel (a bundle has tens of thousands of
+/// nodes, nearly all canonical already, so this is mostly `lstat`s). Neither a `chmod` nor a
+/// `utimensat` of a child changes its directory, and a directory's canonical mode keeps the
+/// search bit the children's paths need, so no other order is required. The root directory
+/// itself stays writable so it can still be renamed into place; see [`seal_root`].
 pub fn apply(root: &Path, tree: &Tree) -> io::Result<()> {
-    for node in tree.nodes.iter().rev() {
-        let path = if node.path.is_empty() {
-            root.to_path_buf()
-        } else {
-            root.join(&node.path)
-        };
-        // A file hard-linked from another entry is canonical already: leaving it alone keeps
-        // its change time, so this process does not hash it again (hash::memo).
-        let meta = fs::symlink_metadata(&path)?;
-        let mode = match &node.kind {
-            NodeKind::File { executable, .. } => {
-                Some(if *executable { EXEC_MODE } else { FILE_MODE })
-            }
-            NodeKind::Directory if !node.path.is_empty() => Some(EXEC_MODE),
-            NodeKind::Directory | NodeKind::Symlink { .. } => None,
-        };
-        // A directory's mtime first: setting its mode does not change it.
-        let mut changed = false;
-        if !has_canonical_mtime(&meta) {
-            set_mtime(&path)?;
-            changed = true;
-        }
-        if let Some(mode) = mode.filter(|&mode| !has_mode(&meta, mode)) {
-            set_mode(&path, mode)?;
-            changed = true;
-        }
-        // The bytes are the ones `tree` was just hashed from; only the metadata moved, so the
-        // digest is kept for the file's new state (the bundle that links it, the ZIP builder
-        // that reads it, do not hash it again).
-        if let (true, NodeKind::File { blake3, .. }) = (changed, &node.kind) {
-            crate::hash::remember_current(&path, *blake3);
-        }
+    use rayon::prelude::*;
+    let (dirs, others): (Vec<_>, Vec<_>) = tree
+        .nodes
+        .iter()
+        .partition(|node| matches!(node.kind, NodeKind::Directory));
+    for group in [others, dirs] {
+        group
+            .par_iter()
+            .try_for_each(|node| apply_to_node(root, node))?;
+    }
+    Ok(())
+}
+
+/// [`apply`] for one node.
+fn apply_to_node(root: &Path, node: &Node) -> io::Result<()> {
+    let path = if node.path.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(&node.path)
+    };
+    // A file hard-linked from another entry is canonical already: leaving it alone keeps its
+    // change time, so this process does not hash it again (hash::memo).
+    let meta = fs::symlink_metadata(&path)?;
+    let mode = match &node.kind {
+        NodeKind::File { executable, .. } => Some(if *executable { EXEC_MODE } else { FILE_MODE }),
+        NodeKind::Directory if !node.path.is_empty() => Some(EXEC_MODE),
+        NodeKind::Directory | NodeKind::Symlink { .. } => None,
+    };
+    // A directory's mtime first: setting its mode does not change it.
+    let mut changed = false;
+    if !has_canonical_mtime(&meta) {
+        set_mtime(&path)?;
+        changed = true;
+    }
+    if let Some(mode) = mode.filter(|&mode| !has_mode(&meta, mode)) {
+        set_mode(&path, mode)?;
+        changed = true;
+    }
+    // The bytes are the ones `tree` was just hashed from; only the metadata moved, so the
+    // digest is kept for the file's new state (the bundle that links it, the ZIP builder that
+    // reads it, do not hash it again).
+    if let (true, NodeKind::File { blake3, .. }) = (changed, &node.kind) {
+        crate::hash::remember_current(&path, *blake3);
     }
     Ok(())
 }
