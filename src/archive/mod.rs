@@ -4,6 +4,7 @@
 pub mod deflate;
 pub mod deflate_cache;
 pub mod extract;
+pub mod member_cache;
 pub mod reuse;
 pub mod timestamp;
 pub mod zip;

@@ -6,12 +6,19 @@
 //! and found to hash (blake3) to the file's own digest: a CRC collision can never put wrong bytes
 //! into a ZIP. The result is deterministic: wheels are pinned inputs, and when several members
 //! match, the first wheel (by file name) and member (by name) wins.
+//!
+//! A match proved by inflating is recorded in the cache ([`super::member_cache`]) when there is
+//! one; a later ZIP then copies that member without reading the bundle's file at all, when the
+//! member its own index picks for the file's (size, CRC-32) is the recorded one: exactly the
+//! member, and so the bytes, the proof would have chosen.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::deflate;
+use super::member_cache::{self, KnownMember};
 use super::zip::Contents;
 
 /// Files smaller than this are compressed anew: reuse would save almost nothing.
@@ -26,20 +33,38 @@ pub struct WheelMembers {
     files: Vec<Option<File>>,
     /// (wheel, offset of the member's data, compressed length).
     index: HashMap<(u64, u32), (usize, u64, u64)>,
+    /// The cache root, when there is a cache.
+    cache: Option<PathBuf>,
+    /// Members the cache says hold contents with this blake3, with their wheel.
+    known: HashMap<[u8; 32], Vec<(usize, KnownMember)>>,
+    /// Matches this process proved by inflating, with their wheel: for [`WheelMembers::save`].
+    proved: Mutex<Vec<(usize, KnownMember)>>,
 }
 
 impl WheelMembers {
     /// Indexes the deflated members of `wheels` (unreadable wheels are skipped: reuse is only
-    /// an optimisation).
-    pub fn index(wheels: &[PathBuf]) -> WheelMembers {
+    /// an optimisation), with what the member cache under `cache` (a cache root) knows of them.
+    pub fn index(wheels: &[PathBuf], cache: Option<&Path>) -> WheelMembers {
         let mut sorted: Vec<PathBuf> = wheels.to_vec();
         sorted.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
         let mut members = WheelMembers {
             wheels: sorted,
             files: Vec::new(),
             index: HashMap::new(),
+            cache: cache.map(Path::to_path_buf),
+            known: HashMap::new(),
+            proved: Mutex::new(Vec::new()),
         };
         for (w, path) in members.wheels.iter().enumerate() {
+            if let Some(root) = cache {
+                for known in member_cache::load(root, path) {
+                    members
+                        .known
+                        .entry(known.blake3)
+                        .or_default()
+                        .push((w, known));
+                }
+            }
             let opened = File::open(path).ok();
             let archive = opened
                 .as_ref()
@@ -89,6 +114,9 @@ impl WheelMembers {
         if size < MIN_REUSE_SIZE || self.index.is_empty() {
             return fallback();
         }
+        if let Some(known) = self.known_member(size, digest) {
+            return known;
+        }
         let Ok(bytes) = std::fs::read(path) else {
             return fallback();
         };
@@ -101,6 +129,16 @@ impl WheelMembers {
                 if deflate::inflate(&raw, size as usize)
                     .is_ok_and(|inflated| blake3::hash(&inflated).as_bytes() == digest) =>
             {
+                if self.cache.is_some() {
+                    let proved = KnownMember {
+                        start,
+                        len,
+                        size,
+                        crc32: crc,
+                        blake3: *digest,
+                    };
+                    self.proved_lock().push((w, proved));
+                }
                 Contents::Deflated {
                     data: raw,
                     crc32: crc,
@@ -109,6 +147,47 @@ impl WheelMembers {
             }
             _ => Contents::Bytes(bytes),
         }
+    }
+
+    /// The member the cache says holds the contents with `digest`, when it is also the one the
+    /// index picks for their (size, CRC-32), read from its wheel.
+    fn known_member(&self, size: u64, digest: &[u8; 32]) -> Option<Contents> {
+        self.known.get(digest)?.iter().find_map(|&(w, known)| {
+            let picked = self.index.get(&(size, known.crc32));
+            if known.size != size || picked != Some(&(w, known.start, known.len)) {
+                return None;
+            }
+            Some(Contents::Deflated {
+                data: self.raw_member(w, known.start, known.len)?,
+                crc32: known.crc32,
+                size,
+            })
+        })
+    }
+
+    /// Records the matches this process proved in the member cache (nothing without one).
+    /// Returns how many wheels got new records.
+    pub fn save(&self) -> usize {
+        let Some(root) = &self.cache else {
+            return 0;
+        };
+        let mut by_wheel: HashMap<usize, Vec<KnownMember>> = HashMap::new();
+        for (w, proved) in std::mem::take(&mut *self.proved_lock()) {
+            by_wheel.entry(w).or_default().push(proved);
+        }
+        by_wheel
+            .into_iter()
+            .filter(|(w, proved)| {
+                member_cache::save(root, &self.wheels[*w], proved)
+                    .map_err(|err| tracing::debug!("wheel member cache not written: {err}"))
+                    .is_ok()
+            })
+            .count()
+    }
+
+    fn proved_lock(&self) -> std::sync::MutexGuard<'_, Vec<(usize, KnownMember)>> {
+        // Only whole records are ever pushed: a poisoned lock still holds valid ones.
+        self.proved.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The `len` bytes at `start` of wheel `wheel`.

@@ -25,6 +25,8 @@ use super::scheme::{join, relative, Scheme};
 use super::target::Target;
 use super::wheel::{read_text, Wheel, WheelError};
 use crate::archive::extract::{create_dirs, create_file, CheckedZip, Limits, UnpackError};
+use crate::archive::member_cache::KnownMember;
+use crate::archive::reuse::MIN_REUSE_SIZE;
 use crate::fetch::name::normalize_name;
 
 /// Options of [`install_wheel`].
@@ -65,6 +67,10 @@ pub struct Installed {
     pub dist_info: String,
     /// Every installed file, relative to the output, sorted.
     pub files: Vec<String>,
+    /// The wheel's deflated members that were installed byte for byte, and what they hold:
+    /// what a bundle ZIP may copy from the wheel without proving it again
+    /// ([`crate::archive::member_cache`]).
+    pub known_members: Vec<KnownMember>,
 }
 
 /// Why a wheel was not installed.
@@ -260,12 +266,15 @@ fn install_into(
     let files = wheel.files();
     let expected = cx.expected_rows(&wheel.record, &files)?;
     let mut installed = Vec::new();
+    let mut known_members = Vec::new();
     for (member, executable) in &files {
         if cx.is_ours(member) {
             continue;
         }
         let row = expected.get(member.as_str());
-        installed.push(cx.install_member(&mut wheel.zip, member, *executable, row)?);
+        let (file, known) = cx.install_member(&mut wheel.zip, member, *executable, row)?;
+        installed.push(file);
+        known_members.extend(known);
     }
     cx.install_entry_points(&mut wheel.zip, &mut installed)?;
     let (dist_info, files) = cx.write_dist_info(installed, options.requested)?;
@@ -274,6 +283,7 @@ fn install_into(
         version: wheel.filename.version.to_string(),
         dist_info,
         files,
+        known_members,
     })
 }
 
@@ -487,13 +497,15 @@ impl<'a> Installer<'a> {
     }
 
     /// Copies `member` to its place, verifying it against its RECORD `row` while it is written.
+    /// Installs one member; for a file written byte for byte from a deflated member, also
+    /// what that member holds.
     fn install_member(
         &self,
         zip: &mut CheckedZip,
         member: &str,
         executable: bool,
         row: Option<&RecordEntry>,
-    ) -> Result<InstalledFile, InstallError> {
+    ) -> Result<(InstalledFile, Option<KnownMember>), InstallError> {
         let (dest_rel, is_script) = self.destination(member)?;
         let dest = self.out.join(&dest_rel);
         if let Some(parent) = dest.parent() {
@@ -505,9 +517,11 @@ impl<'a> Installer<'a> {
             sha256: RecordHasher::new(HashAlgorithm::Sha256),
             buffer: is_script.then(Vec::new),
             file: None,
+            blake3: None,
         };
         if !is_script {
             sink.file = Some(create_file(&dest, executable)?);
+            sink.blake3 = Some(blake3::Hasher::new());
         }
         let size = zip.copy_member(member, &mut sink)?;
         if let (Some(row), Some(hasher)) = (row, sink.hasher.take()) {
@@ -518,16 +532,38 @@ impl<'a> Installer<'a> {
             // other scripts keep the archive's mode bits, as pip does.
             let (bytes, rewritten) = rewrite_script_shebang(&bytes, self.scheme);
             write_new(&dest, &bytes, rewritten || executable)?;
-            return Ok(InstalledFile::of_bytes(dest_rel, &bytes));
+            return Ok((InstalledFile::of_bytes(dest_rel, &bytes), None));
+        }
+        let digest = sink.blake3.take().map(|h| *h.finalize().as_bytes());
+        // The file's digest as this process wrote it: the store's hash of the entry (which
+        // follows at once) then need not read it back.
+        if let (Some(file), Some(digest)) = (&sink.file, digest) {
+            if let Ok(meta) = file.metadata() {
+                crate::hash::remember_digest(&meta, digest);
+            }
         }
         // Closed without an fsync: the store makes the whole entry durable with one syncfs
         // before registering it, which is far cheaper than one fsync per file.
         drop(sink.file.take());
-        Ok(InstalledFile {
+        // `copy_member` checked the data against the declared CRC-32.
+        let known = match (digest, zip.deflated_data(member)) {
+            (Some(blake3), Some((start, len, crc32))) if size >= MIN_REUSE_SIZE => {
+                Some(KnownMember {
+                    start,
+                    len,
+                    size,
+                    crc32,
+                    blake3,
+                })
+            }
+            _ => None,
+        };
+        let file = InstalledFile {
             path: dest_rel,
             hash: format!("sha256={}", sink.sha256.finish()),
             size,
-        })
+        };
+        Ok((file, known))
     }
 
     /// Writes a launcher for each entry point of `entry_points.txt`, if the wheel has one.
@@ -629,6 +665,8 @@ struct HashingSink {
     sha256: RecordHasher,
     buffer: Option<Vec<u8>>,
     file: Option<fs::File>,
+    /// blake3 of what goes to `file`.
+    blake3: Option<blake3::Hasher>,
 }
 
 impl Write for HashingSink {
@@ -643,6 +681,10 @@ impl Write for HashingSink {
         if let Some(file) = &mut self.file {
             file.write_all(buf)?;
         }
+        if let Some(hasher) = &mut self.blake3 {
+            hasher.update(buf);
+        }
+
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

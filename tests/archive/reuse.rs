@@ -1,6 +1,7 @@
 //! Reusing wheels' compressed bytes in bundle ZIPs: copied only when provably the same bytes.
 
 use std::fs;
+use std::path::PathBuf;
 use std::process::Command;
 
 use pystore::archive::deflate;
@@ -47,7 +48,7 @@ fn members_from_another_compressor_are_copied_verbatim() {
         "the two compressors differ, so a copy is visible"
     );
 
-    let members = WheelMembers::index(&[wheel]);
+    let members = WheelMembers::index(&[wheel], None);
     assert_eq!(members.len(), 1);
     let digest = *blake3::hash(&content).as_bytes();
     match members.contents_for(&file, content.len() as u64, &digest) {
@@ -92,7 +93,7 @@ fn a_member_that_lies_about_its_crc_is_never_copied() {
         DosDateTime::DEFAULT,
     )
     .unwrap();
-    let members = WheelMembers::index(&[wheel]);
+    let members = WheelMembers::index(&[wheel], None);
     assert_eq!(members.len(), 1, "indexed under the claimed CRC");
     let file = dir.path().join("module.py");
     fs::write(&file, &honest).unwrap();
@@ -100,5 +101,121 @@ fn a_member_that_lies_about_its_crc_is_never_copied() {
     match contents {
         Contents::Bytes(bytes) => assert_eq!(bytes, honest),
         other => panic!("the impostor's bytes were trusted: {other:?}"),
+    }
+}
+
+/// A wheel `name` in `dir` holding `content` as `member`, deflated as `data`.
+fn wheel_with(dir: &std::path::Path, name: &str, content: &[u8], data: Vec<u8>) -> PathBuf {
+    let wheel = dir.join(name);
+    let member = Member {
+        name: "pkg/module.py".into(),
+        kind: MemberKind::File {
+            executable: false,
+            contents: Contents::Deflated {
+                data,
+                crc32: crc32fast::hash(content),
+                size: content.len() as u64,
+            },
+        },
+    };
+    write_zip(
+        fs::File::create(&wheel).unwrap(),
+        vec![member],
+        DosDateTime::DEFAULT,
+    )
+    .unwrap();
+    wheel
+}
+
+/// A match proved once (by inflating) is recorded in the member cache, and a later index
+/// copies the member without reading the bundle's file at all.
+#[test]
+fn a_member_proved_once_is_copied_later_without_reading_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let content = text(5, 20_000);
+    let (size, digest) = (content.len() as u64, *blake3::hash(&content).as_bytes());
+    let compressed = deflate::deflate(&content);
+    let wheel = wheel_with(
+        dir.path(),
+        "pkg-1.0-py3-none-any.whl",
+        &content,
+        compressed.clone(),
+    );
+    let file = dir.path().join("module.py");
+    fs::write(&file, &content).unwrap();
+
+    let first = WheelMembers::index(std::slice::from_ref(&wheel), Some(&cache));
+    assert!(matches!(
+        first.contents_for(&file, size, &digest),
+        Contents::Deflated { .. }
+    ));
+    assert_eq!(first.save(), 1, "one wheel got records");
+
+    // The file is gone: only the record can say what the member holds.
+    fs::remove_file(&file).unwrap();
+    let second = WheelMembers::index(std::slice::from_ref(&wheel), Some(&cache));
+    match second.contents_for(&file, size, &digest) {
+        Contents::Deflated {
+            data,
+            crc32,
+            size: s,
+        } => {
+            assert_eq!(
+                (data, crc32, s),
+                (compressed, crc32fast::hash(&content), size)
+            );
+        }
+        other => panic!("expected a copy from the record, got {other:?}"),
+    }
+    // Without the cache the file must be read, as before.
+    let uncached = WheelMembers::index(std::slice::from_ref(&wheel), None);
+    assert!(matches!(
+        uncached.contents_for(&file, size, &digest),
+        Contents::Path(_)
+    ));
+}
+
+/// A record is used only for the member the index itself picks for the file's (size, CRC-32):
+/// when a wheel that sorts first holds the same bytes compressed otherwise, its member is the
+/// one copied, with the cache as without it.
+#[test]
+fn a_recorded_member_the_index_would_not_pick_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let content = text(6, 20_000);
+    let (size, digest) = (content.len() as u64, *blake3::hash(&content).as_bytes());
+    let ours = deflate::deflate(&content);
+    let other = miniz_oxide::deflate::compress_to_vec(&content, 1);
+    assert_ne!(
+        ours, other,
+        "two compressions, so the chosen one is visible"
+    );
+    let later = wheel_with(dir.path(), "b-1.0-py3-none-any.whl", &content, ours);
+    let earlier = wheel_with(
+        dir.path(),
+        "a-1.0-py3-none-any.whl",
+        &content,
+        other.clone(),
+    );
+    let file = dir.path().join("module.py");
+    fs::write(&file, &content).unwrap();
+
+    let only_later = WheelMembers::index(std::slice::from_ref(&later), Some(&cache));
+    assert!(matches!(
+        only_later.contents_for(&file, size, &digest),
+        Contents::Deflated { .. }
+    ));
+    assert_eq!(only_later.save(), 1);
+
+    let both = [later, earlier];
+    let with_cache = WheelMembers::index(&both, Some(&cache)).contents_for(&file, size, &digest);
+    let without = WheelMembers::index(&both, None).contents_for(&file, size, &digest);
+    match (with_cache, without) {
+        (Contents::Deflated { data: a, .. }, Contents::Deflated { data: b, .. }) => {
+            assert_eq!(a, other, "the earlier wheel's member");
+            assert_eq!(a, b, "the same bytes with the cache as without");
+        }
+        other => panic!("expected two copies, got {other:?}"),
     }
 }

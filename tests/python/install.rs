@@ -445,3 +445,45 @@ fn record_missing_a_file_is_refused() {
     );
     assert!(!out.exists());
 }
+
+/// Install reports, for each deflated member it wrote byte for byte, where its compressed data
+/// lies and what it holds: the bytes at that place inflate to the installed file. Members too
+/// small to be reused are left out.
+#[test]
+fn install_reports_what_each_deflated_member_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = "x = 1\n# padding padding padding\n".repeat(100);
+    let wheel = WheelBuilder::new("known", "1.0", "py3-none-any")
+        .file("known/__init__.py", big.as_bytes())
+        .file("known/tiny.py", b"y = 2\n")
+        .build(tmp.path());
+    let out = tmp.path().join("out");
+    let installed = install_wheel(
+        &wheel,
+        &linux311(),
+        &Scheme::for_target(&linux311()),
+        &out,
+        &InstallOptions::default(),
+    )
+    .unwrap();
+    let raw = fs::read(&wheel).unwrap();
+    let site = out.join("lib/python3.11/site-packages");
+    let installed_digest = |rel: &str| *blake3::hash(&fs::read(site.join(rel)).unwrap()).as_bytes();
+    let init = installed_digest("known/__init__.py");
+    assert!(installed
+        .known_members
+        .iter()
+        .any(|known| known.blake3 == init && known.size == big.len() as u64));
+    assert!(!installed
+        .known_members
+        .iter()
+        .any(|known| known.blake3 == installed_digest("known/tiny.py")));
+    for known in &installed.known_members {
+        let start = known.start as usize;
+        let data = &raw[start..start + known.len as usize];
+        let inflated = pystore::archive::deflate::inflate(data, known.size as usize).unwrap();
+        assert_eq!(blake3::hash(&inflated).as_bytes(), &known.blake3);
+        assert_eq!(crc32fast::hash(&inflated), known.crc32);
+        assert!(known.size >= pystore::archive::reuse::MIN_REUSE_SIZE);
+    }
+}

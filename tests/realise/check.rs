@@ -10,10 +10,13 @@ use crate::pyfixtures::WheelBuilder;
 use crate::recipe_fixtures::{recipe, workspace};
 
 fn wheels(dir: &Path) -> Vec<PathBuf> {
-    let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any").file(
-        "greet_lib/__init__.py",
-        b"def hello(who):\n    return 'hello ' + who\n",
+    // A module large enough for its ZIP member to be copied from the wheel.
+    let module = format!(
+        "\"\"\"{}\"\"\"\ndef hello(who):\n    return 'hello ' + who\n",
+        "Greets. ".repeat(60)
     );
+    let greet = WheelBuilder::new("greet_lib", "2.1.0", "py3-none-any")
+        .file("greet_lib/__init__.py", module.as_bytes());
     let app = WheelBuilder::new("app_core", "0.3", "py3-none-any").file(
         "app_core/__init__.py",
         b"from greet_lib import hello\nMESSAGE = hello('bundle')\n",
@@ -159,8 +162,8 @@ fn check_fails_naming_the_file_an_injected_nondeterminism_writes() {
     assert_eq!(difference["rebuilt"]["type"], "file");
 }
 
-/// The store's deflate cache makes a second ZIP of the same bundle copy compressed bytes, and
-/// the ZIP is byte-identical to one made without any cache.
+/// The store's deflate cache and wheel member records make a second ZIP of the same bundle copy
+/// compressed bytes, and the ZIP is byte-identical to one made without any cache.
 #[test]
 fn a_zip_made_from_the_deflate_cache_is_the_zip_made_without_it() {
     let (work, wheel_dir) = workspace();
@@ -189,6 +192,19 @@ fn a_zip_made_from_the_deflate_cache_is_the_zip_made_without_it() {
     };
     let first = realise(warm.path(), "1700000000");
     assert_eq!(packs(warm.path()), 1, "the first ZIP fills the cache");
+    // The installs recorded what the wheels' members hold (store-layout.md §10a): the second
+    // ZIP copies those members without proving the match again.
+    let records = list(
+        &warm
+            .path()
+            .join("cache")
+            .join(pystore::archive::member_cache::DIR_NAME),
+    );
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(
+        records[0].ends_with("-greet_lib-2.1.0-py3-none-any.whl"),
+        "{records:?}"
+    );
     // A new time: a new ZIP entry of the same bundle, every deflated member a cache hit.
     let from_cache = realise(warm.path(), "1800000000");
     assert_ne!(first, from_cache);

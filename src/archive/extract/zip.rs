@@ -182,6 +182,17 @@ impl CheckedZip {
         Ok(written)
     }
 
+    /// Where a deflated file member's compressed data lies in the archive (offset, length), as
+    /// [`crate::archive::reuse`] indexes it, and its declared CRC-32 (which
+    /// [`CheckedZip::copy_member`] checks the data against); `None` for a member stored or
+    /// missing.
+    pub fn deflated_data(&mut self, name: &str) -> Option<(u64, u64, u32)> {
+        let &(index, _) = self.members.get(name)?;
+        let entry = self.zip.by_index_raw(index).ok()?;
+        (entry.compression() == zip::CompressionMethod::Deflated)
+            .then(|| (entry.data_start(), entry.compressed_size(), entry.crc32()))
+    }
+
     /// Reads a small file member into memory (at most `max` bytes).
     pub fn read_member(&mut self, name: &str, max: u64) -> Result<Vec<u8>, UnpackError> {
         if let Some((_, MemberKind::File { size, .. })) = self.members.get(name) {

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use super::ArchiveKind;
 use crate::archive::deflate_cache::DeflateCache;
 use crate::archive::extract::Limits;
+use crate::archive::member_cache;
 use crate::archive::reuse::WheelMembers;
 use crate::archive::timestamp::DosDateTime;
 use crate::archive::zip::{members_of_tree, write_zip_observed, Contents, Member, MemberKind};
@@ -73,13 +74,20 @@ pub(super) fn build_install(
         locked: Some(locked.clone()),
         ..Default::default()
     };
-    install_wheel(
+    let installed = install_wheel(
         &named,
         target,
         &Scheme::for_target(target),
         ctx.out,
         &options,
     )?;
+    // What the wheel's members hold, for the bundle ZIPs that copy them (under the wheel
+    // entry's own name, as the ZIP builder receives it).
+    if let Some(cache) = ctx.cache {
+        if let Err(err) = member_cache::save(cache, wheel_path, &installed.known_members) {
+            tracing::debug!("wheel member cache not written: {err}");
+        }
+    }
     Ok(())
 }
 
@@ -228,7 +236,7 @@ pub(super) fn build_zip(ctx: &BuildContext<'_>, time: DosDateTime) -> Result<(),
         inputs_where(ctx, |role| matches!(role, InputRole::ReusableWheel(_)))
             .map(|e| e.path.clone())
             .collect();
-    let reusable = WheelMembers::index(&wheels);
+    let reusable = WheelMembers::index(&wheels, ctx.cache);
     let tree = Tree::read(root)?;
     let digests: Digests<'_> = tree
         .nodes
@@ -267,6 +275,8 @@ pub(super) fn build_zip(ctx: &BuildContext<'_>, time: DosDateTime) -> Result<(),
             tracing::debug!("could not add to the deflate cache: {err}");
         }
     }
+    // The wheel members proved to hold bundle files: the next ZIP copies them unread.
+    reusable.save();
     tracing::debug!(
         "{}: {} members, {} copied (from wheels or the deflate cache), {} deflated, {} stored",
         root.display(),
