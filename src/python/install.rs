@@ -496,9 +496,9 @@ impl<'a> Installer<'a> {
         }
     }
 
-    /// Copies `member` to its place, verifying it against its RECORD `row` while it is written.
-    /// Installs one member; for a file written byte for byte from a deflated member, also
-    /// what that member holds.
+    /// Copies `member` to its place, verifying it against its RECORD `row` while it is written;
+    /// for a file written byte for byte from a deflated member, also returns what that member
+    /// holds.
     fn install_member(
         &self,
         zip: &mut CheckedZip,
@@ -512,8 +512,13 @@ impl<'a> Installer<'a> {
             create_dirs(parent)?;
         }
         let algorithm = self.record_algorithm(member, row)?;
+        // A RECORD that gives sha256 (nearly all do) is checked against the sha256 the new
+        // RECORD lists anyway: computed once, not twice.
+        let verify_with_sha256 = algorithm == Some(HashAlgorithm::Sha256);
         let mut sink = HashingSink {
-            hasher: algorithm.map(RecordHasher::new),
+            hasher: algorithm
+                .filter(|_| !verify_with_sha256)
+                .map(RecordHasher::new),
             sha256: RecordHasher::new(HashAlgorithm::Sha256),
             buffer: is_script.then(Vec::new),
             file: None,
@@ -524,8 +529,14 @@ impl<'a> Installer<'a> {
             sink.blake3 = Some(blake3::Hasher::new());
         }
         let size = zip.copy_member(member, &mut sink)?;
-        if let (Some(row), Some(hasher)) = (row, sink.hasher.take()) {
-            self.check_against_record(member, row, &hasher.finish(), size)?;
+        let sha256 =
+            std::mem::replace(&mut sink.sha256, RecordHasher::new(HashAlgorithm::Sha256)).finish();
+        let verified = match sink.hasher.take() {
+            Some(hasher) => Some(hasher.finish()),
+            None => verify_with_sha256.then(|| sha256.clone()),
+        };
+        if let (Some(row), Some(actual)) = (row, verified) {
+            self.check_against_record(member, row, &actual, size)?;
         }
         if let Some(bytes) = sink.buffer.take() {
             // A script: `#!python` becomes a relocatable launcher, which must be executable;
@@ -560,7 +571,7 @@ impl<'a> Installer<'a> {
         };
         let file = InstalledFile {
             path: dest_rel,
-            hash: format!("sha256={}", sink.sha256.finish()),
+            hash: format!("sha256={sha256}"),
             size,
         };
         Ok((file, known))
