@@ -421,6 +421,11 @@ pub fn runs_here(target: &Target) -> bool {
 
 /// Validates the bundle at `root` for `target` (named `target_name`): statically always,
 /// dynamically in `sandbox` when `dynamic` (the caller decided with [`runs_here`]).
+///
+/// The imports (seconds: interpreters executing the modules) start first and run while the
+/// static checks (tens of milliseconds: the manifest, the modules' files, every native
+/// library) are made. A static failure is still the error reported, as when the static checks
+/// ran first.
 pub fn validate(
     root: &Path,
     target_name: &str,
@@ -430,14 +435,50 @@ pub fn validate(
     dynamic: bool,
     scratch: &Path,
 ) -> Result<Report, ValidateError> {
+    let info = InterpreterInfo::read(root).map_err(|e| ValidateError::Read {
+        path: root.join(METADATA_FILE),
+        problem: ReadProblem::Io(e),
+    })?;
+    let mut names: Vec<String> = modules.to_vec();
+    names.sort();
+    names.dedup();
+    std::thread::scope(|scope| {
+        let imports = dynamic.then(|| {
+            scope.spawn(|| run_imports(root, target_name, &info, &names, sandbox, scratch))
+        });
+        let statics = check_statically(root, target_name, target, &info, &names);
+        let dynamic = imports.map(|imports| {
+            imports
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        let (resolved, native_files) = statics?;
+        Ok(Report {
+            format: 1,
+            target: target_name.to_owned(),
+            modules: resolved,
+            native_files,
+            dynamic: dynamic.transpose()?,
+        })
+    })
+}
+
+/// The static half of [`validate`]: resolves `names` (sorted, once each) against the bundle's
+/// files, and checks that every native library of its packages finds what it links against.
+/// Returns the resolved modules and how many native files were checked.
+fn check_statically(
+    root: &Path,
+    target_name: &str,
+    target: &Target,
+    info: &InterpreterInfo,
+    names: &[String],
+) -> Result<(Vec<ResolvedModule>, usize), ValidateError> {
     let read = |path: PathBuf, problem: ReadProblem| ValidateError::Read { path, problem };
     let manifest_path = root.join(MANIFEST_NAME);
     let manifest = fs::read(&manifest_path)
         .map_err(ReadProblem::Io)
         .and_then(|b| BundleManifest::parse(&b).map_err(ReadProblem::Manifest))
         .map_err(|problem| read(manifest_path.clone(), problem))?;
-    let info = InterpreterInfo::read(root)
-        .map_err(|e| read(root.join(METADATA_FILE), ReadProblem::Io(e)))?;
     let windows = target.platform.is_windows();
     let mut files: BTreeSet<String> = manifest.files.iter().map(|f| f.path.clone()).collect();
     if info.stdlib.ends_with(".zip") {
@@ -453,13 +494,10 @@ pub fn validate(
         }
     }
     let view = View::new(files);
-    let path = search_path(&info, windows);
+    let path = search_path(info, windows);
     let suffixes = extension_suffixes(target);
-    let mut names: Vec<String> = modules.to_vec();
-    names.sort();
-    names.dedup();
     let mut resolved = Vec::new();
-    for module in &names {
+    for module in names {
         let found = resolve(&view, &path, module, &suffixes).map_err(|searched| {
             ValidateError::ModuleMissing {
                 target: target_name.to_owned(),
@@ -500,26 +538,7 @@ pub fn validate(
         }
         native_files += 1;
     }
-
-    let dynamic = if dynamic {
-        Some(run_imports(
-            root,
-            target_name,
-            &info,
-            &names,
-            sandbox,
-            scratch,
-        )?)
-    } else {
-        None
-    };
-    Ok(Report {
-        format: 1,
-        target: target_name.to_owned(),
-        modules: resolved,
-        native_files,
-        dynamic,
-    })
+    Ok((resolved, native_files))
 }
 
 #[cfg(test)]
