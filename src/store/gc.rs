@@ -3,8 +3,8 @@
 //! gc holds the store-wide lock exclusively (every other process holds it shared while it has the
 //! store open), so nothing is built, registered or referenced while it runs. It loads every entry
 //! and reference into memory once, marks from the roots, deletes the dead rows in one
-//! transaction, then their files (in parallel). A crash after the commit leaves unregistered
-//! directories, which the next gc removes.
+//! transaction, then their files (in parallel), then what the caches keep for those entries
+//! alone. A crash after the commit leaves unregistered directories, which the next gc removes.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -148,7 +148,39 @@ impl Store {
         for path in lock_paths {
             let _ = fs::remove_file(path);
         }
+        let names: HashSet<String> = dead
+            .iter()
+            .flat_map(|&i| {
+                [
+                    rows[i].id.to_string(),
+                    entry_dir_name(&rows[i].id, &rows[i].name),
+                ]
+            })
+            .collect();
+        self.remove_entry_caches(&names);
         Ok(report)
+    }
+
+    /// Removes what the caches keep for single entries that are gone: a file named after an
+    /// entry's id or its directory name in any directory of `cache/` (store-layout.md §10a).
+    /// Best effort: caches may be deleted at any time, and a leftover is only wasted space.
+    fn remove_entry_caches(&self, names: &HashSet<String>) {
+        let Ok(dirs) = fs::read_dir(self.layout().cache_dir()) else {
+            return;
+        };
+        for dir in dirs.flatten() {
+            if !dir.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Ok(files) = fs::read_dir(dir.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                if file.file_name().to_str().is_some_and(|n| names.contains(n)) {
+                    let _ = fs::remove_file(file.path());
+                }
+            }
+        }
     }
 }
 

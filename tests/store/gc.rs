@@ -105,9 +105,26 @@ fn gc_keeps_rooted_closures_and_removes_the_rest() {
     fs::create_dir(&leftover).unwrap();
     fs::write(leftover.join("junk"), b"1234").unwrap();
 
+    // What the caches keep for one entry (store-layout.md §10a) goes with it; the rest stays.
+    let cache = store.path().join("cache");
+    let dir_name = |e: &EntryInfo| e.path.file_name().unwrap().to_str().unwrap().to_owned();
+    for (dir, name) in [
+        ("intact", orphan.id.to_string()),
+        ("intact", app.id.to_string()),
+        ("wheel-members-1", dir_name(&lonely)),
+        ("wheel-members-1", dir_name(&leaf)),
+        ("deflate-test", "0123.pack".to_owned()),
+    ] {
+        fs::create_dir_all(cache.join(dir)).unwrap();
+        fs::write(cache.join(dir).join(name), b"cached").unwrap();
+    }
+
     let report = json(pystore(store.path()).arg("gc"));
     assert_eq!(report["entries"], 3);
     assert_eq!(report["bytes"], 6 + 6 + 4);
+    assert_eq!(list(&cache.join("intact")), [app.id.to_string()]);
+    assert_eq!(list(&cache.join("wheel-members-1")), [dir_name(&leaf)]);
+    assert_eq!(list(&cache.join("deflate-test")), ["0123.pack"]);
     assert_eq!(report["kept"], 3);
     assert_eq!(valid(store.path()), ["app", "leaf", "lib"]);
     run_fails(pystore(store.path()).arg("path-info").arg(&orphan.path), 1);
