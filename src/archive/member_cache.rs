@@ -22,6 +22,9 @@ pub const DIR_NAME: &str = "wheel-members-1";
 /// The first bytes of every records file.
 pub const MAGIC: &[u8; 24] = b"pystore wheel members 1\n";
 
+/// The largest records file read: 1 million records.
+const MAX_FILE: u64 = (MAGIC.len() + 32 + 1_000_000 * RECORD_LEN) as u64;
+
 /// Bytes of one record: start, length, size (u64 each), CRC-32 (u32), blake3 (32 bytes).
 const RECORD_LEN: usize = 8 + 8 + 8 + 4 + 32;
 
@@ -51,7 +54,10 @@ pub fn load(root: &Path, wheel: &Path) -> Vec<KnownMember> {
     let Some(path) = records_path(root, wheel) else {
         return Vec::new();
     };
-    let Ok(bytes) = fs::read(&path) else {
+    // Only a regular file of a plausible size is read (never a link to a device, say): a wheel
+    // with the most members the installer accepts has records far smaller than this.
+    let plausible = fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() <= MAX_FILE);
+    let Some(bytes) = plausible.then(|| fs::read(&path).ok()).flatten() else {
         return Vec::new();
     };
     match parse(&bytes) {
@@ -184,5 +190,11 @@ mod tests {
             fs::write(&path, &damage).unwrap();
             assert!(load(root.path(), wheel).is_empty());
         }
+        // A link (to good records, even) is not followed.
+        let good_copy = root.path().join("good");
+        fs::write(&good_copy, &good).unwrap();
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&good_copy, &path).unwrap();
+        assert!(load(root.path(), wheel).is_empty());
     }
 }
