@@ -7,9 +7,10 @@
 //! changed. A record says "the member whose deflated data is the `len` bytes at `start` holds
 //! contents of this size, CRC-32 and blake3"; it is written only after the member was inflated
 //! and hashed (by the install, which inflates every member anyway, or by a ZIP's proof), and a
-//! wheel is an immutable store entry, so the claim stays true for as long as the wheel exists. The records of one wheel are one file, named after the wheel's entry
-//! (`store-layout.md` §10a), ending with the blake3 of everything before it: a damaged,
-//! truncated or foreign file is read as no records. Like every cache, this one changes how fast
+//! wheel is an immutable store entry, so the claim stays true for as long as the wheel exists.
+//! The records of one wheel are one file, named after the wheel's entry (`store-layout.md`
+//! §10a), ending with the blake3 of everything before it: a damaged, truncated or foreign file
+//! is read as no records. Like every cache, this one changes how fast
 //! a ZIP is made, never its bytes.
 
 use std::fs;
@@ -96,6 +97,8 @@ fn parse(bytes: &[u8]) -> Option<Vec<KnownMember>> {
 
 /// Adds `found` to the records of `wheel` (keeping those already there), sorted, in a file
 /// written aside and renamed into place whole, so a reader sees the old records or the new.
+/// Two processes saving for one wheel at once may lose one's new records (the last rename
+/// wins): that costs a later ZIP one proof, never a wrong byte, so no lock is taken.
 pub fn save(root: &Path, wheel: &Path, found: &[KnownMember]) -> io::Result<()> {
     if found.is_empty() {
         return Ok(());

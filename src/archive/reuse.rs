@@ -10,7 +10,10 @@
 //! A match proved by inflating is recorded in the cache ([`super::member_cache`]) when there is
 //! one; a later ZIP then copies that member without reading the bundle's file at all, when the
 //! member its own index picks for the file's (size, CRC-32) is the recorded one: exactly the
-//! member, and so the bytes, the proof would have chosen.
+//! member, and so the bytes, the proof would have chosen. That copy trusts the record and the
+//! wheel instead of checking them again, as the deflate packs trust their checksums: the wheel
+//! is a store entry checked intact before a build reads it, and the record is checksummed.
+//! `realise --check` builds with no cache, so it would show a ZIP such trust got wrong.
 
 use std::collections::HashMap;
 use std::fs::File;

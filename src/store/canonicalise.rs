@@ -28,9 +28,12 @@ pub fn apply(root: &Path, tree: &Tree) -> io::Result<()> {
         .iter()
         .partition(|node| matches!(node.kind, NodeKind::Directory));
     for group in [others, dirs] {
-        group
+        // Every result is kept in order, so the error reported is the same on every run.
+        let results: Vec<io::Result<()>> = group
             .par_iter()
-            .try_for_each(|node| apply_to_node(root, node))?;
+            .map(|node| apply_to_node(root, node))
+            .collect();
+        results.into_iter().collect::<io::Result<()>>()?;
     }
     Ok(())
 }

@@ -138,13 +138,14 @@ impl Store {
             .iter()
             .map(|&i| self.layout().lock_path(&rows[i].id))
             .collect();
-        report
+        let removed = report
             .removed
             .par_iter()
             .map(|(path, _)| path)
             .chain(report.unregistered.par_iter())
-            .try_for_each(|path| remove_tree(path).map_err(io_err("remove", path)))?;
-        // No other process has the store open, so no one can be waiting on these locks.
+            .try_for_each(|path| remove_tree(path).map_err(io_err("remove", path)));
+        // No other process has the store open, so no one can be waiting on these locks. The
+        // rows are gone, so locks and caches go even when a directory could not be removed.
         for path in lock_paths {
             let _ = fs::remove_file(path);
         }
@@ -158,6 +159,7 @@ impl Store {
             })
             .collect();
         self.remove_entry_caches(&names);
+        removed?;
         Ok(report)
     }
 
