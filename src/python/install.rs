@@ -529,33 +529,39 @@ impl<'a> Installer<'a> {
             sink.blake3 = Some(blake3::Hasher::new());
         }
         let size = zip.copy_member(member, &mut sink)?;
-        let sha256 =
-            std::mem::replace(&mut sink.sha256, RecordHasher::new(HashAlgorithm::Sha256)).finish();
-        let verified = match sink.hasher.take() {
+        let HashingSink {
+            hasher,
+            sha256,
+            buffer,
+            file,
+            blake3,
+        } = sink;
+        let sha256 = sha256.finish();
+        let verified = match hasher {
             Some(hasher) => Some(hasher.finish()),
             None => verify_with_sha256.then(|| sha256.clone()),
         };
         if let (Some(row), Some(actual)) = (row, verified) {
             self.check_against_record(member, row, &actual, size)?;
         }
-        if let Some(bytes) = sink.buffer.take() {
+        if let Some(bytes) = buffer {
             // A script: `#!python` becomes a relocatable launcher, which must be executable;
             // other scripts keep the archive's mode bits, as pip does.
             let (bytes, rewritten) = rewrite_script_shebang(&bytes, self.scheme);
             write_new(&dest, &bytes, rewritten || executable)?;
             return Ok((InstalledFile::of_bytes(dest_rel, &bytes), None));
         }
-        let digest = sink.blake3.take().map(|h| *h.finalize().as_bytes());
+        let digest = blake3.map(|h| *h.finalize().as_bytes());
         // The file's digest as this process wrote it: the store's hash of the entry (which
         // follows at once) then need not read it back.
-        if let (Some(file), Some(digest)) = (&sink.file, digest) {
+        if let (Some(file), Some(digest)) = (&file, digest) {
             if let Ok(meta) = file.metadata() {
                 crate::hash::remember_digest(&meta, digest);
             }
         }
         // Closed without an fsync: the store makes the whole entry durable with one syncfs
         // before registering it, which is far cheaper than one fsync per file.
-        drop(sink.file.take());
+        drop(file);
         // `copy_member` checked the data against the declared CRC-32.
         let known = match (digest, zip.deflated_data(member)) {
             (Some(blake3), Some((start, len, crc32))) if size >= MIN_REUSE_SIZE => {
@@ -695,7 +701,6 @@ impl Write for HashingSink {
         if let Some(hasher) = &mut self.blake3 {
             hasher.update(buf);
         }
-
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -127,6 +127,22 @@ fn wheel_with(dir: &std::path::Path, name: &str, content: &[u8], data: Vec<u8>) 
     wheel
 }
 
+/// Proves (by inflating) that a member of `wheels` holds `file`, and records it in `cache`.
+fn prove_and_record(
+    wheels: &[PathBuf],
+    cache: &std::path::Path,
+    file: &std::path::Path,
+    size: u64,
+    digest: &[u8; 32],
+) {
+    let members = WheelMembers::index(wheels, Some(cache));
+    assert!(matches!(
+        members.contents_for(file, size, digest),
+        Contents::Deflated { .. }
+    ));
+    assert_eq!(members.save(), 1, "one wheel got records");
+}
+
 /// A match proved once (by inflating) is recorded in the member cache, and a later index
 /// copies the member without reading the bundle's file at all.
 #[test]
@@ -145,12 +161,7 @@ fn a_member_proved_once_is_copied_later_without_reading_the_file() {
     let file = dir.path().join("module.py");
     fs::write(&file, &content).unwrap();
 
-    let first = WheelMembers::index(std::slice::from_ref(&wheel), Some(&cache));
-    assert!(matches!(
-        first.contents_for(&file, size, &digest),
-        Contents::Deflated { .. }
-    ));
-    assert_eq!(first.save(), 1, "one wheel got records");
+    prove_and_record(std::slice::from_ref(&wheel), &cache, &file, size, &digest);
 
     // The file is gone: only the record can say what the member holds.
     fs::remove_file(&file).unwrap();
@@ -201,12 +212,7 @@ fn a_recorded_member_the_index_would_not_pick_is_not_used() {
     let file = dir.path().join("module.py");
     fs::write(&file, &content).unwrap();
 
-    let only_later = WheelMembers::index(std::slice::from_ref(&later), Some(&cache));
-    assert!(matches!(
-        only_later.contents_for(&file, size, &digest),
-        Contents::Deflated { .. }
-    ));
-    assert_eq!(only_later.save(), 1);
+    prove_and_record(std::slice::from_ref(&later), &cache, &file, size, &digest);
 
     let both = [later, earlier];
     let with_cache = WheelMembers::index(&both, Some(&cache)).contents_for(&file, size, &digest);
