@@ -15,7 +15,7 @@ use std::sync::{Mutex, OnceLock};
 
 /// What identifies a file's contents for as long as it is not changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(super) struct FileState {
+pub struct FileState {
     dev: u64,
     ino: u64,
     size: u64,
@@ -24,22 +24,35 @@ pub(super) struct FileState {
 }
 
 impl FileState {
+    /// The state of a file on device `dev` with inode `ino`, `size` bytes, and modification and
+    /// change times `modified` and `changed` (seconds and nanoseconds since the epoch): for a
+    /// caller that keeps only these fields of many `lstat`s.
+    pub fn new(dev: u64, ino: u64, size: u64, modified: (i64, i64), changed: (i64, i64)) -> Self {
+        FileState {
+            dev,
+            ino,
+            size,
+            modified,
+            changed,
+        }
+    }
+
     /// The state `meta` describes; `None` where the platform gives no inode.
     #[cfg(unix)]
-    pub(super) fn of(meta: &fs::Metadata) -> Option<FileState> {
+    pub fn of(meta: &fs::Metadata) -> Option<FileState> {
         use std::os::unix::fs::MetadataExt;
-        Some(FileState {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            modified: (meta.mtime(), meta.mtime_nsec()),
-            changed: (meta.ctime(), meta.ctime_nsec()),
-        })
+        Some(FileState::new(
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            (meta.mtime(), meta.mtime_nsec()),
+            (meta.ctime(), meta.ctime_nsec()),
+        ))
     }
 
     /// The state `meta` describes; `None` where the platform gives no inode.
     #[cfg(not(unix))]
-    pub(super) fn of(_meta: &fs::Metadata) -> Option<FileState> {
+    pub fn of(_meta: &fs::Metadata) -> Option<FileState> {
         None
     }
 }
@@ -62,20 +75,18 @@ pub(super) fn remember(state: FileState, digest: [u8; 32]) {
     table.insert(state, digest);
 }
 
-/// The digest this process knows for the file `meta` describes (an `lstat` of it), if it hashed
+/// The digest this process knows for a file in `state` (from an `lstat` of it), if it hashed
 /// or linked one in exactly that state: for a caller that has stat'ed a whole tree and wants to
 /// know whether its files are still the bytes they were.
-pub fn known_digest(meta: &fs::Metadata) -> Option<[u8; 32]> {
-    FileState::of(meta).as_ref().and_then(get)
+pub fn known_digest(state: &FileState) -> Option<[u8; 32]> {
+    get(state)
 }
 
-/// Remembers `digest` for the file `meta` describes, whose bytes are known to have it by other
-/// means than reading them here (an intact stamp that still matches): later hard links of it
-/// then carry the digest over ([`hard_link_keeping_digest`]).
-pub fn remember_digest(meta: &fs::Metadata, digest: [u8; 32]) {
-    if let Some(state) = FileState::of(meta) {
-        remember(state, digest);
-    }
+/// Remembers `digest` for a file in `state`, whose bytes are known to have it by other means
+/// than reading them here (an intact stamp that still matches, or the bytes just written):
+/// later hard links of it then carry the digest over ([`hard_link_keeping_digest`]).
+pub fn remember_digest(state: FileState, digest: [u8; 32]) {
+    remember(state, digest);
 }
 
 /// Remembers, for the file at `path` as it is now, the digest `digest` that its bytes are known

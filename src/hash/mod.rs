@@ -9,7 +9,9 @@ mod memo;
 pub mod sha256;
 pub mod tree;
 
-pub use memo::{hard_link_keeping_digest, known_digest, remember_current, remember_digest};
+pub use memo::{
+    hard_link_keeping_digest, known_digest, remember_current, remember_digest, FileState,
+};
 
 pub use sha256::{Sha256Digest, Sha256Error};
 

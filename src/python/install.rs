@@ -555,8 +555,13 @@ impl<'a> Installer<'a> {
         // The file's digest as this process wrote it: the store's hash of the entry (which
         // follows at once) then need not read it back.
         if let (Some(file), Some(digest)) = (&file, digest) {
-            if let Ok(meta) = file.metadata() {
-                crate::hash::remember_digest(&meta, digest);
+            if let Some(state) = file
+                .metadata()
+                .ok()
+                .as_ref()
+                .and_then(crate::hash::FileState::of)
+            {
+                crate::hash::remember_digest(state, digest);
             }
         }
         // Closed without an fsync: the store makes the whole entry durable with one syncfs
