@@ -185,6 +185,24 @@ fn an_import_that_needs_what_only_the_host_has_fails_in_the_sandbox() {
     }
 }
 
+#[test]
+fn a_module_whose_atexit_handler_fails_fails_the_validation() {
+    // The report is written before the interpreter exits, and the check still waits for the
+    // exit (atexit handlers and all): a handler that fails is the app failing at every exit.
+    let (work, wheel_dir) = workspace();
+    let init = b"import atexit, os\natexit.register(os._exit, 3)\n";
+    let wheels = app_wheel(&wheel_dir, init);
+    let recipe = recipe(work.path(), &wheels, &["app_core"]);
+    let store = TempStore::new();
+    let err = run_fails(&mut realise(store.path(), &wheel_dir, &recipe), 1);
+    assert!(
+        err.contains("target t: running the bundle's python (")
+            && err.contains("for validation: it exited with exit status: 3"),
+        "{err}"
+    );
+    assert_not_published(store.path());
+}
+
 /// Sets the recipe's (single, last) target's glibc floor and rewrites its lock to match.
 fn with_glibc(root: &Path, floor: &str) {
     let recipe = root.join("recipe.toml");

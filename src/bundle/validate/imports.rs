@@ -22,8 +22,17 @@ const IMPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The script the bundle's python runs: imports each argument and prints, as JSON, each
 /// module's file (or its namespace path, or `built-in`), errors, and every loaded module's file.
+///
+/// Then it freezes the garbage collector's view of everything the imports made, so that the
+/// interpreter's exit does not search that whole heap for cycles and free it: for anthropic
+/// (3,200 modules, 2,100 pydantic models) that took 0.4 s of a 1.6 s run, on the critical path
+/// of every realise that builds a new bundle. The exit still runs atexit handlers and flushes
+/// the streams, and a failure there still fails the check through the exit status. What the
+/// check no longer sees is a failure in freeing the modules' objects at exit (a `__del__`, an
+/// extension module's teardown): CPython does not promise to run those for objects still alive
+/// when the interpreter exits, and an application that exits through `os._exit` never does.
 const IMPORT_SCRIPT: &str = r#"
-import importlib, json, sys
+import gc, importlib, json, sys
 report = {"modules": {}, "errors": {}, "loaded": {}}
 for name in sys.argv[1:]:
     try:
@@ -44,6 +53,8 @@ for name, module in sorted(sys.modules.items()):
     if isinstance(file, str):
         report["loaded"][name] = file
 sys.stdout.write(json.dumps(report, sort_keys=True))
+sys.stdout.flush()
+gc.freeze()
 "#;
 
 #[derive(Default, Deserialize)]
