@@ -528,8 +528,8 @@ struct Stat {
     changed: (i64, i64),
 }
 
-#[cfg(unix)]
 impl Stat {
+    #[cfg(unix)]
     fn of(meta: &fs::Metadata) -> Stat {
         use std::os::unix::fs::MetadataExt;
         Stat {
@@ -603,8 +603,8 @@ fn stat_records(_path: &Path) -> std::io::Result<Vec<(String, Stat)>> {
 /// The stamp of `records` (each path's type, mode, size, device, inode, modification and
 /// change times), and the newest change time among them (since the epoch).
 fn stamp_of(records: &[(String, Stat)]) -> (blake3::Hash, Duration) {
-    // One buffer hashed at once: blake3 is many times faster over long input than over the
-    // 13 short updates per record it was once fed, and the bytes (so the stamps) are the same.
+    // One buffer hashed at once: blake3 is many times faster over one long input than over
+    // 13 short updates per record.
     let mut bytes = Vec::with_capacity(records.len() * 96);
     let mut newest = Duration::ZERO;
     for (rel, stat) in records {
