@@ -3,7 +3,8 @@
 Run by bench/real.sh with a bundle's own python (`-I -B`). Splits the wall time of the imports
 into finding modules (`PathFinder.find_spec`), getting their code (`SourceLoader.get_code`:
 reading and checking a pyc and unmarshalling it, or reading and compiling the source) and the
-rest, which is executing the modules' bodies: what no bytecode can take away.
+rest: executing the modules' bodies, loading extension modules and the import system's own
+bookkeeping, which no bytecode can take away.
 """
 import importlib
 import importlib._bootstrap_external as external
