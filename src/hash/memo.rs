@@ -62,31 +62,21 @@ fn table() -> &'static Mutex<HashMap<FileState, [u8; 32]>> {
     TABLE.get_or_init(Mutex::default)
 }
 
-/// The digest of a file in `state`, if this process hashed one in that state.
-pub(super) fn get(state: &FileState) -> Option<[u8; 32]> {
+/// The digest this process knows for a file in `state` (from an `lstat` of it), if it hashed
+/// or linked one in exactly that state: for a caller that has stat'ed a whole tree and wants to
+/// know whether its files are still the bytes they were.
+pub fn known_digest(state: &FileState) -> Option<[u8; 32]> {
     // The table only ever gains complete pairs: a poisoned lock still holds a valid table.
     let table = table().lock().unwrap_or_else(|p| p.into_inner());
     table.get(state).copied()
 }
 
-/// Remembers `digest` for `state`.
-pub(super) fn remember(state: FileState, digest: [u8; 32]) {
+/// Remembers `digest` for a file in `state`, whose bytes are known to have it: hashed here, or
+/// known by other means than reading them (an intact stamp that still matches, the bytes just
+/// written). Later hard links of it then carry the digest over ([`hard_link_keeping_digest`]).
+pub fn remember_digest(state: FileState, digest: [u8; 32]) {
     let mut table = table().lock().unwrap_or_else(|p| p.into_inner());
     table.insert(state, digest);
-}
-
-/// The digest this process knows for a file in `state` (from an `lstat` of it), if it hashed
-/// or linked one in exactly that state: for a caller that has stat'ed a whole tree and wants to
-/// know whether its files are still the bytes they were.
-pub fn known_digest(state: &FileState) -> Option<[u8; 32]> {
-    get(state)
-}
-
-/// Remembers `digest` for a file in `state`, whose bytes are known to have it by other means
-/// than reading them here (an intact stamp that still matches, or the bytes just written):
-/// later hard links of it then carry the digest over ([`hard_link_keeping_digest`]).
-pub fn remember_digest(state: FileState, digest: [u8; 32]) {
-    remember(state, digest);
 }
 
 /// Remembers, for the file at `path` as it is now, the digest `digest` that its bytes are known
@@ -98,7 +88,7 @@ pub fn remember_current(path: &std::path::Path, digest: [u8; 32]) {
         .as_ref()
         .and_then(FileState::of)
     {
-        remember(state, digest);
+        remember_digest(state, digest);
     }
 }
 
@@ -116,7 +106,8 @@ pub fn hard_link_keeping_digest(
         .as_ref()
         .and_then(FileState::of);
     fs_err::hard_link(source, target)?;
-    let Some((before, digest)) = before.and_then(|state| Some((state, get(&state)?))) else {
+    let Some((before, digest)) = before.and_then(|state| Some((state, known_digest(&state)?)))
+    else {
         return Ok(());
     };
     if let Some(after) = fs::symlink_metadata(target)
@@ -129,7 +120,7 @@ pub fn hard_link_keeping_digest(
             ..after
         } == before;
         if same_file {
-            remember(after, digest);
+            remember_digest(after, digest);
         }
     }
     Ok(())
@@ -150,17 +141,17 @@ mod tests {
         fs::write(&known, b"hashed before").unwrap();
         fs::write(&unknown, b"never hashed").unwrap();
         let digest = [7u8; 32];
-        remember(state(&known), digest);
+        remember_digest(state(&known), digest);
         let (linked, linked_unknown) = (dir.path().join("linked"), dir.path().join("linked2"));
         hard_link_keeping_digest(&known, &linked).unwrap();
         hard_link_keeping_digest(&unknown, &linked_unknown).unwrap();
         // Both names are one inode in the new state, whose change time the link moved.
         assert_eq!(state(&known), state(&linked));
-        assert_eq!(get(&state(&linked)), Some(digest));
-        assert_eq!(get(&state(&linked_unknown)), None);
+        assert_eq!(known_digest(&state(&linked)), Some(digest));
+        assert_eq!(known_digest(&state(&linked_unknown)), None);
         // A later write is a new state: nothing is known of it.
         fs::write(&linked, b"written after").unwrap();
-        assert_eq!(get(&state(&linked)), None);
+        assert_eq!(known_digest(&state(&linked)), None);
     }
 
     #[test]

@@ -454,13 +454,13 @@ fn hash_file_once(
     expected_size: u64,
     state: Option<FileState>,
 ) -> Result<[u8; 32], TreeError> {
-    if let Some(digest) = state.as_ref().and_then(memo::get) {
+    if let Some(digest) = state.as_ref().and_then(memo::known_digest) {
         return Ok(digest);
     }
     let digest = hash_file(path, expected_size)?;
     let after = fs::symlink_metadata(path).ok();
     if let Some(state) = state.filter(|s| after.as_ref().and_then(FileState::of) == Some(*s)) {
-        memo::remember(state, digest);
+        memo::remember_digest(state, digest);
     }
     Ok(digest)
 }
